@@ -1,0 +1,40 @@
+"""What every aggregate state shares: its id, the last ``seq`` applied, and its violations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Self, TypeVar
+
+from .events import Event
+from .violations import INVALID_TRANSITION, Violation
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateState:
+    """Base of the aggregate states: immutable, so an applier returns a new one."""
+
+    aggregate_id: str
+    version: int = 0
+    violations: tuple[Violation, ...] = ()
+
+    def flag(self, event: Event, code: str, detail: str) -> Self:
+        """The same state with one more violation that names ``event``."""
+        return replace(self, violations=(*self.violations, Violation(code, event.event_id, event.subject, detail)))
+
+    def illegal(self, event: Event, status: object) -> Self:
+        """Record that ``event`` is not allowed in ``status`` (it is applied anyway)."""
+        return self.flag(event, INVALID_TRANSITION, f"{event.kind} is not allowed in status {status}")
+
+    def advanced(self, event: Event, **changes: Any) -> Self:
+        """The state after ``event``: the given fields changed and the version moved on."""
+        return replace(self, version=event.seq, **changes)
+
+
+S = TypeVar("S", bound=AggregateState)
+
+
+def check_transition(state: S, event: Event, status: object, allowed: dict[object, frozenset[str]]) -> S:
+    """Flag ``event`` unless the state machine ``allowed`` permits its kind in ``status``."""
+    if event.kind not in allowed.get(status, frozenset()):
+        return state.illegal(event, status)
+    return state

@@ -1,0 +1,194 @@
+"""The envelope (catalog section 1) and the base of every payload model.
+
+An :class:`Event` is one decoded fact: the envelope exactly as the platform wrote it plus a typed
+payload in the *newest* schema version of its kind (upcasting happens in :mod:`.catalog`). The
+envelope is kept verbatim, including the ``schema_version`` the platform recorded, so that a
+projection can always say what it was built from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Final
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from .money import EXPONENTS
+
+STREAMS: Final[tuple[str, ...]] = (
+    "client",
+    "trader",
+    "payment_order",
+    "receipt",
+    "payout",
+    "ledger_plan",
+    "trader_rating",
+)
+
+ENVELOPE_FIELDS: Final[tuple[str, ...]] = (
+    "event_id",
+    "position",
+    "stream",
+    "aggregate_id",
+    "seq",
+    "kind",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "correlation_id",
+    "causation_id",
+    "payload",
+)
+
+
+def _utc(value: datetime) -> datetime:
+    """Timestamps in payloads are UTC by contract; another offset is a typed error."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("timestamp has no time zone; the catalog requires UTC")
+    if offset.total_seconds() != 0:
+        raise ValueError(f"timestamp offset {offset} is not UTC")
+    return value.astimezone(UTC)
+
+
+def _currency(value: str) -> str:
+    if value not in EXPONENTS:
+        raise ValueError(f"unknown currency {value!r}")
+    return value
+
+
+def _rate(value: str) -> str:
+    try:
+        dec = Decimal(value)
+    except Exception:
+        raise ValueError(f"rate {value!r} is not a decimal string") from None
+    if not dec.is_finite() or dec <= 0:
+        raise ValueError(f"rate {value!r} must be a positive decimal")
+    return value
+
+
+def _unit_interval(value: Decimal) -> Decimal:
+    if not (Decimal(0) <= value <= Decimal(1)):
+        raise ValueError(f"{value} is outside 0..1")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+Currency = Annotated[str, AfterValidator(_currency)]
+Rate = Annotated[str, AfterValidator(_rate)]
+UnitInterval = Annotated[Decimal, AfterValidator(_unit_interval)]
+
+
+class Payload(BaseModel):
+    """Base of every payload: strict types (an amount is a JSON integer, never ``"100"``),
+    unknown fields refused, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+    KIND: ClassVar[str] = ""  # the kind this model decodes, e.g. "client.registered"
+    VERSION: ClassVar[int] = 1  # its schema_version
+
+    def to_json(self) -> str:
+        """Catalog JSON: timestamps as RFC 3339 UTC strings, decimals as JSON numbers."""
+        return dumps(self.model_dump(mode="python", by_alias=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One decoded event: the verbatim envelope and a payload in its kind's newest version."""
+
+    event_id: str
+    position: int
+    stream: str
+    aggregate_id: str
+    seq: int
+    kind: str
+    schema_version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    correlation_id: str | None
+    causation_id: str | None
+    payload: Payload
+
+    @property
+    def subject(self) -> str:
+        """``stream:aggregate_id``, the name findings and violations use for an aggregate."""
+        return f"{self.stream}:{self.aggregate_id}"
+
+    def to_row(self) -> dict[str, Any]:
+        """The export row of this event (payload as catalog JSON in its newest version)."""
+        return {
+            "event_id": self.event_id,
+            "position": self.position,
+            "stream": self.stream,
+            "aggregate_id": self.aggregate_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "schema_version": self.schema_version,
+            "occurred_at": self.occurred_at,
+            "recorded_at": self.recorded_at,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "payload": self.payload.to_json(),
+        }
+
+
+# --------------------------------------------------------------------------- JSON encoding
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``; fractional seconds only when there are some."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, Decimal):
+        # A JSON number written from the decimal's own digits: exact, no float on the way.
+        out.append(format(value, "f") if value == value.to_integral_value() else str(value))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, datetime):
+        out.append(json.dumps(format_timestamp(value)))
+    elif isinstance(value, Mapping):
+        out.append("{")
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                out.append(",")
+            out.append(json.dumps(str(k), ensure_ascii=False))
+            out.append(":")
+            _encode(v, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(v, out)
+        out.append("]")
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__} as catalog JSON")
+
+
+def dumps(value: Any) -> str:
+    """Compact catalog JSON (``json.dumps`` would write a Decimal as a string or a float)."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out)
+
+
+def loads(text: str) -> Any:
+    """Parse catalog JSON with every non-integer number as an exact ``Decimal``."""
+    return json.loads(text, parse_float=Decimal)

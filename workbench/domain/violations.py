@@ -1,0 +1,51 @@
+"""Violations: facts that broke a rule of the catalog.
+
+An event that is illegal where it stands is still a fact, so appliers never raise and never drop
+it: they apply it and attach a :class:`Violation` that names the event. The codes are the audit's
+check codes, so a violation found while folding is already a finding in the audit's vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+INVALID_TRANSITION: Final = "INVALID_TRANSITION"
+LEDGER_PLAN_MISMATCH: Final = "LEDGER_PLAN_MISMATCH"
+NEGATIVE_AVAILABLE: Final = "NEGATIVE_AVAILABLE"
+TRADER_LEDGER_DRIFT: Final = "TRADER_LEDGER_DRIFT"
+
+#: Every check code of the audit (the audit issue's table), in its order.
+CHECK_CODES: Final[tuple[str, ...]] = (
+    "MALFORMED_EVENT",
+    "CONFLICTING_DUPLICATE",
+    "SEQUENCE_GAP",
+    "INVALID_TRANSITION",
+    "LEDGER_PLAN_MISMATCH",
+    "NEGATIVE_AVAILABLE",
+    "TRADER_LEDGER_DRIFT",
+    "ORDER_SETTLEMENT_MISMATCH",
+    "FX_MISMATCH",
+    "FEE_MISMATCH",
+    "RECEIPT_MISSING",
+    "RECEIPT_AMOUNT_MISMATCH",
+    "RECEIPT_REUSED",
+    "ASSIGNMENT_VIOLATION",
+    "DEADLINE_MISSED",
+    "HOLD_LEAK",
+    "PAYOUT_MISMATCH",
+    "RATING_MISMATCH",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule: which check, which event broke it, on what subject, and why."""
+
+    code: str
+    event_id: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.subject} ({self.event_id}): {self.detail}"
