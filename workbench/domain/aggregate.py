@@ -19,11 +19,16 @@ class AggregateState:
 
     def flag(self, event: Event, code: str, detail: str) -> Self:
         """The same state with one more violation that names ``event``."""
-        return replace(self, violations=(*self.violations, Violation(code, event.event_id, event.subject, detail)))
+        return replace(
+            self,
+            violations=(*self.violations, Violation(code, event.event_id, event.subject, detail)),
+        )
 
     def illegal(self, event: Event, status: object) -> Self:
         """Record that ``event`` is not allowed in ``status`` (it is applied anyway)."""
-        return self.flag(event, INVALID_TRANSITION, f"{event.kind} is not allowed in status {status}")
+        return self.flag(
+            event, INVALID_TRANSITION, f"{event.kind} is not allowed in status {status}"
+        )
 
     def advanced(self, event: Event, **changes: Any) -> Self:
         """The state after ``event``: the given fields changed and the version moved on."""
@@ -33,7 +38,9 @@ class AggregateState:
 S = TypeVar("S", bound=AggregateState)
 
 
-def check_transition(state: S, event: Event, status: object, allowed: dict[object, frozenset[str]]) -> S:
+def check_transition(
+    state: S, event: Event, status: object, allowed: dict[object, frozenset[str]]
+) -> S:
     """Flag ``event`` unless the state machine ``allowed`` permits its kind in ``status``."""
     if event.kind not in allowed.get(status, frozenset()):
         return state.illegal(event, status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -58,7 +59,9 @@ class DecodingError(ValueError):
     def __str__(self) -> str:
         where = f"event {self.event_id or '?'}"
         if self.kind:
-            where += f" ({self.kind}" + (f" v{self.version}" if self.version is not None else "") + ")"
+            where += (
+                f" ({self.kind}" + (f" v{self.version}" if self.version is not None else "") + ")"
+            )
         if self.field:
             where += f", field {self.field}"
         return f"{where}: {self.message}"
@@ -76,14 +79,21 @@ REASONS: Final = (
 )
 
 
-def _envelope_str(raw: Mapping[str, Any], name: str, event_id: str | None, *, nullable: bool = False) -> str | None:
+def _envelope_str(
+    raw: Mapping[str, Any], name: str, event_id: str | None, *, nullable: bool = False
+) -> str | None:
     value = raw.get(name)
     if value is None:
         if nullable:
             return None
         raise DecodingError("bad_envelope", "is missing", event_id=event_id, field=name)
     if not isinstance(value, str):
-        raise DecodingError("bad_envelope", f"must be a string, got {type(value).__name__}", event_id=event_id, field=name)
+        raise DecodingError(
+            "bad_envelope",
+            f"must be a string, got {type(value).__name__}",
+            event_id=event_id,
+            field=name,
+        )
     return value
 
 
@@ -92,9 +102,13 @@ def _envelope_int(raw: Mapping[str, Any], name: str, event_id: str | None, minim
     if value is None:
         raise DecodingError("bad_envelope", "is missing", event_id=event_id, field=name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DecodingError("bad_envelope", f"must be an integer, got {value!r}", event_id=event_id, field=name)
+        raise DecodingError(
+            "bad_envelope", f"must be an integer, got {value!r}", event_id=event_id, field=name
+        )
     if value < minimum:
-        raise DecodingError("bad_envelope", f"must be >= {minimum}, got {value}", event_id=event_id, field=name)
+        raise DecodingError(
+            "bad_envelope", f"must be >= {minimum}, got {value}", event_id=event_id, field=name
+        )
     return value
 
 
@@ -104,9 +118,16 @@ def _envelope_time(raw: Mapping[str, Any], name: str, event_id: str | None) -> d
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise DecodingError("bad_envelope", f"{value!r} is not an RFC 3339 timestamp", event_id=event_id, field=name) from None
+            raise DecodingError(
+                "bad_envelope",
+                f"{value!r} is not an RFC 3339 timestamp",
+                event_id=event_id,
+                field=name,
+            ) from None
     if not isinstance(value, datetime):
-        raise DecodingError("bad_envelope", f"must be a timestamp, got {value!r}", event_id=event_id, field=name)
+        raise DecodingError(
+            "bad_envelope", f"must be a timestamp, got {value!r}", event_id=event_id, field=name
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # Parquet timestamps without a zone are UTC by contract
     return value.astimezone(UTC)
@@ -115,16 +136,37 @@ def _envelope_time(raw: Mapping[str, Any], name: str, event_id: str | None) -> d
 def _payload_text(raw: Mapping[str, Any], event_id: str, kind: str, version: int) -> str:
     value = raw.get("payload")
     if value is None:
-        raise DecodingError("bad_envelope", "is missing", event_id=event_id, kind=kind, version=version, field="payload")
+        raise DecodingError(
+            "bad_envelope",
+            "is missing",
+            event_id=event_id,
+            kind=kind,
+            version=version,
+            field="payload",
+        )
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise DecodingError("bad_json", "payload is not UTF-8", event_id=event_id, kind=kind, version=version, field="payload") from None
+            raise DecodingError(
+                "bad_json",
+                "payload is not UTF-8",
+                event_id=event_id,
+                kind=kind,
+                version=version,
+                field="payload",
+            ) from None
     if isinstance(value, Mapping):  # the live stream nests the payload as an object
         value = json.dumps(value, default=str)
     if not isinstance(value, str):
-        raise DecodingError("bad_envelope", f"must be a JSON object, got {type(value).__name__}", event_id=event_id, kind=kind, version=version, field="payload")
+        raise DecodingError(
+            "bad_envelope",
+            f"must be a JSON object, got {type(value).__name__}",
+            event_id=event_id,
+            kind=kind,
+            version=version,
+            field="payload",
+        )
     return value
 
 
@@ -147,7 +189,14 @@ def decode_payload(kind: str, version: int, text: str, event_id: str | None = No
     model = PAYLOADS.get((kind, version))
     if model is None:
         if kind not in KINDS:
-            raise DecodingError("unknown_kind", f"unknown kind {kind!r}", event_id=event_id, kind=kind, version=version, field="kind")
+            raise DecodingError(
+                "unknown_kind",
+                f"unknown kind {kind!r}",
+                event_id=event_id,
+                kind=kind,
+                version=version,
+                field="kind",
+            )
         raise DecodingError(
             "unknown_version",
             f"unknown schema_version {version} (known: {sorted(v for k, v in PAYLOADS if k == kind)})",
@@ -163,14 +212,26 @@ def decode_payload(kind: str, version: int, text: str, event_id: str | None = No
         etype = str(err.get("type", ""))
         reason = _PYDANTIC_REASON.get(etype)
         if reason is None:
-            reason = "wrong_type" if etype.endswith("_type") or etype.endswith("_parsing") else "invalid_value"
-        field = "payload" if reason == "bad_json" else "payload." + _field_name(tuple(err.get("loc", ())))
+            reason = (
+                "wrong_type"
+                if etype.endswith("_type") or etype.endswith("_parsing")
+                else "invalid_value"
+            )
+        field = (
+            "payload"
+            if reason == "bad_json"
+            else "payload." + _field_name(tuple(err.get("loc", ())))
+        )
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise DecodingError(reason, f"{err.get('msg')}{more}", event_id=event_id, kind=kind, version=version, field=field) from None
-    while (kind, version) in UPCASTERS:
-        payload = UPCASTERS[(kind, version)](payload)
-        version += 1
-    return payload
+        raise DecodingError(
+            reason,
+            f"{err.get('msg')}{more}",
+            event_id=event_id,
+            kind=kind,
+            version=version,
+            field=field,
+        ) from None
+    return upcast(payload)
 
 
 def decode(raw: Mapping[str, Any]) -> Event:
@@ -178,9 +239,16 @@ def decode(raw: Mapping[str, Any]) -> Event:
     if not isinstance(raw, Mapping):
         raise DecodingError("bad_envelope", f"an event must be an object, got {type(raw).__name__}")
     event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
-    missing = [f for f in ENVELOPE_FIELDS if f not in raw and f not in ("correlation_id", "causation_id")]
+    missing = [
+        f for f in ENVELOPE_FIELDS if f not in raw and f not in ("correlation_id", "causation_id")
+    ]
     if missing:
-        raise DecodingError("bad_envelope", f"missing envelope field(s) {missing}", event_id=event_id, field=missing[0])
+        raise DecodingError(
+            "bad_envelope",
+            f"missing envelope field(s) {missing}",
+            event_id=event_id,
+            field=missing[0],
+        )
     event_id = _envelope_str(raw, "event_id", event_id)
     assert event_id is not None
     stream = _envelope_str(raw, "stream", event_id)
@@ -188,13 +256,27 @@ def decode(raw: Mapping[str, Any]) -> Event:
     assert stream is not None and kind is not None
     version = _envelope_int(raw, "schema_version", event_id, 1)
     if stream not in STREAMS:
-        raise DecodingError("bad_envelope", f"unknown stream {stream!r}", event_id=event_id, kind=kind, field="stream")
+        raise DecodingError(
+            "bad_envelope",
+            f"unknown stream {stream!r}",
+            event_id=event_id,
+            kind=kind,
+            field="stream",
+        )
     if not kind.startswith(stream + "."):
-        raise DecodingError("bad_envelope", f"kind {kind!r} is not of stream {stream!r}", event_id=event_id, kind=kind, field="kind")
+        raise DecodingError(
+            "bad_envelope",
+            f"kind {kind!r} is not of stream {stream!r}",
+            event_id=event_id,
+            kind=kind,
+            field="kind",
+        )
     aggregate_id = _envelope_str(raw, "aggregate_id", event_id)
     assert aggregate_id is not None
     if not aggregate_id:
-        raise DecodingError("bad_envelope", "is empty", event_id=event_id, kind=kind, field="aggregate_id")
+        raise DecodingError(
+            "bad_envelope", "is empty", event_id=event_id, kind=kind, field="aggregate_id"
+        )
     occurred_at = _envelope_time(raw, "occurred_at", event_id)
     recorded_at = _envelope_time(raw, "recorded_at", event_id)
     if recorded_at < occurred_at:
@@ -230,10 +312,28 @@ def try_decode(raw: Mapping[str, Any]) -> Event | DecodingError:
         return exc
     except Exception as exc:  # pragma: no cover - a bug in decoding must still not crash a run
         eid = raw.get("event_id") if isinstance(raw, Mapping) else None
-        return DecodingError("bad_envelope", f"undecodable ({type(exc).__name__}: {exc})", event_id=eid if isinstance(eid, str) else None)
+        return DecodingError(
+            "bad_envelope",
+            f"undecodable ({type(exc).__name__}: {exc})",
+            event_id=eid if isinstance(eid, str) else None,
+        )
 
 
 def newest_version(kind: str) -> int:
     return LATEST[kind]
 
 
+def upcast(payload: Payload) -> Payload:
+    """Lift a payload of an older version to its kind's newest version."""
+    kind, version = payload.KIND, payload.VERSION
+    while (kind, version) in UPCASTERS:
+        payload = UPCASTERS[(kind, version)](payload)
+        version = payload.VERSION
+    return payload
+
+
+def upcast_event(event: Event) -> Event:
+    """The same event with its payload in the newest version (the envelope is kept as written)."""
+    if (event.payload.KIND, event.payload.VERSION) not in UPCASTERS:
+        return event
+    return replace(event, payload=upcast(event.payload))

@@ -38,7 +38,13 @@ def apply(state: ClientState | None, event: Event) -> ClientState:
     if isinstance(p, ClientRegistered):
         if s.registered:
             s = s.illegal(event, "registered")
-        return s.advanced(event, registered=True, name=p.name, settlement_currency=p.settlement_currency, fee_bps=p.fee_bps)
+        return s.advanced(
+            event,
+            registered=True,
+            name=p.name,
+            settlement_currency=p.settlement_currency,
+            fee_bps=p.fee_bps,
+        )
     if isinstance(p, ClientFeeChanged):
         if not s.registered:
             s = s.illegal(event, "unregistered")

@@ -120,7 +120,7 @@ class Event:
         return f"{self.stream}:{self.aggregate_id}"
 
     def to_row(self) -> dict[str, Any]:
-        """The export row of this event (payload as catalog JSON in its newest version)."""
+        """The export row of this event; ``schema_version`` is the payload's own version."""
         return {
             "event_id": self.event_id,
             "position": self.position,
@@ -128,7 +128,7 @@ class Event:
             "aggregate_id": self.aggregate_id,
             "seq": self.seq,
             "kind": self.kind,
-            "schema_version": self.schema_version,
+            "schema_version": self.payload.VERSION,
             "occurred_at": self.occurred_at,
             "recorded_at": self.recorded_at,
             "correlation_id": self.correlation_id,

@@ -89,9 +89,17 @@ class LedgerPlanState(AggregateState):
 def _check_postings(s: LedgerPlanState, event: Event, postings: list[Posting]) -> LedgerPlanState:
     for i, p in enumerate(postings):
         if p.from_ == p.to:
-            s = s.flag(event, LEDGER_PLAN_MISMATCH, f"posting {i} moves {p.amount} from {p.from_} to itself")
+            s = s.flag(
+                event,
+                LEDGER_PLAN_MISMATCH,
+                f"posting {i} moves {p.amount} from {p.from_} to itself",
+            )
         if p.amount <= 0:
-            s = s.flag(event, LEDGER_PLAN_MISMATCH, f"posting {i} ({p.from_} → {p.to}) has amount {p.amount} <= 0")
+            s = s.flag(
+                event,
+                LEDGER_PLAN_MISMATCH,
+                f"posting {i} ({p.from_} → {p.to}) has amount {p.amount} <= 0",
+            )
     return s
 
 
@@ -110,14 +118,18 @@ def apply(state: LedgerPlanState | None, event: Event) -> LedgerPlanState:
         s = _check_postings(s, event, p.postings)
         batch = Batch(p.batch_id, tuple(p.postings), at, event.event_id)
         status = s.status if s.status in (COMMITTED, ROLLED_BACK) else HELD
-        return s.advanced(event, status=status, batches=(*s.batches, batch), created_at=s.created_at or at)
+        return s.advanced(
+            event, status=status, batches=(*s.batches, batch), created_at=s.created_at or at
+        )
     if isinstance(p, PlanCommitted | PlanRolledBack):
         outcome = COMMITTED if isinstance(p, PlanCommitted) else ROLLED_BACK
         verb = "commit" if outcome == COMMITTED else "rollback"
         if s.status is None:
             s = s.illegal(event, "no batch held")
         elif s.status != HELD:
-            s = s.flag(event, INVALID_TRANSITION, f"{verb} of a plan already {s.status}: a plan ends once")
+            s = s.flag(
+                event, INVALID_TRANSITION, f"{verb} of a plan already {s.status}: a plan ends once"
+            )
         elif sorted(p.batch_ids) != sorted(s.held_batch_ids):
             s = s.flag(
                 event,
@@ -126,7 +138,8 @@ def apply(state: LedgerPlanState | None, event: Event) -> LedgerPlanState:
             )
         listed = set(p.batch_ids)
         batches = tuple(
-            replace(b, ended=outcome) if b.batch_id in listed and b.ended is None else b for b in s.batches
+            replace(b, ended=outcome) if b.batch_id in listed and b.ended is None else b
+            for b in s.batches
         )
         first_end = s.status == HELD
         return s.advanced(

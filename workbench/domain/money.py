@@ -109,7 +109,9 @@ class Money:
         return f"{self.to_decimal():f} {self.currency}"
 
 
-def settlement_amount(amount_fiat: int, fiat_currency: str, rate: str, settlement_currency: str) -> int:
+def settlement_amount(
+    amount_fiat: int, fiat_currency: str, rate: str, settlement_currency: str
+) -> int:
     """``round_half_even(amount_fiat / 10^exp_fiat / rate * 10^exp_settle)``, exactly."""
     value = (
         Fraction(amount_fiat)

@@ -307,7 +307,9 @@ def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
     if isinstance(p, OrderAssigned):
         expected = len(s.attempts) + 1
         if p.attempt != expected:
-            s = s.flag(event, INVALID_TRANSITION, f"attempt {p.attempt} follows attempt {expected - 1}")
+            s = s.flag(
+                event, INVALID_TRANSITION, f"attempt {p.attempt} follows attempt {expected - 1}"
+            )
         s = _end_attempt(s, event) if s.open_attempt else s
         attempt = Attempt(
             attempt=p.attempt,
@@ -336,13 +338,23 @@ def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
         return s.advanced(event, status=status, review_reason=p.reason, review_started_at=at)
     if isinstance(p, OrderCompleted):
         return _end_attempt(s, event).advanced(
-            event, status=status, completed_at=at, completed_by=p.trader_id, paid_amount=p.paid_amount
+            event,
+            status=status,
+            completed_at=at,
+            completed_by=p.trader_id,
+            paid_amount=p.paid_amount,
         )
     if isinstance(p, OrderCancelled):
-        return _end_attempt(s, event).advanced(event, status=status, cancelled_at=at, cancel_reason=p.reason)
+        return _end_attempt(s, event).advanced(
+            event, status=status, cancelled_at=at, cancel_reason=p.reason
+        )
     if isinstance(p, OrderDisputed):
         return s.advanced(
-            event, status=status, disputed_at=at, dispute_reason=p.reason, status_before_dispute=s.status
+            event,
+            status=status,
+            disputed_at=at,
+            dispute_reason=p.reason,
+            status_before_dispute=s.status,
         )
     if isinstance(p, DisputeResolved):
         after = COMPLETED if p.outcome == "upheld" else CANCELLED

@@ -51,7 +51,13 @@ class PayoutFailed(Payload):
     error: str
 
 
-PAYLOADS: tuple[type[Payload], ...] = (PayoutCreated, PayoutPaid, PayoutConfirmed, PayoutCancelled, PayoutFailed)
+PAYLOADS: tuple[type[Payload], ...] = (
+    PayoutCreated,
+    PayoutPaid,
+    PayoutConfirmed,
+    PayoutCancelled,
+    PayoutFailed,
+)
 
 UNPAID: Final = "unpaid"
 PAID: Final = "paid"
@@ -122,7 +128,9 @@ def apply(state: PayoutState | None, event: Event) -> PayoutState:
     if isinstance(p, PayoutConfirmed):
         return s.advanced(event, status=status, confirmed_at=at)
     if isinstance(p, PayoutCancelled):
-        return s.advanced(event, status=status, ended_at=at, cancelled_from=s.status, details=p.details)
+        return s.advanced(
+            event, status=status, ended_at=at, cancelled_from=s.status, details=p.details
+        )
     if isinstance(p, PayoutFailed):
         return s.advanced(event, status=status, ended_at=at, details=p.error)
     raise TypeError(f"not a payout event: {event.kind}")

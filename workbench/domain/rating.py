@@ -83,7 +83,9 @@ class RatingHistory:
         self._add(self.disputes, trader_id, at)
 
     @staticmethod
-    def _count(index: dict[str, list[datetime]], trader_id: str, start: datetime, end: datetime) -> int:
+    def _count(
+        index: dict[str, list[datetime]], trader_id: str, start: datetime, end: datetime
+    ) -> int:
         times = index.get(trader_id, [])
         return bisect_right(times, end) - bisect_right(times, start) if times else 0
 
@@ -95,8 +97,6 @@ class RatingHistory:
             on_time=self._count(self.on_time, trader_id, start, as_of),
             disputed=self._count(self.disputes, trader_id, start, as_of),
         )
-
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,12 @@ class ReceiptRejected(Payload):
     reason: str
 
 
-PAYLOADS: tuple[type[Payload], ...] = (ReceiptUploaded, ReceiptAnalyzed, ReceiptApproved, ReceiptRejected)
+PAYLOADS: tuple[type[Payload], ...] = (
+    ReceiptUploaded,
+    ReceiptAnalyzed,
+    ReceiptApproved,
+    ReceiptRejected,
+)
 
 UPLOADED: Final = "uploaded"
 ANALYZED: Final = "analyzed"

@@ -52,7 +52,9 @@ def upcast_registered_v1(p: TraderRegisteredV1) -> TraderRegistered:
         name=p.name,
         fiat_currency=p.fiat_currency,
         settlement_currency=p.settlement_currency,
-        limits=Limits(min_amount=p.min_amount, max_amount=p.max_amount, max_active_orders=p.max_active_orders),
+        limits=Limits(
+            min_amount=p.min_amount, max_amount=p.max_amount, max_active_orders=p.max_active_orders
+        ),
         reward_bps=p.reward_bps,
         country=None,
     )
@@ -193,7 +195,12 @@ def apply(state: TraderState | None, event: Event) -> TraderState:
     if not s.registered:
         s = s.illegal(event, "unregistered")
     if isinstance(p, TraderLimitsChanged):
-        return s.advanced(event, min_amount=p.min_amount, max_amount=p.max_amount, max_active_orders=p.max_active_orders)
+        return s.advanced(
+            event,
+            min_amount=p.min_amount,
+            max_amount=p.max_amount,
+            max_active_orders=p.max_active_orders,
+        )
     if isinstance(p, TraderWentOnline):
         return s.advanced(event, online=True)
     if isinstance(p, TraderWentOffline):

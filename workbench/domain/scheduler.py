@@ -1,0 +1,126 @@
+"""The scheduler's rules (catalog section 4): who may take an order, and who the policy picks.
+
+One function says whether an assignment is allowed, naming each rule it breaks. The processors
+refuse an assignment that breaks one, the generator and the simulator pick through it, and the
+audit asks the same function of every recorded assignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Final
+
+from .money import OrderPricing, price_order
+from .payment_order import PaymentOrderState
+from .world import World
+
+ACCEPT_WINDOW: Final = timedelta(minutes=2)
+COMPLETE_WINDOW: Final = timedelta(minutes=30)
+EXPIRY_WINDOW: Final = timedelta(minutes=60)
+
+#: The rules, in the catalog's order; a broken one is reported by these names.
+RULES: Final[tuple[str, ...]] = (
+    "registered",
+    "not_blocked",
+    "online",
+    "currency",
+    "amount_limits",
+    "capacity",
+    "not_assigned_before",
+    "trader_deposit",
+    "client_balance",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Platform defaults; a simulation may vary them."""
+
+    accept: timedelta = ACCEPT_WINDOW
+    complete: timedelta = COMPLETE_WINDOW
+    expire: timedelta = EXPIRY_WINDOW
+
+
+def pricing_for(
+    world: World, order: PaymentOrderState, trader_id: str, rate: str
+) -> OrderPricing | None:
+    """Price the order for this trader at ``rate`` (None if client or trader is unknown)."""
+    t = world.traders.get(trader_id)
+    c = world.clients.get(order.client_id or "")
+    if (
+        t is None
+        or c is None
+        or c.fee_bps is None
+        or order.currency is None
+        or t.settlement_currency is None
+    ):
+        return None
+    return price_order(
+        order.amount, order.currency, rate, t.settlement_currency, c.fee_bps, t.reward_bps
+    )
+
+
+def broken_rules(
+    world: World, order: PaymentOrderState, trader_id: str, pricing: OrderPricing | None
+) -> list[str]:
+    """The scheduler rules an assignment of ``order`` to ``trader_id`` would break, now."""
+    t = world.traders.get(trader_id)
+    if t is None or not t.registered:
+        return ["registered"]
+    broken: list[str] = []
+    if t.blocked:
+        broken.append("not_blocked")
+    if not t.online:
+        broken.append("online")
+    if order.currency != t.fiat_currency:
+        broken.append("currency")
+    if not (t.min_amount <= order.amount <= t.max_amount):
+        broken.append("amount_limits")
+    if world.active_count(trader_id) >= t.max_active_orders:
+        broken.append("capacity")
+    if trader_id in order.traders_tried:
+        broken.append("not_assigned_before")
+    if pricing is not None:
+        if order.direction == "payin" and t.available < pricing.payin_hold:
+            broken.append("trader_deposit")
+        if order.direction == "payout":
+            account = f"client:{order.client_id}"
+            if (
+                world.book.available(account, t.settlement_currency or "")
+                < pricing.client_payout_cost
+            ):
+                broken.append("client_balance")
+    return broken
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    trader_id: str
+    score: Decimal
+    active: int
+    pricing: OrderPricing
+
+
+def eligible(world: World, order: PaymentOrderState, rate: str) -> list[Candidate]:
+    """Every trader who may take ``order`` now, with the pricing each would get."""
+    out: list[Candidate] = []
+    for trader_id in world.traders:
+        pricing = pricing_for(world, order, trader_id, rate)
+        if pricing is None or broken_rules(world, order, trader_id, pricing):
+            continue
+        out.append(
+            Candidate(trader_id, world.score(trader_id), world.active_count(trader_id), pricing)
+        )
+    return out
+
+
+def production_key(c: Candidate) -> tuple[Decimal, int, str]:
+    """Highest latest score, then fewest active orders, then smallest trader id."""
+    return (-c.score, c.active, c.trader_id)
+
+
+def production_choice(candidates: list[Candidate]) -> Candidate | None:
+    """The production policy of the catalog."""
+    return min(candidates, key=production_key) if candidates else None

@@ -1,0 +1,162 @@
+"""The whole platform as one fold: every aggregate, the account book and the indexes the rules need.
+
+Aggregates are folded by their pure appliers; :class:`World` adds what no single aggregate can see:
+account balances across plans (and the rule that ``client:*``/``trader:*`` never go below zero
+available), each trader's active orders (the scheduler's capacity rule), the rating history (the
+rating formula) and which orders used which receipt file. The generator, the simulator and the
+per-event replay all fold through :meth:`World.apply`, so they cannot disagree on a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import client, ledger, payment_order, payout, rating, receipt, trader
+from .aggregate import AggregateState
+from .catalog import upcast_event
+from .events import Event
+from .violations import NEGATIVE_AVAILABLE, Violation
+
+Applier = Callable[[Any, Event], AggregateState]
+
+APPLIERS: dict[str, Applier] = {
+    "client": client.apply,
+    "trader": trader.apply,
+    "payment_order": payment_order.apply,
+    "receipt": receipt.apply,
+    "payout": payout.apply,
+    "ledger_plan": ledger.apply,
+    "trader_rating": rating.apply,
+}
+
+
+@dataclass
+class World:
+    """Current state of every aggregate, folded from events in ``position`` order."""
+
+    aggregates: dict[str, dict[str, AggregateState]] = field(
+        default_factory=lambda: {stream: {} for stream in APPLIERS}
+    )
+    book: ledger.AccountBook = field(default_factory=ledger.AccountBook)
+    history: rating.RatingHistory = field(default_factory=rating.RatingHistory)
+    active_orders: dict[str, set[str]] = field(default_factory=dict)
+    orders_by_receipt_file: dict[str, set[str]] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+    events_applied: int = 0
+
+    # ------------------------------------------------------------------ typed accessors
+    @property
+    def clients(self) -> dict[str, client.ClientState]:
+        return self.aggregates["client"]  # type: ignore[return-value]
+
+    @property
+    def traders(self) -> dict[str, trader.TraderState]:
+        return self.aggregates["trader"]  # type: ignore[return-value]
+
+    @property
+    def orders(self) -> dict[str, payment_order.PaymentOrderState]:
+        return self.aggregates["payment_order"]  # type: ignore[return-value]
+
+    @property
+    def receipts(self) -> dict[str, receipt.ReceiptState]:
+        return self.aggregates["receipt"]  # type: ignore[return-value]
+
+    @property
+    def payouts(self) -> dict[str, payout.PayoutState]:
+        return self.aggregates["payout"]  # type: ignore[return-value]
+
+    @property
+    def plans(self) -> dict[str, ledger.LedgerPlanState]:
+        return self.aggregates["ledger_plan"]  # type: ignore[return-value]
+
+    @property
+    def ratings(self) -> dict[str, rating.RatingState]:
+        return self.aggregates["trader_rating"]  # type: ignore[return-value]
+
+    def version(self, stream: str, aggregate_id: str) -> int:
+        """Last ``seq`` applied to an aggregate (0 if it has none yet)."""
+        state = self.aggregates[stream].get(aggregate_id)
+        return state.version if state else 0
+
+    def score(self, trader_id: str) -> Any:
+        """The trader's latest published score, or the catalog's default before any."""
+        r = self.ratings.get(trader_id)
+        return r.score if r else rating.DEFAULT_SCORE
+
+    def active_count(self, trader_id: str) -> int:
+        return len(self.active_orders.get(trader_id, ()))
+
+    # ------------------------------------------------------------------------ folding
+    def apply(self, event: Event) -> list[Violation]:
+        """Fold one event; returns the violations it produced (also kept in ``violations``)."""
+        event = upcast_event(event)
+        states = self.aggregates[event.stream]
+        before = states.get(event.aggregate_id)
+        after = APPLIERS[event.stream](before, event)
+        states[event.aggregate_id] = after
+        new = list(after.violations[len(before.violations) if before else 0 :])
+        if event.stream == "ledger_plan":
+            new += self._book(before, event)  # type: ignore[arg-type]
+        elif event.stream == "payment_order":
+            self._index_order(before, after, event)  # type: ignore[arg-type]
+        elif event.stream == "receipt" and isinstance(event.payload, receipt.ReceiptUploaded):
+            self.orders_by_receipt_file.setdefault(event.payload.file_sha256, set()).add(
+                event.payload.order_id
+            )
+        self.violations.extend(new)
+        self.events_applied += 1
+        return new
+
+    def apply_all(self, events: Iterable[Event]) -> World:
+        for event in events:
+            self.apply(event)
+        return self
+
+    def _book(self, before: ledger.LedgerPlanState | None, event: Event) -> list[Violation]:
+        touched = self.book.apply(ledger.balance_effects(before, event))
+        return [
+            Violation(
+                NEGATIVE_AVAILABLE,
+                event.event_id,
+                bal.account,
+                f"{bal.account} available {bal.available} {bal.currency} < 0 "
+                f"(own {bal.own}, held {bal.held}) after {event.kind} of {event.aggregate_id}",
+            )
+            for bal in touched
+            if ledger.is_guarded(bal.account) and bal.available < 0
+        ]
+
+    def _index_order(
+        self,
+        before: payment_order.PaymentOrderState | None,
+        after: payment_order.PaymentOrderState,
+        event: Event,
+    ) -> None:
+        oid = event.aggregate_id
+        if (
+            before is not None
+            and before.status in payment_order.ACTIVE_STATUSES
+            and before.trader_id
+        ):
+            self.active_orders.get(before.trader_id, set()).discard(oid)
+        if after.status in payment_order.ACTIVE_STATUSES and after.trader_id:
+            self.active_orders.setdefault(after.trader_id, set()).add(oid)
+        p = event.payload
+        if isinstance(p, payment_order.OrderAssigned):
+            self.history.assigned(p.trader_id, event.occurred_at)
+        elif isinstance(p, payment_order.OrderCompleted):
+            accepted = next(
+                (a for a in reversed(after.attempts) if a.trader_id == p.trader_id), None
+            )
+            self.history.completed(
+                p.trader_id, event.occurred_at, accepted.complete_by if accepted else None
+            )
+        elif isinstance(p, payment_order.OrderDisputed) and after.completed_by:
+            self.history.disputed(after.completed_by, event.occurred_at)
+
+
+def fold(events: Iterable[Event]) -> World:
+    """A world folded from events (in the order given: sort by ``position`` first)."""
+    return World().apply_all(events)
