@@ -130,7 +130,12 @@ def _envelope_time(raw: Mapping[str, Any], name: str, event_id: str | None) -> d
         )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # Parquet timestamps without a zone are UTC by contract
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise DecodingError(
+            "bad_envelope", f"{value!r} is out of range in UTC", event_id=event_id, field=name
+        ) from None
 
 
 def _payload_text(raw: Mapping[str, Any], event_id: str, kind: str, version: int) -> str:

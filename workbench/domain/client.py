@@ -23,7 +23,7 @@ class ClientFeeChanged(Payload):
 PAYLOADS: tuple[type[Payload], ...] = (ClientRegistered, ClientFeeChanged)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientState(AggregateState):
     registered: bool = False
     name: str | None = None

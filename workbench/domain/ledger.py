@@ -8,13 +8,13 @@ to those figures, so the account book is a plain fold over plan events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 from pydantic import Field
 
-from .aggregate import AggregateState
+from .aggregate import AggregateState, evolve
 from .events import Currency, Event, Payload
 from .violations import INVALID_TRANSITION, LEDGER_PLAN_MISMATCH
 
@@ -57,7 +57,7 @@ def is_guarded(account: str) -> bool:
     return account.startswith(GUARDED_PREFIXES)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Batch:
     batch_id: int
     postings: tuple[Posting, ...]
@@ -66,7 +66,7 @@ class Batch:
     ended: str | None = None  # committed / rolled_back, None while held
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LedgerPlanState(AggregateState):
     status: str | None = None
     batches: tuple[Batch, ...] = ()
@@ -138,7 +138,7 @@ def apply(state: LedgerPlanState | None, event: Event) -> LedgerPlanState:
             )
         listed = set(p.batch_ids)
         batches = tuple(
-            replace(b, ended=outcome) if b.batch_id in listed and b.ended is None else b
+            evolve(b, ended=outcome) if b.batch_id in listed and b.ended is None else b
             for b in s.batches
         )
         first_end = s.status == HELD

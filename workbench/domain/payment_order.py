@@ -7,11 +7,11 @@ attempt ended.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from .aggregate import AggregateState, check_transition
+from .aggregate import AggregateState, check_transition, evolve
 from .events import Currency, Event, Payload, Rate, UtcDatetime
 from .violations import INVALID_TRANSITION
 
@@ -179,16 +179,18 @@ ALLOWED: Final[dict[object, frozenset[str]]] = {
     DISPUTED: frozenset({"payment_order.dispute_resolved"}),
 }
 
-#: How an attempt ended, by the kind that ended it.
+#: How an attempt ended, by the kind that ended it. An assignment while an attempt is still open
+#: is illegal (flagged) but still applied: it supersedes the open attempt.
 ATTEMPT_OUTCOMES: Final[dict[str, str]] = {
     "payment_order.assignment_declined": "declined",
     "payment_order.assignment_expired": "expired",
     "payment_order.cancelled": "cancelled",
     "payment_order.completed": "completed",
+    "payment_order.assigned": "superseded",
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Attempt:
     """One assignment of the order to one trader, priced at that moment."""
 
@@ -205,14 +207,14 @@ class Attempt:
     accepted_at: datetime | None = None
     complete_by: datetime | None = None
     ended_at: datetime | None = None
-    outcome: str | None = None  # declined, expired, cancelled, completed; None while open
+    outcome: str | None = None  # declined, expired, cancelled, completed, superseded; None if open
 
     @property
     def open(self) -> bool:
         return self.outcome is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PaymentOrderState(AggregateState):
     status: str | None = None
     client_id: str | None = None
@@ -279,8 +281,8 @@ def _end_attempt(s: PaymentOrderState, event: Event) -> PaymentOrderState:
     cur = s.open_attempt
     if cur is None:
         return s
-    ended = replace(cur, ended_at=event.occurred_at, outcome=ATTEMPT_OUTCOMES[event.kind])
-    return replace(s, attempts=(*s.attempts[:-1], ended))
+    ended = evolve(cur, ended_at=event.occurred_at, outcome=ATTEMPT_OUTCOMES[event.kind])
+    return evolve(s, attempts=(*s.attempts[:-1], ended))
 
 
 def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
@@ -327,8 +329,8 @@ def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
     if isinstance(p, OrderAccepted):
         cur = s.open_attempt
         if cur is not None:
-            cur = replace(cur, accepted_at=at, complete_by=p.complete_by)
-            s = replace(s, attempts=(*s.attempts[:-1], cur))
+            cur = evolve(cur, accepted_at=at, complete_by=p.complete_by)
+            s = evolve(s, attempts=(*s.attempts[:-1], cur))
         return s.advanced(event, status=status)
     if isinstance(p, AssignmentDeclined | AssignmentExpired):
         return _end_attempt(s, event).advanced(event, status=status)

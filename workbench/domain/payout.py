@@ -86,7 +86,7 @@ def revert_plan_id(plan_id: str) -> str:
     return f"revert:{plan_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PayoutState(AggregateState):
     status: str | None = None
     owner: str | None = None

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -82,6 +83,28 @@ class Platform:
         self.ids = ids or IdSource()
         self.deadlines = deadlines or Deadlines()
         self.log: list[Event] = []
+        self._tamper: dict[str, list[Callable[[Payload], Payload]]] = {}
+        self._seq_skips: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------- planting anomalies
+    @contextmanager
+    def tampered(self, kind: str, change: Callable[[Payload], Payload]) -> Iterator[None]:
+        """Within the block, the next event of ``kind`` is written with ``change(payload)``.
+
+        This is how a history gets a planted anomaly that the platform's services would never
+        write (a wrong amount on one event, say) while everything else is booked as usual.
+        """
+        self._tamper.setdefault(kind, []).append(change)
+        try:
+            yield
+        finally:
+            pending = self._tamper.get(kind)
+            if pending and change in pending:
+                pending.remove(change)
+
+    def skip_seq(self, stream: str, aggregate_id: str, by: int = 1) -> None:
+        """Leave a hole of ``by`` in the aggregate's ``seq`` before its next event."""
+        self._seq_skips[(stream, aggregate_id)] = by
 
     # ------------------------------------------------------------------------ emitting
     def _emit(
@@ -94,13 +117,20 @@ class Platform:
         cause: Event | None = None,
         recorded_after: datetime | None = None,
     ) -> Event:
+        if self._tamper:
+            pending = self._tamper.get(payload.KIND)
+            if pending:
+                payload = pending.pop(0)(payload)
+        seq = self.world.version(stream, aggregate_id) + 1
+        if self._seq_skips:
+            seq += self._seq_skips.pop((stream, aggregate_id), 0)
         recorded = max(at, recorded_after or at) + self.ids.jitter()
         event = Event(
             event_id=self.ids.event_id(),
             position=self.ids.next_position(),
             stream=stream,
             aggregate_id=aggregate_id,
-            seq=self.world.version(stream, aggregate_id) + 1,
+            seq=seq,
             kind=payload.KIND,
             schema_version=payload.VERSION,
             occurred_at=at,
@@ -277,9 +307,10 @@ class Platform:
             self._require("block_trader", not t.blocked, "already_blocked", trader_id)
         return [self._emit("trader", trader_id, trader.TraderBlocked(reason=reason), at, None)]
 
-    def unblock_trader(self, trader_id: str, at: datetime) -> list[Event]:
+    def unblock_trader(self, trader_id: str, at: datetime, *, check: bool = True) -> list[Event]:
         t = self._trader("unblock_trader", trader_id)
-        self._require("unblock_trader", t.blocked, "not_blocked", trader_id)
+        if check:
+            self._require("unblock_trader", t.blocked, "not_blocked", trader_id)
         return [self._emit("trader", trader_id, trader.TraderUnblocked(), at, None)]
 
     def top_up_trader(
@@ -466,7 +497,9 @@ class Platform:
                 corr,
             )
 
-    def decline(self, order_id: str, reason: str, at: datetime) -> list[Event]:
+    def decline(
+        self, order_id: str, reason: str, at: datetime, *, book: bool = True
+    ) -> list[Event]:
         o = self.order(order_id)
         cur = o.open_attempt
         self._require(
@@ -485,7 +518,8 @@ class Platform:
                 f"order:{order_id}",
             )
         )
-        self._end_attempt(chain, o, cur, at, commit=False)
+        if book:
+            self._end_attempt(chain, o, cur, at, commit=False)
         return chain.events
 
     def expire_assignment(self, order_id: str, at: datetime, *, book: bool = True) -> list[Event]:

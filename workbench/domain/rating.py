@@ -99,7 +99,7 @@ class RatingHistory:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RatingState(AggregateState):
     published: int = 0
     as_of: datetime | None = None

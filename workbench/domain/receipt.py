@@ -62,7 +62,7 @@ ALLOWED: Final[dict[object, frozenset[str]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReceiptState(AggregateState):
     status: str | None = None
     order_id: str | None = None

@@ -7,12 +7,13 @@ audit asks the same function of every recorded assignment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
-from .money import OrderPricing, price_order
+from .money import OrderPricing, platform_fee, price_order, settlement_amount, trader_reward
 from .payment_order import PaymentOrderState
 from .world import World
 
@@ -44,21 +45,25 @@ class Deadlines:
 
 
 def pricing_for(
-    world: World, order: PaymentOrderState, trader_id: str, rate: str
+    world: World, order: PaymentOrderState, trader_id: str, rate: str, settlement: int | None = None
 ) -> OrderPricing | None:
-    """Price the order for this trader at ``rate`` (None if client or trader is unknown)."""
+    """Price the order for this trader at ``rate`` (None if client or trader is unknown).
+
+    ``settlement`` may be passed in when the caller already priced the fiat amount (it depends
+    only on amount, rate and the settlement currency, not on the trader).
+    """
     t = world.traders.get(trader_id)
     c = world.clients.get(order.client_id or "")
-    if (
-        t is None
-        or c is None
-        or c.fee_bps is None
-        or order.currency is None
-        or t.settlement_currency is None
-    ):
+    if t is None or c is None or c.fee_bps is None or order.currency is None:
         return None
-    return price_order(
-        order.amount, order.currency, rate, t.settlement_currency, c.fee_bps, t.reward_bps
+    if t.settlement_currency is None:
+        return None
+    if settlement is None:
+        return price_order(
+            order.amount, order.currency, rate, t.settlement_currency, c.fee_bps, t.reward_bps
+        )
+    return OrderPricing(
+        settlement, platform_fee(settlement, c.fee_bps), trader_reward(settlement, t.reward_bps)
     )
 
 
@@ -103,11 +108,23 @@ class Candidate:
     pricing: OrderPricing
 
 
-def eligible(world: World, order: PaymentOrderState, rate: str) -> list[Candidate]:
-    """Every trader who may take ``order`` now, with the pricing each would get."""
+def eligible(
+    world: World, order: PaymentOrderState, rate: str, among: Iterable[str] | None = None
+) -> list[Candidate]:
+    """Every trader who may take ``order`` now, with the pricing each would get.
+
+    ``among`` narrows the search (a caller's index of online traders, say); the rules are the
+    same. The cheap rules are checked before pricing, which is the expensive part.
+    """
     out: list[Candidate] = []
-    for trader_id in world.traders:
-        pricing = pricing_for(world, order, trader_id, rate)
+    settlements: dict[str, int] = {}
+    for trader_id in world.traders if among is None else among:
+        if broken_rules(world, order, trader_id, None):
+            continue
+        cur = world.traders[trader_id].settlement_currency or ""
+        if cur not in settlements and order.currency is not None:
+            settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
+        pricing = pricing_for(world, order, trader_id, rate, settlements.get(cur))
         if pricing is None or broken_rules(world, order, trader_id, pricing):
             continue
         out.append(
@@ -124,3 +141,35 @@ def production_key(c: Candidate) -> tuple[Decimal, int, str]:
 def production_choice(candidates: list[Candidate]) -> Candidate | None:
     """The production policy of the catalog."""
     return min(candidates, key=production_key) if candidates else None
+
+
+def choose_production(
+    world: World, order: PaymentOrderState, rate: str, among: Iterable[str] | None = None
+) -> Candidate | None:
+    """The production policy without pricing every trader: the same answer as
+    ``production_choice(eligible(...))``, found by checking traders in policy order and stopping
+    at the first who passes every rule (cheap when the platform is busy with many traders)."""
+    ids = world.traders if among is None else among
+    traders, active_orders = world.traders, world.active_orders
+    ranked: list[tuple[Decimal, int, str]] = []
+    for t in ids:
+        # Cheap pre-filter on the rules that fail most under load; broken_rules below decides.
+        st = traders.get(t)
+        if st is None or st.blocked or not st.online:
+            continue
+        active = len(active_orders.get(t, ()))
+        if active >= st.max_active_orders:
+            continue
+        ranked.append((-world.score(t), active, t))
+    ranked.sort()
+    settlements: dict[str, int] = {}
+    for neg_score, active, trader_id in ranked:
+        if broken_rules(world, order, trader_id, None):
+            continue
+        cur = world.traders[trader_id].settlement_currency or ""
+        if cur not in settlements and order.currency is not None:
+            settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
+        pricing = pricing_for(world, order, trader_id, rate, settlements.get(cur))
+        if pricing is not None and not broken_rules(world, order, trader_id, pricing):
+            return Candidate(trader_id, -neg_score, active, pricing)
+    return None

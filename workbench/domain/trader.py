@@ -134,7 +134,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TraderState(AggregateState):
     registered: bool = False
     name: str | None = None

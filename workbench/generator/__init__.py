@@ -1,0 +1,150 @@
+"""``workbench generate``: a realistic platform export, with planted anomalies and their truth."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ..export import ExportWriter
+from .anomalies import Planter, TruthRow
+from .history import GeneratorConfig, HistoryGenerator
+
+__all__ = ["GenerateSummary", "GeneratorConfig", "TruthRow", "generate", "read_truth"]
+
+TRUTH_COLUMNS = ("check", "event_id", "subject", "variant", "detail")
+
+
+@dataclass
+class GenerateSummary:
+    """What a generation run wrote, for the CLI and for notebooks."""
+
+    out_dir: Path
+    events: int
+    orders: int
+    files: int
+    bytes: int
+    seconds: float
+    truth: list[TruthRow] = field(default_factory=list)
+    truth_path: Path | None = None
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"wrote {self.events:,} events ({self.orders:,} orders) in {self.files} files, "
+            f"{self.bytes / 1e6:.1f} MB, to {self.out_dir} in {self.seconds:.1f} s "
+            f"({self.events_per_second:,.0f} events/s)",
+        ]
+        if self.truth_path is not None:
+            by = Counter(t.check for t in self.truth)
+            lines.append(
+                f"planted {len(self.truth)} anomalies ({len(by)} checks) → {self.truth_path}"
+            )
+        return "\n".join(lines)
+
+
+def generate(
+    out_dir: str | Path,
+    config: GeneratorConfig | None = None,
+    *,
+    truth: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> GenerateSummary:
+    """Generate an export into ``out_dir`` (hive-partitioned Parquet in the catalog's envelope).
+
+    Unless ``config.clean``, anomalies of every audit check are planted and their ground truth is
+    written to ``truth`` (a CSV that must live outside the export, or replay would read it).
+    """
+    cfg = dataclasses.replace(config or GeneratorConfig(), **overrides)
+    out = Path(out_dir)
+    _prepare(out, overwrite)
+    truth_path = Path(truth) if truth is not None else None
+    if truth_path is not None and _inside(truth_path, out):
+        raise ValueError(f"the truth file {truth_path} must be outside the export directory {out}")
+    started = time.perf_counter()
+    writer = ExportWriter(out, seed=cfg.seed)
+    kinds: Counter[str] = Counter()
+    last_day: list[date | None] = [None]
+
+    def sink(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            kinds[r["kind"]] += 1
+        writer.add_all(rows)
+        day = rows[-1]["occurred_at"].date() if rows else None
+        if day is not None and (last_day[0] is None or day > last_day[0]):
+            writer.flush_before(day)
+            last_day[0] = day
+
+    gen = HistoryGenerator(cfg, sink)
+    planter = None
+    if not cfg.clean:
+        planter = Planter(gen, seed=cfg.seed * 7919 + 17)
+        gen.planter = planter
+    gen.run(progress=progress)
+    files = writer.close()
+    rows_truth = planter.truth if planter else []
+    if truth_path is not None:
+        write_truth(truth_path, rows_truth)
+    return GenerateSummary(
+        out_dir=out,
+        events=writer.rows_written,
+        orders=gen.order_count,
+        files=len(files),
+        bytes=sum(f.stat().st_size for f in files),
+        seconds=time.perf_counter() - started,
+        truth=rows_truth,
+        truth_path=truth_path,
+        kinds=kinds,
+    )
+
+
+def write_truth(path: Path, rows: list[TruthRow]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(TRUTH_COLUMNS)
+        for t in rows:
+            w.writerow([t.check, t.event_id, t.subject, t.variant, t.detail])
+
+
+def read_truth(path: str | Path) -> list[TruthRow]:
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return [
+            TruthRow(r["check"], r["event_id"], r["subject"], r["variant"], r["detail"])
+            for r in csv.DictReader(f)
+        ]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _prepare(out: Path, overwrite: bool) -> None:
+    """Refuse to mix a new export into an old one; ``overwrite`` clears the old partitions."""
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} is not empty; pass overwrite=True (--overwrite) to replace it"
+            )
+        for child in out.iterdir():
+            if child.is_dir() and child.name.startswith("date="):
+                shutil.rmtree(child)
+            elif child.suffix == ".parquet":
+                child.unlink()
+    out.mkdir(parents=True, exist_ok=True)

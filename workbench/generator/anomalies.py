@@ -1,0 +1,587 @@
+"""Planted anomalies: one or more per audit check code, each with its ground truth.
+
+Each variant breaks exactly one rule and is shaped so that it does not set off any other check
+(a wrong fee still books postings that agree with the recorded fee, a leaked hold is on an attempt
+that otherwise ends normally, a malformed event is an extra row rather than a lost one). The
+truth row names the check, the offending event and the subject, so the audit's quality gate can
+ask: was every planted break found, and is every finding explained?
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..domain import bookings as bk
+from ..domain import payment_order as po
+from ..domain.events import Event, Payload
+from ..domain.ledger import BatchHeld, PlanCommitted
+from ..domain.money import OrderPricing, platform_fee, trader_reward
+from ..domain.scheduler import broken_rules, pricing_for
+from ..domain.trader import DepositCredited
+
+if TYPE_CHECKING:
+    from .history import HistoryGenerator
+
+#: Variants that ride on the next suitable order: (name, direction it needs or None).
+ORDER_VARIANTS: tuple[tuple[str, str | None], ...] = (
+    ("fx", None),
+    ("fee", None),
+    ("postings", "payin"),
+    ("assign_offline", None),
+    ("assign_capacity", None),
+    ("late_accept", None),
+    ("no_review", "payin"),
+    ("receipt_missing", "payout"),
+    ("receipt_amount", "payout"),
+    ("receipt_reused", "payout"),
+    ("credit_drift", "payout"),
+    ("commit_extra_batch", None),
+    ("hold_leak_payin", "payin"),
+    ("hold_leak_payout", "payout"),
+)
+
+#: Variants planted at a moment of the day, on their own.
+MOMENT_VARIANTS: tuple[str, ...] = (
+    "malformed_json",
+    "malformed_kind",
+    "malformed_field",
+    "malformed_type",
+    "duplicate_id",
+    "duplicate_seq",
+    "seq_gap",
+    "invalid_unblock",
+    "negative_available",
+    "zero_posting",
+    "self_posting",
+    "revert_missing",
+    "duplicate_payout",
+    "never_expire",
+    "rating",
+)
+
+
+@dataclass(frozen=True)
+class TruthRow:
+    check: str
+    event_id: str
+    subject: str
+    variant: str
+    detail: str
+
+
+class Planter:
+    """Schedules a round of every variant each simulated day and records what it planted."""
+
+    def __init__(self, gen: HistoryGenerator, seed: int) -> None:
+        self.gen = gen
+        self.rng = random.Random(seed)
+        self.truth: list[TruthRow] = []
+        self.waiting: list[tuple[str, str | None]] = []
+        self.rating_due: int = 0
+        self._variant = ""
+
+    # ----------------------------------------------------------------- scheduling
+    def plan_day(self, start: datetime) -> None:
+        """Plant between 02:00 and 18:00 so every planted story can finish before the day ends."""
+        for name, direction in ORDER_VARIANTS:
+            when = start + timedelta(hours=self.rng.uniform(2, 18))
+            self.gen.at(when, self._queue_order_variant, name, direction)
+        for name in MOMENT_VARIANTS:
+            when = start + timedelta(hours=self.rng.uniform(2, 18))
+            self.gen.at(when, self._moment, name)
+
+    def _queue_order_variant(self, name: str, direction: str | None) -> None:
+        self.waiting.append((name, direction))
+
+    def tag_order(self, oid: str, direction: str, plan: Any) -> None:
+        """Give the next waiting variant that fits this order's direction to this order."""
+        for i, (name, need) in enumerate(self.waiting):
+            if need is None or need == direction:
+                plan.tags.add(name)
+                del self.waiting[i]
+                return
+
+    def record(
+        self,
+        check: str,
+        event: Event,
+        detail: str,
+        subject: str | None = None,
+        variant: str | None = None,
+    ) -> None:
+        self.truth.append(
+            TruthRow(
+                check, event.event_id, subject or event.subject, variant or self._variant, detail
+            )
+        )
+
+    @staticmethod
+    def _first(events: list[Event], kind: str) -> Event:
+        return next(e for e in events if e.kind == kind)
+
+    # ----------------------------------------------------------------- order hooks
+    def assign_hook(self, oid: str, o: po.PaymentOrderState, plan: Any, rate: str) -> bool:
+        """Plant at assignment; returns True if the assignment was made here."""
+        g = self.gen
+        tags = plan.tags
+        if tags & {"assign_offline", "assign_capacity"}:
+            rule = "online" if "assign_offline" in tags else "capacity"
+            for tid in g.trader_ids:
+                if tid not in g.platform.world.traders:
+                    continue
+                price = pricing_for(g.platform.world, o, tid, rate)
+                if price is not None and broken_rules(g.platform.world, o, tid, price) == [rule]:
+                    self._variant = f"assign_{'offline' if rule == 'online' else 'capacity'}"
+                    tags.discard(self._variant)
+                    events = g.assign(oid, tid, rate, check=False)
+                    self.record(
+                        "ASSIGNMENT_VIOLATION", events[0], f"assigned to {tid} breaking rule {rule}"
+                    )
+                    return True
+            # Nobody to break the rule with right now: assign this order normally and give the
+            # variant to a later order.
+            name = "assign_offline" if rule == "online" else "assign_capacity"
+            tags.discard(name)
+            self.waiting.append((name, None))
+            return False
+        if tags & {"fx", "fee", "postings"}:
+            from ..domain.scheduler import eligible, production_choice
+
+            choice = production_choice(
+                eligible(g.platform.world, o, rate, among=sorted(g.online[o.currency or ""]))
+            )
+            if choice is None:
+                return False
+            t = g.platform.world.traders[choice.trader_id]
+            c = g.platform.world.clients[o.client_id or ""]
+            assert c.fee_bps is not None
+            p = choice.pricing
+            if "fx" in tags:
+                self._variant = "fx"
+                s = p.settlement_amount + 1
+                wrong = OrderPricing(s, platform_fee(s, c.fee_bps), trader_reward(s, t.reward_bps))
+                events = g.assign(oid, choice.trader_id, rate, pricing=wrong)
+                self.record(
+                    "FX_MISMATCH",
+                    events[0],
+                    f"settlement {s} where the formula gives {p.settlement_amount}",
+                )
+            elif "fee" in tags:
+                self._variant = "fee"
+                wrong = OrderPricing(p.settlement_amount, p.platform_fee + 1, p.trader_reward)
+                events = g.assign(oid, choice.trader_id, rate, pricing=wrong)
+                self.record(
+                    "FEE_MISMATCH",
+                    events[0],
+                    f"platform_fee {p.platform_fee + 1} where the formula gives {p.platform_fee}",
+                )
+            else:
+                self._variant = "postings"
+                with g.platform.tampered("ledger_plan.batch_held", _shift_one_unit):
+                    events = g.platform.assign(oid, choice.trader_id, rate, g.now)
+                g._respond(oid)
+                held = self._first(events, "ledger_plan.batch_held")
+                self.record(
+                    "ORDER_SETTLEMENT_MISMATCH",
+                    held,
+                    "one minor unit moved from the client's posting to revenue",
+                    subject=f"payment_order:{oid}",
+                )
+            tags.discard(self._variant)
+            return True
+        return False
+
+    def respond_hook(self, oid: str, o: po.PaymentOrderState, plan: Any) -> bool:
+        g = self.gen
+        cur = o.open_attempt
+        assert cur is not None
+        tags = plan.tags
+        if "late_accept" in tags:
+            tags.discard("late_accept")
+            g.at(cur.accept_by + timedelta(seconds=30), self._late_accept, oid, cur.attempt)
+            return True
+        if "hold_leak_payin" in tags:
+            tags.discard("hold_leak_payin")
+            g.after(g.seconds(10, 60), self._leak, oid, cur.attempt, "hold_leak_payin")
+            return True
+        if "hold_leak_payout" in tags:
+            tags.discard("hold_leak_payout")
+            g.at(
+                cur.accept_by + timedelta(seconds=1),
+                self._leak,
+                oid,
+                cur.attempt,
+                "hold_leak_payout",
+            )
+            return True
+        return False
+
+    def _late_accept(self, oid: str, attempt: int) -> None:
+        before = len(self.gen.platform.log)
+        self.gen._accept(oid, attempt, check=False)
+        events = self.gen.platform.log[before:]
+        if events:
+            self._variant = "late_accept"
+            self.record("DEADLINE_MISSED", events[0], "accepted 30 s after accept_by")
+
+    def _leak(self, oid: str, attempt: int, variant: str) -> None:
+        g = self.gen
+        if variant == "hold_leak_payin":
+            events = g._decline(oid, attempt, book=False)
+        else:
+            events = g._expire_assignment(oid, attempt, book=False)
+        if events:
+            self._variant = variant
+            self.record(
+                "HOLD_LEAK",
+                events[0],
+                f"attempt {attempt} ended without its plan rolled back",
+                subject=f"ledger_plan:{bk.order_plan_id(oid, attempt)}",
+            )
+
+    def complete_hook(self, oid: str, o: po.PaymentOrderState, plan: Any) -> bool:
+        g = self.gen
+        tags = plan.tags
+        if "no_review" in tags:
+            tags.discard("no_review")
+            self._variant = "no_review"
+            events = g.complete_with(oid)
+            self.record("DEADLINE_MISSED", events[0], "in progress past complete_by with no review")
+            return True
+        if "receipt_missing" in tags:
+            tags.discard("receipt_missing")
+            self._variant = "receipt_missing"
+            events = g.complete_with(oid, check=False)
+            self.record(
+                "RECEIPT_MISSING", events[0], "payout order completed with no approved receipt"
+            )
+            return True
+        if "receipt_amount" in tags:
+            tags.discard("receipt_amount")
+            g.complete_with(oid, check=False)
+            return True
+        if "credit_drift" in tags:
+            tags.discard("credit_drift")
+            self._variant = "credit_drift"
+            with g.platform.tampered("trader.deposit_credited", _credit_plus_100):
+                events = g.complete_with(oid)
+            credited = self._first(events, "trader.deposit_credited")
+            self.record(
+                "TRADER_LEDGER_DRIFT", credited, "deposit credited 100 more than the plan books"
+            )
+            return True
+        if "commit_extra_batch" in tags:
+            tags.discard("commit_extra_batch")
+            self._variant = "commit_extra_batch"
+            with g.platform.tampered("ledger_plan.committed", _commit_extra_batch):
+                events = g.complete_with(oid)
+            committed = self._first(events, "ledger_plan.committed")
+            self.record(
+                "LEDGER_PLAN_MISMATCH", committed, "commit lists a batch that was never held"
+            )
+            return True
+        return False
+
+    def receipt_hook(self, oid: str, plan: Any, amount: int, sha: str, rid: str) -> tuple[int, str]:
+        tags = plan.tags
+        if "receipt_amount" in tags:
+            self.gen.at(self.gen.now, self._watch_receipt_approval, rid)
+            return max(1, amount - 100), sha
+        if "receipt_reused" in tags and self.gen.shas:
+            tags.discard("receipt_reused")
+            self.gen.at(self.gen.now, self._record_reuse, rid)
+            return amount, self.rng.choice(self.gen.shas)
+        return amount, sha
+
+    def _record_reuse(self, rid: str) -> None:
+        r = self.gen.platform.world.receipts.get(rid)
+        if r is None:
+            return
+        self._variant = "receipt_reused"
+        self.truth.append(
+            TruthRow(
+                "RECEIPT_REUSED",
+                self._uploaded_event_id(rid),
+                f"receipt:{rid}",
+                "receipt_reused",
+                "receipt file already used for another order",
+            )
+        )
+
+    def _uploaded_event_id(self, rid: str) -> str:
+        return self.gen.uploaded_ids[rid]
+
+    def _watch_receipt_approval(self, rid: str) -> None:
+        self.gen.approval_watch[rid] = self
+
+    def on_receipt_approved(self, event: Event) -> None:
+        self._variant = "receipt_amount"
+        self.record(
+            "RECEIPT_AMOUNT_MISMATCH", event, "approved receipt 100 minor units short of the order"
+        )
+
+    def rating_hook(self, tid: str, as_of: datetime) -> Decimal | None:
+        if self.rating_due <= 0:
+            return None
+        self.rating_due -= 1
+        self._variant = "rating"
+        c = self.gen.platform.world.history.counts(tid, as_of, 1)
+        from ..domain.rating import score
+
+        right = score(c)
+        return right - Decimal("0.01") if right >= 1 else right + Decimal("0.01")
+
+    # ----------------------------------------------------------------- moments
+    def _moment(self, name: str) -> None:
+        self._variant = name
+        getattr(self, f"_plant_{name}")()
+
+    def _some_trader(self, predicate: Any = None) -> str | None:
+        w = self.gen.platform.world
+        ids = [
+            t
+            for t in self.gen.trader_ids
+            if t in w.traders and (predicate is None or predicate(w.traders[t]))
+        ]
+        return self.rng.choice(ids) if ids else None
+
+    def _malformed(self, kind: str, payload: str, note: str) -> None:
+        g = self.gen
+        tid = self._some_trader()
+        if tid is None:
+            return
+        ids = g.platform.ids
+        row = {
+            "event_id": ids.event_id(),
+            "position": ids.next_position(),
+            "stream": "trader",
+            "aggregate_id": tid,
+            "seq": g.platform.world.version("trader", tid) + 1,
+            "kind": kind,
+            "schema_version": 1,
+            "occurred_at": g.now,
+            "recorded_at": g.now + ids.jitter(),
+            "correlation_id": None,
+            "causation_id": None,
+            "payload": payload,
+        }
+        g.emit_rows([row])
+        self.truth.append(
+            TruthRow("MALFORMED_EVENT", row["event_id"], f"trader:{tid}", self._variant, note)
+        )
+
+    def _plant_malformed_json(self) -> None:
+        self._malformed("trader.went_online", '{"status": ', "payload is not valid JSON")
+
+    def _plant_malformed_kind(self) -> None:
+        self._malformed("trader.teleported", "{}", "unknown kind")
+
+    def _plant_malformed_field(self) -> None:
+        self._malformed("trader.blocked", "{}", "required field reason missing")
+
+    def _plant_malformed_type(self) -> None:
+        self._malformed(
+            "trader.limits_changed",
+            '{"min_amount":"100","max_amount":500000,"max_active_orders":2}',
+            "min_amount is a string",
+        )
+
+    def _plant_duplicate_id(self) -> None:
+        g = self.gen
+        e = g.last_online
+        if e is None:
+            return
+        row = e.to_row()
+        row["recorded_at"] = row["recorded_at"] + timedelta(seconds=5)
+        g.emit_rows([row])
+        self.truth.append(
+            TruthRow(
+                "CONFLICTING_DUPLICATE",
+                e.event_id,
+                e.subject,
+                self._variant,
+                "same event_id delivered with another recorded_at",
+            )
+        )
+
+    def _plant_duplicate_seq(self) -> None:
+        g = self.gen
+        e = g.last_online
+        if e is None:
+            return
+        row = e.to_row()
+        row["event_id"] = g.platform.ids.event_id()
+        row["position"] = g.platform.ids.next_position()
+        g.emit_rows([row])
+        self.truth.append(
+            TruthRow(
+                "CONFLICTING_DUPLICATE",
+                row["event_id"],
+                e.subject,
+                self._variant,
+                f"a second event at seq {e.seq}",
+            )
+        )
+
+    def _plant_seq_gap(self) -> None:
+        g = self.gen
+        tid = self._some_trader(lambda t: t.online)
+        if tid is None:
+            return
+        g.platform.skip_seq("trader", tid)
+        events = g.platform.go_online(tid, g.now)
+        self.record("SEQUENCE_GAP", events[0], "one seq missing before this event")
+
+    def _plant_invalid_unblock(self) -> None:
+        g = self.gen
+        tid = self._some_trader(lambda t: not t.blocked)
+        if tid is None:
+            return
+        events = g.platform.unblock_trader(tid, g.now, check=False)
+        self.record("INVALID_TRANSITION", events[0], "unblocked while not blocked")
+
+    def _plant_negative_available(self) -> None:
+        g = self.gen
+        cid = self.rng.choice(g.client_ids)
+        if cid not in g.platform.world.clients:
+            return
+        avail = g.platform.world.book.available(f"client:{cid}", "USDT")
+        pid, events = g.payout(
+            f"client:{cid}", max(0, avail) + 1_000 * 10**6, check=False, lifecycle=False
+        )
+        g.after(timedelta(minutes=2), g._payout_step, pid, "fail")
+        held = self._first(events, "ledger_plan.batch_held")
+        self.record(
+            "NEGATIVE_AVAILABLE",
+            held,
+            "withdrawal held beyond the available balance",
+            subject=f"client:{cid}",
+        )
+
+    def _plant_posting(self, change: Any, note: str) -> None:
+        g = self.gen
+        tid = self._some_trader()
+        if tid is None:
+            return
+        with g.platform.tampered("ledger_plan.batch_held", change):
+            events = g.platform.top_up_trader(tid, g._id("tu"), 100 * 10**6, g.now)
+        self.record("LEDGER_PLAN_MISMATCH", self._first(events, "ledger_plan.batch_held"), note)
+
+    def _plant_zero_posting(self) -> None:
+        self._plant_posting(_add_zero_posting, "a posting of amount 0")
+
+    def _plant_self_posting(self) -> None:
+        self._plant_posting(_add_self_posting, "a posting from an account to itself")
+
+    def _plant_revert_missing(self) -> None:
+        g = self.gen
+        cid = self.rng.choice(g.client_ids)
+        if cid not in g.platform.world.clients:
+            return
+        avail = g.platform.world.book.available(f"client:{cid}", "USDT")
+        amount = min(500, avail // 10**6 // 4) * 10**6
+        if amount < 10 * 10**6:
+            return
+        pid, _ = g.payout(f"client:{cid}", amount, lifecycle=False)
+        g.after(timedelta(minutes=10), g._payout_step, pid, "confirm_only")
+        g.after(timedelta(minutes=40), self._cancel_without_revert, pid)
+
+    def _cancel_without_revert(self, pid: str) -> None:
+        g = self.gen
+        if g.platform.world.payouts[pid].status != "confirmed":
+            return
+        events = g.platform.cancel_payout(pid, "cancelled after confirmation", g.now, book=False)
+        self._variant = "revert_missing"
+        self.record("PAYOUT_MISMATCH", events[0], "cancelled after confirm with no revert plan")
+
+    def _plant_duplicate_payout(self) -> None:
+        g = self.gen
+        cid = self.rng.choice(g.client_ids)
+        if cid not in g.platform.world.clients:
+            return
+        avail = g.platform.world.book.available(f"client:{cid}", "USDT")
+        amount = min(300, avail // 10**6 // 5) * 10**6
+        if amount < 10 * 10**6:
+            return
+        dest = f"TRC20:T{self.rng.getrandbits(16):04x}****{self.rng.getrandbits(16):04x}"
+        g.payout(f"client:{cid}", amount, destination=dest)
+        g.after(timedelta(minutes=3), self._second_payout, cid, amount, dest)
+
+    def _second_payout(self, cid: str, amount: int, dest: str) -> None:
+        _, events = self.gen.payout(f"client:{cid}", amount, destination=dest)
+        self._variant = "duplicate_payout"
+        self.record(
+            "PAYOUT_MISMATCH", events[0], "same owner, amount and destination within 10 minutes"
+        )
+
+    def _plant_never_expire(self) -> None:
+        g = self.gen
+        w = g.platform.world
+        cur = self.rng.choice(
+            sorted({g.trader_currency[t] for t in g.trader_ids if t in w.traders})
+        )
+        top = max(
+            w.traders[t].max_amount
+            for t in g.trader_ids
+            if t in w.traders and g.trader_currency[t] == cur
+        )
+        oid = g._arrive(
+            {"direction": "payin", "currency": cur, "amount": top * 10, "tags": {"never_expire"}}
+        )
+        created = g.platform.log[-1] if g.platform.log else None
+        if created is not None and created.aggregate_id == oid:
+            self.record(
+                "DEADLINE_MISSED",
+                created,
+                "left pending past expires_at: no trader can take it and it was never cancelled",
+            )
+
+    def _plant_rating(self) -> None:
+        self.rating_due += 1
+
+
+# ------------------------------------------------------------------- payload edits
+def _shift_one_unit(p: Payload) -> Payload:
+    assert isinstance(p, BatchHeld)
+    posts = list(p.postings)
+    if len(posts) >= 2:
+        posts[0] = posts[0].model_copy(update={"amount": posts[0].amount - 1})
+        posts[1] = posts[1].model_copy(update={"amount": posts[1].amount + 1})
+    return p.model_copy(update={"postings": posts})
+
+
+def _credit_plus_100(p: Payload) -> Payload:
+    assert isinstance(p, DepositCredited)
+    return p.model_copy(update={"amount": p.amount + 100})
+
+
+def _commit_extra_batch(p: Payload) -> Payload:
+    assert isinstance(p, PlanCommitted)
+    return p.model_copy(
+        update={"batch_ids": [*p.batch_ids, max(p.batch_ids, default=0) + 1_000_000_000]}
+    )
+
+
+def _add_zero_posting(p: Payload) -> Payload:
+    assert isinstance(p, BatchHeld)
+    extra = p.postings[0].model_copy(
+        update={"to": bk.REVENUE, "amount": 0, "description": "rounding"}
+    )
+    return p.model_copy(update={"postings": [*p.postings, extra]})
+
+
+def _add_self_posting(p: Payload) -> Payload:
+    assert isinstance(p, BatchHeld)
+    extra = p.postings[0].model_copy(
+        update={
+            "from_": bk.REVENUE,
+            "to": bk.REVENUE,
+            "amount": 1_000_000,
+            "description": "internal transfer",
+        }
+    )
+    return p.model_copy(update={"postings": [*p.postings, extra]})
