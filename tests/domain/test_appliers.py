@@ -29,7 +29,9 @@ def new_violations(before: AggregateState | None, after: AggregateState) -> list
     return list(after.violations[len(before.violations) if before else 0 :])
 
 
-def assert_flagged(before: AggregateState | None, after: AggregateState, event: Event, code: str) -> None:
+def assert_flagged(
+    before: AggregateState | None, after: AggregateState, event: Event, code: str
+) -> None:
     """Exactly one new violation, with ``code``, naming ``event``; and the event was applied."""
     new = new_violations(before, after)
     assert [(v.code, v.event_id) for v in new] == [(code, event.event_id)], new
@@ -53,7 +55,9 @@ def fold(apply: Any, events: list[Event], state: Any = None) -> Any:
 
 # ------------------------------------------------------------------------------- client
 def test_client_registered_and_fee_changed(make_event: EventFactory) -> None:
-    e1 = make_event("client", "cl-1", client.ClientRegistered(name="M", settlement_currency="USDT", fee_bps=150))
+    e1 = make_event(
+        "client", "cl-1", client.ClientRegistered(name="M", settlement_currency="USDT", fee_bps=150)
+    )
     s1 = client.apply(None, e1)
     assert_clean(None, s1, e1)
     assert (s1.registered, s1.name, s1.settlement_currency, s1.fee_bps) == (True, "M", "USDT", 150)
@@ -68,10 +72,14 @@ def test_client_illegal_events_are_recorded(make_event: EventFactory) -> None:
     s1 = client.apply(None, e1)
     assert_flagged(None, s1, e1, INVALID_TRANSITION)
     assert s1.fee_bps == 90
-    e2 = make_event("client", "cl-1", client.ClientRegistered(name="M", settlement_currency="USDT", fee_bps=150))
+    e2 = make_event(
+        "client", "cl-1", client.ClientRegistered(name="M", settlement_currency="USDT", fee_bps=150)
+    )
     s2 = client.apply(s1, e2)
     assert_clean(s1, s2, e2)
-    e3 = make_event("client", "cl-1", client.ClientRegistered(name="N", settlement_currency="USDT", fee_bps=10))
+    e3 = make_event(
+        "client", "cl-1", client.ClientRegistered(name="N", settlement_currency="USDT", fee_bps=10)
+    )
     s3 = client.apply(s2, e3)
     assert_flagged(s2, s3, e3, INVALID_TRANSITION)
     assert s3.name == "N" and s3.fee_bps == 10
@@ -104,12 +112,19 @@ def registered(version: int = 2) -> Payload:
 def test_trader_registration_limits_and_presence(make_event: EventFactory) -> None:
     events = [make_event("trader", "tr-1", registered())]
     s = fold(trader.apply, events)
-    assert (s.registered, s.fiat_currency, s.settlement_currency, s.country) == (True, "RUB", "USDT", "RU")
+    assert (s.registered, s.fiat_currency, s.settlement_currency, s.country) == (
+        True,
+        "RUB",
+        "USDT",
+        "RU",
+    )
     assert (s.min_amount, s.max_amount, s.max_active_orders, s.reward_bps) == (100, 1000, 2, 50)
     assert (s.online, s.blocked, s.balance, s.held, s.available) == (False, False, 0, 0, 0)
     steps: list[tuple[Payload, dict[str, Any]]] = [
-        (trader.TraderLimitsChanged(min_amount=5, max_amount=50, max_active_orders=7),
-         {"min_amount": 5, "max_amount": 50, "max_active_orders": 7}),
+        (
+            trader.TraderLimitsChanged(min_amount=5, max_amount=50, max_active_orders=7),
+            {"min_amount": 5, "max_amount": 50, "max_active_orders": 7},
+        ),
         (trader.TraderWentOnline(), {"online": True}),
         (trader.TraderBlocked(reason="r"), {"blocked": True, "online": True}),
         (trader.TraderUnblocked(), {"blocked": False}),
@@ -257,14 +272,25 @@ def test_payment_order_full_life(make_event: EventFactory) -> None:
         return after
 
     st = step(created(), 0, "pending")
-    assert (st.client_id, st.direction, st.amount, st.currency, st.channel) == ("cl-1", "payin", 10_000, "RUB", "sbp")
+    assert (st.client_id, st.direction, st.amount, st.currency, st.channel) == (
+        "cl-1",
+        "payin",
+        10_000,
+        "RUB",
+        "sbp",
+    )
     assert st.created_at == at[0] and st.expires_at == T0 + timedelta(hours=1)
     st = step(assigned(1, "tr-1"), 1, "assigned")
     assert len(st.attempts) == 1 and st.open_attempt is not None
     a1 = st.attempts[0]
-    assert (a1.attempt, a1.trader_id, a1.rate, a1.settlement_amount, a1.platform_fee, a1.trader_reward) == (
-        1, "tr-1", "92.35", 1_000_001, 15_000, 5_000
-    )
+    assert (
+        a1.attempt,
+        a1.trader_id,
+        a1.rate,
+        a1.settlement_amount,
+        a1.platform_fee,
+        a1.trader_reward,
+    ) == (1, "tr-1", "92.35", 1_000_001, 15_000, 5_000)
     assert a1.assigned_at == at[1] and a1.outcome is None
     st = step(payment_order.AssignmentDeclined(trader_id="tr-1", reason="busy"), 2, "pending")
     assert st.attempts[0].outcome == "declined" and st.attempts[0].ended_at == at[2]
@@ -275,7 +301,9 @@ def test_payment_order_full_life(make_event: EventFactory) -> None:
     st = step(assigned(3, "tr-3"), 5, "assigned")
     assert st.trader_id == "tr-3" and st.traders_tried == {"tr-1", "tr-2", "tr-3"}
     complete_by = at[5] + timedelta(minutes=30)
-    st = step(payment_order.OrderAccepted(trader_id="tr-3", complete_by=complete_by), 6, "in_progress")
+    st = step(
+        payment_order.OrderAccepted(trader_id="tr-3", complete_by=complete_by), 6, "in_progress"
+    )
     assert st.attempts[2].accepted_at == at[6] and st.attempts[2].complete_by == complete_by
     st = step(payment_order.ReceiptAttached(receipt_id="rc-1"), 7, "in_progress")
     st = step(payment_order.ReviewStarted(reason="amount_mismatch"), 8, "in_review")
@@ -287,7 +315,11 @@ def test_payment_order_full_life(make_event: EventFactory) -> None:
     assert [a.outcome for a in st.attempts] == ["declined", "expired", "completed"]
     assert st.attempts[2].ended_at == at[10]
     st = step(payment_order.OrderDisputed(reason="claim"), 11, "disputed")
-    assert (st.status_before_dispute, st.dispute_reason, st.disputed_at) == ("completed", "claim", at[11])
+    assert (st.status_before_dispute, st.dispute_reason, st.disputed_at) == (
+        "completed",
+        "claim",
+        at[11],
+    )
     st = step(payment_order.DisputeResolved(outcome="reversed", note="n"), 12, "cancelled")
     assert st.dispute_outcome == "reversed" and st.resolved_at == at[12]
     st = step(payment_order.OrderDisputed(reason="again"), 13, "disputed")
@@ -312,7 +344,9 @@ def test_payment_order_cancel_ends_the_open_attempt(make_event: EventFactory) ->
 
 def test_payment_order_completed_while_pending(make_event: EventFactory) -> None:
     s = payment_order.apply(None, make_event("payment_order", "po-1", created()))
-    e = make_event("payment_order", "po-1", payment_order.OrderCompleted(trader_id="tr-1", paid_amount=1))
+    e = make_event(
+        "payment_order", "po-1", payment_order.OrderCompleted(trader_id="tr-1", paid_amount=1)
+    )
     after = payment_order.apply(s, e)
     assert_flagged(s, after, e, INVALID_TRANSITION)
     assert after.status == "completed" and after.completed_by == "tr-1"
@@ -324,10 +358,16 @@ def test_payment_order_accepted_twice(make_event: EventFactory) -> None:
         [
             make_event("payment_order", "po-1", created()),
             make_event("payment_order", "po-1", assigned(1)),
-            make_event("payment_order", "po-1", payment_order.OrderAccepted(trader_id="tr-1", complete_by=T0)),
+            make_event(
+                "payment_order",
+                "po-1",
+                payment_order.OrderAccepted(trader_id="tr-1", complete_by=T0),
+            ),
         ],
     )
-    e = make_event("payment_order", "po-1", payment_order.OrderAccepted(trader_id="tr-1", complete_by=T0))
+    e = make_event(
+        "payment_order", "po-1", payment_order.OrderAccepted(trader_id="tr-1", complete_by=T0)
+    )
     after = payment_order.apply(s, e)
     assert_flagged(s, after, e, INVALID_TRANSITION)
     assert after.status == "in_progress"
@@ -356,7 +396,10 @@ def test_payment_order_assigned_while_assigned(make_event: EventFactory) -> None
     """A second assignment without the first ending: flagged, applied, never a crash."""
     s = fold(
         payment_order.apply,
-        [make_event("payment_order", "po-1", created()), make_event("payment_order", "po-1", assigned(1))],
+        [
+            make_event("payment_order", "po-1", created()),
+            make_event("payment_order", "po-1", assigned(1)),
+        ],
     )
     e = make_event("payment_order", "po-1", assigned(2, "tr-2"))
     after = payment_order.apply(s, e)
@@ -373,7 +416,11 @@ def test_payment_order_disputed_while_in_progress(make_event: EventFactory) -> N
         [
             make_event("payment_order", "po-1", created()),
             make_event("payment_order", "po-1", assigned(1)),
-            make_event("payment_order", "po-1", payment_order.OrderAccepted(trader_id="tr-1", complete_by=T0)),
+            make_event(
+                "payment_order",
+                "po-1",
+                payment_order.OrderAccepted(trader_id="tr-1", complete_by=T0),
+            ),
         ],
     )
     e = make_event("payment_order", "po-1", payment_order.OrderDisputed(reason="x"))
@@ -405,11 +452,22 @@ def test_receipt_statuses(make_event: EventFactory) -> None:
     e1 = make_event("receipt", "rc-1", uploaded())
     s1 = receipt.apply(None, e1)
     assert_clean(None, s1, e1)
-    assert (s1.status, s1.order_id, s1.amount, s1.currency, s1.file_sha256) == ("uploaded", "po-1", 10_000, "RUB", "f" * 64)
+    assert (s1.status, s1.order_id, s1.amount, s1.currency, s1.file_sha256) == (
+        "uploaded",
+        "po-1",
+        10_000,
+        "RUB",
+        "f" * 64,
+    )
     e2 = make_event("receipt", "rc-1", analyzed())
     s2 = receipt.apply(s1, e2)
     assert_clean(s1, s2, e2)
-    assert (s2.status, s2.confidence, s2.extracted_amount, s2.flags) == ("analyzed", Decimal("0.93"), 10_000, ("x",))
+    assert (s2.status, s2.confidence, s2.extracted_amount, s2.flags) == (
+        "analyzed",
+        Decimal("0.93"),
+        10_000,
+        ("x",),
+    )
     e3 = make_event("receipt", "rc-1", receipt.ReceiptApproved(by="auto"))
     s3 = receipt.apply(s2, e3)
     assert_clean(s2, s3, e3)
@@ -447,7 +505,12 @@ def test_receipt_approved_before_analyzed(make_event: EventFactory) -> None:
 # ------------------------------------------------------------------------------- payout
 def payout_created(owner: str = "trader:tr-1") -> Payload:
     return payout.PayoutCreated(
-        owner=owner, amount=500, fee=10, currency="USDT", destination_masked="x", plan_id="payout:pay-1"
+        owner=owner,
+        amount=500,
+        fee=10,
+        currency="USDT",
+        destination_masked="x",
+        plan_id="payout:pay-1",
     )
 
 
@@ -470,7 +533,13 @@ def test_payout_legal_paths(make_event: EventFactory, kinds: list[str], final: s
         "failed": payout.PayoutFailed(error="e"),
     }
     s = payout.apply(None, make_event("payout", "pay-1", payout_created()))
-    assert (s.status, s.owner, s.amount, s.fee, s.plan_id) == ("unpaid", "trader:tr-1", 500, 10, "payout:pay-1")
+    assert (s.status, s.owner, s.amount, s.fee, s.plan_id) == (
+        "unpaid",
+        "trader:tr-1",
+        500,
+        10,
+        "payout:pay-1",
+    )
     statuses = [s.status]
     for k in kinds:
         e = make_event("payout", "pay-1", payloads[k])
@@ -488,7 +557,10 @@ def test_payout_legal_paths(make_event: EventFactory, kinds: list[str], final: s
 def test_payout_paid_after_confirmed(make_event: EventFactory) -> None:
     s = fold(
         payout.apply,
-        [make_event("payout", "pay-1", payout_created()), make_event("payout", "pay-1", payout.PayoutConfirmed())],
+        [
+            make_event("payout", "pay-1", payout_created()),
+            make_event("payout", "pay-1", payout.PayoutConfirmed()),
+        ],
     )
     e = make_event("payout", "pay-1", payout.PayoutPaid(bank_ref="late"))
     after = payout.apply(s, e)
@@ -499,7 +571,10 @@ def test_payout_paid_after_confirmed(make_event: EventFactory) -> None:
 def test_payout_anything_after_failed(make_event: EventFactory) -> None:
     s = fold(
         payout.apply,
-        [make_event("payout", "pay-1", payout_created()), make_event("payout", "pay-1", payout.PayoutFailed(error="x"))],
+        [
+            make_event("payout", "pay-1", payout_created()),
+            make_event("payout", "pay-1", payout.PayoutFailed(error="x")),
+        ],
     )
     e = make_event("payout", "pay-1", payout.PayoutConfirmed())
     after = payout.apply(s, e)
@@ -522,7 +597,9 @@ def test_ledger_plan_held_in_two_batches_then_committed(make_event: EventFactory
     s1 = ledger.apply(s, e1)
     assert_clean(None, s1, e1)
     assert s1.status == "held" and s1.open_batch_ids == (10,)
-    e2 = make_event("ledger_plan", "order:po-1:1", held(11, posting("trader:t", "platform:revenue", 5)))
+    e2 = make_event(
+        "ledger_plan", "order:po-1:1", held(11, posting("trader:t", "platform:revenue", 5))
+    )
     s2 = ledger.apply(s1, e2)
     assert_clean(s1, s2, e2)
     assert s2.held_batch_ids == (10, 11) and len(s2.postings()) == 2
@@ -605,7 +682,9 @@ def test_ledger_batch_misuse(make_event: EventFactory) -> None:
     e = make_event("ledger_plan", "q", held(2))
     after2 = ledger.apply(after, e)
     assert_flagged(after, after2, e, LEDGER_PLAN_MISMATCH)  # no postings
-    done = ledger.apply(after2, make_event("ledger_plan", "q", ledger.PlanRolledBack(batch_ids=[1, 1, 2])))
+    done = ledger.apply(
+        after2, make_event("ledger_plan", "q", ledger.PlanRolledBack(batch_ids=[1, 1, 2]))
+    )
     e = make_event("ledger_plan", "q", held(3, posting("a:1", "b:1", 1)))
     late = ledger.apply(done, e)
     assert_flagged(done, late, e, INVALID_TRANSITION)  # a batch after the plan ended
@@ -618,7 +697,15 @@ def test_account_book_from_plan_events(make_event: EventFactory) -> None:
     events = [
         make_event("ledger_plan", "topup:1", held(1, posting("external:USDT", "client:c", 1000))),
         make_event("ledger_plan", "topup:1", ledger.PlanCommitted(batch_ids=[1])),
-        make_event("ledger_plan", "payout:p", held(2, posting("client:c", "external:USDT", 600), posting("client:c", "platform:revenue", 10))),
+        make_event(
+            "ledger_plan",
+            "payout:p",
+            held(
+                2,
+                posting("client:c", "external:USDT", 600),
+                posting("client:c", "platform:revenue", 10),
+            ),
+        ),
     ]
     for e in events:
         assert w.apply(e) == []
@@ -630,7 +717,9 @@ def test_account_book_from_plan_events(make_event: EventFactory) -> None:
     assert w.book.get("platform:revenue", "USDT").own == 10
     assert w.book.get("external:USDT", "USDT").own == -400
     # rollback frees the hold, moves nothing
-    w.apply(make_event("ledger_plan", "payout:q", held(3, posting("client:c", "external:USDT", 300))))
+    w.apply(
+        make_event("ledger_plan", "payout:q", held(3, posting("client:c", "external:USDT", 300)))
+    )
     assert c.available == 90
     w.apply(make_event("ledger_plan", "payout:q", ledger.PlanRolledBack(batch_ids=[3])))
     assert (c.own, c.held) == (390, 0)
@@ -641,11 +730,15 @@ def test_account_book_from_plan_events(make_event: EventFactory) -> None:
 
 def test_negative_available_is_a_world_violation(make_event: EventFactory) -> None:
     w = World()
-    w.apply(make_event("ledger_plan", "topup:1", held(1, posting("external:USDT", "trader:t", 100))))
+    w.apply(
+        make_event("ledger_plan", "topup:1", held(1, posting("external:USDT", "trader:t", 100)))
+    )
     w.apply(make_event("ledger_plan", "topup:1", ledger.PlanCommitted(batch_ids=[1])))
     e = make_event("ledger_plan", "order:o:1", held(2, posting("trader:t", "client:c", 101)))
     new = w.apply(e)
-    assert [(v.code, v.event_id, v.subject) for v in new] == [(NEGATIVE_AVAILABLE, e.event_id, "trader:t")]
+    assert [(v.code, v.event_id, v.subject) for v in new] == [
+        (NEGATIVE_AVAILABLE, e.event_id, "trader:t")
+    ]
     assert w.plans["order:o:1"].status == "held"  # still applied
     # platform and external accounts may go negative
     e2 = make_event("ledger_plan", "x", held(3, posting("platform:revenue", "external:USDT", 5)))
@@ -655,7 +748,13 @@ def test_negative_available_is_a_world_violation(make_event: EventFactory) -> No
 # ------------------------------------------------------------------------------- rating
 def test_rating_published(make_event: EventFactory) -> None:
     p = rating.RatingPublished(
-        as_of=T0, window_days=7, assignments=4, completed=3, on_time=2, disputed=1, score=Decimal("61.17")
+        as_of=T0,
+        window_days=7,
+        assignments=4,
+        completed=3,
+        on_time=2,
+        disputed=1,
+        score=Decimal("61.17"),
     )
     e = make_event("trader_rating", "tr-1", p)
     s = rating.apply(None, e)
@@ -676,7 +775,17 @@ def test_world_tracks_active_orders_and_rating_history(make_event: EventFactory)
     ]:
         assert w.apply(make_event("payment_order", "po-1", payload, t[i])) == []
     assert w.active_count("tr-1") == 1
-    assert w.apply(make_event("payment_order", "po-1", payment_order.OrderCompleted(trader_id="tr-1", paid_amount=1), t[3])) == []
+    assert (
+        w.apply(
+            make_event(
+                "payment_order",
+                "po-1",
+                payment_order.OrderCompleted(trader_id="tr-1", paid_amount=1),
+                t[3],
+            )
+        )
+        == []
+    )
     assert w.active_count("tr-1") == 0
     w.apply(make_event("payment_order", "po-1", payment_order.OrderDisputed(reason="x"), t[4]))
     c = w.history.counts("tr-1", t[9], 1)
@@ -691,7 +800,12 @@ def test_world_apply_upcasts_v1_payloads(make_event: EventFactory) -> None:
     s = w.traders["tr-1"]
     assert s.registered and s.max_amount == 1000 and s.country is None
     v1 = payment_order.OrderCreatedV1(
-        client_id="cl-1", direction="payout", amount=77, currency="KZT", client_ref="r", expires_at=T0
+        client_id="cl-1",
+        direction="payout",
+        amount=77,
+        currency="KZT",
+        client_ref="r",
+        expires_at=T0,
     )
     w.apply(make_event("payment_order", "po-1", v1))
     o = w.orders["po-1"]
@@ -722,6 +836,7 @@ def test_payment_order_dispute_at_time(make_event: EventFactory) -> None:
     ]
     for p, at in seq:
         w.apply(make_event("payment_order", "po-1", p, at))
-    assert w.history.counts("tr-1", T0 + day, 1) == rating.RatingCounts(1, 1, 0, 0)  # late: not on time
+    assert w.history.counts("tr-1", T0 + day, 1) == rating.RatingCounts(
+        1, 1, 0, 0
+    )  # late: not on time
     assert w.history.counts("tr-1", T0 + 3 * day, 1) == rating.RatingCounts(0, 0, 0, 1)
-

@@ -218,8 +218,8 @@ def test_every_kind_and_version_decodes(kind: str, version: int) -> None:
     event = decode(row(kind, version))
     latest_cls = catalog.PAYLOADS[(kind, newest(kind))]
     assert type(event.payload) is latest_cls
-    assert event.payload.KIND == kind
-    assert event.payload.VERSION == newest(kind)
+    assert kind == event.payload.KIND
+    assert newest(kind) == event.payload.VERSION
     # the envelope is kept verbatim, including the version the platform wrote
     assert event.kind == kind
     assert event.schema_version == version
@@ -240,7 +240,9 @@ def test_every_kind_and_version_decodes(kind: str, version: int) -> None:
 def test_decode_payload_without_upcast_uses_the_versions_model(kind: str, version: int) -> None:
     model = catalog.PAYLOADS[(kind, version)]
     parsed = model.model_validate_json(json.dumps(EXAMPLES[(kind, version)]), strict=True)
-    assert catalog.upcast(parsed) == decode_payload(kind, version, json.dumps(EXAMPLES[(kind, version)]))
+    assert catalog.upcast(parsed) == decode_payload(
+        kind, version, json.dumps(EXAMPLES[(kind, version)])
+    )
 
 
 def test_live_stream_nested_payload_object_decodes() -> None:
@@ -287,7 +289,7 @@ def test_upcasters_registry_is_the_two_catalog_upcasts() -> None:
             json.dumps(EXAMPLES[(kind, version)]), strict=True
         )
         lifted = catalog.upcast(old)
-        assert lifted.VERSION == version + 1
+        assert version + 1 == lifted.VERSION
         assert as_json_value(lifted) == UPCAST_V2[(kind, version)]
 
 
@@ -296,7 +298,18 @@ def test_upcast_event_keeps_envelope_and_lifts_payload() -> None:
         json.dumps(EXAMPLES[("payment_order.created", 1)]), strict=True
     )
     ev = Event(
-        "e-1", 1, "payment_order", "po-1", 1, "payment_order.created", 1, TS_DT, TS_DT, None, None, v1
+        "e-1",
+        1,
+        "payment_order",
+        "po-1",
+        1,
+        "payment_order.created",
+        1,
+        TS_DT,
+        TS_DT,
+        None,
+        None,
+        v1,
     )
     lifted = catalog.upcast_event(ev)
     assert lifted.payload.VERSION == 2
@@ -326,14 +339,20 @@ def expect_error(raw: Any, reason: str, field: str) -> DecodingError:
 
 
 def test_unknown_kind() -> None:
-    err = expect_error(row("client.registered") | {"kind": "client.exploded"}, "unknown_kind", "kind")
+    err = expect_error(
+        row("client.registered") | {"kind": "client.exploded"}, "unknown_kind", "kind"
+    )
     assert err.kind == "client.exploded"
 
 
 def test_unknown_version() -> None:
-    err = expect_error(row("client.registered") | {"schema_version": 3}, "unknown_version", "schema_version")
+    err = expect_error(
+        row("client.registered") | {"schema_version": 3}, "unknown_version", "schema_version"
+    )
     assert err.version == 3
-    expect_error(row("trader.registered", 1) | {"schema_version": 7}, "unknown_version", "schema_version")
+    expect_error(
+        row("trader.registered", 1) | {"schema_version": 7}, "unknown_version", "schema_version"
+    )
 
 
 def test_missing_payload_field() -> None:
@@ -345,7 +364,9 @@ def test_missing_payload_field() -> None:
 def test_missing_nested_payload_field() -> None:
     payload = json.loads(json.dumps(EXAMPLES[("trader.registered", 2)]))
     del payload["limits"]["max_amount"]
-    expect_error(row("trader.registered", 2, payload=payload), "missing_field", "payload.limits.max_amount")
+    expect_error(
+        row("trader.registered", 2, payload=payload), "missing_field", "payload.limits.max_amount"
+    )
 
 
 def test_missing_posting_from_uses_the_catalog_name() -> None:
@@ -385,7 +406,9 @@ def err_field(field: str, bad: Any) -> str:
     return f"payload.{field}"
 
 
-@pytest.mark.parametrize("text", ['{"ref": "x", "amount": ', "not json", "", "[1, 2]", "null", "42"])
+@pytest.mark.parametrize(
+    "text", ['{"ref": "x", "amount": ', "not json", "", "[1, 2]", "null", "42"]
+)
 def test_bad_json(text: str) -> None:
     expect_error(row(payload=text), "bad_json", "payload")
 
@@ -412,7 +435,9 @@ def test_non_utc_payload_timestamp(kind: str, field: str, ts: str) -> None:
 
 
 def test_utc_payload_timestamp_with_plus_zero_offset_is_accepted() -> None:
-    payload = dict(EXAMPLES[("payment_order.accepted", 1)]) | {"complete_by": "2026-11-01T10:15:00+00:00"}
+    payload = dict(EXAMPLES[("payment_order.accepted", 1)]) | {
+        "complete_by": "2026-11-01T10:15:00+00:00"
+    }
     event = decode(row("payment_order.accepted", 1, payload=payload))
     assert event.payload.complete_by == TS_DT  # type: ignore[attr-defined]
 
@@ -435,10 +460,14 @@ def test_unknown_currency(kind: str, version: int, field: str) -> None:
 def test_unknown_currency_nested_money_and_posting() -> None:
     created = json.loads(json.dumps(EXAMPLES[("payment_order.created", 2)]))
     created["money"]["currency"] = "rub"
-    expect_error(row("payment_order.created", 2, payload=created), "invalid_value", "payload.money.currency")
+    expect_error(
+        row("payment_order.created", 2, payload=created), "invalid_value", "payload.money.currency"
+    )
     held = json.loads(json.dumps(EXAMPLES[("ledger_plan.batch_held", 1)]))
     held["postings"][0]["currency"] = "BTC"
-    expect_error(row("ledger_plan.batch_held", payload=held), "invalid_value", "payload.postings.0.currency")
+    expect_error(
+        row("ledger_plan.batch_held", payload=held), "invalid_value", "payload.postings.0.currency"
+    )
 
 
 @pytest.mark.parametrize("rate", ["0", "-1", "abc", "NaN", "Infinity", ""])
@@ -465,7 +494,9 @@ def test_out_of_domain_value(kind: str, field: str, bad: Any) -> None:
     expect_error(row(kind, version, payload=payload), "invalid_value", f"payload.{field}")
 
 
-@pytest.mark.parametrize("column", [f for f in ENVELOPE_FIELDS if f not in ("correlation_id", "causation_id")])
+@pytest.mark.parametrize(
+    "column", [f for f in ENVELOPE_FIELDS if f not in ("correlation_id", "causation_id")]
+)
 def test_missing_envelope_column(column: str) -> None:
     raw = row()
     del raw[column]
@@ -535,7 +566,9 @@ def test_not_a_mapping() -> None:
 # --------------------------------------------------------------- junk never crashes decoding
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 envelope_junk = st.one_of(
@@ -546,7 +579,7 @@ envelope_junk = st.one_of(
     st.floats(),
     st.binary(max_size=8),
 )
-kinds = st.sampled_from(sorted(catalog.KINDS) + ["client.nope", "nope.nope", ""])
+kinds = st.sampled_from([*sorted(catalog.KINDS), "client.nope", "nope.nope", ""])
 
 
 @st.composite

@@ -44,7 +44,12 @@ def replay(fixture_events: list[Event]) -> dict[str, Any]:
             assert client.fee_bps is not None and order.currency is not None
             assert trader.settlement_currency == p.settlement_currency
             want = money.price_order(
-                order.amount, order.currency, p.rate, p.settlement_currency, client.fee_bps, trader.reward_bps
+                order.amount,
+                order.currency,
+                p.rate,
+                p.settlement_currency,
+                client.fee_bps,
+                trader.reward_bps,
             )
             got = money.OrderPricing(p.settlement_amount, p.platform_fee, p.trader_reward)
             pricing.append((e, got, want))
@@ -65,21 +70,29 @@ def test_export_rows_and_redeliveries(
     counts = Counter(r["event_id"] for r in fixture_rows)
     redelivered = [eid for eid, n in counts.items() if n > 1]
     assert redelivered, "the README promises a few identical redeliveries"
-    assert len(fixture_unique_rows) == len(counts) == len(fixture_rows) - sum(n - 1 for n in counts.values())
+    assert (
+        len(fixture_unique_rows)
+        == len(counts)
+        == len(fixture_rows) - sum(n - 1 for n in counts.values())
+    )
 
 
 def test_every_row_decodes(fixture_unique_rows: list[dict[str, Any]]) -> None:
-    errors = [err for row in fixture_unique_rows if isinstance(err := catalog.try_decode(row), catalog.DecodingError)]
+    errors = [
+        err
+        for row in fixture_unique_rows
+        if isinstance(err := catalog.try_decode(row), catalog.DecodingError)
+    ]
     assert errors == []
 
 
 def test_fixture_kinds_are_known_and_both_versions_present(fixture_events: list[Event]) -> None:
     seen = {(e.kind, e.schema_version) for e in fixture_events}
     assert seen <= set(catalog.PAYLOADS)
-    assert EXPECTED_KINDS <= seen
+    assert seen >= EXPECTED_KINDS
     for e in fixture_events:
         newest = max(v for k, v in catalog.PAYLOADS if k == e.kind)
-        assert e.payload.VERSION == newest
+        assert newest == e.payload.VERSION
 
 
 def test_envelope_invariants(fixture_events: list[Event]) -> None:
@@ -116,7 +129,9 @@ def test_every_published_rating_matches_history(replay: dict[str, Any]) -> None:
     bad = []
     for e, counts, want in checked:
         p = e.payload
-        if (p.assignments, p.completed, p.on_time, p.disputed) != dataclasses.astuple(counts) or p.score != want:
+        if (p.assignments, p.completed, p.on_time, p.disputed) != dataclasses.astuple(
+            counts
+        ) or p.score != want:
             bad.append((e.event_id, p, counts, want))
     assert bad == []
     # the ratings are not all the zero-count default: the check has teeth
@@ -132,7 +147,9 @@ def test_every_assignment_is_priced_by_the_catalog(replay: dict[str, Any]) -> No
         assert got.trader_reward <= got.platform_fee <= got.settlement_amount
 
 
-def test_export_contains_half_way_cases(replay: dict[str, Any], fixture_events: list[Event]) -> None:
+def test_export_contains_half_way_cases(
+    replay: dict[str, Any], fixture_events: list[Event]
+) -> None:
     """The README's half-way cases: exact ties where half-up would price differently."""
     w = World()
     ties = 0
@@ -149,7 +166,9 @@ def test_export_contains_half_way_cases(replay: dict[str, Any], fixture_events: 
             c = w.clients[o.client_id or ""]
             t = w.traders[p.trader_id]
             assert c.fee_bps is not None
-            shares = [exact] + [Fraction(p.settlement_amount * b, 10_000) for b in (c.fee_bps, t.reward_bps)]
+            shares = [exact] + [
+                Fraction(p.settlement_amount * b, 10_000) for b in (c.fee_bps, t.reward_bps)
+            ]
             ties += sum(1 for x in shares if x.denominator == 2)
         w.apply(e)
     assert ties > 0

@@ -94,20 +94,32 @@ def test_round_half_even_on_exact_values() -> None:
 # ------------------------------------------------------------------------- settlement
 currencies = st.sampled_from(sorted(CATALOG_EXPONENTS))
 rates = st.decimals(
-    min_value=Decimal("0.0001"), max_value=Decimal("100000"), places=4, allow_nan=False, allow_infinity=False
+    min_value=Decimal("0.0001"),
+    max_value=Decimal("100000"),
+    places=4,
+    allow_nan=False,
+    allow_infinity=False,
 ).map(lambda d: format(d, "f"))
 
 
 def settlement_by_hand(amount: int, fiat: str, rate: str, settle: str) -> int:
     """The catalog formula with Fraction and Python's (half-even) round."""
-    value = Fraction(amount, 10 ** CATALOG_EXPONENTS[fiat]) / Fraction(Decimal(rate)) * 10 ** CATALOG_EXPONENTS[settle]
+    value = (
+        Fraction(amount, 10 ** CATALOG_EXPONENTS[fiat])
+        / Fraction(Decimal(rate))
+        * 10 ** CATALOG_EXPONENTS[settle]
+    )
     return round(value)
 
 
 @FAST
 @given(st.integers(0, 10**13), currencies, rates, currencies)
-def test_settlement_amount_is_the_catalog_formula(amount: int, fiat: str, rate: str, settle: str) -> None:
-    assert settlement_amount(amount, fiat, rate, settle) == settlement_by_hand(amount, fiat, rate, settle)
+def test_settlement_amount_is_the_catalog_formula(
+    amount: int, fiat: str, rate: str, settle: str
+) -> None:
+    assert settlement_amount(amount, fiat, rate, settle) == settlement_by_hand(
+        amount, fiat, rate, settle
+    )
 
 
 @pytest.mark.parametrize(
@@ -162,7 +174,9 @@ def test_reward_never_exceeds_fee_when_bps_do_not(settle: int, a: int, b: int) -
 
 @FAST
 @given(st.integers(1, 10**12), currencies, rates, currencies, bps, bps)
-def test_price_order(amount: int, fiat: str, rate: str, settle: str, fee_bps: int, reward_bps: int) -> None:
+def test_price_order(
+    amount: int, fiat: str, rate: str, settle: str, fee_bps: int, reward_bps: int
+) -> None:
     p = price_order(amount, fiat, rate, settle, fee_bps, reward_bps)
     s = settlement_by_hand(amount, fiat, rate, settle)
     assert p.settlement_amount == s
@@ -231,7 +245,9 @@ def test_parse_rate_rejects_non_strings(bad: Any) -> None:
         parse_rate(bad)
 
 
-@pytest.mark.parametrize(("text", "want"), [("92.35", Fraction(9235, 100)), ("0.1", Fraction(1, 10)), ("3", Fraction(3))])
+@pytest.mark.parametrize(
+    ("text", "want"), [("92.35", Fraction(9235, 100)), ("0.1", Fraction(1, 10)), ("3", Fraction(3))]
+)
 def test_parse_rate_is_exact(text: str, want: Fraction) -> None:
     assert parse_rate(text) == want
 
@@ -253,10 +269,17 @@ utc_times = st.datetimes(
     counts=st.tuples(*[st.integers(0, 10_000)] * 4),
     score=st.decimals(min_value=0, max_value=100, places=2, allow_nan=False),
 )
-def test_rating_payload_roundtrip(as_of: datetime, window: int, counts: tuple[int, ...], score: Decimal) -> None:
+def test_rating_payload_roundtrip(
+    as_of: datetime, window: int, counts: tuple[int, ...], score: Decimal
+) -> None:
     p = rating.RatingPublished(
-        as_of=as_of, window_days=window, assignments=counts[0], completed=counts[1],
-        on_time=counts[2], disputed=counts[3], score=score,
+        as_of=as_of,
+        window_days=window,
+        assignments=counts[0],
+        completed=counts[1],
+        on_time=counts[2],
+        disputed=counts[3],
+        score=score,
     )
     back = roundtrip(p)
     assert back == p
@@ -270,22 +293,37 @@ def test_rating_payload_roundtrip(as_of: datetime, window: int, counts: tuple[in
     at=st.none() | utc_times,
     flags=st.lists(st.text(max_size=8), max_size=3),
 )
-def test_receipt_analyzed_roundtrip(conf: Decimal, amount: int | None, at: datetime | None, flags: list[str]) -> None:
-    p = receipt.ReceiptAnalyzed(extracted_amount=amount, extracted_paid_at=at, confidence=conf, flags=flags)
+def test_receipt_analyzed_roundtrip(
+    conf: Decimal, amount: int | None, at: datetime | None, flags: list[str]
+) -> None:
+    p = receipt.ReceiptAnalyzed(
+        extracted_amount=amount, extracted_paid_at=at, confidence=conf, flags=flags
+    )
     assert roundtrip(p) == p
 
 
 @pytest.mark.parametrize(
     ("text", "field", "want"),
-    [("0.8", "confidence", Decimal("0.8")), ("62.35", "score", Decimal("62.35")), ("55.00", "score", Decimal("55.00"))],
+    [
+        ("0.8", "confidence", Decimal("0.8")),
+        ("62.35", "score", Decimal("62.35")),
+        ("55.00", "score", Decimal("55.00")),
+    ],
 )
 def test_decimal_survives_exactly(text: str, field: str, want: Decimal) -> None:
     if field == "confidence":
-        p: Payload = receipt.ReceiptAnalyzed(extracted_amount=None, extracted_paid_at=None, confidence=want, flags=[])
+        p: Payload = receipt.ReceiptAnalyzed(
+            extracted_amount=None, extracted_paid_at=None, confidence=want, flags=[]
+        )
     else:
         p = rating.RatingPublished(
-            as_of=datetime(2026, 11, 1, tzinfo=UTC), window_days=1, assignments=0, completed=0,
-            on_time=0, disputed=0, score=want,
+            as_of=datetime(2026, 11, 1, tzinfo=UTC),
+            window_days=1,
+            assignments=0,
+            completed=0,
+            on_time=0,
+            disputed=0,
+            score=want,
         )
     assert f'"{field}":{text}' in p.to_json()
     back = roundtrip(p)
@@ -300,7 +338,13 @@ def test_decimal_survives_exactly(text: str, field: str, want: Decimal) -> None:
 @given(
     batch=st.integers(1, 10**9),
     posts=st.lists(
-        st.tuples(st.text(min_size=1, max_size=6), st.text(min_size=1, max_size=6), st.integers(1, 10**12), currencies, st.text(max_size=10)),
+        st.tuples(
+            st.text(min_size=1, max_size=6),
+            st.text(min_size=1, max_size=6),
+            st.integers(1, 10**12),
+            currencies,
+            st.text(max_size=10),
+        ),
         max_size=4,
     ),
 )
@@ -309,13 +353,17 @@ def test_batch_held_roundtrip_keeps_from_alias(batch: int, posts: list[tuple[Any
         {
             "batch_id": batch,
             "postings": [
-                {"from": f, "to": t, "amount": a, "currency": c, "description": d} for f, t, a, c, d in posts
+                {"from": f, "to": t, "amount": a, "currency": c, "description": d}
+                for f, t, a, c, d in posts
             ],
         }
     )
     text = p.to_json()
     assert '"from_"' not in text
-    assert all(set(x) == {"from", "to", "amount", "currency", "description"} for x in loads(text)["postings"])
+    assert all(
+        set(x) == {"from", "to", "amount", "currency", "description"}
+        for x in loads(text)["postings"]
+    )
     assert roundtrip(p) == p
 
 
@@ -327,13 +375,25 @@ def test_batch_held_roundtrip_keeps_from_alias(batch: int, posts: list[tuple[Any
     expires=utc_times,
     text=st.text(max_size=12),
 )
-def test_order_created_roundtrips_and_v1_upcasts(amount: int, cur: str, direction: str, expires: datetime, text: str) -> None:
+def test_order_created_roundtrips_and_v1_upcasts(
+    amount: int, cur: str, direction: str, expires: datetime, text: str
+) -> None:
     v1 = payment_order.OrderCreatedV1(
-        client_id=text, direction=direction, amount=amount, currency=cur, client_ref=text, expires_at=expires  # type: ignore[arg-type]
+        client_id=text,
+        direction=direction,
+        amount=amount,
+        currency=cur,
+        client_ref=text,
+        expires_at=expires,  # type: ignore[arg-type]
     )
     v2 = roundtrip(v1)
     assert isinstance(v2, payment_order.OrderCreated)
-    assert (v2.money.amount, v2.money.currency, v2.channel, v2.expires_at) == (amount, cur, "card", expires)
+    assert (v2.money.amount, v2.money.currency, v2.channel, v2.expires_at) == (
+        amount,
+        cur,
+        "card",
+        expires,
+    )
     assert roundtrip(v2) == v2
 
 
@@ -344,10 +404,18 @@ def test_order_created_roundtrips_and_v1_upcasts(amount: int, cur: str, directio
     at=utc_times,
     attempt=st.integers(1, 50),
 )
-def test_order_assigned_roundtrip(rate: str, amounts: tuple[int, int, int], at: datetime, attempt: int) -> None:
+def test_order_assigned_roundtrip(
+    rate: str, amounts: tuple[int, int, int], at: datetime, attempt: int
+) -> None:
     p = payment_order.OrderAssigned(
-        trader_id="tr", attempt=attempt, rate=rate, settlement_currency="USDT",
-        settlement_amount=amounts[0], platform_fee=amounts[1], trader_reward=amounts[2], accept_by=at,
+        trader_id="tr",
+        attempt=attempt,
+        rate=rate,
+        settlement_currency="USDT",
+        settlement_amount=amounts[0],
+        platform_fee=amounts[1],
+        trader_reward=amounts[2],
+        accept_by=at,
     )
     back = roundtrip(p)
     assert back == p and back.rate == rate  # type: ignore[attr-defined]
@@ -355,8 +423,13 @@ def test_order_assigned_roundtrip(rate: str, amounts: tuple[int, int, int], at: 
 
 def test_trader_registered_roundtrips() -> None:
     v1 = trader.TraderRegisteredV1(
-        name="n", fiat_currency="UZS", settlement_currency="USDT", min_amount=1, max_amount=2,
-        max_active_orders=3, reward_bps=4,
+        name="n",
+        fiat_currency="UZS",
+        settlement_currency="USDT",
+        min_amount=1,
+        max_amount=2,
+        max_active_orders=3,
+        reward_bps=4,
     )
     v2 = roundtrip(v1)
     assert v2 == catalog.upcast(v1)
@@ -364,7 +437,9 @@ def test_trader_registered_roundtrips() -> None:
 
 
 def test_timestamps_are_rfc3339_utc() -> None:
-    p = payment_order.OrderAccepted(trader_id="t", complete_by=datetime(2026, 11, 1, 10, 15, tzinfo=UTC))
+    p = payment_order.OrderAccepted(
+        trader_id="t", complete_by=datetime(2026, 11, 1, 10, 15, tzinfo=UTC)
+    )
     assert p.to_json() == '{"trader_id":"t","complete_by":"2026-11-01T10:15:00Z"}'
     q = payment_order.OrderAccepted(
         trader_id="t", complete_by=datetime(2026, 11, 1, 10, 15, 0, 120, tzinfo=UTC) + timedelta(0)

@@ -3,9 +3,11 @@ the envelope invariants of what they write, the scheduler rules they enforce, an
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
 import pytest
 
 from workbench.domain import catalog
@@ -32,8 +34,16 @@ def scenario(seed: int = 7) -> tuple[Platform, list[list[Event]]]:
 
     run(p.register_client("cl-1", "Merchant", "USDT", 150, at(0)))
     run(p.top_up_client("cl-1", "tu-c1", 5_000 * USDT, at(1)))
-    run(p.register_trader("tr-1", "Trader 1", "RUB", "USDT", 1_000_00, 1_000_000_00, 2, 50, at(2), version=1))
-    run(p.register_trader("tr-2", "Trader 2", "RUB", "USDT", 1_000_00, 1_000_000_00, 2, 50, at(2), country="RU"))
+    run(
+        p.register_trader(
+            "tr-1", "Trader 1", "RUB", "USDT", 1_000_00, 1_000_000_00, 2, 50, at(2), version=1
+        )
+    )
+    run(
+        p.register_trader(
+            "tr-2", "Trader 2", "RUB", "USDT", 1_000_00, 1_000_000_00, 2, 50, at(2), country="RU"
+        )
+    )
     run(p.top_up_trader("tr-1", "tu-t1", 2_000 * USDT, at(3)))
     run(p.top_up_trader("tr-2", "tu-t2", 2_000 * USDT, at(3)))
     run(p.go_online("tr-1", at(4)))
@@ -57,10 +67,14 @@ def scenario(seed: int = 7) -> tuple[Platform, list[list[Event]]]:
     run(p.dispute("po-1", "customer says unpaid", at(20)))
     run(p.resolve_dispute("po-1", "reversed", "refunded", at(25)))
     # a trader payout and a client payout, each confirmed and then cancelled (reverted)
-    run(p.create_payout("pay-1", "trader:tr-2", 100 * USDT, 1 * USDT, "USDT", "TRC20:T***1", at(30)))
+    run(
+        p.create_payout("pay-1", "trader:tr-2", 100 * USDT, 1 * USDT, "USDT", "TRC20:T***1", at(30))
+    )
     run(p.confirm_payout("pay-1", at(31)))
     run(p.cancel_payout("pay-1", "returned by bank", at(32)))
-    run(p.create_payout("pay-2", "client:cl-1", 200 * USDT, 2 * USDT, "USDT", "TRC20:T***2", at(30)))
+    run(
+        p.create_payout("pay-2", "client:cl-1", 200 * USDT, 2 * USDT, "USDT", "TRC20:T***2", at(30))
+    )
     run(p.mark_payout_paid("pay-2", "BR-2", at(31)))
     run(p.confirm_payout("pay-2", at(32)))
     run(p.cancel_payout("pay-2", "chargeback", at(33)))
@@ -86,12 +100,26 @@ def test_scenario_states(run: tuple[Platform, list[list[Event]]]) -> None:
     assert (o1.status, o1.dispute_outcome, o1.channel) == ("cancelled", "reversed", "card")
     assert (o2.status, o2.channel) == ("completed", "sbp")
     a1 = o1.attempts[0]
-    assert (a1.settlement_amount, a1.platform_fee, a1.trader_reward) == (1_000 * USDT, 15 * USDT, 5 * USDT)
+    assert (a1.settlement_amount, a1.platform_fee, a1.trader_reward) == (
+        1_000 * USDT,
+        15 * USDT,
+        5 * USDT,
+    )
     a2 = o2.attempts[0]
-    assert (a2.settlement_amount, a2.platform_fee, a2.trader_reward) == (500 * USDT, 7_500_000, 2_500_000)
+    assert (a2.settlement_amount, a2.platform_fee, a2.trader_reward) == (
+        500 * USDT,
+        7_500_000,
+        2_500_000,
+    )
     assert w.receipts["rc-1"].status == "approved" and w.receipts["rc-2"].status == "approved"
-    assert w.payouts["pay-1"].status == "cancelled" and w.payouts["pay-1"].cancelled_from == "confirmed"
-    assert w.payouts["pay-2"].status == "cancelled" and w.payouts["pay-2"].cancelled_from == "confirmed"
+    assert (
+        w.payouts["pay-1"].status == "cancelled"
+        and w.payouts["pay-1"].cancelled_from == "confirmed"
+    )
+    assert (
+        w.payouts["pay-2"].status == "cancelled"
+        and w.payouts["pay-2"].cancelled_from == "confirmed"
+    )
     assert w.traders["tr-1"].country is None and w.traders["tr-2"].country == "RU"
     plans = {pid: s.status for pid, s in w.plans.items()}
     assert plans == {
@@ -132,7 +160,12 @@ def test_scenario_rating(run: tuple[Platform, list[list[Event]]]) -> None:
     # tr-1 in (at(40) - 1 day, at(40)]: 1 assignment, 1 completion on time, 1 dispute
     # 100 * (0.6*2/3 + 0.3*2/3 + 0.1*(1 - 1/2)) = 40 + 20 + 5
     assert r.counts is not None
-    assert (r.counts.assignments, r.counts.completed, r.counts.on_time, r.counts.disputed) == (1, 1, 1, 1)
+    assert (r.counts.assignments, r.counts.completed, r.counts.on_time, r.counts.disputed) == (
+        1,
+        1,
+        1,
+        1,
+    )
     assert r.score == Decimal("65.00")
     assert p.world.score("tr-1") == Decimal("65.00")
     assert p.world.score("tr-2") == Decimal("55.00")
@@ -140,8 +173,11 @@ def test_scenario_rating(run: tuple[Platform, list[list[Event]]]) -> None:
 
 def test_scenario_trader_stream_kinds(run: tuple[Platform, list[list[Event]]]) -> None:
     p, _ = run
-    moves = [(e.aggregate_id, e.kind.split(".")[1], e.payload.ref, e.payload.amount)  # type: ignore[attr-defined]
-             for e in p.log if e.stream == "trader" and hasattr(e.payload, "ref")]
+    moves = [
+        (e.aggregate_id, e.kind.split(".")[1], e.payload.ref, e.payload.amount)  # type: ignore[attr-defined]
+        for e in p.log
+        if e.stream == "trader" and hasattr(e.payload, "ref")
+    ]
     assert moves == [
         ("tr-1", "deposit_topped_up", "topup:tu-t1", 2_000 * USDT),
         ("tr-2", "deposit_topped_up", "topup:tu-t2", 2_000 * USDT),
@@ -159,7 +195,7 @@ def test_envelope_invariants(run: tuple[Platform, list[list[Event]]]) -> None:
     p, cmds = run
     assert [e for c in cmds for e in c] == p.log
     positions = [e.position for e in p.log]
-    assert all(a < b for a, b in zip(positions, positions[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(positions))
     seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
     for e in p.log:
         seqs[(e.stream, e.aggregate_id)].append(e.seq)
@@ -174,7 +210,7 @@ def test_causation_chains(run: tuple[Platform, list[list[Event]]]) -> None:
     _, cmds = run
     for events in cmds:
         assert events[0].causation_id is None
-        for prev, e in zip(events, events[1:], strict=False):
+        for prev, e in itertools.pairwise(events):
             assert e.causation_id == prev.event_id, (prev.kind, e.kind)
             assert e.recorded_at >= prev.recorded_at
 
@@ -194,7 +230,10 @@ def test_log_round_trips_through_rows_and_replays(run: tuple[Platform, list[list
     p, _ = run
     decoded = [catalog.decode(e.to_row()) for e in p.log]
     assert decoded == [catalog.upcast_event(e) for e in p.log]
-    assert {(e.kind, e.schema_version) for e in decoded} >= {("trader.registered", 1), ("payment_order.created", 1)}
+    assert {(e.kind, e.schema_version) for e in decoded} >= {
+        ("trader.registered", 1),
+        ("payment_order.created", 1),
+    }
     w = fold(decoded)
     assert w.violations == []
     assert w.book.accounts == p.world.book.accounts
@@ -206,11 +245,15 @@ def test_same_seed_same_log() -> None:
     assert a.log == b.log
     c, _ = scenario(seed=12)
     assert [e.event_id for e in c.log] != [e.event_id for e in a.log]
-    assert [(e.kind, e.aggregate_id, e.payload) for e in c.log] == [(e.kind, e.aggregate_id, e.payload) for e in a.log]
+    assert [(e.kind, e.aggregate_id, e.payload) for e in c.log] == [
+        (e.kind, e.aggregate_id, e.payload) for e in a.log
+    ]
 
 
 # ------------------------------------------------------------------ scheduler rules enforced
-def base(*, deposit: int = 2_000 * USDT, client_balance: int = 5_000 * USDT, max_active: int = 2) -> Platform:
+def base(
+    *, deposit: int = 2_000 * USDT, client_balance: int = 5_000 * USDT, max_active: int = 2
+) -> Platform:
     p = Platform(ids=IdSource(seed=1))
     p.register_client("cl-1", "M", "USDT", 150, at(0))
     if client_balance:
@@ -333,7 +376,13 @@ def test_several_rules_are_all_named() -> None:
     p.create_order("po", "cl-1", "payin", 1, "KZT", "r", at(2))
     with pytest.raises(CommandRejected) as info:
         p.assign("po", "tr-1", "92.35", at(3))
-    assert set(info.value.rules) == {"not_blocked", "online", "currency", "amount_limits", "trader_deposit"}
+    assert set(info.value.rules) == {
+        "not_blocked",
+        "online",
+        "currency",
+        "amount_limits",
+        "trader_deposit",
+    }
 
 
 def test_payout_order_cannot_complete_without_approved_receipt() -> None:

@@ -28,7 +28,7 @@ def test_zero_counts_score_55() -> None:
     got = score(RatingCounts(0, 0, 0, 0))
     assert got == Decimal("55.00")
     assert str(got) == "55.00"
-    assert DEFAULT_SCORE == Decimal("55.00")
+    assert Decimal("55.00") == DEFAULT_SCORE
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,9 @@ def test_score_examples(counts: tuple[int, int, int, int], want: Decimal) -> Non
 @given(
     st.integers(0, 500).flatmap(
         lambda a: st.tuples(st.just(a), st.integers(0, a)).flatmap(
-            lambda ac: st.tuples(st.just(ac[0]), st.just(ac[1]), st.integers(0, ac[1]), st.integers(0, ac[1] + 3))
+            lambda ac: st.tuples(
+                st.just(ac[0]), st.just(ac[1]), st.integers(0, ac[1]), st.integers(0, ac[1] + 3)
+            )
         )
     )
 )
@@ -100,11 +102,15 @@ def test_window_is_open_at_start_closed_at_as_of() -> None:
     h.completed("t", AS_OF, complete_by=AS_OF)  # on time (at complete_by)
     h.completed("t", AS_OF - timedelta(hours=1), complete_by=AS_OF - timedelta(hours=2))  # late
     h.completed("t", start, complete_by=start)  # at the start: out
-    h.completed("t", AS_OF - timedelta(hours=3), complete_by=None)  # no acceptance known: not on time
+    h.completed(
+        "t", AS_OF - timedelta(hours=3), complete_by=None
+    )  # no acceptance known: not on time
     h.disputed("t", start)
     h.disputed("t", AS_OF)
     h.assigned("other", AS_OF)
-    assert h.counts("t", AS_OF, 7) == RatingCounts(assignments=2, completed=3, on_time=1, disputed=1)
+    assert h.counts("t", AS_OF, 7) == RatingCounts(
+        assignments=2, completed=3, on_time=1, disputed=1
+    )
     assert h.counts("nobody", AS_OF, 7) == RatingCounts(0, 0, 0, 0)
 
 
@@ -130,4 +136,6 @@ def test_window_property(offsets_min: list[int], window_days: int) -> None:
     for t in times:
         h.assigned("t", t)
     start = AS_OF - timedelta(days=window_days)
-    assert h.counts("t", AS_OF, window_days).assignments == sum(1 for t in times if start < t <= AS_OF)
+    assert h.counts("t", AS_OF, window_days).assignments == sum(
+        1 for t in times if start < t <= AS_OF
+    )

@@ -106,13 +106,25 @@ def po_payload(name: str, attempt: int) -> Payload:
 def envelope(stream: str, seq: int, payload: Payload) -> Event:
     at = T0 + timedelta(seconds=seq)
     return Event(
-        f"{stream}-ev-{seq}", seq, stream, "agg-1", seq, payload.KIND, payload.VERSION, at, at,
-        None, None, payload,
+        f"{stream}-ev-{seq}",
+        seq,
+        stream,
+        "agg-1",
+        seq,
+        payload.KIND,
+        payload.VERSION,
+        at,
+        at,
+        None,
+        None,
+        payload,
     )
 
 
 @st.composite
-def walks(draw: st.DrawFn, legal: dict[str | None, set[str]], after: Any, kinds: list[str]) -> list[str]:
+def walks(
+    draw: st.DrawFn, legal: dict[str | None, set[str]], after: Any, kinds: list[str]
+) -> list[str]:
     """Sequences that mostly follow the catalog (to reach deep states) with illegal steps mixed in."""
     n = draw(st.integers(0, 14))
     status: str | None = None
@@ -200,7 +212,12 @@ PAYOUT_STATUS_AFTER = {
 def payout_payload(name: str) -> Payload:
     return {
         "created": lambda: payout.PayoutCreated(
-            owner="client:cl", amount=5, fee=1, currency="USDT", destination_masked="d", plan_id="payout:agg-1"
+            owner="client:cl",
+            amount=5,
+            fee=1,
+            currency="USDT",
+            destination_masked="d",
+            plan_id="payout:agg-1",
         ),
         "paid": lambda: payout.PayoutPaid(bank_ref="b"),
         "confirmed": lambda: payout.PayoutConfirmed(),
@@ -242,7 +259,13 @@ RECEIPT_LEGAL: dict[str | None, set[str]] = {
 def receipt_payload(name: str) -> Payload:
     return {
         "uploaded": lambda: receipt.ReceiptUploaded(
-            order_id="po", trader_id="tr", amount=1, currency="RUB", paid_at=T0, bank="b", file_sha256="0" * 64
+            order_id="po",
+            trader_id="tr",
+            amount=1,
+            currency="RUB",
+            paid_at=T0,
+            bank="b",
+            file_sha256="0" * 64,
         ),
         "analyzed": lambda: receipt.ReceiptAnalyzed(
             extracted_amount=None, extracted_paid_at=None, confidence=Decimal("0.5"), flags=[]
