@@ -659,3 +659,17 @@ def test_decimal_fields_are_exact() -> None:
 def test_envelope_timestamp_out_of_range_in_utc(column: str, value: Any) -> None:
     """A timestamp whose UTC conversion leaves the calendar is a bad envelope, not a crash."""
     expect_error(row() | {column: value}, "bad_envelope", column)
+
+
+# ------------------------------------------------- JSON numbers are exact and must be numbers
+def test_confidence_as_string_is_wrong_type() -> None:
+    payload = dict(EXAMPLES[("receipt.analyzed", 1)]) | {"confidence": "0.8"}
+    expect_error(row("receipt.analyzed", payload=payload), "wrong_type", "payload.confidence")
+
+
+def test_score_digits_survive_beyond_float_precision() -> None:
+    payload = json.dumps(EXAMPLES[("trader_rating.published", 1)]).replace(
+        "62.35", "62.345678901234567891"
+    )
+    event = decode(row("trader_rating.published", payload=payload))
+    assert event.payload.score == Decimal("62.345678901234567891")  # type: ignore[attr-defined]

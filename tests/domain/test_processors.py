@@ -401,11 +401,6 @@ def test_payout_order_cannot_complete_without_approved_receipt() -> None:
         p.complete("po", at(8))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analyze_receipt emits the review_started it causes without a causation_id "
-    "(start_review is a separate emit, not part of the analysis chain)",
-)
 def test_review_started_by_analysis_is_caused_by_it() -> None:
     p = base()
     p.create_order("po", "cl-1", "payin", 9_235_00, "RUB", "r", at(2))

@@ -8,7 +8,6 @@ reason an analyst can act on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from . import client, ledger, payment_order, payout, rating, receipt, trader
-from .events import ENVELOPE_FIELDS, STREAMS, Event, Payload
+from .events import ENVELOPE_FIELDS, STREAMS, Event, Payload, loads
 
 PAYLOADS: Final[dict[tuple[str, int], type[Payload]]] = {
     (cls.KIND, cls.VERSION): cls
@@ -138,41 +137,31 @@ def _envelope_time(raw: Mapping[str, Any], name: str, event_id: str | None) -> d
         ) from None
 
 
-def _payload_text(raw: Mapping[str, Any], event_id: str, kind: str, version: int) -> str:
+def _payload_object(raw: Mapping[str, Any], event_id: str, kind: str, version: int) -> Any:
+    """The payload as parsed JSON: the export's string is parsed (numbers that are not integers
+    become exact Decimals); the live stream's nested object is taken as it is."""
+
+    def error(reason: str, message: str) -> DecodingError:
+        return DecodingError(
+            reason, message, event_id=event_id, kind=kind, version=version, field="payload"
+        )
+
     value = raw.get("payload")
     if value is None:
-        raise DecodingError(
-            "bad_envelope",
-            "is missing",
-            event_id=event_id,
-            kind=kind,
-            version=version,
-            field="payload",
-        )
+        raise error("bad_envelope", "is missing")
+    if isinstance(value, Mapping):
+        return value
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise DecodingError(
-                "bad_json",
-                "payload is not UTF-8",
-                event_id=event_id,
-                kind=kind,
-                version=version,
-                field="payload",
-            ) from None
-    if isinstance(value, Mapping):  # the live stream nests the payload as an object
-        value = json.dumps(value, default=str)
+            raise error("bad_json", "payload is not UTF-8") from None
     if not isinstance(value, str):
-        raise DecodingError(
-            "bad_envelope",
-            f"must be a JSON object, got {type(value).__name__}",
-            event_id=event_id,
-            kind=kind,
-            version=version,
-            field="payload",
-        )
-    return value
+        raise error("bad_envelope", f"must be a JSON object, got {type(value).__name__}")
+    try:
+        return loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise error("bad_json", f"payload is not valid JSON ({exc})") from None
 
 
 _PYDANTIC_REASON: Final = {
@@ -189,8 +178,11 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "payload"
 
 
-def decode_payload(kind: str, version: int, text: str, event_id: str | None = None) -> Payload:
-    """Validate a payload JSON text against its (kind, version) model and upcast it to the newest."""
+def decode_payload(
+    kind: str, version: int, payload: str | Mapping[str, Any], event_id: str | None = None
+) -> Payload:
+    """Validate a payload (JSON text, or already parsed) against its (kind, version) model and
+    upcast it to the newest version."""
     model = PAYLOADS.get((kind, version))
     if model is None:
         if kind not in KINDS:
@@ -210,8 +202,29 @@ def decode_payload(kind: str, version: int, text: str, event_id: str | None = No
             version=version,
             field="schema_version",
         )
+    if isinstance(payload, str):
+        try:
+            payload = loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise DecodingError(
+                "bad_json",
+                f"payload is not valid JSON ({exc})",
+                event_id=event_id,
+                kind=kind,
+                version=version,
+                field="payload",
+            ) from None
+    if not isinstance(payload, Mapping):
+        raise DecodingError(
+            "bad_json",
+            f"payload must be a JSON object, got {type(payload).__name__}",
+            event_id=event_id,
+            kind=kind,
+            version=version,
+            field="payload",
+        )
     try:
-        payload: Payload = model.model_validate_json(text, strict=True)
+        decoded: Payload = model.model_validate(payload, strict=True)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         etype = str(err.get("type", ""))
@@ -236,7 +249,7 @@ def decode_payload(kind: str, version: int, text: str, event_id: str | None = No
             version=version,
             field=field,
         ) from None
-    return upcast(payload)
+    return upcast(decoded)
 
 
 def decode(raw: Mapping[str, Any]) -> Event:
@@ -292,7 +305,7 @@ def decode(raw: Mapping[str, Any]) -> Event:
             kind=kind,
             field="recorded_at",
         )
-    payload = decode_payload(kind, version, _payload_text(raw, event_id, kind, version), event_id)
+    payload = decode_payload(kind, version, _payload_object(raw, event_id, kind, version), event_id)
     return Event(
         event_id=event_id,
         position=_envelope_int(raw, "position", event_id, 0),

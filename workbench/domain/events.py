@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Final
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
 
 from .money import EXPONENTS
 
@@ -77,10 +78,39 @@ def _unit_interval(value: Decimal) -> Decimal:
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+def _rfc3339(value: Any) -> Any:
+    """Payload timestamps arrive as RFC 3339 strings; a string that is not one is an error."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number held exactly: refuses strings and booleans, lifts integers to Decimal."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError(
+            "json_number_type",
+            "must be a JSON number, got {kind} {value}",
+            {"kind": type(value).__name__, "value": repr(value)},
+        )
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        # Only a caller using pydantic's own JSON parsing gets here (decode() parses numbers
+        # straight to Decimal); the shortest repr is the number as it was written.
+        return Decimal(repr(value))
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
+#: A non-integer JSON number (``score``, ``confidence``), read as an exact Decimal.
+JsonNumber = Annotated[Decimal, BeforeValidator(_json_number)]
 Currency = Annotated[str, AfterValidator(_currency)]
 Rate = Annotated[str, AfterValidator(_rate)]
-UnitInterval = Annotated[Decimal, AfterValidator(_unit_interval)]
+UnitInterval = Annotated[Decimal, BeforeValidator(_json_number), AfterValidator(_unit_interval)]
 
 
 class Payload(BaseModel):

@@ -13,7 +13,6 @@ was asked and nothing else; the events still go through the same appliers, which
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,10 @@ from .money import OrderPricing
 from .payment_order import CancelReason, Direction, PaymentOrderState, ReviewReason
 from .scheduler import Deadlines, broken_rules, pricing_for
 from .world import World
+
+# Version 4 and the RFC 4122 variant, set on 128 random bits (what uuid.UUID(version=4) does).
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 
 class CommandRejected(Exception):
@@ -55,7 +58,9 @@ class IdSource:
         self.rng = random.Random(self.seed)
 
     def event_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A random (version 4) UUID drawn from the seeded generator."""
+        h = f"{(self.rng.getrandbits(128) & _UUID4_MASK) | _UUID4_BITS:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def next_position(self) -> int:
         self.position += 1
@@ -757,12 +762,14 @@ class Platform:
             confidence=confidence,
             flags=flags,
         )
-        events = [self._emit("receipt", receipt_id, p, at, corr)]
+        chain = self._chain(self._emit("receipt", receipt_id, p, at, corr))
         o = self.world.orders.get(r.order_id)
         reason = review_reason(o, r, confidence, extracted_amount)
         if o is not None and reason is not None and o.status == payment_order.IN_PROGRESS:
-            events += self.start_review(r.order_id, reason, at)
-        return events
+            chain.emit(
+                "payment_order", r.order_id, payment_order.ReviewStarted(reason=reason), at, corr
+            )
+        return chain.events
 
     def approve_receipt(
         self, receipt_id: str, by: Literal["auto", "reviewer"], at: datetime

@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Final
 
 from .aggregate import AggregateState
-from .events import Event, Payload, UtcDatetime
+from .events import Event, JsonNumber, Payload, UtcDatetime
 from .money import div_round_half_even
 
 
@@ -22,7 +22,7 @@ class RatingPublished(Payload):
     completed: int
     on_time: int
     disputed: int
-    score: Decimal
+    score: JsonNumber
 
 
 PAYLOADS: tuple[type[Payload], ...] = (RatingPublished,)

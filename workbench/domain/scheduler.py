@@ -15,6 +15,7 @@ from typing import Final
 
 from .money import OrderPricing, platform_fee, price_order, settlement_amount, trader_reward
 from .payment_order import PaymentOrderState
+from .rating import DEFAULT_SCORE
 from .world import World
 
 ACCEPT_WINDOW: Final = timedelta(minutes=2)
@@ -150,17 +151,19 @@ def choose_production(
     ``production_choice(eligible(...))``, found by checking traders in policy order and stopping
     at the first who passes every rule (cheap when the platform is busy with many traders)."""
     ids = world.traders if among is None else among
-    traders, active_orders = world.traders, world.active_orders
+    traders, active_orders, ratings = world.traders, world.active_orders, world.ratings
     ranked: list[tuple[Decimal, int, str]] = []
     for t in ids:
         # Cheap pre-filter on the rules that fail most under load; broken_rules below decides.
+        # (This loop runs for every assignment try, so it reads the world's maps directly.)
         st = traders.get(t)
         if st is None or st.blocked or not st.online:
             continue
         active = len(active_orders.get(t, ()))
         if active >= st.max_active_orders:
             continue
-        ranked.append((-world.score(t), active, t))
+        r = ratings.get(t)
+        ranked.append((-(r.score if r is not None else DEFAULT_SCORE), active, t))
     ranked.sort()
     settlements: dict[str, int] = {}
     for neg_score, active, trader_id in ranked:

@@ -123,6 +123,7 @@ class HistoryGenerator:
         self.rows = 0
         self.planter: Any = None  # set by the anomalies module unless clean
         self.uploaded_ids: dict[str, str] = {}
+        self.full: set[str] = set()  # traders at max_active_orders (kept from drained events)
         self.approval_watch: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ event loop
@@ -162,7 +163,16 @@ class HistoryGenerator:
         if not log:
             return
         rows = [e.to_row() for e in log]
+        w = self.platform.world
         for e in log:
+            if e.stream == "payment_order" or e.kind == "trader.limits_changed":
+                tid = e.aggregate_id if e.stream == "trader" else w.orders[e.aggregate_id].trader_id
+                t = w.traders.get(tid or "")
+                if t is not None and tid is not None:
+                    if w.active_count(tid) >= t.max_active_orders:
+                        self.full.add(tid)
+                    else:
+                        self.full.discard(tid)
             if e.kind == "trader.went_online":
                 self.last_online = e
             elif e.kind == "receipt.uploaded":
@@ -424,9 +434,11 @@ class HistoryGenerator:
         rate = self.rate(o.currency)
         if self.planter is not None and self.planter.assign_hook(oid, o, plan, rate):
             return
-        choice = choose_production(w, o, rate, among=self.online[o.currency])
-        if choice is None:
-            self.after(timedelta(seconds=30), self._try_assign, oid)
+        # Only traders online with a free slot can pass the rules; the scheduler checks them all.
+        free = self.online[o.currency] - self.full
+        choice = choose_production(w, o, rate, among=free) if free else None
+        if choice is None:  # nobody free: the scheduler looks again on its next one-minute tick
+            self.after(timedelta(seconds=60), self._try_assign, oid)
             return
         self.assign(oid, choice.trader_id, rate)
 
