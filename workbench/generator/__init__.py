@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import shutil
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..domain.events import Event
 from ..export import ExportWriter
 from .anomalies import Planter, TruthRow
 from .history import GeneratorConfig, HistoryGenerator
@@ -78,11 +80,21 @@ def generate(
     kinds: Counter[str] = Counter()
     last_day: list[date | None] = [None]
 
-    def sink(rows: list[dict[str, Any]]) -> None:
-        for r in rows:
-            kinds[r["kind"]] += 1
-        writer.add_all(rows)
-        day = rows[-1]["occurred_at"].date() if rows else None
+    def sink(items: list[Event | dict[str, Any]]) -> None:
+        """Events from the processors, or raw rows from the planter."""
+        for item in items:
+            if isinstance(item, Event):
+                kinds[item.kind] += 1
+                writer.add_event(item)
+            else:
+                kinds[item["kind"]] += 1
+                writer.add(item)
+        last = items[-1] if items else None
+        day = (
+            (last.occurred_at if isinstance(last, Event) else last["occurred_at"]).date()
+            if last is not None
+            else None
+        )
         if day is not None and (last_day[0] is None or day > last_day[0]):
             writer.flush_before(day)
             last_day[0] = day
@@ -92,8 +104,16 @@ def generate(
     if not cfg.clean:
         planter = Planter(gen, seed=cfg.seed * 7919 + 17)
         gen.planter = planter
-    gen.run(progress=progress)
-    files = writer.close()
+    # The history is a large graph of small immutable objects without reference cycles, so the
+    # cyclic collector would only rescan it again and again (17% of the run on a week): pause it.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        gen.run(progress=progress)
+        files = writer.close()
+    finally:
+        if collecting:
+            gc.enable()
     rows_truth = planter.truth if planter else []
     if truth_path is not None:
         write_truth(truth_path, rows_truth)

@@ -159,10 +159,10 @@ class HistoryGenerator:
             bar.close()
 
     def _drain(self) -> None:
+        """Hand the events of the last action to the sink (with the odd identical redelivery)."""
         log = self.platform.log
         if not log:
             return
-        rows = [e.to_row() for e in log]
         w = self.platform.world
         for e in log:
             if e.stream == "payment_order" or e.kind == "trader.limits_changed":
@@ -179,10 +179,11 @@ class HistoryGenerator:
                 self.uploaded_ids[e.aggregate_id] = e.event_id
             elif e.kind == "receipt.approved" and e.aggregate_id in self.approval_watch:
                 self.approval_watch.pop(e.aggregate_id).on_receipt_approved(e)
+        events = list(log)
         log.clear()
-        dups = [dict(r) for r in rows if self.dup_rng.random() < self.cfg.duplicate_rate]
-        self.sink(rows + dups)
-        self.rows += len(rows) + len(dups)
+        dups = [e for e in events if self.dup_rng.random() < self.cfg.duplicate_rate]
+        self.sink(events + dups)
+        self.rows += len(events) + len(dups)
 
     def emit_rows(self, rows: list[dict[str, Any]]) -> None:
         """Rows made outside the processors (the planter's malformed and conflicting copies)."""
