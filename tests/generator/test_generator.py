@@ -13,7 +13,13 @@ from workbench.cli import main
 from workbench.domain import payment_order as po
 from workbench.domain.catalog import DecodingError, try_decode
 from workbench.domain.money import OrderPricing
-from workbench.domain.scheduler import broken_rules, choose_production, eligible, production_choice
+from workbench.domain.scheduler import (
+    ProductionRanker,
+    broken_rules,
+    choose_production,
+    eligible,
+    production_choice,
+)
 from workbench.domain.violations import CHECK_CODES
 from workbench.domain.world import World
 from workbench.export import ENVELOPE_SCHEMA
@@ -121,16 +127,19 @@ def test_clean_assignments_obey_every_scheduler_rule(clean: Path) -> None:
 
 
 def test_fast_production_choice_equals_the_full_scan(clean: Path) -> None:
-    """choose_production is an optimisation of production_choice(eligible(...)): same answer."""
+    """choose_production and ProductionRanker optimise production_choice(eligible(...)): same answer."""
     world = World()
+    ranker = ProductionRanker(world)
     compared = 0
     for e in _events(clean):
         if isinstance(e.payload, po.OrderAssigned):
             order = world.orders[e.aggregate_id]
             fast = choose_production(world, order, e.payload.rate)
             slow = production_choice(eligible(world, order, e.payload.rate))
+            ranked = ranker.choose(order, e.payload.rate, set(world.traders))
             assert (fast.trader_id if fast else None) == (slow.trader_id if slow else None)
             assert (fast.pricing if fast else None) == (slow.pricing if slow else None)
+            assert (ranked.trader_id if ranked else None) == (slow.trader_id if slow else None)
             compared += 1
         world.apply(e)
     assert compared > 100

@@ -176,3 +176,62 @@ def choose_production(
         if pricing is not None and not broken_rules(world, order, trader_id, pricing):
             return Candidate(trader_id, -neg_score, active, pricing)
     return None
+
+
+class ProductionRanker:
+    """The production policy for callers that assign many orders (generator, simulator).
+
+    The policy ranks by latest published score first, and scores only change when a rating is
+    published, so the traders are grouped by score once per publication; an assignment walks the
+    groups from the top and sorts only the group it is in by active orders. The answer is the
+    same as :func:`choose_production` (a test checks it on whole histories).
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._seen = -1
+        self._groups: list[tuple[Decimal, list[str]]] = []
+        self._known: set[str] = set()
+
+    def _refresh(self) -> None:
+        w = self.world
+        if w.ratings_applied == self._seen and len(self._known) == len(w.traders):
+            return
+        by_score: dict[Decimal, list[str]] = {}
+        for t in w.traders:
+            by_score.setdefault(w.score(t), []).append(t)
+        self._groups = sorted(
+            ((s, sorted(ids)) for s, ids in by_score.items()), key=lambda g: -g[0]
+        )
+        self._seen = w.ratings_applied
+        self._known = set(w.traders)
+
+    def choose(
+        self, order: PaymentOrderState, rate: str, among: set[str] | frozenset[str]
+    ) -> Candidate | None:
+        self._refresh()
+        w = self.world
+        traders, active_orders = w.traders, w.active_orders
+        settlements: dict[str, int] = {}
+        for score, ids in self._groups:
+            group = []
+            for t in ids:
+                if t not in among:
+                    continue
+                st = traders[t]
+                if st.blocked or not st.online:
+                    continue
+                active = len(active_orders.get(t, ()))
+                if active < st.max_active_orders:
+                    group.append((active, t))
+            group.sort()
+            for active, t in group:
+                if broken_rules(w, order, t, None):
+                    continue
+                cur = traders[t].settlement_currency or ""
+                if cur not in settlements and order.currency is not None:
+                    settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
+                pricing = pricing_for(w, order, t, rate, settlements.get(cur))
+                if pricing is not None and not broken_rules(w, order, t, pricing):
+                    return Candidate(t, score, active, pricing)
+        return None

@@ -45,6 +45,7 @@ class World:
     orders_by_receipt_file: dict[str, set[str]] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     events_applied: int = 0
+    ratings_applied: int = 0  # bumps on every published rating: scores may have changed
 
     # ------------------------------------------------------------------ typed accessors
     @property
@@ -101,6 +102,8 @@ class World:
             new += self._book(before, event)  # type: ignore[arg-type]
         elif event.stream == "payment_order":
             self._index_order(before, after, event)  # type: ignore[arg-type]
+        elif event.stream == "trader_rating":
+            self.ratings_applied += 1
         elif event.stream == "receipt" and isinstance(event.payload, receipt.ReceiptUploaded):
             self.orders_by_receipt_file.setdefault(event.payload.file_sha256, set()).add(
                 event.payload.order_id

@@ -25,7 +25,7 @@ from ..domain import receipt as rc
 from ..domain.events import Event
 from ..domain.money import OrderPricing, exponent
 from ..domain.processors import CommandRejected, IdSource, Platform
-from ..domain.scheduler import choose_production
+from ..domain.scheduler import ProductionRanker
 
 SETTLEMENT = "USDT"
 USDT = 10 ** exponent(SETTLEMENT)
@@ -105,6 +105,7 @@ class HistoryGenerator:
         self.dup_rng = random.Random(seeds.getrandbits(64))
         ids = IdSource(seed=seeds.getrandbits(64), position=config.position_start, batch_id=40_000)
         self.platform = Platform(ids=ids)
+        self.ranker = ProductionRanker(self.platform.world)
         self.plant_rng = random.Random(seeds.getrandbits(64))
         self.queue: list[tuple[datetime, int, Callable[..., None], tuple[Any, ...]]] = []
         self._counter = 0
@@ -437,7 +438,7 @@ class HistoryGenerator:
             return
         # Only traders online with a free slot can pass the rules; the scheduler checks them all.
         free = self.online[o.currency] - self.full
-        choice = choose_production(w, o, rate, among=free) if free else None
+        choice = self.ranker.choose(o, rate, free) if free else None
         if choice is None:  # nobody free: the scheduler looks again on its next one-minute tick
             self.after(timedelta(seconds=60), self._try_assign, oid)
             return
