@@ -505,46 +505,44 @@ class Platform:
     def decline(
         self, order_id: str, reason: str, at: datetime, *, book: bool = True
     ) -> list[Event]:
-        o = self.order(order_id)
-        cur = o.open_attempt
-        self._require(
+        """The trader says no: the attempt ends, its plan is rolled back, the hold released."""
+        return self._end_assignment(
             "decline",
-            o.status == payment_order.ASSIGNED and cur is not None,
-            "order_not_assigned",
             order_id,
+            at,
+            book,
+            lambda tid: payment_order.AssignmentDeclined(trader_id=tid, reason=reason),
         )
-        assert cur is not None
-        chain = self._chain(
-            self._emit(
-                "payment_order",
-                order_id,
-                payment_order.AssignmentDeclined(trader_id=cur.trader_id, reason=reason),
-                at,
-                f"order:{order_id}",
-            )
-        )
-        if book:
-            self._end_attempt(chain, o, cur, at, commit=False)
-        return chain.events
 
     def expire_assignment(self, order_id: str, at: datetime, *, book: bool = True) -> list[Event]:
+        """Not accepted by ``accept_by``: the scheduler ends the attempt as a decline would."""
+        return self._end_assignment(
+            "expire_assignment",
+            order_id,
+            at,
+            book,
+            lambda tid: payment_order.AssignmentExpired(trader_id=tid),
+        )
+
+    def _end_assignment(
+        self,
+        command: str,
+        order_id: str,
+        at: datetime,
+        book: bool,
+        payload: Callable[[str], Payload],
+    ) -> list[Event]:
         o = self.order(order_id)
         cur = o.open_attempt
         self._require(
-            "expire_assignment",
+            command,
             o.status == payment_order.ASSIGNED and cur is not None,
             "order_not_assigned",
             order_id,
         )
         assert cur is not None
         chain = self._chain(
-            self._emit(
-                "payment_order",
-                order_id,
-                payment_order.AssignmentExpired(trader_id=cur.trader_id),
-                at,
-                f"order:{order_id}",
-            )
+            self._emit("payment_order", order_id, payload(cur.trader_id), at, f"order:{order_id}")
         )
         if book:
             self._end_attempt(chain, o, cur, at, commit=False)

@@ -15,7 +15,6 @@ from typing import Final
 
 from .money import OrderPricing, platform_fee, price_order, settlement_amount, trader_reward
 from .payment_order import PaymentOrderState
-from .rating import DEFAULT_SCORE
 from .world import World
 
 ACCEPT_WINDOW: Final = timedelta(minutes=2)
@@ -109,6 +108,22 @@ class Candidate:
     pricing: OrderPricing
 
 
+def _priced_if_eligible(
+    world: World, order: PaymentOrderState, trader_id: str, rate: str, settlements: dict[str, int]
+) -> OrderPricing | None:
+    """The trader's pricing if every rule passes, else None. Cheap rules are checked first;
+    the settlement (the costly part) is priced once per settlement currency via ``settlements``."""
+    if broken_rules(world, order, trader_id, None):
+        return None
+    cur = world.traders[trader_id].settlement_currency or ""
+    if cur not in settlements and order.currency is not None:
+        settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
+    pricing = pricing_for(world, order, trader_id, rate, settlements.get(cur))
+    if pricing is None or broken_rules(world, order, trader_id, pricing):
+        return None
+    return pricing
+
+
 def eligible(
     world: World, order: PaymentOrderState, rate: str, among: Iterable[str] | None = None
 ) -> list[Candidate]:
@@ -120,13 +135,8 @@ def eligible(
     out: list[Candidate] = []
     settlements: dict[str, int] = {}
     for trader_id in world.traders if among is None else among:
-        if broken_rules(world, order, trader_id, None):
-            continue
-        cur = world.traders[trader_id].settlement_currency or ""
-        if cur not in settlements and order.currency is not None:
-            settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
-        pricing = pricing_for(world, order, trader_id, rate, settlements.get(cur))
-        if pricing is None or broken_rules(world, order, trader_id, pricing):
+        pricing = _priced_if_eligible(world, order, trader_id, rate, settlements)
+        if pricing is None:
             continue
         out.append(
             Candidate(trader_id, world.score(trader_id), world.active_count(trader_id), pricing)
@@ -147,35 +157,11 @@ def production_choice(candidates: list[Candidate]) -> Candidate | None:
 def choose_production(
     world: World, order: PaymentOrderState, rate: str, among: Iterable[str] | None = None
 ) -> Candidate | None:
-    """The production policy without pricing every trader: the same answer as
-    ``production_choice(eligible(...))``, found by checking traders in policy order and stopping
-    at the first who passes every rule (cheap when the platform is busy with many traders)."""
-    ids = world.traders if among is None else among
-    traders, active_orders, ratings = world.traders, world.active_orders, world.ratings
-    ranked: list[tuple[Decimal, int, str]] = []
-    for t in ids:
-        # Cheap pre-filter on the rules that fail most under load; broken_rules below decides.
-        # (This loop runs for every assignment try, so it reads the world's maps directly.)
-        st = traders.get(t)
-        if st is None or st.blocked or not st.online:
-            continue
-        active = len(active_orders.get(t, ()))
-        if active >= st.max_active_orders:
-            continue
-        r = ratings.get(t)
-        ranked.append((-(r.score if r is not None else DEFAULT_SCORE), active, t))
-    ranked.sort()
-    settlements: dict[str, int] = {}
-    for neg_score, active, trader_id in ranked:
-        if broken_rules(world, order, trader_id, None):
-            continue
-        cur = world.traders[trader_id].settlement_currency or ""
-        if cur not in settlements and order.currency is not None:
-            settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
-        pricing = pricing_for(world, order, trader_id, rate, settlements.get(cur))
-        if pricing is not None and not broken_rules(world, order, trader_id, pricing):
-            return Candidate(trader_id, -neg_score, active, pricing)
-    return None
+    """The production policy: the same answer as ``production_choice(eligible(...))``, without
+    pricing every trader (a one-off :class:`ProductionRanker`; keep one for many assignments)."""
+    return ProductionRanker(world).choose(
+        order, rate, set(world.traders if among is None else among)
+    )
 
 
 class ProductionRanker:
@@ -226,12 +212,7 @@ class ProductionRanker:
                     group.append((active, t))
             group.sort()
             for active, t in group:
-                if broken_rules(w, order, t, None):
-                    continue
-                cur = traders[t].settlement_currency or ""
-                if cur not in settlements and order.currency is not None:
-                    settlements[cur] = settlement_amount(order.amount, order.currency, rate, cur)
-                pricing = pricing_for(w, order, t, rate, settlements.get(cur))
-                if pricing is not None and not broken_rules(w, order, t, pricing):
+                pricing = _priced_if_eligible(w, order, t, rate, settlements)
+                if pricing is not None:
                     return Candidate(t, score, active, pricing)
         return None
