@@ -47,8 +47,12 @@ class AggregateState:
         )
 
     def advanced(self, event: Event, **changes: Any) -> Self:
-        """The state after ``event``: the given fields changed and the version moved on."""
-        return evolve(self, version=event.seq, **changes)
+        """The state after ``event``: the given fields changed and the version moved on.
+
+        The version is the highest ``seq`` seen, so one stray event with an old ``seq`` (a
+        conflicting duplicate) does not make every later event look like a gap.
+        """
+        return evolve(self, version=max(self.version, event.seq), **changes)
 
 
 S = TypeVar("S", bound=AggregateState)

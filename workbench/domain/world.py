@@ -17,7 +17,7 @@ from . import client, ledger, payment_order, payout, rating, receipt, trader
 from .aggregate import AggregateState
 from .catalog import upcast_event
 from .events import Event
-from .violations import NEGATIVE_AVAILABLE, Violation
+from .violations import CONFLICTING_DUPLICATE, NEGATIVE_AVAILABLE, SEQUENCE_GAP, Violation
 
 Applier = Callable[[Any, Event], AggregateState]
 
@@ -95,9 +95,10 @@ class World:
         event = upcast_event(event)
         states = self.aggregates[event.stream]
         before = states.get(event.aggregate_id)
+        new = _sequence(before.version if before else 0, event)
         after = APPLIERS[event.stream](before, event)
         states[event.aggregate_id] = after
-        new = list(after.violations[len(before.violations) if before else 0 :])
+        new += after.violations[len(before.violations) if before else 0 :]
         if event.stream == "ledger_plan":
             new += self._book(before, event)  # type: ignore[arg-type]
         elif event.stream == "payment_order":
@@ -158,6 +159,33 @@ class World:
             )
         elif isinstance(p, payment_order.OrderDisputed) and after.completed_by:
             self.history.disputed(after.completed_by, event.occurred_at)
+
+
+def _sequence(version: int, event: Event) -> list[Violation]:
+    """``seq`` is 1-based and contiguous per aggregate (catalog section 1)."""
+    expected = version + 1
+    if event.seq == expected:
+        return []
+    if event.seq > expected:
+        missing = (
+            f"seq {expected}" if event.seq == expected + 1 else f"seq {expected}..{event.seq - 1}"
+        )
+        return [
+            Violation(
+                SEQUENCE_GAP,
+                event.event_id,
+                event.subject,
+                f"{missing} missing before seq {event.seq}",
+            )
+        ]
+    return [
+        Violation(
+            CONFLICTING_DUPLICATE,
+            event.event_id,
+            event.subject,
+            f"seq {event.seq} was already taken (the aggregate is at seq {version})",
+        )
+    ]
 
 
 def fold(events: Iterable[Event]) -> World:
