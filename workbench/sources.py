@@ -40,14 +40,15 @@ def parquet_files(sources: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def read_table(path: Path) -> pa.Table:
-    """One export file as an Arrow table, with its columns checked against the envelope."""
+def read_table(path: Path, require: bool = True) -> pa.Table:
+    """One export file as an Arrow table. With ``require``, a missing envelope column is an
+    error; without, the caller decides (replay quarantines such rows, keeping them whole)."""
     try:
         table = ds.dataset(str(path), format="parquet").to_table()
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
     missing = [c for c in REQUIRED if c not in table.column_names]
-    if missing:
+    if missing and require:
         raise SourceError(f"{path}: missing envelope column(s) {missing}")
     return table
 

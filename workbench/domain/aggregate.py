@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from .events import Event
@@ -32,6 +33,7 @@ class AggregateState:
     aggregate_id: str
     version: int = 0
     violations: tuple[Violation, ...] = ()
+    updated_at: datetime | None = None  # ``occurred_at`` of the last event applied
 
     def flag(self, event: Event, code: str, detail: str) -> Self:
         """The same state with one more violation that names ``event``."""
@@ -50,9 +52,12 @@ class AggregateState:
         """The state after ``event``: the given fields changed and the version moved on.
 
         The version is the highest ``seq`` seen, so one stray event with an old ``seq`` (a
-        conflicting duplicate) does not make every later event look like a gap.
+        conflicting duplicate) does not make every later event look like a gap. ``updated_at``
+        is the ``occurred_at`` of this event, the last one applied.
         """
-        return evolve(self, version=max(self.version, event.seq), **changes)
+        return evolve(
+            self, version=max(self.version, event.seq), updated_at=event.occurred_at, **changes
+        )
 
 
 S = TypeVar("S", bound=AggregateState)

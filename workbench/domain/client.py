@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .aggregate import AggregateState
 from .events import Currency, Event, Payload
@@ -29,6 +30,7 @@ class ClientState(AggregateState):
     name: str | None = None
     settlement_currency: str | None = None
     fee_bps: int | None = None
+    registered_at: datetime | None = None  # ``occurred_at`` of the first registration applied
 
 
 def apply(state: ClientState | None, event: Event) -> ClientState:
@@ -44,6 +46,7 @@ def apply(state: ClientState | None, event: Event) -> ClientState:
             name=p.name,
             settlement_currency=p.settlement_currency,
             fee_bps=p.fee_bps,
+            registered_at=s.registered_at or event.occurred_at,
         )
     if isinstance(p, ClientFeeChanged):
         if not s.registered:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 
 from .aggregate import AggregateState
@@ -149,6 +150,7 @@ class TraderState(AggregateState):
     blocked: bool = False
     balance: int = 0
     holds: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    registered_at: datetime | None = None  # ``occurred_at`` of the first registration applied
 
     @property
     def held(self) -> int:
@@ -191,6 +193,7 @@ def apply(state: TraderState | None, event: Event) -> TraderState:
             max_amount=p.limits.max_amount,
             max_active_orders=p.limits.max_active_orders,
             reward_bps=p.reward_bps,
+            registered_at=s.registered_at or event.occurred_at,
         )
     if not s.registered:
         s = s.illegal(event, "unregistered")

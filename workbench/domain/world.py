@@ -44,6 +44,10 @@ class World:
     active_orders: dict[str, set[str]] = field(default_factory=dict)
     orders_by_receipt_file: dict[str, set[str]] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
+    #: Every ``trader_rating.published`` applied, in order (the rating state keeps only the
+    #: latest one; the replay's ``trader_ratings`` table lists them all). The events themselves,
+    #: so keeping them costs one reference each.
+    published_ratings: list[Event] = field(default_factory=list)
     events_applied: int = 0
     ratings_applied: int = 0  # bumps on every published rating: scores may have changed
 
@@ -105,6 +109,7 @@ class World:
             self._index_order(before, after, event)  # type: ignore[arg-type]
         elif event.stream == "trader_rating":
             self.ratings_applied += 1
+            self.published_ratings.append(event)
         elif event.stream == "receipt" and isinstance(event.payload, receipt.ReceiptUploaded):
             self.orders_by_receipt_file.setdefault(event.payload.file_sha256, set()).add(
                 event.payload.order_id

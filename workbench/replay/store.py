@@ -1,0 +1,115 @@
+"""The DuckDB side of replay: the schema, writing projections, content hashes, reading back.
+
+An adapter at the edge: it knows tables and SQL, not business rules (those are the domain's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .schema import BY_NAME, PROJECTIONS, TABLES, Table
+
+# DuckDB column types → Arrow types, for handing rows over as Arrow tables (fast, exact).
+_ARROW: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "SMALLINT": pa.int16(),
+    "BOOLEAN": pa.bool_(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DECIMAL(18,6)": pa.decimal128(18, 6),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    return pa.schema([pa.field(c.name, _ARROW[c.type]) for c in table.columns])
+
+
+def connect(db: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a replay database (creating its tables if needed), for notebooks and the CLI."""
+    path = Path(db)
+    if read_only and not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        create_schema(con)
+    return con
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for t in TABLES:
+        con.execute(t.ddl()).fetchall()
+
+
+def rows_to_arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in table.columns]
+    schema = arrow_schema(table)
+    return pa.Table.from_arrays(
+        [pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Replace a table's content (inside the caller's transaction)."""
+    con.execute(f"DELETE FROM {table.name}").fetchall()
+    append_rows(con, table, rows)
+
+
+def append_rows(
+    con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[tuple[Any, ...]] | pa.Table
+) -> None:
+    data = rows if isinstance(rows, pa.Table) else rows_to_arrow(table, rows)
+    if data.num_rows == 0:
+        return
+    con.register("_incoming", data)
+    try:
+        con.execute(
+            f"INSERT INTO {table.name} SELECT {', '.join(table.column_names)} FROM _incoming"
+        ).fetchall()
+    finally:
+        con.unregister("_incoming")
+
+
+def content_hash(con: duckdb.DuckDBPyConnection, table: Table) -> str:
+    """SHA-256 of a table's rows, independent of how they were inserted.
+
+    Each row is rendered as DuckDB's canonical text of the row, the texts are sorted, and the
+    sorted list is hashed: the same content gives the same hash whatever the input order.
+    """
+    row = one(
+        con,
+        f"SELECT sha256(coalesce(string_agg(r, chr(10) ORDER BY r), '')) "
+        f"FROM (SELECT CAST(t AS VARCHAR) AS r FROM {table.name} t)",
+    )
+    return str(row[0])
+
+
+def projection_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {t.name: content_hash(con, t) for t in PROJECTIONS}
+
+
+def one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> tuple[Any, ...]:
+    """The single row of a query (DuckDB wants every result read to the end before the next)."""
+    rows = con.execute(sql, params or []).fetchall()
+    if len(rows) != 1:
+        raise LookupError(f"expected one row, got {len(rows)}: {sql}")
+    return tuple(rows[0])
+
+
+def table(name: str) -> Table:
+    return BY_NAME[name]
