@@ -122,6 +122,31 @@ def _canonical(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row.get(c) for c in ENVELOPE_FIELDS)
 
 
+#: The order that picks which of several different copies of one ``event_id`` is applied: by
+#: native envelope values, nulls first, so row order never matters and SQL can say the same.
+WINNER_ORDER = (
+    "recorded_at",
+    "position",
+    "payload",
+    "seq",
+    "occurred_at",
+    "stream",
+    "aggregate_id",
+    "kind",
+    "schema_version",
+    "correlation_id",
+    "causation_id",
+)
+
+
+def _winner_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for c in WINNER_ORDER:
+        v = row.get(c)
+        out.append((v is not None, v if v is not None else 0))
+    return tuple(out)
+
+
 @dataclass
 class _Batch:
     """What one run read, before anything is written."""
@@ -222,7 +247,7 @@ def rebuild(
                 existing[eid] = row
         _append_events(con, new_events)
         store.append_rows(con, QUARANTINE, batch.quarantine)
-        world = _fold(existing)
+        world = _fold(existing, decoded_new)
         summary = _write_projections(con, world)
         hashes = store.projection_hashes(con)
         total = store.one(con, "SELECT count(*) FROM events")
@@ -331,7 +356,10 @@ def _read(
             keep: list[tuple[dict[str, Any], str]] = []
         else:
             # Row order must not matter: the smallest copy in canonical order is the one applied.
-            copies = sorted(copies, key=lambda c: _raw_json(c[0]))
+            try:
+                copies = sorted(copies, key=lambda c: _winner_key(c[0]))
+            except TypeError:  # mistyped columns across files: fall back to the raw text
+                copies = sorted(copies, key=lambda c: _raw_json(c[0]))
             first = _canonical(copies[0][0])
             keep = [copies[0]]
             copies = copies[1:]
@@ -395,13 +423,13 @@ def _append_events(con: Any, new_events: list[tuple[Event, dict[str, Any], str]]
     store.append_rows(con, EVENTS, rows)
 
 
-def _fold(rows: dict[str, dict[str, Any]]) -> World:
+def _fold(rows: dict[str, dict[str, Any]], decoded: dict[str, Event]) -> World:
     """The domain's fold of every stored event, in ``position`` order (ties by ``event_id``)."""
     events: list[Event] = []
-    for row in rows.values():
-        decoded = try_decode(row)
-        if isinstance(decoded, Event):
-            events.append(decoded)
+    for eid, row in rows.items():
+        event = decoded.get(eid) or try_decode(row)
+        if isinstance(event, Event):
+            events.append(event)
     events.sort(key=lambda e: (e.position, e.event_id))
     world = World()
     for e in events:
