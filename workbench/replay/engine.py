@@ -234,6 +234,7 @@ def rebuild(
         existing = _load_existing(con)
         batch = _read(files, existing, run_id, progress)
         new_events: list[tuple[Event, dict[str, Any], str]] = []
+        decoded_new: dict[str, Event] = {}
         for eid, (row, source) in batch.new.items():
             decoded = try_decode(row)
             if isinstance(decoded, DecodingError):
@@ -244,6 +245,7 @@ def rebuild(
                 )
             else:
                 new_events.append((decoded, row, source))
+                decoded_new[eid] = decoded
                 existing[eid] = row
         _append_events(con, new_events)
         store.append_rows(con, QUARANTINE, batch.quarantine)
