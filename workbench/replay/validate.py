@@ -86,7 +86,8 @@ def _check(col: str, path: str, annotation: Any) -> str:
         elem = _check("e", "$", item)
         return (
             f"({jt} = 'ARRAY' AND coalesce(list_bool_and(list_transform("
-            f"CAST(json_extract({col}, {_q(path)}) AS JSON[]), lambda e: {elem})), TRUE))"
+            f"TRY_CAST(json_extract({col}, {_q(path)}) AS JSON[]), lambda e: {elem})), "
+            f"json_array_length({col}, {_q(path)}) = 0))"
         )
     if annotation is bool:
         return f"({jt} = 'BOOLEAN')"
