@@ -36,8 +36,8 @@ from ..domain.events import ENVELOPE_FIELDS, Event
 from ..domain.violations import CONFLICTING_DUPLICATE
 from ..domain.world import World
 from ..sources import REQUIRED, parquet_files, read_table
+from . import ingest_sql, store
 from . import rows as projection_rows
-from . import store
 from .schema import EVENTS, PROJECTIONS, QUARANTINE, REPLAY_RUNS
 
 CONFLICT = "conflicting_duplicate"
@@ -214,13 +214,18 @@ def rebuild(
     *,
     full: bool = False,
     progress: bool | None = None,
+    engine: str = "fold",
 ) -> ReplaySummary:
     """Replay exports into ``db``: only new events are added, then every projection is rebuilt.
 
     ``full`` starts from an empty database (the same result as replaying every source into a new
-    file). Raises :class:`~workbench.sources.SourceError` for a source that is not an export,
+    file). ``engine`` is ``"fold"`` (events decoded and folded one by one in Python: the
+    definition) or ``"sql"`` (read, deduplicated and validated in DuckDB; the same result, a test
+    checks it). Raises :class:`~workbench.sources.SourceError` for a source that is not an export,
     before anything is written.
     """
+    if engine not in ("fold", "sql"):
+        raise ValueError(f"engine must be 'fold' or 'sql', not {engine!r}")
     started = time.perf_counter()
     files = parquet_files(sources)
     source_info = [{"file": str(p), "sha256": _file_sha256(p)} for p in files]
@@ -231,25 +236,14 @@ def rebuild(
             for t in (EVENTS, QUARANTINE, *PROJECTIONS):
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
-        existing = _load_existing(con)
-        batch = _read(files, existing, run_id, progress)
-        new_events: list[tuple[Event, dict[str, Any], str]] = []
-        decoded_new: dict[str, Event] = {}
-        for eid, (row, source) in batch.new.items():
-            decoded = try_decode(row)
-            if isinstance(decoded, DecodingError):
-                batch.quarantine.append(
-                    _quarantine_row(
-                        row, source, run_id, decoded.reason, decoded.field, str(decoded)
-                    )
-                )
-            else:
-                new_events.append((decoded, row, source))
-                decoded_new[eid] = decoded
-                existing[eid] = row
-        _append_events(con, new_events)
-        store.append_rows(con, QUARANTINE, batch.quarantine)
-        world = _fold(existing, decoded_new)
+        if engine == "sql":
+            read, applied, duplicates, conflicts, quarantine = _ingest_sql(con, files, run_id)
+            world = _fold(_load_existing(con), {})
+        else:
+            read, applied, duplicates, conflicts, quarantine, world = _ingest_fold(
+                con, files, run_id, progress
+            )
+        store.append_rows(con, QUARANTINE, quarantine)
         summary = _write_projections(con, world)
         hashes = store.projection_hashes(con)
         total = store.one(con, "SELECT count(*) FROM events")
@@ -258,14 +252,14 @@ def rebuild(
             run_id=run_id,
             mode="full" if full else ("incremental" if run_id > 1 else "full"),
             files=len(files),
-            read=batch.read,
-            applied=len(new_events),
-            duplicates=batch.duplicates,
-            conflicting=batch.conflicts,
-            quarantined=len(batch.quarantine),
+            read=read,
+            applied=applied,
+            duplicates=duplicates,
+            conflicting=conflicts,
+            quarantined=len(quarantine),
             total_events=int(total[0]),
             violations=summary,
-            quarantine_reasons=_count(r[6] for r in batch.quarantine),
+            quarantine_reasons=_count(r[6] for r in quarantine),
             hashes=hashes,
             rows={
                 t.name: int(store.one(con, f"SELECT count(*) FROM {t.name}")[0])
@@ -305,6 +299,67 @@ def rebuild(
         raise
     finally:
         con.close()
+
+
+def _ingest_fold(
+    con: Any, files: Sequence[Path], run_id: int, progress: bool | None
+) -> tuple[int, int, int, int, list[tuple[Any, ...]], World]:
+    """The per-event path: every row decoded in Python, every event folded by the domain."""
+    existing = _load_existing(con)
+    batch = _read(files, existing, run_id, progress)
+    new_events: list[tuple[Event, dict[str, Any], str]] = []
+    decoded_new: dict[str, Event] = {}
+    for eid, (row, source) in batch.new.items():
+        decoded = try_decode(row)
+        if isinstance(decoded, DecodingError):
+            batch.quarantine.append(
+                _quarantine_row(row, source, run_id, decoded.reason, decoded.field, str(decoded))
+            )
+        else:
+            new_events.append((decoded, row, source))
+            decoded_new[eid] = decoded
+            existing[eid] = row
+    _append_events(con, new_events)
+    world = _fold(existing, decoded_new)
+    return batch.read, len(new_events), batch.duplicates, batch.conflicts, batch.quarantine, world
+
+
+def _ingest_sql(
+    con: Any, files: Sequence[Path], run_id: int
+) -> tuple[int, int, int, int, list[tuple[Any, ...]]]:
+    """The columnar path: DuckDB reads, deduplicates and validates; Python judges the odd rows."""
+    ing = ingest_sql.ingest(con, files)
+    quarantine: list[tuple[Any, ...]] = []
+    accepted: list[tuple[Event, dict[str, Any], str]] = []
+    read = ing.read
+    for row, source, conflict in ing.odd_rows:
+        if conflict is not None:
+            diff = conflict.rsplit("different ", 1)[-1].split(", ")
+            quarantine.append(
+                _quarantine_row(row, source, run_id, CONFLICT, diff[0] if diff else None, conflict)
+            )
+            continue
+        decoded = ingest_sql.judge(row)
+        if isinstance(decoded, DecodingError):
+            quarantine.append(
+                _quarantine_row(row, source, run_id, decoded.reason, decoded.field, str(decoded))
+            )
+        else:
+            accepted.append((decoded, row, source))
+    _append_events(con, accepted)
+    for row, source, missing in _rows(ing.python_files):
+        read += 1
+        quarantine.append(
+            _quarantine_row(
+                row,
+                source,
+                run_id,
+                "bad_envelope",
+                missing[0],
+                f"{source}: missing envelope column(s) {missing}",
+            )
+        )
+    return read, ing.applied + len(accepted), ing.duplicates, ing.conflicts, quarantine
 
 
 def _count(values: Any) -> dict[str, int]:

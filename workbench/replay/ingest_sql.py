@@ -1,0 +1,165 @@
+"""Columnar ingest: Parquet → ``events`` inside DuckDB, with the same decisions as the fold path.
+
+DuckDB reads every file, sorts out redeliveries and conflicting copies (the winner among copies
+of one ``event_id`` is chosen in :data:`~workbench.replay.engine.WINNER_ORDER`, exactly as the
+per-event path chooses it), and inserts rows whose envelope and payload are certainly valid
+(:mod:`.validate`) straight into ``events``. Only the odd rows (undecodable, conflicting, without
+an id) come up to Python, where the domain's decoder writes their quarantine entry, so the
+quarantine says the same thing whichever path ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from ..domain.catalog import DecodingError, try_decode
+from ..domain.events import ENVELOPE_FIELDS, Event
+from ..sources import REQUIRED, SourceError
+from .validate import envelope_predicate, payload_predicate
+
+ENVELOPE_TYPES = {
+    "event_id": "VARCHAR",
+    "position": "BIGINT",
+    "stream": "VARCHAR",
+    "aggregate_id": "VARCHAR",
+    "seq": "INTEGER",
+    "kind": "VARCHAR",
+    "schema_version": "SMALLINT",
+    "occurred_at": "TIMESTAMPTZ",
+    "recorded_at": "TIMESTAMPTZ",
+    "correlation_id": "VARCHAR",
+    "causation_id": "VARCHAR",
+    "payload": "VARCHAR",
+}
+
+
+@dataclass
+class Ingested:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    odd_rows: list[tuple[dict[str, Any], str, str | None]] = field(
+        default_factory=list
+    )  # row, source, conflict error
+    python_files: list[Path] = field(default_factory=list)
+
+
+def _exec(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> list[tuple[Any, ...]]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def split_files(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Files DuckDB can read as complete exports, and files missing envelope columns (which the
+    per-event path quarantines row by row). A file that is not Parquet is a SourceError."""
+    complete, partial = [], []
+    for path in files:
+        try:
+            names = set(pq.read_schema(path).names)
+        except Exception as exc:
+            raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
+        (complete if all(c in names for c in REQUIRED) else partial).append(path)
+    return complete, partial
+
+
+def _winner_order(alias: str) -> str:
+    from .engine import WINNER_ORDER
+
+    return ", ".join(f"{alias}.{c} NULLS FIRST" for c in WINNER_ORDER)
+
+
+def _differs(a: str, b: str) -> str:
+    """SQL list of the envelope columns in which row ``a`` differs from row ``b``."""
+    parts = [f"CASE WHEN {a}.{c} IS DISTINCT FROM {b}.{c} THEN '{c}' END" for c in ENVELOPE_FIELDS]
+    return f"concat_ws(', ', {', '.join(parts)})"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    """Rows as dicts through Arrow (timestamps arrive tz-aware, without pytz)."""
+    return list(con.sql(sql).to_arrow_table().to_pylist())
+
+
+def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
+    """Load ``files`` into ``events`` (inside the caller's transaction); returns the counts and the
+    rows Python must judge."""
+    out = Ingested()
+    complete, partial = split_files(files)
+    out.python_files = partial
+    if not complete:
+        return out
+    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ENVELOPE_TYPES.items())
+    _exec(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {cols}, filename AS source "
+        f"FROM read_parquet(?, union_by_name = true, filename = true, hive_partitioning = false)",
+        [[str(p) for p in complete]],
+    )
+    out.read = int(_exec(con, "SELECT count(*) FROM incoming")[0][0])
+    # Every copy, ranked within its event_id; `known` copies meet an event already stored.
+    _exec(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE copies AS
+        SELECT i.*, e.event_id IS NOT NULL AS known,
+               row_number() OVER (PARTITION BY i.event_id ORDER BY {_winner_order("i")}, i.source) AS pick
+        FROM incoming i LEFT JOIN (SELECT event_id FROM events) e ON e.event_id = i.event_id
+        WHERE i.event_id IS NOT NULL""",
+    )
+    # What each copy is compared with: the stored event, or else the winning copy.
+    _exec(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE judged AS
+        SELECT c.*, CASE WHEN c.known THEN {_differs("c", "e")} ELSE {_differs("c", "w")} END AS diff
+        FROM copies c
+        LEFT JOIN events e ON c.known AND e.event_id = c.event_id
+        LEFT JOIN (SELECT * FROM copies WHERE NOT known AND pick = 1) w ON NOT c.known AND w.event_id = c.event_id
+        WHERE c.known OR c.pick > 1""",
+    )
+    out.duplicates = int(_exec(con, "SELECT count(*) FROM judged WHERE diff = ''")[0][0])
+    conflicts = _rows(
+        con,
+        f"SELECT {', '.join(ENVELOPE_FIELDS)}, source, diff FROM judged WHERE diff <> '' ORDER BY event_id, source",
+    )
+    out.conflicts = len(conflicts)
+    for r in conflicts:
+        source, diff = r.pop("source"), r.pop("diff")
+        out.odd_rows.append(
+            (r, source, f"event {r['event_id']} delivered again with different {diff}")
+        )
+    # Winners certainly valid go straight in; the rest (and rows without an id) go to Python.
+    valid = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
+    _exec(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE winners AS
+        SELECT *, {valid} AS ok FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1)""",
+    )
+    out.applied = int(
+        _exec(
+            con,
+            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM winners WHERE ok",
+        )[0][0]
+    )
+    odd = _rows(
+        con,
+        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM winners WHERE NOT ok
+        UNION ALL SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM incoming WHERE event_id IS NULL
+        ORDER BY event_id NULLS FIRST, source""",
+    )
+    for r in odd:
+        source = r.pop("source")
+        out.odd_rows.append((r, source, None))
+    for t in ("incoming", "copies", "judged", "winners"):
+        _exec(con, f"DROP TABLE IF EXISTS {t}")
+    return out
+
+
+def judge(row: dict[str, Any]) -> Event | DecodingError:
+    """The domain's decoder has the final word on a row the SQL could not vouch for."""
+    return try_decode(row)
