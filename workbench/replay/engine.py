@@ -20,6 +20,7 @@ Projections are folded by the domain (:mod:`workbench.domain.world`) and laid ou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from .. import __version__
 from ..domain.catalog import DecodingError, try_decode
@@ -374,7 +377,7 @@ def _read(
 ) -> _Batch:
     """Read every row; sort out redeliveries, conflicts and rows without an id."""
     batch = _Batch()
-    bar = _bar(progress)
+    bar = _bar(progress, files)
     for row, source, missing in _rows(files):
         batch.read += 1
         if bar is not None and batch.read % 10_000 == 0:
@@ -405,6 +408,7 @@ def _read(
             continue
         batch.candidates.setdefault(eid, []).append((row, source))
     if bar is not None:
+        bar.update(batch.read % 10_000)
         bar.close()
     for eid, copies in batch.candidates.items():
         known = existing.get(eid)
@@ -446,14 +450,22 @@ def _read(
     return batch
 
 
-def _bar(progress: bool | None) -> Any:
+def _bar(progress: bool | None, files: Sequence[Path] = ()) -> Any:
+    """A progress bar with events/s and ETA on a terminal (the total comes from the Parquet
+    footers, so the ETA is real); nothing when output is piped or in CI."""
     if progress is None:
         progress = sys.stderr.isatty()
     if not progress:
         return None
     from tqdm import tqdm
 
-    return tqdm(unit=" events", desc="reading", file=sys.stderr)
+    total = 0
+    for path in files:
+        with contextlib.suppress(Exception):  # an unreadable file is reported by the reader itself
+            total += pq.read_metadata(path).num_rows
+    return tqdm(
+        total=total or None, unit=" events", unit_scale=True, desc="replay", file=sys.stderr
+    )
 
 
 def _append_events(con: Any, new_events: list[tuple[Event, dict[str, Any], str]]) -> None:
