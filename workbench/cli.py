@@ -191,7 +191,11 @@ def _replay(args: argparse.Namespace) -> int:
     from .replay import rebuild
 
     summary = rebuild(
-        args.sources, args.db, full=args.full, progress=False if args.no_progress else None
+        args.sources,
+        args.db,
+        full=args.full,
+        progress=False if args.no_progress else None,
+        engine=args.engine,
     )
     print(summary)
     return 0 if summary.balanced else 1

@@ -12,6 +12,7 @@ and earlier projections, in the order of :data:`ORDER`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import duckdb
@@ -20,9 +21,10 @@ from .schema import BY_NAME
 from .sql_entities import SQL as ENTITY_SQL
 from .sql_orders import SQL as ORDER_SQL
 
-#: Helper views every projection may read: events ordered and typed once.
+#: Events ordered and parsed once per build (a temp table, not a view: every projection reads
+#: ``ord``, and a view would sort all events again for each one).
 PRELUDE = """
-CREATE OR REPLACE TEMP VIEW ev AS
+CREATE OR REPLACE TEMP TABLE ev AS
 SELECT *, payload::JSON AS p,
        row_number() OVER (ORDER BY position, event_id) AS ord
 FROM events
@@ -50,15 +52,22 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     con.execute(sql).fetchall()
 
 
-def build(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None) -> None:
-    """Replace every projection (or ``only`` those) with its SQL result."""
+def build(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Replace every projection (or ``only`` those) with its SQL result; returns seconds per step."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
     _exec(con, PRELUDE)
+    timings["ev"] = time.perf_counter() - start
     for name in ORDER:
         if only is not None and name not in only:
             continue
         t = BY_NAME[name]
+        start = time.perf_counter()
         _exec(con, f"DELETE FROM {t.name}")
         _exec(con, f"INSERT INTO {t.name} ({', '.join(t.column_names)}) {SQL[name]}")
+        timings[name] = time.perf_counter() - start
+    _exec(con, "DROP TABLE IF EXISTS ev")
+    return timings
 
 
 def differences(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, dict[str, Any]]:

@@ -7,9 +7,10 @@ and "the first X" is ``arg_min``. ``arg_max_null`` is used where the value itsel
 (the fold then keeps the null, not an earlier value). ``version`` is ``max(seq)`` (the fold keeps
 the highest ``seq`` seen) and ``updated_at`` the ``occurred_at`` of the last event by ``ord``.
 
-Each stream is read in one pass; its payload fields are parsed once per event with
-``json_transform`` into a struct (fields a kind does not have are null), instead of one JSON
-parse per ``->>``.
+Each query reads ``ev`` once (a CTE used twice is materialized, so the window behind ``ord`` is
+computed once per query). Payload fields are parsed once per event with ``json_transform`` into
+a struct (fields a kind does not have are null) rather than one JSON parse per ``->>``; only the
+tiny client stream uses ``->>``.
 
 ``DECIMAL(18,6)`` columns (``receipts.confidence``, ``trader_ratings.score``): the fold keeps the
 JSON number exactly and rounds half-even to six places only if it has more. DuckDB reads a JSON
@@ -39,10 +40,6 @@ _PAYOUT_FIELDS = (
     '{"owner": "VARCHAR", "amount": "BIGINT", "fee": "BIGINT", "currency": "VARCHAR", '
     '"destination_masked": "VARCHAR", "plan_id": "VARCHAR", "bank_ref": "VARCHAR", '
     '"details": "VARCHAR", "error": "VARCHAR"}'
-)
-
-_POSTING = (
-    'STRUCT("from" VARCHAR, "to" VARCHAR, amount BIGINT, currency VARCHAR, description VARCHAR)'
 )
 
 _RATING_FIELDS = (
@@ -176,7 +173,7 @@ SELECT
     coalesce(arg_max_null(j.amount, ord) FILTER (WHERE kind = 'receipt.uploaded'), 0)::BIGINT
         AS amount,
     arg_max_null(j.currency, ord) FILTER (WHERE kind = 'receipt.uploaded') AS currency,
-    arg_max_null(j.paid_at::TIMESTAMPTZ, ord) FILTER (WHERE kind = 'receipt.uploaded')
+    (arg_max_null(j.paid_at, ord) FILTER (WHERE kind = 'receipt.uploaded'))::TIMESTAMPTZ
         AS paid_at,
     arg_max_null(j.bank, ord) FILTER (WHERE kind = 'receipt.uploaded') AS bank,
     arg_max_null(j.file_sha256, ord) FILTER (WHERE kind = 'receipt.uploaded') AS file_sha256,
@@ -185,10 +182,10 @@ SELECT
     arg_max(occurred_at, ord) FILTER (WHERE kind = 'receipt.uploaded') AS uploaded_at,
     arg_max_null(j.extracted_amount, ord) FILTER (WHERE kind = 'receipt.analyzed')::BIGINT
         AS extracted_amount,
-    arg_max_null(j.extracted_paid_at::TIMESTAMPTZ, ord) FILTER (WHERE kind = 'receipt.analyzed')
+    (arg_max_null(j.extracted_paid_at, ord) FILTER (WHERE kind = 'receipt.analyzed'))::TIMESTAMPTZ
         AS extracted_paid_at,
     -- exact for catalog values (see the module docstring)
-    arg_max_null(j.confidence::DECIMAL(18, 6), ord) FILTER (WHERE kind = 'receipt.analyzed')
+    (arg_max_null(j.confidence, ord) FILTER (WHERE kind = 'receipt.analyzed'))::DECIMAL(18, 6)
         AS confidence,
     coalesce(
         arg_max_null(j.flags, ord) FILTER (WHERE kind = 'receipt.analyzed'), []::VARCHAR[]
@@ -248,65 +245,66 @@ GROUP BY aggregate_id
 # after the plan ended stays held unless a later end lists it). The plan's status is its first
 # end event's outcome (even one before any batch); ended_at / end_event_id are that event's only
 # if a batch was held before it (the fold ends a plan only from ``held``).
-_BATCH_ENDS = """
+#
+# ``_LEDGER`` reads the stream once, parsing each payload once (``postings`` typed as given by
+# ``{postings}``, kept in ``held`` as ``{held_postings}``); a held batch is identified by its
+# event's ``ord``.
+_LEDGER = """
 l AS (
-    SELECT aggregate_id, ord, seq, kind, occurred_at, event_id, p
+    SELECT aggregate_id AS plan_id, ord, seq, occurred_at, event_id,
+           kind = 'ledger_plan.batch_held' AS is_held,
+           CASE kind WHEN 'ledger_plan.committed' THEN 'committed'
+                     WHEN 'ledger_plan.rolled_back' THEN 'rolled_back' END AS outcome,
+           json_transform(
+               p, '{{"batch_id": "BIGINT", "batch_ids": ["BIGINT"], "postings": {postings}}}'
+           ) AS j
     FROM ev
     WHERE stream = 'ledger_plan'
 ),
 held AS (
-    SELECT aggregate_id AS plan_id, ord, occurred_at, event_id,
-           (p->>'batch_id')::BIGINT AS batch_id{held_extra}
+    SELECT plan_id, ord, occurred_at, event_id, j.batch_id AS batch_id, {held_postings} AS postings
     FROM l
-    WHERE kind = 'ledger_plan.batch_held'
+    WHERE is_held
 ),
 ends AS (
-    SELECT aggregate_id AS plan_id, ord,
-           CASE kind WHEN 'ledger_plan.committed' THEN 'committed' ELSE 'rolled_back' END
-               AS outcome,
-           unnest((p->'batch_ids')::BIGINT[]) AS batch_id
+    SELECT plan_id, ord, outcome, unnest(j.batch_ids) AS batch_id
     FROM l
-    WHERE kind IN ('ledger_plan.committed', 'ledger_plan.rolled_back')
+    WHERE NOT is_held
 ),
 batch_end AS (
-    SELECT h.event_id, arg_min(e.outcome, e.ord) AS outcome
+    SELECT h.ord, arg_min(e.outcome, e.ord) AS outcome
     FROM held h
     JOIN ends e ON e.plan_id = h.plan_id AND e.batch_id = h.batch_id AND e.ord > h.ord
-    GROUP BY h.event_id
+    GROUP BY h.ord
 )"""
 
 LEDGER_PLANS = f"""
-WITH {_BATCH_ENDS.format(held_extra=", json_array_length(p->'postings') AS n_postings")},
-plan AS (
-    SELECT
-        aggregate_id AS plan_id,
-        min(ord) FILTER (WHERE kind = 'ledger_plan.batch_held') AS first_held,
-        min(ord) FILTER (WHERE kind <> 'ledger_plan.batch_held') AS first_end,
-        arg_min(kind, ord) FILTER (WHERE kind <> 'ledger_plan.batch_held') AS first_end_kind,
-        arg_min(occurred_at, ord) FILTER (WHERE kind <> 'ledger_plan.batch_held')
-            AS first_end_at,
-        arg_min(event_id, ord) FILTER (WHERE kind <> 'ledger_plan.batch_held')
-            AS first_end_event_id,
-        arg_min(occurred_at, ord) FILTER (WHERE kind = 'ledger_plan.batch_held') AS created_at,
-        max(seq) AS version
-    FROM l
-    GROUP BY aggregate_id
-),
+WITH {_LEDGER.format(postings='["JSON"]', held_postings="len(j.postings)")},
 batches AS (
     SELECT h.plan_id,
            count(*) AS batches,
            count(*) FILTER (WHERE be.outcome IS NULL) AS open_batches,
-           sum(h.n_postings) AS postings
+           sum(h.postings) AS postings
     FROM held h
-    LEFT JOIN batch_end be ON be.event_id = h.event_id
+    LEFT JOIN batch_end be ON be.ord = h.ord
     GROUP BY h.plan_id
+),
+plan AS (
+    SELECT
+        plan_id,
+        min(ord) FILTER (WHERE is_held) AS first_held,
+        min(ord) FILTER (WHERE NOT is_held) AS first_end,
+        arg_min(outcome, ord) FILTER (WHERE NOT is_held) AS first_outcome,
+        arg_min(occurred_at, ord) FILTER (WHERE NOT is_held) AS first_end_at,
+        arg_min(event_id, ord) FILTER (WHERE NOT is_held) AS first_end_event_id,
+        arg_min(occurred_at, ord) FILTER (WHERE is_held) AS created_at,
+        max(seq) AS version
+    FROM l
+    GROUP BY plan_id
 )
 SELECT
     plan.plan_id,
-    CASE plan.first_end_kind
-        WHEN 'ledger_plan.committed' THEN 'committed'
-        WHEN 'ledger_plan.rolled_back' THEN 'rolled_back'
-        ELSE 'held' END AS status,
+    coalesce(plan.first_outcome, 'held') AS status,
     coalesce(b.batches, 0)::INTEGER AS batches,
     coalesce(b.open_batches, 0)::INTEGER AS open_batches,
     coalesce(b.postings, 0)::INTEGER AS postings,
@@ -318,10 +316,15 @@ FROM plan
 LEFT JOIN batches b ON b.plan_id = plan.plan_id
 """
 
+_POSTINGS = (
+    '[{"from": "VARCHAR", "to": "VARCHAR", "amount": "BIGINT", "currency": "VARCHAR", '
+    '"description": "VARCHAR"}]'
+)
+
 LEDGER_POSTINGS = f"""
-WITH {_BATCH_ENDS.format(held_extra=f", (p->'postings')::{_POSTING}[] AS postings")},
+WITH {_LEDGER.format(postings=_POSTINGS, held_postings="j.postings")},
 posting AS (
-    SELECT plan_id, batch_id, occurred_at, event_id,
+    SELECT plan_id, batch_id, ord, occurred_at, event_id,
            generate_subscripts(postings, 1) - 1 AS posting_index,
            unnest(postings) AS s
     FROM held
@@ -332,14 +335,14 @@ SELECT
     x.posting_index::INTEGER AS posting_index,
     x.s."from" AS from_account,
     x.s."to" AS to_account,
-    x.s.amount::BIGINT AS amount,
+    x.s.amount AS amount,
     x.s.currency AS currency,
     x.s.description AS description,
     x.occurred_at AS held_at,
     coalesce(be.outcome, 'held') AS batch_status,
     x.event_id AS held_event_id
 FROM posting x
-LEFT JOIN batch_end be ON be.event_id = x.event_id
+LEFT JOIN batch_end be ON be.ord = x.ord
 """
 
 # The account book: holding a batch adds each posting's amount to its ``from`` account's held;
