@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="start from an empty database instead of adding to it"
     )
     r.add_argument(
+        "--engine",
+        choices=["sql", "fold"],
+        default="sql",
+        help="sql: columnar, in DuckDB (default); fold: event by event through the domain "
+        "(the definition, slower)",
+    )
+    r.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bar (it only shows on a terminal anyway)",
