@@ -280,7 +280,7 @@ def _history() -> History:
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("sql_entities")
     _history().write(base / "export")
-    rebuild([base / "export"], base / "h.duckdb", progress=False)
+    rebuild([base / "export"], base / "h.duckdb", progress=False, engine="fold")
     return base / "h.duckdb"
 
 

@@ -9,6 +9,7 @@ projection can always say what it was built from.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,13 +79,17 @@ def _unit_interval(value: Decimal) -> Decimal:
     return value
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+
+
 def _rfc3339(value: Any) -> Any:
-    """Payload timestamps arrive as RFC 3339 strings; a string that is not one is an error."""
+    """Payload timestamps are RFC 3339 strings (``2026-11-01T10:15:00Z``), nothing looser:
+    ``fromisoformat`` alone would also take ``20261101T101500Z`` or week dates, which the
+    platform never writes and the columnar replay could not read."""
     if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(f"{value!r} is not an RFC 3339 timestamp")
+        return datetime.fromisoformat(value)
     return value
 
 
@@ -117,7 +122,7 @@ class Payload(BaseModel):
     """Base of every payload: strict types (an amount is a JSON integer, never ``"100"``),
     unknown fields refused, immutable."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     KIND: ClassVar[str] = ""  # the kind this model decodes, e.g. "client.registered"
     VERSION: ClassVar[int] = 1  # its schema_version
@@ -234,6 +239,19 @@ def dumps(value: Any) -> str:
     return "".join(out)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def loads(text: str) -> Any:
-    """Parse catalog JSON with every non-integer number as an exact ``Decimal``."""
-    return json.loads(text, parse_float=Decimal)
+    """Parse catalog JSON with every non-integer number as an exact ``Decimal``.
+
+    A repeated key is an error: readers disagree on which copy wins (Python keeps the last,
+    DuckDB the first), so such a payload is not a fact anyone could rely on.
+    """
+    return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicate_keys)

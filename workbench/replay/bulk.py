@@ -83,12 +83,20 @@ def differences(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, dic
             continue
         t = BY_NAME[name]
         cols = ", ".join(t.column_names)
-        only_fold = con.execute(
-            f"SELECT {cols} FROM {name} EXCEPT ALL SELECT * FROM ({SQL[name]}) LIMIT {limit}"
-        ).fetchall()
-        only_sql = con.execute(
-            f"SELECT * FROM ({SQL[name]}) EXCEPT ALL SELECT {cols} FROM {name} LIMIT {limit}"
-        ).fetchall()
+        only_fold = (
+            con.sql(
+                f"SELECT {cols} FROM {name} EXCEPT ALL SELECT * FROM ({SQL[name]}) LIMIT {limit}"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+        only_sql = (
+            con.sql(
+                f"SELECT * FROM ({SQL[name]}) EXCEPT ALL SELECT {cols} FROM {name} LIMIT {limit}"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
         if only_fold or only_sql:
             out[name] = {"only_in_fold": only_fold, "only_in_sql": only_sql}
     return out

@@ -1,6 +1,6 @@
 """SQL of the order projections (payment_orders, order_attempts) and of the violations.
 
-Each query mirrors the per-event fold (:mod:`workbench.domain`) over the ``ev`` view of
+Each query mirrors the per-event fold (:mod:`workbench.domain`) over the ``ev`` table of
 :mod:`.bulk` (events in ``(position, event_id)`` order as ``ord``):
 
 * an order's fields are those of the last event of each kind: the ``ord`` of that event is found
@@ -10,10 +10,14 @@ Each query mirrors the per-event fold (:mod:`workbench.domain`) over the ``ev`` 
   ``assignment_expired``, ``cancelled`` or ``completed`` after it, or superseded by the next
   ``assigned``. An event is inside the open attempt when the last of those boundary events
   before it is an ``assigned``: that is all the fold's ``open_attempt`` means;
-* every violation the fold records is one CTE per rule, with the fold's exact ``detail`` text.
+* every violation the fold records comes from one CTE per rule, with the fold's exact
+  ``detail`` text; the violations table is their union (a set, as the engine writes it) with the
+  conflicting duplicates kept in ``quarantine``.
 
-Payloads are read from ``payload`` (text): the ``p`` column of ``ev`` is a cast to JSON, which
-parses every payload once more.
+Performance: each payload is parsed at most once, with one ``from_json`` for the fields a query
+needs (each ``->>`` parses the whole payload again), and only for the events that need it;
+windows carry integers rather than strings where they can (statuses as small codes, the
+aggregate as a hash); aggregates keep integers (``ord``), never payloads.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from ..domain.client import PAYLOADS as _CLIENT_PAYLOADS
 from ..domain.events import STREAMS
 from ..domain.trader import PAYLOADS as _TRADER_PAYLOADS
 
-client_kinds = tuple(dict.fromkeys(p.KIND for p in _CLIENT_PAYLOADS))
-trader_kinds = tuple(dict.fromkeys(p.KIND for p in _TRADER_PAYLOADS))
+_CLIENT_KINDS = tuple(dict.fromkeys(p.KIND for p in _CLIENT_PAYLOADS))
+_TRADER_KINDS = tuple(dict.fromkeys(p.KIND for p in _TRADER_PAYLOADS))
 
 # ----------------------------------------------------------------------------- kinds
 _CREATED = "'payment_order.created'"
@@ -269,7 +273,7 @@ def _allowed() -> dict[str, frozenset[str | None]]:
         for status, kinds in machine.items():
             for kind in kinds:
                 out.setdefault(kind, set()).add(status)  # type: ignore[arg-type]
-    for kind in (*client_kinds, *trader_kinds):
+    for kind in (*_CLIENT_KINDS, *_TRADER_KINDS):
         out[kind] = {None} if kind.endswith(".registered") else {"registered"}
     return {k: frozenset(v) for k, v in out.items()}
 
@@ -481,14 +485,15 @@ plan_v AS (
             || CASE WHEN f.is_commit THEN 'committed' ELSE 'rolled_back' END AS detail
     FROM held h JOIN first_end f ON f.plan = h.plan AND h.ord > f.end_ord
     UNION ALL
-    SELECT 'LEDGER_PLAN_MISMATCH', event_id, 'ledger_plan:' || plan,
-        'batch ' || batch_id || ' is held twice'
-    FROM (
-        SELECT plan, event_id, batch_id,
-            row_number() OVER (PARTITION BY plan, batch_id ORDER BY ord) AS n
+    SELECT 'LEDGER_PLAN_MISMATCH', h.event_id, 'ledger_plan:' || h.plan,
+        'batch ' || h.batch_id || ' is held twice'
+    FROM held h
+    JOIN (
+        SELECT plan, batch_id, min(ord) AS first_ord
         FROM held
-    )
-    WHERE n > 1
+        GROUP BY plan, batch_id
+        HAVING count(*) > 1
+    ) d ON d.plan = h.plan AND d.batch_id = h.batch_id AND h.ord > d.first_ord
     UNION ALL
     SELECT 'LEDGER_PLAN_MISMATCH', event_id, 'ledger_plan:' || plan,
         'batch ' || batch_id || ' has no postings'
@@ -537,8 +542,9 @@ batch_end AS (
     GROUP BY h.ord
 ),
 -- guarded accounts, numbered: the running balances are one cumulative sum in (id, ord) order
--- minus the sums of the accounts before (much cheaper than a window partitioned by account)
-accounts AS (
+-- minus the sums of the accounts before (much cheaper than a window partitioned by account);
+-- materialized, so that every reference sees the same numbering
+accounts AS MATERIALIZED (
     SELECT account, currency, row_number() OVER () AS id
     FROM (
         SELECT from_account AS account, currency FROM posts

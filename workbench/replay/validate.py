@@ -107,9 +107,16 @@ def _object(col: str, path: str, model: type[BaseModel]) -> str:
     keys = [f.alias or name for name, f in model.model_fields.items()]
     root = path or "$"
     parts = [f"json_type({col}, {_q(root)}) = 'OBJECT'"]
-    keys_sql = ", ".join(_q(k) for k in keys) if keys else "''"
+    if keys:
+        keys_sql = ", ".join(_q(k) for k in keys)
+        parts.append(
+            f"coalesce(list_bool_and(list_transform(json_keys({col}, {_q(root)}), lambda k: k IN ({keys_sql}))), TRUE)"
+        )
+    else:  # a payload without fields is exactly {}
+        parts.append(f"len(json_keys({col}, {_q(root)})) = 0")
+    # A repeated key is refused by the decoder (readers disagree on which copy wins).
     parts.append(
-        f"coalesce(list_bool_and(list_transform(json_keys({col}, {_q(root)}), lambda k: k IN ({keys_sql}))), TRUE)"
+        f"len(list_distinct(json_keys({col}, {_q(root)}))) = len(json_keys({col}, {_q(root)}))"
     )
     for name, f in model.model_fields.items():
         key = f.alias or name
