@@ -886,17 +886,20 @@ class Platform:
             self._emit("payout", payout_id, payout.PayoutConfirmed(), at, s.plan_id)
         )
         if book:
-            self._end_plan(chain, s.plan_id, at, s.plan_id, commit=True)
-            kind, _, ident = s.owner.partition(":")
-            if kind == "trader":
-                chain.emit(
-                    "trader",
-                    ident,
-                    trader.HoldCaptured(ref=s.plan_id, amount=s.amount + s.fee),
-                    at,
-                    s.plan_id,
-                )
+            self._end_payout_plan(chain, s, at, commit=True)
         return chain.events
+
+    def _end_payout_plan(
+        self, chain: _Chain, s: payout.PayoutState, at: datetime, *, commit: bool
+    ) -> None:
+        """The withdrawal's plan committed (confirmed) or rolled back (cancelled before confirmation,
+        failed), and a trader owner's hold captured or released with it."""
+        assert s.plan_id is not None and s.owner is not None
+        self._end_plan(chain, s.plan_id, at, s.plan_id, commit=commit)
+        kind, _, ident = s.owner.partition(":")
+        if kind == "trader":
+            cls = trader.HoldCaptured if commit else trader.HoldReleased
+            chain.emit("trader", ident, cls(ref=s.plan_id, amount=s.amount + s.fee), at, s.plan_id)
 
     def cancel_payout(
         self, payout_id: str, details: str, at: datetime, *, book: bool = True
@@ -929,15 +932,7 @@ class Platform:
                     s.plan_id,
                 )
         else:
-            self._end_plan(chain, s.plan_id, at, s.plan_id, commit=False)
-            if kind == "trader":
-                chain.emit(
-                    "trader",
-                    ident,
-                    trader.HoldReleased(ref=s.plan_id, amount=s.amount + s.fee),
-                    at,
-                    s.plan_id,
-                )
+            self._end_payout_plan(chain, s, at, commit=False)
         return chain.events
 
     def fail_payout(self, payout_id: str, error: str, at: datetime) -> list[Event]:
@@ -946,16 +941,7 @@ class Platform:
         chain = self._chain(
             self._emit("payout", payout_id, payout.PayoutFailed(error=error), at, s.plan_id)
         )
-        self._end_plan(chain, s.plan_id, at, s.plan_id, commit=False)
-        kind, _, ident = s.owner.partition(":")
-        if kind == "trader":
-            chain.emit(
-                "trader",
-                ident,
-                trader.HoldReleased(ref=s.plan_id, amount=s.amount + s.fee),
-                at,
-                s.plan_id,
-            )
+        self._end_payout_plan(chain, s, at, commit=False)
         return chain.events
 
     # --------------------------------------------------------------------------- rating
