@@ -52,8 +52,12 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     con.execute(sql).fetchall()
 
 
-def build(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None) -> dict[str, float]:
-    """Replace every projection (or ``only`` those) with its SQL result; returns seconds per step."""
+def build(
+    con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None, progress: Any = None
+) -> dict[str, float]:
+    """Replace every projection (or ``only`` those) with its SQL result; returns seconds per step.
+
+    ``progress`` is an optional tqdm-like bar, advanced once per projection."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     _exec(con, PRELUDE)
@@ -64,8 +68,12 @@ def build(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None) -
         t = BY_NAME[name]
         start = time.perf_counter()
         _exec(con, f"DELETE FROM {t.name}")
+        if progress is not None:
+            progress.set_description(f"replay: {name}")
         _exec(con, f"INSERT INTO {t.name} ({', '.join(t.column_names)}) {SQL[name]}")
         timings[name] = time.perf_counter() - start
+        if progress is not None:
+            progress.update(1)
     _exec(con, "DROP TABLE IF EXISTS ev")
     return timings
 

@@ -240,9 +240,16 @@ def rebuild(
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
         if engine == "sql":
+            stages = _stages(progress, len(bulk.ORDER) + 1)
+            if stages is not None:
+                stages.set_description("replay: reading and validating")
             read, applied, duplicates, conflicts, quarantine = _ingest_sql(con, files, run_id)
+            if stages is not None:
+                stages.update(1)
             store.append_rows(con, QUARANTINE, quarantine)
-            bulk.build(con)
+            bulk.build(con, progress=stages)
+            if stages is not None:
+                stages.close()
             summary = {
                 str(k): int(v)
                 for k, v in con.execute(
@@ -455,6 +462,17 @@ def _read(
             batch.new[eid] = keep[0]
     batch.candidates.clear()
     return batch
+
+
+def _stages(progress: bool | None, total: int) -> Any:
+    """A bar over the columnar engine's stages, on a terminal only."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=" stage", desc="replay", file=sys.stderr)
 
 
 def _bar(progress: bool | None, files: Sequence[Path] = ()) -> Any:
