@@ -133,29 +133,37 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
         out.odd_rows.append(
             (r, source, f"event {r['event_id']} delivered again with different {diff}")
         )
-    # Winners certainly valid go straight in; the rest (and rows without an id) go to Python.
+    # Rows without an id go to Python; the input itself is not needed any more (memory).
+    _exec(
+        con, "CREATE OR REPLACE TEMP TABLE no_id AS SELECT * FROM incoming WHERE event_id IS NULL"
+    )
+    _exec(con, "DROP TABLE incoming")
+    # Winners certainly valid go straight in; the rest go to Python. Only the verdict is kept
+    # (not a second copy of the rows with their parsed payloads).
     valid = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
     _exec(
         con,
-        f"""CREATE OR REPLACE TEMP TABLE winners AS
-        SELECT *, {valid} AS ok FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1)""",
+        f"""CREATE OR REPLACE TEMP TABLE verdict AS
+        SELECT event_id, {valid} AS ok
+        FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1)""",
     )
+    winners = "(SELECT c.*, v.ok FROM copies c JOIN verdict v USING (event_id) WHERE NOT c.known AND c.pick = 1)"
     out.applied = int(
         _exec(
             con,
-            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM winners WHERE ok",
+            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM {winners} WHERE ok",
         )[0][0]
     )
     odd = _rows(
         con,
-        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM winners WHERE NOT ok
-        UNION ALL SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM incoming WHERE event_id IS NULL
+        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM {winners} WHERE NOT ok
+        UNION ALL SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM no_id
         ORDER BY event_id NULLS FIRST, source""",
     )
     for r in odd:
         source = r.pop("source")
         out.odd_rows.append((r, source, None))
-    for t in ("incoming", "copies", "judged", "winners"):
+    for t in ("incoming", "no_id", "copies", "judged", "verdict"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
     return out
 
