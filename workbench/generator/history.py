@@ -13,13 +13,13 @@ import contextlib
 import heapq
 import math
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from .. import progress
 from ..domain import payment_order as po
 from ..domain import receipt as rc
 from ..domain.events import Event
@@ -716,11 +716,5 @@ class HistoryGenerator:
 
 
 def _progress(enabled: bool | None, total_hours: int) -> Any:
-    """A tqdm bar over simulated hours on a terminal; nothing when piped or in CI."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total_hours, unit="h", desc="simulated hours", file=sys.stderr)
+    """A bar over simulated hours (terminal only)."""
+    return progress.bar(enabled, total=total_hours, unit="h", desc="simulated hours")

@@ -34,6 +34,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from .. import __version__
+from .. import progress as bars
 from ..domain.catalog import DecodingError, try_decode
 from ..domain.events import ENVELOPE_FIELDS, Event
 from ..domain.violations import CONFLICTING_DUPLICATE
@@ -465,32 +466,20 @@ def _read(
 
 
 def _stages(progress: bool | None, total: int) -> Any:
-    """A bar over the columnar engine's stages, on a terminal only."""
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=" stage", desc="replay", file=sys.stderr)
+    """A bar over the columnar engine's stages (terminal only)."""
+    return bars.bar(progress, total=total, unit=" stage", desc="replay")
 
 
 def _bar(progress: bool | None, files: Sequence[Path] = ()) -> Any:
-    """A progress bar with events/s and ETA on a terminal (the total comes from the Parquet
-    footers, so the ETA is real); nothing when output is piped or in CI."""
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
+    """A bar over rows read, with events/s and an ETA (the total comes from the Parquet
+    footers); terminal only."""
+    if not (sys.stderr.isatty() if progress is None else progress):
         return None
-    from tqdm import tqdm
-
     total = 0
     for path in files:
         with contextlib.suppress(Exception):  # an unreadable file is reported by the reader itself
             total += pq.read_metadata(path).num_rows
-    return tqdm(
-        total=total or None, unit=" events", unit_scale=True, desc="replay", file=sys.stderr
-    )
+    return bars.bar(True, total=total or None, unit=" events", unit_scale=True, desc="replay")
 
 
 def _append_events(con: Any, new_events: list[tuple[Event, dict[str, Any], str]]) -> None:
