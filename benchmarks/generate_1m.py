@@ -42,7 +42,9 @@ def main() -> None:
         cpu = time.process_time() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(s)
-        print(f"events={s.events} wall_s={s.seconds:.1f} cpu_s={cpu:.1f} events_per_s={s.events_per_second:,.0f} peak_rss_mb={peak:.0f}")
+        print(
+            f"events={s.events} wall_s={s.seconds:.1f} cpu_s={cpu:.1f} events_per_s={s.events_per_second:,.0f} peak_rss_mb={peak:.0f}"
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

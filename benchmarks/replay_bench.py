@@ -42,9 +42,19 @@ def build_export(work: Path, events: int, base_events: int, seed: int) -> Path:
     if not base.exists():
         days = 7
         per_day = max(50, base_events // days // 10)
-        generate(base, seed=seed, days=days, orders_per_day=per_day, traders=max(24, per_day // 20), clients=20, progress=False)
+        generate(
+            base,
+            seed=seed,
+            days=days,
+            orders_per_day=per_day,
+            traders=max(24, per_day // 20),
+            clients=20,
+            progress=False,
+        )
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE b AS SELECT * EXCLUDE (date) FROM read_parquet('{base}/**/*.parquet', hive_partitioning = true)").fetchall()
+    con.execute(
+        f"CREATE TABLE b AS SELECT * EXCLUDE (date) FROM read_parquet('{base}/**/*.parquet', hive_partitioning = true)"
+    ).fetchall()
     n = con.execute("SELECT count(*), max(position) - min(position) + 1 FROM b").fetchall()[0]
     copies = max(1, round(events / n[0]))
     span = int(n[1])
@@ -119,12 +129,28 @@ def eventsourcing_rate(export: Path, limit: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=10_000_000, help="events in the export (default 10M)")
-    ap.add_argument("--base", type=int, default=1_000_000, help="events generated before tiling (default 1M)")
-    ap.add_argument("--es-events", type=int, default=300_000, help="events replayed through eventsourcing (default 300k)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--events", type=int, default=10_000_000, help="events in the export (default 10M)"
+    )
+    ap.add_argument(
+        "--base", type=int, default=1_000_000, help="events generated before tiling (default 1M)"
+    )
+    ap.add_argument(
+        "--es-events",
+        type=int,
+        default=300_000,
+        help="events replayed through eventsourcing (default 300k)",
+    )
     ap.add_argument("--engine", default="sql", choices=["sql", "fold"])
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "wb-bench", help="where exports are kept between runs")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "wb-bench",
+        help="where exports are kept between runs",
+    )
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -134,13 +160,16 @@ def main() -> None:
     db = args.work / "bench.duckdb"
     db.unlink(missing_ok=True)
     ours = time_replay(export, db, args.engine)
-    print(f"workbench replay ({args.engine}): {ours['read']:,} events in {ours['seconds']:.1f} s = "
-          f"{ours['read'] / ours['seconds']:,.0f} events/s, peak {ours['peak_mb']:,.0f} MB, balanced={ours['balanced']}")
+    print(
+        f"workbench replay ({args.engine}): {ours['read']:,} events in {ours['seconds']:.1f} s = "
+        f"{ours['read'] / ours['seconds']:,.0f} events/s, peak {ours['peak_mb']:,.0f} MB, balanced={ours['balanced']}"
+    )
     es = eventsourcing_rate(export, args.es_events)
-    print(f"eventsourcing: {es['events']:,} events in {es['seconds']:.1f} s = {es['events_per_s']:,.0f} events/s")
+    print(
+        f"eventsourcing: {es['events']:,} events in {es['seconds']:.1f} s = {es['events_per_s']:,.0f} events/s"
+    )
     print(f"ratio: {ours['read'] / ours['seconds'] / es['events_per_s']:.1f}x")
     print(f"this process peak: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-
 
 
 if __name__ == "__main__":

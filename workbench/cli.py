@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (it only shows on a terminal anyway)",
     )
+    r.add_argument(
+        "--memory-limit",
+        default="1200MB",
+        metavar="SIZE",
+        help="DuckDB's memory cap, e.g. 1200MB or 4GB (default 1200MB; past it DuckDB spills to "
+        "FILE.duckdb.tmp); 'none' for DuckDB's default (80%% of RAM)",
+    )
 
     s = sub.add_parser(
         "summary",
@@ -211,6 +218,7 @@ def _replay(args: argparse.Namespace) -> int:
         full=args.full,
         progress=False if args.no_progress else None,
         engine=args.engine,
+        memory_limit=None if args.memory_limit.lower() == "none" else args.memory_limit,
     )
     print(summary)
     return 0 if summary.balanced else 1

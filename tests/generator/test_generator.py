@@ -31,7 +31,10 @@ SMALL = {"days": 2, "orders_per_day": 250, "traders": 14, "clients": 4}
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.parquet"))
+    }
 
 
 def _events(folder: Path) -> list:
@@ -64,12 +67,32 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_same_arguments_give_byte_identical_files(tmp_path: Path) -> None:
-    a = generate(tmp_path / "a", seed=3, truth=tmp_path / "ta.csv", progress=False, days=1, orders_per_day=150, traders=8, clients=3)
-    b = generate(tmp_path / "b", seed=3, truth=tmp_path / "tb.csv", progress=False, days=1, orders_per_day=150, traders=8, clients=3)
+    a = generate(
+        tmp_path / "a",
+        seed=3,
+        truth=tmp_path / "ta.csv",
+        progress=False,
+        days=1,
+        orders_per_day=150,
+        traders=8,
+        clients=3,
+    )
+    b = generate(
+        tmp_path / "b",
+        seed=3,
+        truth=tmp_path / "tb.csv",
+        progress=False,
+        days=1,
+        orders_per_day=150,
+        traders=8,
+        clients=3,
+    )
     assert a.events == b.events > 0
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert (tmp_path / "ta.csv").read_bytes() == (tmp_path / "tb.csv").read_bytes()
-    c = generate(tmp_path / "c", seed=4, progress=False, days=1, orders_per_day=150, traders=8, clients=3)
+    c = generate(
+        tmp_path / "c", seed=4, progress=False, days=1, orders_per_day=150, traders=8, clients=3
+    )
     assert _digest(tmp_path / "c") != _digest(tmp_path / "a")
     assert c.events > 0
 
@@ -106,7 +129,11 @@ def test_clean_history_breaks_no_rule(clean: Path) -> None:
 
 
 def test_both_schema_versions_appear(clean: Path) -> None:
-    rows = ds.dataset(str(clean), format="parquet").to_table(columns=["kind", "schema_version"]).to_pylist()
+    rows = (
+        ds.dataset(str(clean), format="parquet")
+        .to_table(columns=["kind", "schema_version"])
+        .to_pylist()
+    )
     versions = Counter((r["kind"], r["schema_version"]) for r in rows)
     for kind in ("trader.registered", "payment_order.created"):
         assert versions[(kind, 1)] > 0 and versions[(kind, 2)] > 0
@@ -145,7 +172,9 @@ def test_fast_production_choice_equals_the_full_scan(clean: Path) -> None:
     assert compared > 100
 
 
-def test_every_check_is_planted_and_every_violation_is_explained(planted: tuple[Path, Path]) -> None:
+def test_every_check_is_planted_and_every_violation_is_explained(
+    planted: tuple[Path, Path],
+) -> None:
     export, truth_path = planted
     truth = read_truth(truth_path)
     assert {t.check for t in truth} == set(CHECK_CODES)
@@ -159,7 +188,12 @@ def test_every_check_is_planted_and_every_violation_is_explained(planted: tuple[
         assert v.event_id in ids or (v.code, v.subject) in subjects, str(v)
     # Each violation the domain can see by folding is found for every row of its kind.
     found = {(v.code, v.event_id) for v in world.violations}
-    seen_by_fold = ("INVALID_TRANSITION", "LEDGER_PLAN_MISMATCH", "NEGATIVE_AVAILABLE", "SEQUENCE_GAP")
+    seen_by_fold = (
+        "INVALID_TRANSITION",
+        "LEDGER_PLAN_MISMATCH",
+        "NEGATIVE_AVAILABLE",
+        "SEQUENCE_GAP",
+    )
     for t in truth:
         if t.check in seen_by_fold or t.variant == "duplicate_seq":
             assert (t.check, t.event_id) in found, t
@@ -169,13 +203,24 @@ def test_malformed_truth_matches_the_quarantine(planted: tuple[Path, Path]) -> N
     export, truth_path = planted
     truth = [t for t in read_truth(truth_path) if t.check == "MALFORMED_EVENT"]
     summary, _ = summarize([export])
-    assert sorted(q.event_id or "" for q in summary.quarantined) == sorted(t.event_id for t in truth)
-    assert {q.reason for q in summary.quarantined} == {"bad_json", "unknown_kind", "missing_field", "wrong_type"}
+    assert sorted(q.event_id or "" for q in summary.quarantined) == sorted(
+        t.event_id for t in truth
+    )
+    assert {q.reason for q in summary.quarantined} == {
+        "bad_json",
+        "unknown_kind",
+        "missing_field",
+        "wrong_type",
+    }
 
 
 def test_truth_points_at_real_events(planted: tuple[Path, Path]) -> None:
     export, truth_path = planted
-    rows = ds.dataset(str(export), format="parquet").to_table(columns=["event_id", "stream", "aggregate_id"]).to_pylist()
+    rows = (
+        ds.dataset(str(export), format="parquet")
+        .to_table(columns=["event_id", "stream", "aggregate_id"])
+        .to_pylist()
+    )
     by_id = {r["event_id"]: r for r in rows}
     for t in read_truth(truth_path):
         assert t.event_id in by_id, t
@@ -183,12 +228,38 @@ def test_truth_points_at_real_events(planted: tuple[Path, Path]) -> None:
 
 def test_truth_file_inside_the_export_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="outside the export"):
-        generate(tmp_path / "x", truth=tmp_path / "x" / "truth.csv", progress=False, days=1, orders_per_day=10, traders=3, clients=1)
+        generate(
+            tmp_path / "x",
+            truth=tmp_path / "x" / "truth.csv",
+            progress=False,
+            days=1,
+            orders_per_day=10,
+            traders=3,
+            clients=1,
+        )
 
 
 def test_cli_generate_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "export"
-    assert main(["generate", str(out), "--days", "1", "--orders-per-day", "60", "--traders", "5", "--clients", "2", "--clean", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(out),
+                "--days",
+                "1",
+                "--orders-per-day",
+                "60",
+                "--traders",
+                "5",
+                "--clients",
+                "2",
+                "--clean",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     assert main(["generate", str(out), "--days", "1", "--clean", "--no-progress"]) == 2  # not empty
     assert "not empty" in capsys.readouterr().err
@@ -207,6 +278,29 @@ def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
 def test_committed_sample_is_what_the_readme_command_makes(tmp_path: Path) -> None:
     """The sample in data/ is reproducible from the exact command the README gives."""
     out = tmp_path / "sample_events"
-    assert main(["generate", str(out), "--seed", "7", "--days", "7", "--orders-per-day", "600", "--traders", "24", "--clients", "6", "--truth", str(tmp_path / "truth.csv"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(out),
+                "--seed",
+                "7",
+                "--days",
+                "7",
+                "--orders-per-day",
+                "600",
+                "--traders",
+                "24",
+                "--clients",
+                "6",
+                "--truth",
+                str(tmp_path / "truth.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert _digest(out) == _digest(ROOT / "data" / "sample_events")
-    assert (tmp_path / "truth.csv").read_bytes() == (ROOT / "data" / "sample_truth.csv").read_bytes()
+    assert (tmp_path / "truth.csv").read_bytes() == (
+        ROOT / "data" / "sample_truth.csv"
+    ).read_bytes()

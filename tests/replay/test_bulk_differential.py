@@ -30,6 +30,8 @@ def test_fixture_bulk_equals_fold(tmp_path: Path, table: str) -> None:
 
 @pytest.mark.parametrize("seed", [31, 32, 33])
 def test_generated_histories_with_anomalies_bulk_equals_fold(tmp_path: Path, seed: int) -> None:
-    generate(tmp_path / "x", seed=seed, progress=False, days=2, orders_per_day=200, traders=10, clients=3)
+    generate(
+        tmp_path / "x", seed=seed, progress=False, days=2, orders_per_day=200, traders=10, clients=3
+    )
     rebuild([tmp_path / "x"], tmp_path / "x.duckdb", progress=False, engine="fold")
     assert _diff(tmp_path / "x.duckdb") == {}

@@ -15,7 +15,11 @@ def _hash(rows: list[tuple[object, ...]]) -> str:
     return store.content_hash(con, ACCOUNT_BALANCES)
 
 
-ROWS = [("client:a", "USDT", 10, 2, 8), ("trader:b", "USDT", 5, 0, 5), ("platform:revenue", "USDT", -15, 0, -15)]
+ROWS = [
+    ("client:a", "USDT", 10, 2, 8),
+    ("trader:b", "USDT", 5, 0, 5),
+    ("platform:revenue", "USDT", -15, 0, -15),
+]
 
 
 def test_order_does_not_matter() -> None:

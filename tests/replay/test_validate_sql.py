@@ -25,9 +25,13 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def _sql_says(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, int, str]]) -> list[bool]:
-    con.execute("CREATE OR REPLACE TEMP TABLE t (i INTEGER, kind VARCHAR, schema_version INTEGER, payload VARCHAR)").fetchall()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE t (i INTEGER, kind VARCHAR, schema_version INTEGER, payload VARCHAR)"
+    ).fetchall()
     con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [(i, *r) for i, r in enumerate(rows)])
-    got = con.execute(f"SELECT i, coalesce({PREDICATE}, FALSE) FROM (SELECT *, TRY_CAST(payload AS JSON) pj FROM t) ORDER BY i").fetchall()
+    got = con.execute(
+        f"SELECT i, coalesce({PREDICATE}, FALSE) FROM (SELECT *, TRY_CAST(payload AS JSON) pj FROM t) ORDER BY i"
+    ).fetchall()
     return [bool(v) for _, v in got]
 
 
@@ -41,11 +45,20 @@ def _python_says(kind: str, version: int, payload: str) -> bool:
 
 def _corpus(folder: Path) -> list[tuple[str, int, str]]:
     con = duckdb.connect()
-    return [tuple(r) for r in con.execute(f"SELECT kind, schema_version, payload FROM read_parquet('{folder}/**/*.parquet')").fetchall()]  # type: ignore[misc]
+    return [
+        tuple(r)
+        for r in con.execute(
+            f"SELECT kind, schema_version, payload FROM read_parquet('{folder}/**/*.parquet')"
+        ).fetchall()
+    ]  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("folder", [FIXTURE, ROOT / "data" / "sample_events"], ids=["fixture", "sample"])
-def test_sql_agrees_with_the_decoder_on_real_and_planted_rows(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+@pytest.mark.parametrize(
+    "folder", [FIXTURE, ROOT / "data" / "sample_events"], ids=["fixture", "sample"]
+)
+def test_sql_agrees_with_the_decoder_on_real_and_planted_rows(
+    con: duckdb.DuckDBPyConnection, folder: Path
+) -> None:
     rows = _corpus(folder)
     sql = _sql_says(con, rows)
     py = [_python_says(*r) for r in rows]
@@ -71,12 +84,18 @@ def examples() -> list[tuple[str, int, dict[str, Any]]]:
     """One real payload per (kind, version) from the sample, as mutation seeds."""
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     for kind, version, payload in _corpus(ROOT / "data" / "sample_events"):
-        if (kind, version) in PAYLOADS and (kind, version) not in seen and _python_says(kind, version, payload):
+        if (
+            (kind, version) in PAYLOADS
+            and (kind, version) not in seen
+            and _python_says(kind, version, payload)
+        ):
             seen[(kind, version)] = json.loads(payload)
     return [(k, v, p) for (k, v), p in sorted(seen.items())]
 
 
-def test_sql_is_never_looser_on_mutated_payloads(con: duckdb.DuckDBPyConnection, examples: list[tuple[str, int, dict[str, Any]]]) -> None:
+def test_sql_is_never_looser_on_mutated_payloads(
+    con: duckdb.DuckDBPyConnection, examples: list[tuple[str, int, dict[str, Any]]]
+) -> None:
     rows = [(k, v, json.dumps(m)) for k, v, p in examples for m in _mutations(p)]
     assert len(rows) > 500
     sql = _sql_says(con, rows)
@@ -85,15 +104,28 @@ def test_sql_is_never_looser_on_mutated_payloads(con: duckdb.DuckDBPyConnection,
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.sampled_from(sorted(PAYLOADS)), body=st.dictionaries(st.text(max_size=12), json_values, max_size=8))
-def test_sql_is_never_looser_on_arbitrary_json(con: duckdb.DuckDBPyConnection, key: tuple[str, int], body: dict[str, Any]) -> None:
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    key=st.sampled_from(sorted(PAYLOADS)),
+    body=st.dictionaries(st.text(max_size=12), json_values, max_size=8),
+)
+def test_sql_is_never_looser_on_arbitrary_json(
+    con: duckdb.DuckDBPyConnection, key: tuple[str, int], body: dict[str, Any]
+) -> None:
     payload = json.dumps(body)
     [sql] = _sql_says(con, [(key[0], key[1], payload)])
     if sql:

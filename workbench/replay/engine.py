@@ -20,9 +20,11 @@ Projections are folded by the domain (:mod:`workbench.domain.world`) and laid ou
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -97,6 +99,17 @@ class ReplaySummary:
                 + ", ".join(f"{k} {v}" for k, v in sorted(self.quarantine_reasons.items()))
             )
         return "\n".join(lines)
+
+
+#: DuckDB's memory cap during a replay: the issue's budget is 2 GiB for the whole process.
+DEFAULT_MEMORY_LIMIT = "1200MB"
+
+
+def _size(text: str) -> str:
+    """A DuckDB memory size, checked (it is put into a SET statement)."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip()):
+        raise ValueError(f"memory limit {text!r} is not a size such as 1200MB or 2GiB")
+    return text.strip()
 
 
 def code_version() -> str:
@@ -219,6 +232,7 @@ def rebuild(
     full: bool = False,
     progress: bool | None = None,
     engine: str = "sql",
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> ReplaySummary:
     """Replay exports into ``db``: only new events are added, then every projection is rebuilt.
 
@@ -226,15 +240,23 @@ def rebuild(
     file). ``engine`` is ``"sql"`` (read, deduplicated, validated and projected in DuckDB, over
     whole columns) or ``"fold"`` (every event decoded and folded one by one by the domain: the
     definition, slower); the differential tests check they give the same database. Raises :class:`~workbench.sources.SourceError` for a source that is not an export,
-    before anything is written.
+    before anything is written. ``memory_limit`` caps DuckDB's memory (a DuckDB size such as
+    ``"1200MB"``; ``None`` for DuckDB's default of 80% of RAM): past it, DuckDB spills to a
+    temporary directory beside the database instead of growing.
     """
     if engine not in ("fold", "sql"):
         raise ValueError(f"engine must be 'fold' or 'sql', not {engine!r}")
     started = time.perf_counter()
     files = parquet_files(sources)
-    source_info = [{"file": str(p), "sha256": _file_sha256(p)} for p in files]
+    # The sources' SHA-256 (seconds for gigabytes) are computed beside the replay, not before it.
+    hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    source_hashes = hashing.submit(lambda: [_file_sha256(p) for p in files])
     con = store.connect(db)
     try:
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = '{_size(memory_limit)}'").fetchall()
+        # Projections do not depend on the order rows are stored in (every read orders by ``ord``).
+        con.execute("SET preserve_insertion_order = false").fetchall()
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
             for t in (EVENTS, QUARANTINE, *PROJECTIONS):
@@ -288,6 +310,10 @@ def rebuild(
             raise ReplayError(
                 f"nothing-lost check failed: read {result.read} != applied + duplicates + quarantined"
             )
+        source_info = [
+            {"file": str(p), "sha256": h}
+            for p, h in zip(files, source_hashes.result(), strict=True)
+        ]
         result.seconds = time.perf_counter() - started
         store.append_rows(
             con,
@@ -317,6 +343,7 @@ def rebuild(
         raise
     finally:
         con.close()
+        hashing.shutdown(wait=True)
 
 
 def _ingest_fold(

@@ -89,20 +89,69 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 
 def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
     """Load ``files`` into ``events`` (inside the caller's transaction); returns the counts and the
-    rows Python must judge."""
+    rows Python must judge.
+
+    The input is streamed, never copied whole: almost every ``event_id`` occurs once and is new,
+    so only the ids seen twice (or already stored) and the rows without an id are set aside
+    (small), the payload check runs once and keeps only the ids it could not vouch for, and the
+    rest goes from the Parquet straight into ``events``."""
     out = Ingested()
     complete, partial = split_files(files)
     out.python_files = partial
     if not complete:
         return out
     cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ENVELOPE_TYPES.items())
+    names = [str(p) for p in complete]
+    src = (
+        f"(SELECT {cols}, filename AS source FROM read_parquet({_q_list(names)}, union_by_name = true, "
+        f"filename = true, hive_partitioning = false))"
+    )
+    out.read = int(_exec(con, f"SELECT count(*) FROM {src}")[0][0])
+    # Ids delivered more than once, or already in the database: their copies are judged together.
     _exec(
         con,
-        f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {cols}, filename AS source "
-        f"FROM read_parquet(?, union_by_name = true, filename = true, hive_partitioning = false)",
-        [[str(p) for p in complete]],
+        f"""CREATE OR REPLACE TEMP TABLE multi AS
+        SELECT event_id FROM {src} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1
+        UNION SELECT i.event_id FROM {src} i SEMI JOIN events e ON e.event_id = i.event_id""",
     )
-    out.read = int(_exec(con, "SELECT count(*) FROM incoming")[0][0])
+    single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
+    _copies(con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))")
+    # Rows met once: the payload check keeps only the ids it could not vouch for.
+    valid = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
+    _exec(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE doubtful AS SELECT event_id "
+        f"FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM {src} WHERE {single}) WHERE NOT {valid}",
+    )
+    out.applied += int(
+        _exec(
+            con,
+            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM {src} "
+            f"WHERE {single} AND event_id NOT IN (SELECT event_id FROM doubtful)",
+        )[0][0]
+    )
+    odd = _rows(
+        con,
+        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM {src}
+        WHERE event_id IN (SELECT event_id FROM doubtful) ORDER BY event_id, source""",
+    )
+    for r in odd:
+        source = r.pop("source")
+        out.odd_rows.append((r, source, None))
+    for t in ("multi", "doubtful"):
+        _exec(con, f"DROP TABLE IF EXISTS {t}")
+    return out
+
+
+def _q_list(names: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
+
+
+def _copies(con: duckdb.DuckDBPyConnection, out: Ingested, rows: str) -> None:
+    """Judge the rows of ids met more than once (or already stored) and the rows without an id:
+    redeliveries are counted, conflicting copies set aside, each id's winner checked and
+    inserted (or handed to Python), rows without an id handed to Python."""
+    _exec(con, f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM {rows}")
     # Every copy, ranked within its event_id; `known` copies meet an event already stored.
     _exec(
         con,
@@ -122,50 +171,40 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
         LEFT JOIN (SELECT * FROM copies WHERE NOT known AND pick = 1) w ON NOT c.known AND w.event_id = c.event_id
         WHERE c.known OR c.pick > 1""",
     )
-    out.duplicates = int(_exec(con, "SELECT count(*) FROM judged WHERE diff = ''")[0][0])
+    out.duplicates += int(_exec(con, "SELECT count(*) FROM judged WHERE diff = ''")[0][0])
     conflicts = _rows(
         con,
         f"SELECT {', '.join(ENVELOPE_FIELDS)}, source, diff FROM judged WHERE diff <> '' ORDER BY event_id, source",
     )
-    out.conflicts = len(conflicts)
+    out.conflicts += len(conflicts)
     for r in conflicts:
         source, diff = r.pop("source"), r.pop("diff")
         out.odd_rows.append(
             (r, source, f"event {r['event_id']} delivered again with different {diff}")
         )
-    # Rows without an id go to Python; the input itself is not needed any more (memory).
-    _exec(
-        con, "CREATE OR REPLACE TEMP TABLE no_id AS SELECT * FROM incoming WHERE event_id IS NULL"
-    )
-    _exec(con, "DROP TABLE incoming")
-    # Winners certainly valid go straight in; the rest go to Python. Only the verdict is kept
-    # (not a second copy of the rows with their parsed payloads).
     valid = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
-    _exec(
-        con,
-        f"""CREATE OR REPLACE TEMP TABLE verdict AS
-        SELECT event_id, {valid} AS ok
-        FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1)""",
+    winners = (
+        f"(SELECT * EXCLUDE (pj), {valid} AS ok FROM "
+        f"(SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1))"
     )
-    winners = "(SELECT c.*, v.ok FROM copies c JOIN verdict v USING (event_id) WHERE NOT c.known AND c.pick = 1)"
-    out.applied = int(
+    _exec(con, f"CREATE OR REPLACE TEMP TABLE winners AS SELECT * FROM {winners}")
+    out.applied += int(
         _exec(
             con,
-            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM {winners} WHERE ok",
+            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM winners WHERE ok",
         )[0][0]
     )
     odd = _rows(
         con,
-        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM {winners} WHERE NOT ok
-        UNION ALL SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM no_id
+        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM winners WHERE NOT ok
+        UNION ALL SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM incoming WHERE event_id IS NULL
         ORDER BY event_id NULLS FIRST, source""",
     )
     for r in odd:
         source = r.pop("source")
         out.odd_rows.append((r, source, None))
-    for t in ("incoming", "no_id", "copies", "judged", "verdict"):
+    for t in ("incoming", "copies", "judged", "winners"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
-    return out
 
 
 def judge(row: dict[str, Any]) -> Event | DecodingError:

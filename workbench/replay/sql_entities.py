@@ -51,10 +51,10 @@ CLIENTS = """
 SELECT
     aggregate_id AS client_id,
     count(*) FILTER (WHERE kind = 'client.registered') > 0 AS registered,
-    arg_max_null(p->>'name', ord) FILTER (WHERE kind = 'client.registered') AS name,
-    arg_max_null(p->>'settlement_currency', ord) FILTER (WHERE kind = 'client.registered')
+    arg_max_null(payload->>'name', ord) FILTER (WHERE kind = 'client.registered') AS name,
+    arg_max_null(payload->>'settlement_currency', ord) FILTER (WHERE kind = 'client.registered')
         AS settlement_currency,
-    arg_max_null((p->>'fee_bps')::INTEGER, ord)
+    arg_max_null((payload->>'fee_bps')::INTEGER, ord)
         FILTER (WHERE kind IN ('client.registered', 'client.fee_changed')) AS fee_bps,
     arg_min(occurred_at, ord) FILTER (WHERE kind = 'client.registered') AS registered_at,
     arg_max(occurred_at, ord) AS updated_at,
@@ -67,7 +67,7 @@ GROUP BY aggregate_id
 TRADERS = f"""
 WITH t AS (
     SELECT aggregate_id, ord, seq, kind, schema_version, occurred_at,
-           json_transform(p, '{_TRADER_FIELDS}') AS j
+           json_transform(payload, '{_TRADER_FIELDS}') AS j
     FROM ev
     WHERE stream = 'trader'
 ),
@@ -162,7 +162,7 @@ LEFT JOIN active ac ON ac.trader_id = a.aggregate_id
 
 RECEIPTS = f"""
 WITH r AS (
-    SELECT aggregate_id, ord, seq, kind, occurred_at, json_transform(p, '{_RECEIPT_FIELDS}') AS j
+    SELECT aggregate_id, ord, seq, kind, occurred_at, json_transform(payload, '{_RECEIPT_FIELDS}') AS j
     FROM ev
     WHERE stream = 'receipt'
 )
@@ -205,7 +205,7 @@ GROUP BY aggregate_id
 PAYOUTS = f"""
 WITH x AS (
     SELECT aggregate_id, ord, seq, kind, occurred_at,
-           json_transform(p, '{_PAYOUT_FIELDS}') AS j,
+           json_transform(payload, '{_PAYOUT_FIELDS}') AS j,
            CASE kind WHEN 'payout.created' THEN 'unpaid' ELSE split_part(kind, '.', 2) END
                AS status_after
     FROM ev
@@ -256,7 +256,7 @@ l AS (
            CASE kind WHEN 'ledger_plan.committed' THEN 'committed'
                      WHEN 'ledger_plan.rolled_back' THEN 'rolled_back' END AS outcome,
            json_transform(
-               p, '{{"batch_id": "BIGINT", "batch_ids": ["BIGINT"], "postings": {postings}}}'
+               payload, '{{"batch_id": "BIGINT", "batch_ids": ["BIGINT"], "postings": {postings}}}'
            ) AS j
     FROM ev
     WHERE stream = 'ledger_plan'
@@ -381,7 +381,7 @@ SELECT
     occurred_at AS published_at,
     event_id
 FROM (
-    SELECT aggregate_id, seq, occurred_at, event_id, json_transform(p, '{_RATING_FIELDS}') AS j
+    SELECT aggregate_id, seq, occurred_at, event_id, json_transform(payload, '{_RATING_FIELDS}') AS j
     FROM ev
     WHERE stream = 'trader_rating'
 )

@@ -10,6 +10,8 @@ the one definition of a payload's shape.
 
 from __future__ import annotations
 
+import itertools
+import json
 import types
 import typing
 from datetime import datetime
@@ -126,13 +128,138 @@ def _object(col: str, path: str, model: type[BaseModel]) -> str:
     return "(" + " AND ".join(parts) + ")"
 
 
+def _typed(annotation: Any) -> tuple[Any, Any] | None:
+    """The DuckDB type to read a value of ``annotation`` into, and a function giving the SQL
+    value check on the read value (``None``: a type this compiler does not vouch for). A JSON
+    ``null`` reads as NULL whatever the type, so only an optional type lets it through."""
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(annotation)
+        others = [a for a in args if a is not type(None)]
+        inner = _typed(others[0]) if len(others) == 1 and len(args) == 2 else None
+        if inner is None:
+            return None
+        return inner[0], lambda x, check=inner[1]: f"({x} IS NULL OR ({check(x)}))"
+    typed = _typed_value(annotation)
+    if typed is None:
+        return None
+    return typed[0], lambda x, check=typed[1]: f"({x} IS NOT NULL AND ({check(x)}))"
+
+
+def _typed_value(annotation: Any) -> tuple[Any, Any] | None:
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        base = get_args(annotation)[0]
+        names = {f.__name__ for f in _validators(annotation)}
+        if "_currency" in names:
+            currencies = ", ".join(_q(c) for c in sorted(EXPONENTS))
+            return "VARCHAR", lambda x: f"{x} IN ({currencies})"
+        if "_rate" in names:
+            return (
+                "VARCHAR",
+                lambda x: (
+                    f"regexp_full_match({x}, {_q(RATE_RE)}) AND TRY_CAST({x} AS DECIMAL(38,12)) > 0"
+                ),
+            )
+        if "_utc" in names:
+            return (
+                "VARCHAR",
+                lambda x: (
+                    f"regexp_full_match({x}, {_q(TIMESTAMP_RE)}) AND TRY_CAST({x} AS TIMESTAMPTZ) IS NOT NULL"
+                ),
+            )
+        if "_unit_interval" in names:
+            return (
+                "JSON",
+                lambda x: (
+                    f"json_type({x}) IN {NUMBERS} AND TRY_CAST(json_extract_string({x}, '$') AS DECIMAL(38,12)) BETWEEN 0 AND 1"
+                ),
+            )
+        if "_owner" in names:
+            return "VARCHAR", lambda x: f"regexp_full_match({x}, '^(client|trader):.+')"
+        if base is Decimal:
+            return "JSON", lambda x: f"json_type({x}) IN {NUMBERS}"
+        return None
+    if origin in (typing.Union, types.UnionType):
+        return None
+    if origin is Literal:
+        values = get_args(annotation)
+        if not all(isinstance(v, str) for v in values):
+            return None
+        return "VARCHAR", lambda x: f"{x} IN ({', '.join(_q(v) for v in values)})"
+    if origin is list:
+        item = _typed(get_args(annotation)[0])
+        if item is None:
+            return None
+        depth = next(_LAMBDAS)
+        return (
+            [item[0]],
+            lambda x, check=item[1]: (
+                f"coalesce(list_bool_and(list_transform({x}, lambda e{depth}: {check(f'e{depth}')})), TRUE)"
+            ),
+        )
+    if annotation is bool:
+        return "BOOLEAN", lambda x: "TRUE"
+    if annotation is int:
+        return "BIGINT", lambda x: "TRUE"
+    if annotation is str:
+        return "VARCHAR", lambda x: "TRUE"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _struct(annotation)
+    return None
+
+
+_LAMBDAS = itertools.count()
+
+
+def _struct(model: type[BaseModel]) -> tuple[Any, Any] | None:
+    shape: dict[str, Any] = {}
+    checks = []
+    for name, f in model.model_fields.items():
+        # pydantic keeps an Annotated field's validators in ``metadata``: put them back together.
+        annotation = typing.Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+        typed = _typed(annotation)
+        if typed is None:
+            return None
+        key = f.alias or name
+        shape[key] = typed[0]
+        checks.append((key, typed[1]))
+    if not shape:
+        return None
+    return shape, lambda x: " AND ".join(f"({check(f'{x}[{_q(key)}]')})" for key, check in checks)
+
+
+def _model_predicate(col: str, model: type[BaseModel]) -> str:
+    """The fast check: true only for a payload that is certainly an instance of ``model``.
+
+    The payload is parsed once into the model's shape (``from_json``); it is an instance when
+    writing that value back gives the payload's own text (so every key is one of the model's,
+    none is repeated or missing, and every value has exactly the type read: a string read as a
+    number, a float read as an integer, a big integer, would all come back different) and every
+    field passes its value check (currencies, timestamps, rates, enumerations). A payload written
+    with its keys in another order fails it and is judged by the per-path check instead."""
+    if not model.model_fields:
+        return f"(try(json({col})) = '{{}}')"
+    typed = _struct(model)
+    if typed is None:
+        return "FALSE"
+    shape, check = typed
+    structure = _q(json.dumps(shape))
+    return (
+        f"list_transform([from_json({col}, {structure})], lambda s: "
+        f"to_json(s) = try(json({col})) AND {check('s')})[1]"
+    )
+
+
 def payload_predicate(col: str = "pj") -> str:
-    """SQL true only for rows whose (kind, schema_version) payload is certainly valid."""
+    """SQL true only for rows whose (kind, schema_version) payload is certainly valid (NULL or
+    FALSE otherwise)."""
     branches = [
-        f"WHEN kind = {_q(kind)} AND schema_version = {version} THEN {_object(col, '', model)}"
+        f"WHEN kind = {_q(kind)} AND schema_version = {version} THEN CASE WHEN "
+        f"coalesce({_model_predicate(col, model)}, FALSE) THEN TRUE ELSE {_object(col, '', model)} END"
         for (kind, version), model in sorted(PAYLOADS.items())
     ]
-    return "CASE " + " ".join(branches) + " ELSE FALSE END"
+    return f"CASE WHEN NOT json_valid({col}) THEN FALSE " + " ".join(branches) + " ELSE FALSE END"
 
 
 def envelope_predicate() -> str:
