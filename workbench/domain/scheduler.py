@@ -20,6 +20,10 @@ from .world import World
 ACCEPT_WINDOW: Final = timedelta(minutes=2)
 COMPLETE_WINDOW: Final = timedelta(minutes=30)
 EXPIRY_WINDOW: Final = timedelta(minutes=60)
+#: How long after a deadline the platform's scheduler acts on it: it sweeps once a second, so an
+#: order is cancelled, an assignment expired or a review started one second after the deadline
+#: (every case in the platform's own export). Acting later than that is a missed deadline.
+SWEEP_DELAY: Final = timedelta(seconds=1)
 
 #: The rules, in the catalog's order; a broken one is reported by these names.
 RULES: Final[tuple[str, ...]] = (

@@ -1,0 +1,7 @@
+"""The audit: every reconciliation check of the platform over a replayed database, each finding
+proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
+payouts reconciled."""
+
+from .run import AuditResult, audit, finding_id
+
+__all__ = ["AuditResult", "audit", "finding_id"]

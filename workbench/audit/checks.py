@@ -1,0 +1,514 @@
+"""Every reconciliation check of the audit, one SQL query per check code, over a replayed database.
+
+Each query returns the same columns (:data:`COLUMNS`): the check code, the subject
+(``stream:aggregate_id`` or an account), the offending event, the evidence (event ids, the
+offending one first), the money at stake (``amount_delta`` in minor units of ``currency``, when
+money is involved) and a detail sentence with the numbers. They read the ``events`` table and the
+projections the replay built, never Python objects, so the audit of ten million events is a few
+DuckDB scans.
+
+Rules the fold already judges event by event (sequence gaps, duplicates, illegal transitions,
+plan mismatches, negative available amounts) come from the ``violations`` projection and the
+``quarantine``; the rules that compare streams with each other (orders with the ledger, the trader
+stream with the ledger, receipts with orders, payouts with plans, assignments with the scheduler's
+rules, deadlines, ratings) are here. Money formulas are the domain's, written as exact integer SQL
+in :mod:`.sql_money`. Events are ordered by ``(position, event_id)``.
+
+``{ref_time}`` in a query is the audit's reference time: ``--as-of``, or the last event's time.
+"""
+
+from __future__ import annotations
+
+from ..domain import violations as v
+from ..domain.scheduler import SWEEP_DELAY
+from . import sql_money as m
+
+COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency", "detail")
+
+
+def _ev(*kinds: str) -> str:
+    """Events of the given kinds (short names within their stream are spelled in full)."""
+    names = ", ".join(f"'{k}'" for k in kinds)
+    return (
+        "(SELECT event_id, position AS pos, stream, aggregate_id, kind, occurred_at, payload "
+        f"FROM events WHERE kind IN ({names}))"
+    )
+
+
+# --------------------------------------------------------------- from the fold and the quarantine
+FROM_VIOLATIONS = f"""
+SELECT code AS check, subject, event_id, [event_id] AS evidence,
+       NULL::BIGINT AS amount_delta, NULL AS currency, detail
+FROM violations
+WHERE code IN ('{v.CONFLICTING_DUPLICATE}', '{v.SEQUENCE_GAP}', '{v.INVALID_TRANSITION}',
+               '{v.LEDGER_PLAN_MISMATCH}')
+"""
+
+#: A negative available amount, proven by the event that made it negative and the open holds
+#: that were debiting the account at that moment (largest first): the reason it went below zero.
+NEGATIVE_AVAILABLE = f"""
+WITH n AS (
+    SELECT x.subject, x.event_id, x.detail, e.position AS pos,
+           regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 1)::BIGINT AS available,
+           regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 2) AS currency
+    FROM violations x JOIN events e USING (event_id)
+    WHERE x.code = '{v.NEGATIVE_AVAILABLE}'
+),
+holds AS (
+    SELECT n.event_id, lp.held_event_id, lp.amount
+    FROM n
+    JOIN ledger_postings lp ON lp.from_account = n.subject AND lp.currency = n.currency
+    JOIN events h ON h.event_id = lp.held_event_id AND h.position <= n.pos
+    JOIN ledger_plans pl ON pl.plan_id = lp.plan_id
+    LEFT JOIN events e ON e.event_id = pl.end_event_id
+    WHERE (e.position IS NULL OR e.position >= n.pos) AND lp.held_event_id <> n.event_id
+    QUALIFY row_number() OVER (PARTITION BY n.event_id ORDER BY lp.amount DESC, lp.held_event_id) <= 3
+)
+SELECT '{v.NEGATIVE_AVAILABLE}', n.subject, n.event_id,
+       list_concat([n.event_id], coalesce((SELECT list(h.held_event_id ORDER BY h.amount DESC, h.held_event_id)
+                                           FROM holds h WHERE h.event_id = n.event_id), [])),
+       n.available, n.currency, n.detail
+FROM n
+"""
+
+MALFORMED_EVENT = """
+SELECT 'MALFORMED_EVENT' AS check,
+       coalesce(stream || ':' || aggregate_id, 'source:' || source) AS subject,
+       coalesce(event_id, 'raw:' || md5(raw)) AS event_id,
+       [coalesce(event_id, 'raw:' || md5(raw))] AS evidence,
+       NULL::BIGINT AS amount_delta, NULL AS currency,
+       'quarantined (' || reason || coalesce(', ' || field, '') || '): ' || error AS detail
+FROM quarantine
+WHERE reason <> 'conflicting_duplicate'
+"""
+
+# --------------------------------------------------------------------------- pricing
+_ASSIGNED = f"""
+    SELECT a.order_id, a.attempt, a.trader_id, a.rate, a.settlement_currency, a.settlement_amount,
+           a.platform_fee, a.trader_reward, a.assigned_event_id, e.pos, o.client_id, o.amount,
+           o.currency, o.direction
+    FROM order_attempts a
+    JOIN payment_orders o USING (order_id)
+    JOIN {_ev("payment_order.assigned")} e ON e.event_id = a.assigned_event_id
+"""
+
+_EXPECTED_SETTLEMENT = m.settlement("amount", "currency", "rate", "settlement_currency")
+
+FX_MISMATCH = f"""
+WITH a AS ({_ASSIGNED}),
+x AS (SELECT *, {_EXPECTED_SETTLEMENT} AS expected FROM a)
+SELECT 'FX_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
+       (settlement_amount - expected)::BIGINT, settlement_currency,
+       format('attempt {{}}: settlement {{}} {{}} for {{}} {{}} at rate {{}}, the formula gives {{}}',
+              attempt, settlement_amount, settlement_currency, amount, currency, rate, expected)
+FROM x
+WHERE expected IS NULL OR settlement_amount <> expected
+"""
+
+#: The client's ``fee_bps`` and the trader's ``reward_bps`` in force at each assignment.
+_FEES = f"""
+WITH a AS ({_ASSIGNED}),
+fees AS (
+    SELECT aggregate_id AS client_id, pos, (payload->>'fee_bps')::BIGINT AS fee_bps
+    FROM {_ev("client.registered", "client.fee_changed")}
+),
+rewards AS (
+    SELECT aggregate_id AS trader_id, pos, (payload->>'reward_bps')::BIGINT AS reward_bps
+    FROM {_ev("trader.registered")}
+)
+SELECT a.*, f.fee_bps, r.reward_bps
+FROM a
+ASOF LEFT JOIN fees f ON f.client_id = a.client_id AND a.pos > f.pos
+ASOF LEFT JOIN rewards r ON r.trader_id = a.trader_id AND a.pos > r.pos
+"""
+
+FEE_MISMATCH = f"""
+WITH x AS (
+    SELECT *, {m.bps_share("settlement_amount", "fee_bps")} AS fee_expected,
+              {m.bps_share("settlement_amount", "reward_bps")} AS reward_expected
+    FROM ({_FEES})
+)
+SELECT 'FEE_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
+       (CASE WHEN platform_fee IS DISTINCT FROM fee_expected
+             THEN platform_fee - fee_expected ELSE trader_reward - reward_expected END)::BIGINT,
+       settlement_currency,
+       format('attempt {{}}: platform_fee {{}} (formula {{}} at {{}} bps), trader_reward {{}} (formula {{}} at {{}} bps) on settlement {{}}',
+              attempt, platform_fee, fee_expected, fee_bps, trader_reward, reward_expected,
+              reward_bps, settlement_amount)
+FROM x
+WHERE platform_fee IS DISTINCT FROM fee_expected OR trader_reward IS DISTINCT FROM reward_expected
+   OR trader_reward > platform_fee
+"""
+
+# --------------------------------------------------------------------------- receipts
+_APPROVED = f"""
+    SELECT r.*, e.event_id AS approved_event_id, e.pos AS approved_pos, u.event_id AS uploaded_event_id
+    FROM receipts r
+    JOIN {_ev("receipt.approved")} e ON e.aggregate_id = r.receipt_id
+    LEFT JOIN {_ev("receipt.uploaded")} u ON u.aggregate_id = r.receipt_id
+"""
+
+RECEIPT_MISSING = f"""
+WITH c AS (
+    SELECT e.event_id, e.pos, e.aggregate_id AS order_id
+    FROM {_ev("payment_order.completed")} e
+    JOIN payment_orders o ON o.order_id = e.aggregate_id AND o.direction = 'payout'
+),
+ok AS (
+    SELECT DISTINCT c.event_id FROM c JOIN ({_APPROVED}) r ON r.order_id = c.order_id AND r.approved_pos < c.pos
+)
+SELECT 'RECEIPT_MISSING', 'payment_order:' || order_id, event_id, [event_id], NULL::BIGINT, NULL,
+       'payout order completed with no approved receipt before it'
+FROM c WHERE event_id NOT IN (SELECT event_id FROM ok)
+"""
+
+RECEIPT_AMOUNT_MISMATCH = f"""
+SELECT 'RECEIPT_AMOUNT_MISMATCH', 'receipt:' || r.receipt_id, r.approved_event_id,
+       list_distinct([r.approved_event_id, r.uploaded_event_id]),
+       (r.amount - o.amount)::BIGINT, o.currency,
+       format('receipt approved for {{}} {{}} on order {{}} of {{}} {{}}',
+              r.amount, r.currency, o.order_id, o.amount, o.currency)
+FROM ({_APPROVED}) r JOIN payment_orders o ON o.order_id = r.order_id
+WHERE r.amount IS DISTINCT FROM o.amount OR r.currency IS DISTINCT FROM o.currency
+"""
+
+RECEIPT_REUSED = f"""
+WITH u AS (
+    SELECT e.event_id, e.pos, e.aggregate_id AS receipt_id, payload->>'order_id' AS order_id,
+           payload->>'file_sha256' AS sha
+    FROM {_ev("receipt.uploaded")} e
+),
+first AS (SELECT sha, arg_min(event_id, pos) AS first_event, arg_min(order_id, pos) AS first_order FROM u GROUP BY sha)
+SELECT 'RECEIPT_REUSED', 'receipt:' || u.receipt_id, u.event_id, [u.event_id, f.first_event],
+       NULL::BIGINT, NULL,
+       format('file {{}} already proved order {{}}; used again for order {{}}', u.sha, f.first_order, u.order_id)
+FROM u JOIN first f USING (sha)
+WHERE u.order_id <> f.first_order AND u.event_id <> f.first_event
+"""
+
+# ---------------------------------------------------------------- attempts: how each one ended
+#: Each assignment attempt with the events that opened, accepted and ended it (first ender after
+#: the assignment, or the next assignment, which supersedes it).
+ATTEMPT_EVENTS = f"""
+WITH o AS (
+    SELECT event_id, pos, aggregate_id, kind, occurred_at, payload
+    FROM {
+    _ev(
+        "payment_order.assigned",
+        "payment_order.accepted",
+        "payment_order.assignment_declined",
+        "payment_order.assignment_expired",
+        "payment_order.cancelled",
+        "payment_order.completed",
+        "payment_order.review_started",
+    )
+}
+),
+b AS (  -- boundaries: assignments and enders, in order
+    SELECT *, lead(pos) OVER w AS next_pos, lead(event_id) OVER w AS next_event,
+              lead(kind) OVER w AS next_kind, lead(occurred_at) OVER w AS next_at
+    FROM o
+    WHERE kind NOT IN ('payment_order.accepted', 'payment_order.review_started')
+    WINDOW w AS (PARTITION BY aggregate_id ORDER BY pos, event_id)
+),
+att AS (
+    SELECT aggregate_id AS order_id, (payload->>'attempt')::INTEGER AS attempt,
+           payload->>'trader_id' AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
+           occurred_at AS assigned_at, TRY_CAST(payload->>'accept_by' AS TIMESTAMPTZ) AS accept_by,
+           (payload->>'settlement_amount')::BIGINT AS settlement_amount,
+           (payload->>'trader_reward')::BIGINT AS trader_reward,
+           (payload->>'platform_fee')::BIGINT AS platform_fee,
+           next_pos AS end_pos, next_event AS end_event_id, next_kind AS end_kind, next_at AS ended_at
+    FROM b WHERE kind = 'payment_order.assigned'
+)
+SELECT att.*,
+       acc.event_id AS accepted_event_id, acc.occurred_at AS accepted_at,
+       TRY_CAST(acc.payload->>'complete_by' AS TIMESTAMPTZ) AS complete_by,
+       rv.event_id AS review_event_id, rv.pos AS review_pos
+FROM att
+LEFT JOIN (SELECT * FROM o WHERE kind = 'payment_order.accepted') acc
+       ON acc.aggregate_id = att.order_id AND acc.pos > att.assigned_pos
+      AND acc.pos < coalesce(att.end_pos, 9223372036854775807)
+LEFT JOIN (SELECT * FROM o WHERE kind = 'payment_order.review_started') rv
+       ON rv.aggregate_id = att.order_id AND rv.pos > att.assigned_pos
+      AND rv.pos < coalesce(att.end_pos, 9223372036854775807)
+QUALIFY row_number() OVER (PARTITION BY att.assigned_event_id ORDER BY acc.pos NULLS LAST, rv.pos NULLS LAST) = 1
+"""
+
+# --------------------------------------------------------------------------- deadlines
+#: The scheduler acts on a deadline within its sweep (:data:`~workbench.domain.scheduler.SWEEP_DELAY`).
+_GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
+DEADLINE_MISSED = f"""
+WITH a AS ({ATTEMPT_EVENTS}),
+late_accept AS (
+    SELECT 'payment_order:' || order_id AS subject, accepted_event_id AS event_id,
+           [accepted_event_id, assigned_event_id] AS evidence,
+           format('attempt {{}} accepted at {{}}, after accept_by {{}}', attempt, accepted_at, accept_by) AS detail
+    FROM a WHERE accepted_at > accept_by
+),
+no_review AS (
+    SELECT 'payment_order:' || order_id, coalesce(end_event_id, accepted_event_id),
+           list_filter([end_event_id, accepted_event_id], lambda x: x IS NOT NULL),
+           CASE WHEN end_event_id IS NULL
+                THEN format('attempt {{}} still in progress at {{}}, past complete_by {{}}, with no review', attempt, {{ref_time}}, complete_by)
+                ELSE format('attempt {{}} in progress until {{}}, past complete_by {{}}, with no review', attempt, ended_at, complete_by) END
+    FROM a
+    WHERE accepted_event_id IS NOT NULL AND review_event_id IS NULL AND complete_by IS NOT NULL
+      AND coalesce(ended_at, {{ref_time}}) > complete_by + {_GRACE}
+),
+o AS (
+    SELECT e.aggregate_id AS order_id, e.event_id AS created_event_id,
+           TRY_CAST(coalesce(e.payload->>'expires_at', '') AS TIMESTAMPTZ) AS expires_at
+    FROM {_ev("payment_order.created")} e
+),
+left_at AS (  -- the first event that took each order out of pending/assigned for good
+    SELECT aggregate_id AS order_id, arg_min(event_id, pos) AS event_id, min(occurred_at) AS at
+    FROM {_ev("payment_order.accepted", "payment_order.cancelled")}
+    GROUP BY aggregate_id
+),
+expiry AS (
+    SELECT 'payment_order:' || o.order_id, coalesce(l.event_id, o.created_event_id),
+           list_filter([l.event_id, o.created_event_id], lambda x: x IS NOT NULL),
+           CASE WHEN l.event_id IS NULL
+                THEN format('still pending or assigned at {{}}, past expires_at {{}}', {{ref_time}}, o.expires_at)
+                ELSE format('left pending or assigned only at {{}}, past expires_at {{}}', l.at, o.expires_at) END
+    FROM o LEFT JOIN left_at l USING (order_id)
+    WHERE coalesce(l.at, {{ref_time}}) > o.expires_at + {_GRACE}
+)
+SELECT 'DEADLINE_MISSED', subject, event_id, evidence, NULL::BIGINT, NULL, detail FROM (
+    SELECT subject, event_id, evidence, detail FROM late_accept
+    UNION ALL SELECT * FROM no_review
+    UNION ALL SELECT * FROM expiry
+) AS t(subject, event_id, evidence, detail)
+"""
+
+# --------------------------------------------------------------------- trader stream vs ledger
+#: The trader stream's money per (trader, ref): net effect on the deposit, and the amount held.
+_TRADER_REFS = f"""
+SELECT aggregate_id AS trader_id, payload->>'ref' AS ref,
+       sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited') THEN a
+                WHEN kind IN ('trader.hold_captured', 'trader.deposit_debited') THEN -a ELSE 0 END) AS net,
+       sum(CASE WHEN kind = 'trader.hold_placed' THEN a ELSE 0 END) AS placed,
+       sum(CASE WHEN kind IN ('trader.hold_released', 'trader.hold_captured') THEN a ELSE 0 END) AS closed,
+       arg_max(event_id, pos) AS last_event, min(pos) AS first_pos,
+       list(event_id ORDER BY pos, event_id) AS events
+FROM (SELECT *, (payload->>'amount')::BIGINT AS a FROM {
+    _ev(
+        "trader.deposit_topped_up",
+        "trader.hold_placed",
+        "trader.hold_released",
+        "trader.hold_captured",
+        "trader.deposit_credited",
+        "trader.deposit_debited",
+    )
+})
+GROUP BY ALL
+"""
+
+#: The ledger's money per (trader account, plan): committed net and the debits held.
+_LEDGER_REFS = """
+SELECT substr(acct, 8) AS trader_id, plan_id AS ref,
+       sum(CASE WHEN batch_status = 'committed' THEN amt ELSE 0 END) AS net,
+       sum(CASE WHEN amt < 0 THEN -amt ELSE 0 END) AS debits,
+       any_value(currency) AS currency,
+       list(DISTINCT held_event_id) AS events
+FROM (
+    SELECT plan_id, from_account AS acct, -amount AS amt, batch_status, held_event_id, currency
+    FROM ledger_postings WHERE from_account LIKE 'trader:%'
+    UNION ALL
+    SELECT plan_id, to_account, amount, batch_status, held_event_id, currency
+    FROM ledger_postings WHERE to_account LIKE 'trader:%'
+)
+GROUP BY ALL
+"""
+
+TRADER_LEDGER_DRIFT = f"""
+WITH t AS ({_TRADER_REFS}), l AS ({_LEDGER_REFS}),
+j AS (
+    SELECT coalesce(t.trader_id, l.trader_id) AS trader_id, coalesce(t.ref, l.ref) AS ref,
+           coalesce(t.net, 0) AS t_net, coalesce(l.net, 0) AS l_net,
+           coalesce(t.placed, 0) AS placed, coalesce(l.debits, 0) AS l_debits,
+           t.last_event, t.events AS t_events, l.events AS l_events, l.currency,
+           t.trader_id IS NULL AS only_ledger,
+           tr.settlement_currency
+    FROM t FULL JOIN l ON t.trader_id = l.trader_id AND t.ref = l.ref
+    LEFT JOIN traders tr ON tr.trader_id = coalesce(t.trader_id, l.trader_id)
+)
+SELECT 'TRADER_LEDGER_DRIFT', 'trader:' || trader_id,
+       coalesce(last_event, l_events[1]),
+       list_distinct(list_concat(coalesce(t_events, []), coalesce(l_events, []))),
+       (t_net - l_net)::BIGINT, coalesce(currency, settlement_currency),
+       format('ref {{}}: trader stream moves {{}} (held {{}}), ledger books {{}} for the trader (debits {{}})',
+              ref, t_net, placed, l_net, l_debits)
+FROM j
+WHERE t_net <> l_net
+   OR (placed > 0 AND placed <> l_debits)
+"""
+
+# --------------------------------------------------------------------- orders vs their plans
+_PLANS = "SELECT plan_id, status, end_event_id FROM ledger_plans"
+
+ORDER_SETTLEMENT_MISMATCH = f"""
+WITH a AS ({ATTEMPT_EVENTS}),
+o AS (SELECT order_id, direction, client_id FROM payment_orders),
+-- what each attempt's plan must post, by the catalog
+expected AS (
+    SELECT a.order_id, a.attempt, a.assigned_event_id,
+           'order:' || a.order_id || ':' || a.attempt AS plan_id,
+           list_sort(list_filter(CASE WHEN o.direction = 'payin' THEN [
+               format('{{}}>{{}}:{{}}', 'trader:' || a.trader_id, 'client:' || o.client_id, a.settlement_amount - a.platform_fee),
+               format('{{}}>{{}}:{{}}', 'trader:' || a.trader_id, 'platform:revenue', a.platform_fee - a.trader_reward)]
+           ELSE [
+               format('{{}}>{{}}:{{}}', 'client:' || o.client_id, 'trader:' || a.trader_id, a.settlement_amount + a.trader_reward),
+               format('{{}}>{{}}:{{}}', 'client:' || o.client_id, 'platform:revenue', a.platform_fee - a.trader_reward)]
+           END, lambda x: NOT ends_with(x, ':0'))) AS legs,
+           CASE WHEN o.direction = 'payin' THEN a.settlement_amount - a.platform_fee
+                ELSE a.settlement_amount + a.trader_reward END AS client_leg
+    FROM a JOIN o USING (order_id)
+),
+actual AS (
+    SELECT plan_id, list_sort(list(format('{{}}>{{}}:{{}}', from_account, to_account, amount))) AS legs,
+           sum(CASE WHEN from_account LIKE 'client:%' OR to_account LIKE 'client:%' THEN amount ELSE 0 END)
+             FILTER (WHERE from_account LIKE 'client:%' AND to_account LIKE 'trader:%'
+                        OR from_account LIKE 'trader:%' AND to_account LIKE 'client:%') AS client_leg,
+           arg_min(held_event_id, batch_id) AS held_event_id, any_value(currency) AS currency
+    FROM ledger_postings WHERE plan_id LIKE 'order:%' GROUP BY plan_id
+),
+postings AS (
+    SELECT 'payment_order:' || e.order_id AS subject, coalesce(x.held_event_id, e.assigned_event_id) AS event_id,
+           list_filter([x.held_event_id, e.assigned_event_id], lambda v: v IS NOT NULL) AS evidence,
+           (coalesce(x.client_leg, 0) - e.client_leg)::BIGINT AS delta, x.currency,
+           format('plan {{}} posts [{{}}], the catalog says [{{}}]', e.plan_id,
+                  array_to_string(coalesce(x.legs, []), ', '), array_to_string(e.legs, ', ')) AS detail
+    FROM expected e LEFT JOIN actual x USING (plan_id)
+    WHERE x.legs IS DISTINCT FROM e.legs
+),
+finished AS (  -- completed attempts must be committed; other ended attempts must not be
+    SELECT 'payment_order:' || a.order_id, a.end_event_id,
+           list_filter([a.end_event_id, p.end_event_id, a.assigned_event_id], lambda v: v IS NOT NULL),
+           NULL::BIGINT, NULL,
+           format('attempt {{}} ended by {{}} but its plan {{}} is {{}}', a.attempt, a.end_kind,
+                  'order:' || a.order_id || ':' || a.attempt, coalesce(p.status, 'missing'))
+    FROM a LEFT JOIN ({_PLANS}) p ON p.plan_id = 'order:' || a.order_id || ':' || a.attempt
+    WHERE a.end_kind IS NOT NULL AND p.status IS DISTINCT FROM 'held'
+      AND ((a.end_kind = 'payment_order.completed') <> (p.status IS NOT DISTINCT FROM 'committed'))
+),
+reversed AS (
+    SELECT 'payment_order:' || e.aggregate_id, e.event_id, [e.event_id], NULL::BIGINT, NULL,
+           format('dispute reversed but plan {{}} is {{}}', 'reverse:order:' || e.aggregate_id, coalesce(p.status, 'missing'))
+    FROM {_ev("payment_order.dispute_resolved")} e
+    LEFT JOIN ({_PLANS}) p ON p.plan_id = 'reverse:order:' || e.aggregate_id
+    WHERE e.payload->>'outcome' = 'reversed' AND p.status IS DISTINCT FROM 'committed'
+)
+SELECT 'ORDER_SETTLEMENT_MISMATCH', * FROM (
+    SELECT * FROM postings UNION ALL SELECT * FROM finished UNION ALL SELECT * FROM reversed
+)
+"""
+
+# --------------------------------------------------------------------------- holds left open
+HOLD_LEAK = f"""
+WITH a AS ({ATTEMPT_EVENTS}),
+ends AS (  -- what ended each plan's business: an attempt, or a payout
+    SELECT 'order:' || order_id || ':' || attempt AS ref, end_event_id AS event_id, end_kind AS how,
+           'payment_order:' || order_id AS owner_subject
+    FROM a WHERE end_event_id IS NOT NULL
+    UNION ALL
+    SELECT 'payout:' || aggregate_id, arg_min(event_id, pos), arg_min(kind, pos), 'payout:' || aggregate_id
+    FROM {_ev("payout.confirmed", "payout.cancelled", "payout.failed")} GROUP BY aggregate_id
+),
+open_plans AS (
+    SELECT p.plan_id AS ref, any_value(lp.held_event_id) AS held_event_id
+    FROM ledger_plans p JOIN ledger_postings lp USING (plan_id)
+    WHERE p.status = 'held' GROUP BY p.plan_id
+),
+open_holds AS (
+    SELECT payload->>'ref' AS ref, aggregate_id AS trader_id,
+           sum(CASE WHEN kind = 'trader.hold_placed' THEN 1 ELSE -1 END) AS open,
+           arg_min(event_id, pos) FILTER (WHERE kind = 'trader.hold_placed') AS placed_event_id
+    FROM {_ev("trader.hold_placed", "trader.hold_released", "trader.hold_captured")}
+    GROUP BY ALL HAVING sum(CASE WHEN kind = 'trader.hold_placed' THEN 1 ELSE -1 END) > 0
+),
+leaks AS (
+    SELECT e.ref, e.event_id, e.how, op.held_event_id, oh.placed_event_id, oh.trader_id
+    FROM ends e
+    LEFT JOIN open_plans op ON op.ref = e.ref
+    LEFT JOIN open_holds oh ON oh.ref = e.ref
+    WHERE op.ref IS NOT NULL OR oh.ref IS NOT NULL
+)
+SELECT 'HOLD_LEAK', 'ledger_plan:' || ref, event_id,
+       list_filter([event_id, held_event_id, placed_event_id], lambda x: x IS NOT NULL),
+       NULL::BIGINT, NULL,
+       format('{{}} ended by {{}} but {{}} still open', ref, how,
+              array_to_string(list_filter([CASE WHEN held_event_id IS NOT NULL THEN 'its ledger plan' END,
+                                           CASE WHEN placed_event_id IS NOT NULL THEN 'the hold on trader:' || trader_id END],
+                                          lambda x: x IS NOT NULL), ' and '))
+FROM leaks
+"""
+
+# --------------------------------------------------------------------------- payouts
+PAYOUT_MISMATCH = f"""
+WITH p AS (
+    SELECT po.*, c.event_id AS created_event_id, c.pos AS created_pos, c.occurred_at AS created_occ,
+           pl.status AS plan_status, pl.end_event_id AS plan_end_event_id,
+           rv.status AS revert_status,
+           x.event_id AS end_event_id
+    FROM payouts po
+    LEFT JOIN {_ev("payout.created")} c ON c.aggregate_id = po.payout_id
+    LEFT JOIN ledger_plans pl ON pl.plan_id = po.plan_id
+    LEFT JOIN ledger_plans rv ON rv.plan_id = 'revert:' || po.plan_id
+    LEFT JOIN (SELECT aggregate_id, arg_max(event_id, pos) AS event_id
+               FROM {_ev("payout.confirmed", "payout.cancelled", "payout.failed", "payout.paid")} GROUP BY ALL) x
+           ON x.aggregate_id = po.payout_id
+),
+plan_state AS (
+    SELECT 'payout:' || payout_id, coalesce(end_event_id, created_event_id),
+           list_filter([end_event_id, plan_end_event_id, created_event_id], lambda v: v IS NOT NULL),
+           amount, currency,
+           format('payout {{}} but its plan {{}} is {{}}', status, plan_id, coalesce(plan_status, 'missing'))
+    FROM p
+    WHERE plan_status IS DISTINCT FROM 'held' AND NOT (
+        (status IN ('unpaid', 'paid') AND plan_status = 'held')
+        OR (status = 'confirmed' AND plan_status = 'committed')
+        OR (status = 'failed' AND plan_status = 'rolled_back')
+        OR (status = 'cancelled' AND cancelled_from = 'confirmed' AND plan_status = 'committed')
+        OR (status = 'cancelled' AND cancelled_from IS DISTINCT FROM 'confirmed' AND plan_status = 'rolled_back'))
+),
+revert AS (
+    SELECT 'payout:' || payout_id, end_event_id, [end_event_id, created_event_id], amount, currency,
+           format('cancelled after confirmation but revert plan {{}} is {{}}', 'revert:' || plan_id,
+                  coalesce(revert_status, 'missing'))
+    FROM p WHERE status = 'cancelled' AND cancelled_from = 'confirmed'
+      AND revert_status IS DISTINCT FROM 'committed'
+),
+dup AS (
+    SELECT 'payout:' || b.payout_id, b.created_event_id, [b.created_event_id, a.created_event_id],
+           b.amount, b.currency,
+           format('same owner {{}}, amount {{}} {{}} and destination {{}} as payout {{}} created {{}} s earlier',
+                  b.owner, b.amount, b.currency, b.destination_masked, a.payout_id,
+                  epoch(b.created_occ) - epoch(a.created_occ))
+    FROM p a JOIN p b ON a.owner = b.owner AND a.amount = b.amount AND a.currency = b.currency
+         AND a.destination_masked = b.destination_masked AND a.created_pos < b.created_pos
+         AND b.created_occ - a.created_occ <= INTERVAL 10 MINUTE
+    QUALIFY row_number() OVER (PARTITION BY b.payout_id ORDER BY a.created_pos DESC) = 1
+)
+SELECT 'PAYOUT_MISMATCH', * FROM (
+    SELECT * FROM plan_state UNION ALL SELECT * FROM revert UNION ALL SELECT * FROM dup
+)
+"""
+
+#: Every check's SQL (the ratings and the scheduler's rules are computed in their own modules).
+SQL: dict[str, str] = {
+    "fold": FROM_VIOLATIONS,
+    v.MALFORMED_EVENT: MALFORMED_EVENT,
+    v.NEGATIVE_AVAILABLE: NEGATIVE_AVAILABLE,
+    v.TRADER_LEDGER_DRIFT: TRADER_LEDGER_DRIFT,
+    "ORDER_SETTLEMENT_MISMATCH": ORDER_SETTLEMENT_MISMATCH,
+    "FX_MISMATCH": FX_MISMATCH,
+    "FEE_MISMATCH": FEE_MISMATCH,
+    "RECEIPT_MISSING": RECEIPT_MISSING,
+    "RECEIPT_AMOUNT_MISMATCH": RECEIPT_AMOUNT_MISMATCH,
+    "RECEIPT_REUSED": RECEIPT_REUSED,
+    "DEADLINE_MISSED": DEADLINE_MISSED,
+    "HOLD_LEAK": HOLD_LEAK,
+    "PAYOUT_MISMATCH": PAYOUT_MISMATCH,
+}

@@ -1,0 +1,123 @@
+"""Ratings recomputed: every published rating beside the figures the catalog's formula gives.
+
+The window counts (catalog 3.7) are taken in SQL from running counts per trader, looked up at both
+ends of each window with ``ASOF`` joins (a pair of lookups per rating instead of a scan of the
+window); the score is the domain's :func:`workbench.domain.rating.score`, in exact arithmetic.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ..domain.rating import RatingCounts, score
+from .checks import ATTEMPT_EVENTS, _ev
+
+#: Timestamps the formula counts, per trader: assignments, completions, on-time completions,
+#: disputes (of orders the trader completed).
+_STAMPS = f"""
+WITH a AS ({ATTEMPT_EVENTS}),
+c AS (
+    SELECT e.event_id, e.aggregate_id AS order_id, e.payload->>'trader_id' AS trader_id, e.pos, e.occurred_at
+    FROM {_ev("payment_order.completed")} e
+),
+c_on_time AS (  -- the acceptance each completion completed: the trader's latest attempt before it
+    SELECT c.*, a.complete_by, c.occurred_at <= a.complete_by AS on_time
+    FROM c LEFT JOIN a ON a.order_id = c.order_id AND a.trader_id = c.trader_id AND a.assigned_pos < c.pos
+    QUALIFY row_number() OVER (PARTITION BY c.event_id ORDER BY a.assigned_pos DESC NULLS LAST) = 1
+),
+d AS (
+    SELECT o.completed_by AS trader_id, e.occurred_at
+    FROM {_ev("payment_order.disputed")} e JOIN payment_orders o ON o.order_id = e.aggregate_id
+    WHERE o.completed_by IS NOT NULL
+)
+SELECT payload->>'trader_id' AS trader_id, occurred_at AS ts, 'a' AS what FROM {_ev("payment_order.assigned")}
+UNION ALL SELECT trader_id, occurred_at, 'c' FROM c_on_time
+UNION ALL SELECT trader_id, occurred_at, 'o' FROM c_on_time WHERE on_time
+UNION ALL SELECT trader_id, occurred_at, 'd' FROM d
+"""
+
+RECOMPUTED_COUNTS = f"""
+WITH s AS ({_STAMPS}),
+running AS (  -- how many of each by each instant (ties counted together)
+    SELECT trader_id, what, ts, sum(n) OVER (PARTITION BY trader_id, what ORDER BY ts) AS upto
+    FROM (SELECT trader_id, what, ts, count(*) AS n FROM s GROUP BY ALL)
+),
+r AS (
+    SELECT *, as_of - to_days(window_days) AS since FROM trader_ratings
+),
+k AS (SELECT * FROM r CROSS JOIN (VALUES ('a'), ('c'), ('o'), ('d')) w(what)),
+counted AS (
+    SELECT k.event_id, k.what, coalesce(hi.upto, 0) - coalesce(lo.upto, 0) AS n
+    FROM k
+    ASOF LEFT JOIN running hi ON hi.trader_id = k.trader_id AND hi.what = k.what AND k.as_of >= hi.ts
+    ASOF LEFT JOIN running lo ON lo.trader_id = k.trader_id AND lo.what = k.what AND k.since >= lo.ts
+)
+SELECT r.trader_id, r.seq, r.as_of, r.window_days, r.event_id,
+       r.assignments, r.completed, r.on_time, r.disputed, r.score,
+       sum(n) FILTER (WHERE what = 'a')::INTEGER AS assignments_recomputed,
+       sum(n) FILTER (WHERE what = 'c')::INTEGER AS completed_recomputed,
+       sum(n) FILTER (WHERE what = 'o')::INTEGER AS on_time_recomputed,
+       sum(n) FILTER (WHERE what = 'd')::INTEGER AS disputed_recomputed
+FROM r JOIN counted USING (event_id)
+GROUP BY ALL
+ORDER BY r.trader_id, r.seq
+"""
+
+
+def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every published rating with its recomputed counts and score side by side, and ``matches``.
+
+    Columns: trader_id, seq, as_of, window_days, event_id, the published ``assignments``,
+    ``completed``, ``on_time``, ``disputed``, ``score``, the same with ``_recomputed``, and
+    ``matches`` (every figure equal)."""
+    frame = pl.from_arrow(con.sql(RECOMPUTED_COUNTS).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    scores = [
+        _score(a, c, o, d)
+        for a, c, o, d in zip(
+            frame["assignments_recomputed"],
+            frame["completed_recomputed"],
+            frame["on_time_recomputed"],
+            frame["disputed_recomputed"],
+            strict=True,
+        )
+    ]
+    frame = frame.with_columns(
+        pl.Series("score_recomputed", scores, dtype=pl.Decimal(18, 6)),
+    )
+    same = [
+        pl.col(f) == pl.col(f"{f}_recomputed")
+        for f in ("assignments", "completed", "on_time", "disputed", "score")
+    ]
+    return frame.with_columns(pl.all_horizontal(same).alias("matches"))
+
+
+def _score(a: Any, c: Any, o: Any, d: Any) -> Decimal:
+    return score(RatingCounts(int(a or 0), int(c or 0), int(o or 0), int(d or 0)))
+
+
+def findings(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """RATING_MISMATCH rows (the audit's columns) for every rating that does not match."""
+    out = []
+    for r in recompute(con).filter(~pl.col("matches")).iter_rows(named=True):
+        figures = ", ".join(
+            f"{f} {r[f]} (formula {r[f + '_recomputed']})"
+            for f in ("assignments", "completed", "on_time", "disputed", "score")
+            if r[f] != r[f + "_recomputed"]
+        )
+        out.append(
+            {
+                "check": "RATING_MISMATCH",
+                "subject": f"trader_rating:{r['trader_id']}",
+                "event_id": r["event_id"],
+                "evidence": [r["event_id"]],
+                "amount_delta": None,
+                "currency": None,
+                "detail": f"rating seq {r['seq']} as of {r['as_of']}: {figures}",
+            }
+        )
+    return out

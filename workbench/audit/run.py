@@ -1,0 +1,286 @@
+"""``workbench audit``: every check over a replayed database, as findings with stable ids.
+
+A finding's id is a hash of its check, subject and offending event, so the same break has the
+same id in every run. Each run is stored (``audit_runs``, ``audit_findings``) and compared with
+the previous one: a finding is ``new``, ``open`` (seen before; ``age_runs`` and ``first_seen``
+say since when), ``resolved`` (in the previous run, gone now) or ``reopened`` (resolved once,
+back again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ..domain.violations import CHECK_CODES
+from . import ratings
+from .assignment import ASSIGNMENT_VIOLATION
+from .checks import COLUMNS, SQL
+
+#: How bad each kind of break is: money wrong or at risk is ``high``; the platform's data or
+#: process being wrong without money moving wrongly is ``medium``; process slips are ``low``.
+SEVERITY: dict[str, str] = {
+    "MALFORMED_EVENT": "medium",
+    "CONFLICTING_DUPLICATE": "medium",
+    "SEQUENCE_GAP": "medium",
+    "INVALID_TRANSITION": "medium",
+    "LEDGER_PLAN_MISMATCH": "high",
+    "NEGATIVE_AVAILABLE": "high",
+    "TRADER_LEDGER_DRIFT": "high",
+    "ORDER_SETTLEMENT_MISMATCH": "high",
+    "FX_MISMATCH": "high",
+    "FEE_MISMATCH": "high",
+    "RECEIPT_MISSING": "high",
+    "RECEIPT_AMOUNT_MISMATCH": "high",
+    "RECEIPT_REUSED": "high",
+    "ASSIGNMENT_VIOLATION": "medium",
+    "DEADLINE_MISSED": "low",
+    "HOLD_LEAK": "high",
+    "PAYOUT_MISMATCH": "high",
+    "RATING_MISMATCH": "low",
+}
+assert set(SEVERITY) == set(CHECK_CODES)
+
+FINDING_COLUMNS = (
+    "finding_id",
+    "check",
+    "severity",
+    "subject",
+    "event_id",
+    "amount_delta",
+    "currency",
+    "detail",
+    "evidence",
+)
+
+_SCHEMA = {
+    "finding_id": pl.String,
+    "check": pl.String,
+    "severity": pl.String,
+    "subject": pl.String,
+    "event_id": pl.String,
+    "amount_delta": pl.Int64,
+    "currency": pl.String,
+    "detail": pl.String,
+    "evidence": pl.List(pl.String),
+}
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS audit_runs (
+        audit_run_id BIGINT, started_at TIMESTAMPTZ, seconds DOUBLE, as_of TIMESTAMPTZ,
+        events BIGINT, findings BIGINT, new BIGINT, open BIGINT, resolved BIGINT, reopened BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS audit_findings (
+        audit_run_id BIGINT, finding_id VARCHAR, "check" VARCHAR, severity VARCHAR, subject VARCHAR,
+        event_id VARCHAR, amount_delta BIGINT, currency VARCHAR, detail VARCHAR, evidence VARCHAR[],
+        status VARCHAR, first_seen BIGINT, age_runs BIGINT)""",
+)
+
+
+def finding_id(check: str, subject: str, event_id: str) -> str:
+    """Stable across runs: the same break (check, subject, offending event) has the same id."""
+    digest = hashlib.sha256(f"{check}\x1f{subject}\x1f{event_id}".encode()).hexdigest()
+    return f"F-{digest[:12]}"
+
+
+@dataclass
+class AuditResult:
+    """What one audit run found; ``findings`` is a Polars frame (``FINDING_COLUMNS`` + status)."""
+
+    findings: pl.DataFrame
+    run_id: int | None
+    seconds: float
+    timings: dict[str, float]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.findings.group_by("check").len().sort("check").iter_rows())
+
+
+def _ref_time(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> str:
+    if as_of is not None:
+        return f"'{as_of.astimezone(UTC).isoformat()}'::TIMESTAMPTZ"
+    return "(SELECT max(occurred_at) FROM events)"
+
+
+def _restricted(
+    con: duckdb.DuckDBPyConnection, db: Path, as_of: datetime
+) -> duckdb.DuckDBPyConnection:
+    """The database as it was at ``as_of``: the events that had occurred by then, replayed into
+    an in-memory database (the same projections a replay of that export would have built)."""
+    from ..replay import bulk, store
+
+    mem = duckdb.connect()
+    store.create_schema(mem)
+    mem.execute(f"ATTACH '{db}' AS src (READ_ONLY)").fetchall()
+    ts = f"'{as_of.astimezone(UTC).isoformat()}'::TIMESTAMPTZ"
+    mem.execute(f"INSERT INTO events SELECT * FROM src.events WHERE occurred_at <= {ts}").fetchall()
+    mem.execute(
+        "INSERT INTO quarantine SELECT * FROM src.quarantine WHERE event_id IS NULL OR event_id "
+        f"NOT IN (SELECT event_id FROM src.events WHERE occurred_at > {ts})"
+    ).fetchall()
+    bulk.build(mem)
+    return mem
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection,
+    as_of: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Every check over ``con``; returns the findings (sorted, with ids) and seconds per check."""
+    ref = _ref_time(con, as_of)
+    frames: list[pl.DataFrame] = []
+    timings: dict[str, float] = {}
+    queries = {**SQL, "ASSIGNMENT_VIOLATION": ASSIGNMENT_VIOLATION}
+    for name, sql in queries.items():
+        if progress is not None:
+            progress(name)
+        start = time.perf_counter()
+        names = ", ".join(f'"{c}"' for c in COLUMNS)
+        named = f"SELECT * FROM ({sql.replace('{ref_time}', ref)}) AS t({names})"
+        frame = pl.from_arrow(con.sql(named).to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame.cast({"amount_delta": pl.Int64}, strict=False))  # type: ignore[dict-item]
+        timings[name] = time.perf_counter() - start
+    start = time.perf_counter()
+    rows = ratings.findings(con)
+    frames.append(pl.DataFrame(rows, schema={c: _SCHEMA[c] for c in COLUMNS}))
+    timings["RATING_MISMATCH"] = time.perf_counter() - start
+    out = pl.concat([f.select([pl.col(c).cast(_SCHEMA[c]) for c in COLUMNS]) for f in frames])
+    out = out.with_columns(
+        pl.struct("check", "subject", "event_id")
+        .map_elements(
+            lambda r: finding_id(r["check"], r["subject"], r["event_id"]), return_dtype=pl.String
+        )
+        .alias("finding_id"),
+        pl.col("check").replace_strict(SEVERITY, return_dtype=pl.String).alias("severity"),
+    )
+    out = out.unique(subset=["finding_id"], keep="first", maintain_order=True)
+    return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
+
+
+def audit(
+    db: str | Path,
+    *,
+    as_of: datetime | None = None,
+    record: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> AuditResult:
+    """Audit a replayed database; returns the findings as a Polars frame.
+
+    ``as_of`` audits the platform as it stood then (events that occurred after it are left out
+    and deadlines are judged at that time). ``record`` stores the run and marks each finding new,
+    open, resolved or reopened against the previous runs (it needs write access)."""
+    started = time.perf_counter()
+    path = Path(db)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
+        )
+    con = duckdb.connect(str(path), read_only=not record)
+    try:
+        work = _restricted(con, path, as_of) if as_of is not None else con
+        try:
+            findings, timings = run_checks(work, as_of, progress)
+            events = int(work.execute("SELECT count(*) FROM events").fetchall()[0][0])
+        finally:
+            if work is not con:
+                work.close()
+        run_id = None
+        if record:
+            findings, run_id = _record(con, findings, as_of, events, time.perf_counter() - started)
+        else:
+            findings = findings.with_columns(
+                pl.lit("new").alias("status"),
+                pl.lit(None, pl.Int64).alias("first_seen"),
+                pl.lit(1, pl.Int64).alias("age_runs"),
+            )
+        return AuditResult(findings, run_id, time.perf_counter() - started, timings)
+    finally:
+        con.close()
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    findings: pl.DataFrame,
+    as_of: datetime | None,
+    events: int,
+    seconds: float,
+) -> tuple[pl.DataFrame, int]:
+    for ddl in DDL:
+        con.execute(ddl).fetchall()
+    con.execute("BEGIN TRANSACTION").fetchall()
+    try:
+        run_id = int(
+            con.execute("SELECT coalesce(max(audit_run_id), 0) + 1 FROM audit_runs").fetchall()[0][
+                0
+            ]
+        )
+        seen = con.sql(
+            "SELECT finding_id, first_seen, status FROM ("
+            "SELECT finding_id, min(audit_run_id) OVER (PARTITION BY finding_id) AS first_seen, status, "
+            "row_number() OVER (PARTITION BY finding_id ORDER BY audit_run_id DESC) AS k FROM audit_findings) WHERE k = 1"
+        ).fetchall()
+        last = {fid: (first, status) for fid, first, status in seen}
+        statuses, firsts, ages = [], [], []
+        for fid in findings["finding_id"]:
+            prev = last.get(fid)
+            if prev is None:
+                statuses.append("new")
+                firsts.append(run_id)
+            else:
+                statuses.append("reopened" if prev[1] == "resolved" else "open")
+                firsts.append(prev[0])
+            ages.append(run_id - firsts[-1] + 1)
+        findings = findings.with_columns(
+            pl.Series("status", statuses, pl.String),
+            pl.Series("first_seen", firsts, pl.Int64),
+            pl.Series("age_runs", ages, pl.Int64),
+        )
+        current = set(findings["finding_id"])
+        resolved = [
+            fid for fid, (_, status) in last.items() if status != "resolved" and fid not in current
+        ]
+        con.register("_f", findings.with_columns(pl.lit(run_id).alias("audit_run_id")).to_arrow())
+        con.execute(
+            'INSERT INTO audit_findings SELECT audit_run_id, finding_id, "check", severity, subject, '
+            "event_id, amount_delta, currency, detail, evidence, status, first_seen, age_runs FROM _f"
+        ).fetchall()
+        con.unregister("_f")
+        if resolved:
+            con.execute(
+                f"""INSERT INTO audit_findings
+                SELECT {run_id}, finding_id, "check", severity, subject, event_id, amount_delta, currency,
+                       detail, evidence, 'resolved', first_seen, {run_id} - first_seen + 1
+                FROM audit_findings WHERE audit_run_id < {run_id}
+                  AND finding_id IN (SELECT unnest(?::VARCHAR[]))
+                QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY audit_run_id DESC) = 1""",
+                [resolved],
+            ).fetchall()
+        counts = {s: statuses.count(s) for s in ("new", "open", "reopened")}
+        con.execute(
+            "INSERT INTO audit_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                datetime.now(UTC),
+                seconds,
+                as_of,
+                events,
+                findings.height,
+                counts["new"],
+                counts["open"],
+                len(resolved),
+                counts["reopened"],
+            ],
+        ).fetchall()
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        con.execute("ROLLBACK").fetchall()
+        raise
+    return findings, run_id

@@ -1,0 +1,58 @@
+"""The catalog's money formulas as exact integer SQL, for auditing millions of rows in DuckDB.
+
+The domain (:mod:`workbench.domain.money`) defines the formulas; this module writes the same
+arithmetic as SQL expressions over ``HUGEINT`` so the audit can check every assignment without a
+Python call per row. No float and no DECIMAL division appears: a rate ``"92.35"`` is the integer
+``9235`` over ``10^2``, the settlement amount is one integer division rounded half to even, and the
+property tests check these expressions against the domain's functions on random inputs.
+"""
+
+from __future__ import annotations
+
+from ..domain.money import BPS_DENOMINATOR, EXPONENTS
+
+#: Powers of ten as exact integers (``_POW10[k + 1]`` is ``10^k``; DuckDB lists are 1-based).
+_POW10 = "[" + ", ".join(f"{10**i}::HUGEINT" for i in range(0, 31)) + "]"
+
+
+def pow10(k: str) -> str:
+    """``10^k`` as an exact ``HUGEINT`` for an integer SQL expression ``0 <= k <= 30``."""
+    return f"({_POW10}[({k}) + 1])"
+
+
+def exponent(currency: str) -> str:
+    """The minor-unit exponent of a currency column (NULL for an unknown currency)."""
+    whens = " ".join(f"WHEN '{c}' THEN {e}" for c, e in sorted(EXPONENTS.items()))
+    return f"(CASE {currency} {whens} END)"
+
+
+def div_half_even(numerator: str, denominator: str) -> str:
+    """``round_half_even(n / d)`` for integer expressions with ``d > 0`` (any sign of ``n``)."""
+    n, d = f"({numerator})::HUGEINT", f"({denominator})::HUGEINT"
+    # Floor division and a non-negative remainder, then ties to the even quotient.
+    q = f"(CASE WHEN {n} >= 0 THEN {n} // {d} ELSE -((-{n} + {d} - 1) // {d}) END)"
+    r = f"({n} - {q} * {d})"
+    return f"({q} + CASE WHEN 2 * {r} > {d} OR (2 * {r} = {d} AND {q} % 2 <> 0) THEN 1 ELSE 0 END)"
+
+
+def rate_parts(rate: str) -> tuple[str, str]:
+    """A decimal rate string as ``(integer digits, number of decimals)``: ``"92.35"`` → 9235, 2.
+    NULL digits for a rate that is not a plain positive decimal."""
+    ok = f"regexp_full_match({rate}, '[0-9]{{1,18}}(\\.[0-9]{{1,12}})?')"
+    digits = f"(CASE WHEN {ok} THEN replace({rate}, '.', '')::HUGEINT END)"
+    decimals = f"(CASE WHEN {ok} THEN coalesce(length(split_part({rate}, '.', 2)), 0) END)"
+    return digits, decimals
+
+
+def settlement(amount: str, fiat: str, rate: str, settle: str) -> str:
+    """``round_half_even(amount / 10^exp_fiat / rate * 10^exp_settle)`` exactly: with
+    ``rate = R / 10^k`` that is ``amount * 10^(k + exp_settle) / (R * 10^exp_fiat)``."""
+    digits, decimals = rate_parts(rate)
+    num = f"({amount})::HUGEINT * {pow10(f'{decimals} + {exponent(settle)}')}"
+    den = f"{digits} * {pow10(exponent(fiat))}"
+    return f"(CASE WHEN {digits} > 0 THEN {div_half_even(num, den)} END)"
+
+
+def bps_share(amount: str, bps: str) -> str:
+    """``round_half_even(amount * bps / 10000)``: the platform fee and the trader reward."""
+    return div_half_even(f"({amount})::HUGEINT * ({bps})", str(BPS_DENOMINATOR))
