@@ -60,14 +60,19 @@ def build_export(work: Path, events: int, base_events: int, seed: int) -> Path:
     span = int(n[1])
     out.mkdir(parents=True)
     for k in range(copies):
-        # Copy k: every id gets a suffix (ids inside payloads too), positions move past copy k-1.
+        # Copy k: every id gets a suffix (ids inside payloads and plan refs too), receipt files a
+        # prefix of their own, positions move past copy k-1: each copy is a platform of its own.
         sfx = f"~{k}"
+        ids = (
+            "regexp_replace({col}, '\\b((?:cl|tr|po|rc|pay|tu)-[0-9a-f]+)', '\\1" + sfx + "', 'g')"
+        )
         con.execute(
             f"""COPY (
               SELECT event_id || '{sfx}' AS event_id, position + {k * span} AS position, stream,
-                     aggregate_id || '{sfx}' AS aggregate_id, seq, kind, schema_version, occurred_at, recorded_at,
-                     correlation_id || '{sfx}' AS correlation_id, causation_id || '{sfx}' AS causation_id,
-                     regexp_replace(payload, '"((?:cl|tr|po|rc|pay|tu)-[0-9a-f]+)', '"\\1{sfx}', 'g') AS payload
+                     {ids.format(col="aggregate_id")} AS aggregate_id, seq, kind, schema_version, occurred_at, recorded_at,
+                     {ids.format(col="correlation_id")} AS correlation_id, causation_id || '{sfx}' AS causation_id,
+                     regexp_replace({ids.format(col="payload")},
+                                    '"file_sha256":"[0-9a-f]{{3}}', '"file_sha256":"{k:03x}') AS payload
               FROM b) TO '{out}/copy-{k:03d}.parquet' (FORMAT parquet, COMPRESSION zstd)"""
         ).fetchall()
     return out

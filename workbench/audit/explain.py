@@ -1,0 +1,248 @@
+"""``workbench explain``: why a finding is a finding, as a timeline an analyst can read.
+
+The subject's events (its aggregate's stream, or for a ``client:`` account the ledger plans that
+moved it) are folded again through the domain's appliers, so each row shows the state before and
+after the event (status; balance, held and available where the subject has money) exactly as the
+catalog defines them. The finding's evidence events from other streams are shown in place, and
+the offending event is marked. Long timelines are cut to a window around the offending event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ..domain.catalog import try_decode
+from ..domain.events import ENVELOPE_FIELDS, STREAMS, Event
+from ..domain.ledger import apply as apply_plan
+from ..domain.ledger import balance_effects
+from ..domain.world import APPLIERS
+
+#: Rows kept on each side of the offending event in a long timeline.
+WINDOW = 15
+
+TIMELINE_COLUMNS = (
+    "position",
+    "occurred_at",
+    "event_id",
+    "stream",
+    "aggregate_id",
+    "kind",
+    "mark",
+    "status_before",
+    "status_after",
+    "balance_before",
+    "balance_after",
+    "held_before",
+    "held_after",
+    "available_before",
+    "available_after",
+)
+
+
+@dataclass
+class Explanation:
+    """A finding and its timeline (a Polars frame of :data:`TIMELINE_COLUMNS`)."""
+
+    finding: dict[str, Any]
+    timeline: pl.DataFrame
+
+    def __str__(self) -> str:
+        f = self.finding
+        lines = [
+            f"{f['finding_id']}  {f['check']} ({f['severity']})  {f['subject']}",
+            f"  {f['detail']}",
+        ]
+        if f.get("amount_delta") is not None:
+            lines.append(
+                f"  amount at stake: {f['amount_delta']} {f.get('currency') or ''}".rstrip()
+            )
+        lines.append(f"  evidence: {', '.join(f['evidence'])}")
+        lines.append("")
+        lines.append("  timeline (>> offending event, *  other evidence):")
+        for r in self.timeline.iter_rows(named=True):
+            state = _state_text(r)
+            lines.append(
+                f"  {r['mark']:>2} {r['position']:>9} {str(r['occurred_at'])[:19]}  "
+                f"{r['kind']:<34} {r['stream']}:{r['aggregate_id']}  {state}".rstrip()
+            )
+        return "\n".join(lines)
+
+
+def _state_text(r: dict[str, Any]) -> str:
+    parts = []
+    if r["status_before"] is not None or r["status_after"] is not None:
+        parts.append(f"status {r['status_before']} → {r['status_after']}")
+    for name in ("balance", "held", "available"):
+        b, a = r[f"{name}_before"], r[f"{name}_after"]
+        if b is not None or a is not None:
+            parts.append(f"{name} {b} → {a}" if b != a else f"{name} {a}")
+    return "; ".join(parts)
+
+
+def explain(db: str | Path, finding: str) -> Explanation:
+    """The finding ``finding`` (an id from ``workbench audit``) with its subject's timeline."""
+    path = Path(db)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such database")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = _finding(con, path, finding)
+        events = _timeline_events(con, row)
+    finally:
+        con.close()
+    return Explanation(row, _timeline(row, events))
+
+
+def _finding(con: duckdb.DuckDBPyConnection, path: Path, fid: str) -> dict[str, Any]:
+    stored = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_findings'"
+    ).fetchall()[0][0]
+    if stored:
+        rows = (
+            con.sql(
+                "SELECT * FROM audit_findings WHERE finding_id = ? ORDER BY audit_run_id DESC LIMIT 1",
+                params=[fid],
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+        if rows:
+            return dict(rows[0])
+    from .run import run_checks
+
+    found, _ = run_checks(con)
+    hit = found.filter(pl.col("finding_id") == fid)
+    if hit.height == 0:
+        raise LookupError(
+            f"no finding {fid} in {path} (run `workbench audit --db {path}` to list them)"
+        )
+    return dict(hit.row(0, named=True))
+
+
+def _rows(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    cols = ", ".join(ENVELOPE_FIELDS)
+    return list(
+        con.sql(
+            f"SELECT {cols} FROM events WHERE {where} ORDER BY position, event_id", params=params
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+
+def _timeline_events(con: duckdb.DuckDBPyConnection, f: dict[str, Any]) -> dict[str, Any]:
+    """The subject's own events (to fold) and the evidence events (to show)."""
+    stream, _, agg = str(f["subject"]).partition(":")
+    evidence = [e for e in f["evidence"] if e]
+    if stream == "client" and f["check"] in ("NEGATIVE_AVAILABLE",):
+        own = _rows(
+            con,
+            "kind LIKE 'ledger_plan.%' AND aggregate_id IN (SELECT DISTINCT plan_id FROM ledger_postings "
+            "WHERE from_account = ? OR to_account = ?)",
+            [f["subject"], f["subject"]],
+        )
+        mode = "account"
+    elif stream in STREAMS:
+        own = _rows(con, "stream = ? AND aggregate_id = ?", [stream, agg])
+        mode = "aggregate"
+    else:
+        own, mode = [], "none"
+    others = _rows(con, "event_id IN (SELECT unnest(?::VARCHAR[]))", [evidence]) if evidence else []
+    return {"mode": mode, "own": own, "others": others, "stream": stream, "subject": f["subject"]}
+
+
+def _summary(state: Any) -> tuple[Any, Any, Any, Any]:
+    if state is None:
+        return None, None, None, None
+    status = getattr(state, "status", None)
+    if hasattr(state, "balance"):
+        return status, state.balance, state.held, state.available
+    return status, None, None, None
+
+
+def _timeline(f: dict[str, Any], ev: dict[str, Any]) -> pl.DataFrame:
+    rows: dict[str, dict[str, Any]] = {}
+    if ev["mode"] == "aggregate":
+        applier = APPLIERS[ev["stream"]]
+        state: Any = None
+        for raw in ev["own"]:
+            decoded = try_decode(raw)
+            before = _summary(state)
+            if isinstance(decoded, Event):
+                state = applier(state, decoded)
+            rows[raw["event_id"]] = _row(raw, before, _summary(state))
+    elif ev["mode"] == "account":
+        plans: dict[str, Any] = {}
+        own = held = 0
+        account = ev["subject"]
+        for raw in ev["own"]:
+            decoded = try_decode(raw)
+            before = (None, own, held, own - held)
+            if isinstance(decoded, Event):
+                plan = plans.get(decoded.aggregate_id)
+                for e in balance_effects(plan, decoded):
+                    if e.account == account:
+                        own += e.own
+                        held += e.held
+                plans[decoded.aggregate_id] = apply_plan(plan, decoded)
+            rows[raw["event_id"]] = _row(raw, before, (None, own, held, own - held))
+    for raw in ev["others"]:
+        rows.setdefault(raw["event_id"], _row(raw, (None,) * 4, (None,) * 4))
+    evidence = set(f["evidence"])
+    ordered = sorted(rows.values(), key=lambda r: (r["position"], r["event_id"]))
+    for r in ordered:
+        r["mark"] = (
+            ">>" if r["event_id"] == f["event_id"] else ("*" if r["event_id"] in evidence else "")
+        )
+    ordered = _window(ordered, f["event_id"], evidence)
+    schema = {
+        "position": pl.Int64,
+        "occurred_at": pl.Datetime("us", "UTC"),
+        "event_id": pl.String,
+        "stream": pl.String,
+        "aggregate_id": pl.String,
+        "kind": pl.String,
+        "mark": pl.String,
+        "status_before": pl.String,
+        "status_after": pl.String,
+        **{
+            f"{n}_{w}": pl.Int64
+            for n in ("balance", "held", "available")
+            for w in ("before", "after")
+        },
+    }
+    return pl.DataFrame(
+        [{c: r.get(c) for c in TIMELINE_COLUMNS} for r in ordered], schema=schema, orient="row"
+    )
+
+
+def _row(raw: dict[str, Any], before: tuple[Any, ...], after: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "position": raw["position"],
+        "occurred_at": raw["occurred_at"],
+        "event_id": raw["event_id"],
+        "stream": raw["stream"],
+        "aggregate_id": raw["aggregate_id"],
+        "kind": raw["kind"],
+        "status_before": before[0],
+        "status_after": after[0],
+        "balance_before": before[1],
+        "balance_after": after[1],
+        "held_before": before[2],
+        "held_after": after[2],
+        "available_before": before[3],
+        "available_after": after[3],
+    }
+
+
+def _window(rows: list[dict[str, Any]], offending: str, evidence: set[str]) -> list[dict[str, Any]]:
+    """Rows within :data:`WINDOW` of the offending event, plus every evidence event."""
+    idx = next((i for i, r in enumerate(rows) if r["event_id"] == offending), None)
+    if idx is None or len(rows) <= 2 * WINDOW + 1:
+        return rows
+    return [r for i, r in enumerate(rows) if abs(i - idx) <= WINDOW or r["event_id"] in evidence]
