@@ -15,6 +15,9 @@ examples:
   workbench generate out/export --seed 7 --days 7 --orders-per-day 600 --truth out/truth.csv
   workbench generate out/clean --days 2 --clean
   workbench replay data/sample_events --db out/sample.duckdb
+  workbench audit --db out/sample.duckdb
+  workbench audit --db out/sample.duckdb --format csv --out out/findings.csv
+  workbench explain F-0123456789ab --db out/sample.duckdb
   workbench summary data/sample_events
   workbench summary ../shared/fixtures/platform-export-3d
 """
@@ -25,6 +28,16 @@ def _date(text: str) -> datetime:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time like 2026-11-03T12:00:00Z or 2026-11-03"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _positive(text: str) -> int:
@@ -133,6 +146,57 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE.duckdb.tmp); 'none' for DuckDB's default (80%% of RAM)",
     )
 
+    a = sub.add_parser(
+        "audit",
+        help="run every reconciliation check over a replayed database; list the findings",
+        description=(
+            "Run every check of the audit (MALFORMED_EVENT … RATING_MISMATCH) over a database "
+            "built by `workbench replay`. Each finding has a stable id (the same break has the "
+            "same id in every run), a check code, a severity, a subject, the money at stake, a "
+            "detail sentence and its evidence: the ids of the events that prove it, the offending "
+            "one first. Each run is stored in audit_runs / audit_findings and every finding is "
+            "marked new, open (with its age in runs), resolved or reopened. Exits 1 if there are "
+            "findings. Python: workbench.audit.audit() returns a Polars DataFrame."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+    a.add_argument(
+        "--as-of",
+        type=_instant,
+        metavar="TIME",
+        help="audit the platform as it stood at TIME (events after it left out, deadlines judged "
+        "then), e.g. 2026-11-03T12:00:00Z",
+    )
+    a.add_argument(
+        "--format",
+        choices=["table", "json", "jsonl", "csv", "parquet"],
+        default="table",
+        help="output format (default table; parquet needs --out)",
+    )
+    a.add_argument("--out", type=Path, help="write the findings to this file instead of stdout")
+    a.add_argument(
+        "--check", action="append", metavar="CODE", help="only these check codes (repeatable)"
+    )
+    a.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not store the run (the database is opened read-only)",
+    )
+
+    x = sub.add_parser(
+        "explain",
+        help="show why a finding is a finding: the subject's timeline with state before and after",
+        description=(
+            "Show a finding from `workbench audit` with its subject's timeline around the "
+            "offending event: every event of the subject folded again through the domain, with "
+            "the status, balance, held and available before and after each one, and the other "
+            "evidence events in place. Python: workbench.audit.explain()."
+        ),
+    )
+    x.add_argument("finding_id", metavar="FINDING_ID", help="a finding id, e.g. F-0123456789ab")
+    x.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+
     s = sub.add_parser(
         "summary",
         help="read an export, fold it through the domain, print what is in it and what is wrong",
@@ -177,7 +241,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return _summary(args)
         if args.command == "replay":
             return _replay(args)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        if args.command == "audit":
+            return _audit(args)
+        if args.command == "explain":
+            return _explain(args)
+    except (FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:
         print(f"workbench {args.command}: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
@@ -222,6 +290,100 @@ def _replay(args: argparse.Namespace) -> int:
     )
     print(summary)
     return 0 if summary.balanced else 1
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from .audit import audit
+
+    if args.format == "parquet" and args.out is None:
+        raise ValueError("--format parquet needs --out FILE")
+    progress = None
+    if sys.stderr.isatty():
+
+        def progress(name: str) -> None:
+            print(f"\raudit: {name:<28}", end="", file=sys.stderr, flush=True)
+
+    result = audit(args.db, as_of=args.as_of, record=not args.no_record, progress=progress)
+    if progress is not None:
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    found = result.findings
+    if args.check:
+        unknown = sorted(set(args.check) - set(found["check"].unique()) - _codes())
+        if unknown:
+            raise ValueError(f"unknown check code(s) {unknown}; known: {sorted(_codes())}")
+        found = found.filter(pl.col("check").is_in(args.check))
+    _write_findings(found, args.format, args.out)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(_count(found["check"]).items())) or "none"
+    print(
+        f"audit run {result.run_id or '-'}: {found.height} finding(s) in {result.seconds:.1f} s"
+        f" ({summary})",
+        file=sys.stderr if args.format != "table" or args.out else sys.stdout,
+    )
+    return 1 if found.height else 0
+
+
+def _codes() -> set[str]:
+    from .domain.violations import CHECK_CODES
+
+    return set(CHECK_CODES)
+
+
+def _count(values: object) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:  # type: ignore[attr-defined]
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _write_findings(found: object, fmt: str, out: Path | None) -> None:
+    import polars as pl
+
+    assert isinstance(found, pl.DataFrame)
+    flat = found.with_columns(pl.col("evidence").list.join(" "))
+    if fmt == "parquet":
+        assert out is not None
+        found.write_parquet(out)
+        return
+    if fmt == "table":
+        text = _table(found)
+    elif fmt == "csv":
+        text = flat.write_csv()
+    elif fmt == "json":
+        text = found.write_json()
+    else:
+        text = found.write_ndjson()
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+def _table(found: object) -> str:
+    import polars as pl
+
+    assert isinstance(found, pl.DataFrame)
+    lines = []
+    for r in found.iter_rows(named=True):
+        money = (
+            f" [{r['amount_delta']:+} {r['currency'] or ''}]"
+            if r["amount_delta"] is not None
+            else ""
+        )
+        lines.append(
+            f"{r['finding_id']}  {r['status']:<8} {r['severity']:<6} {r['check']:<25} "
+            f"{r['subject']}{money}\n    {r['detail']}\n    evidence: {', '.join(r['evidence'])}"
+        )
+    return "\n".join(lines)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .audit import explain
+
+    print(explain(args.db, args.finding_id))
+    return 0
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
 payouts reconciled."""
 
+from .explain import Explanation, explain
 from .run import AuditResult, audit, finding_id
 
-__all__ = ["AuditResult", "audit", "finding_id"]
+__all__ = ["AuditResult", "Explanation", "audit", "explain", "finding_id"]
