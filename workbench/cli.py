@@ -197,6 +197,33 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("finding_id", metavar="FINDING_ID", help="a finding id, e.g. F-0123456789ab")
     x.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
 
+    for name, text in (
+        (
+            "reconcile",
+            "payout reconciliation: per account and day, orders settled, ledger committed, paid "
+            "out, and the differences (Python: workbench.audit.reconcile_payouts())",
+        ),
+        (
+            "ratings",
+            "every published rating beside the counts and score the catalog's formula gives "
+            "(Python: workbench.audit.recompute_ratings())",
+        ),
+    ):
+        t = sub.add_parser(name, help=text.split(" (")[0], description=text)
+        t.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+        t.add_argument(
+            "--format",
+            choices=["table", "csv", "json", "parquet"],
+            default="table",
+            help="output format (default table; parquet needs --out)",
+        )
+        t.add_argument("--out", type=Path, help="write to this file instead of stdout")
+        t.add_argument(
+            "--differences",
+            action="store_true",
+            help="only rows that do not match (non-zero differences, ratings that differ)",
+        )
+
     s = sub.add_parser(
         "summary",
         help="read an export, fold it through the domain, print what is in it and what is wrong",
@@ -245,6 +272,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return _audit(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command in ("reconcile", "ratings"):
+            return _table_command(args)
     except (FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:
         print(f"workbench {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -377,6 +406,47 @@ def _table(found: object) -> str:
             f"{r['subject']}{money}\n    {r['detail']}\n    evidence: {', '.join(r['evidence'])}"
         )
     return "\n".join(lines)
+
+
+def _table_command(args: argparse.Namespace) -> int:
+    import duckdb
+    import polars as pl
+
+    from .audit import recompute_ratings, reconcile_payouts
+
+    if not args.db.exists():
+        raise FileNotFoundError(f"{args.db}: no such database (run `workbench replay` first)")
+    con = duckdb.connect(str(args.db), read_only=True)
+    try:
+        if args.command == "reconcile":
+            frame = reconcile_payouts(con)
+            bad = (pl.col("orders_difference") != 0) | (pl.col("payouts_difference") != 0)
+        else:
+            frame = recompute_ratings(con)
+            bad = ~pl.col("matches")
+    finally:
+        con.close()
+    mismatched = frame.filter(bad).height
+    if args.differences:
+        frame = frame.filter(bad)
+    if args.format == "parquet":
+        if args.out is None:
+            raise ValueError("--format parquet needs --out FILE")
+        frame.write_parquet(args.out)
+    else:
+        if args.format == "csv":
+            text = frame.write_csv()
+        elif args.format == "json":
+            text = frame.write_json()
+        else:
+            with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200):
+                text = str(frame)
+        if args.out is None:
+            print(text)
+        else:
+            args.out.write_text(text)
+    print(f"{args.command}: {frame.height} row(s), {mismatched} not matching", file=sys.stderr)
+    return 1 if mismatched else 0
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -153,6 +153,15 @@ def run_checks(
     frames.append(pl.DataFrame(rows, schema={c: _SCHEMA[c] for c in COLUMNS}))
     timings["RATING_MISMATCH"] = time.perf_counter() - start
     out = pl.concat([f.select([pl.col(c).cast(_SCHEMA[c]) for c in COLUMNS]) for f in frames])
+    # The offending event first, then the rest of the evidence once each, in the order given.
+    out = out.with_columns(
+        pl.struct("event_id", "evidence")
+        .map_elements(
+            lambda r: list(dict.fromkeys([r["event_id"], *(r["evidence"] or [])])),
+            return_dtype=pl.List(pl.String),
+        )
+        .alias("evidence")
+    )
     out = out.with_columns(
         pl.struct("check", "subject", "event_id")
         .map_elements(
