@@ -10,7 +10,7 @@ position, so ten million events cost a few sorted scans, not a fold.
 
 from __future__ import annotations
 
-from .checks import ATTEMPT_EVENTS, _ev
+from .checks import _ev
 
 #: The trader deposit's available amount after each trader event (the trader stream's own view).
 _TRADER_AVAILABLE = f"""
@@ -56,7 +56,7 @@ FROM by_pos
 """
 
 ASSIGNMENT_VIOLATION = f"""
-WITH a AS ({ATTEMPT_EVENTS}),
+WITH a AS (SELECT * FROM audit_attempts),
 o AS (SELECT order_id, client_id, direction, amount, currency FROM payment_orders),
 x AS (
     SELECT a.order_id, a.attempt, a.trader_id, a.assigned_event_id, a.assigned_pos AS pos,

@@ -19,6 +19,8 @@ in :mod:`.sql_money`. Events are ordered by ``(position, event_id)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..domain import violations as v
 from ..domain.scheduler import SWEEP_DELAY
 from . import sql_money as m
@@ -83,20 +85,17 @@ WHERE reason <> 'conflicting_duplicate'
 """
 
 # --------------------------------------------------------------------------- pricing
-_ASSIGNED = f"""
+_ASSIGNED = """
     SELECT a.order_id, a.attempt, a.trader_id, a.rate, a.settlement_currency, a.settlement_amount,
-           a.platform_fee, a.trader_reward, a.assigned_event_id, e.pos, o.client_id, o.amount,
-           o.currency, o.direction
-    FROM order_attempts a
+           a.platform_fee, a.trader_reward, a.assigned_event_id, a.assigned_pos AS pos,
+           o.client_id, o.amount, o.currency, o.direction
+    FROM audit_attempts a
     JOIN payment_orders o USING (order_id)
-    JOIN {_ev("payment_order.assigned")} e ON e.event_id = a.assigned_event_id
 """
-
-_EXPECTED_SETTLEMENT = m.settlement("amount", "currency", "rate", "settlement_currency")
 
 FX_MISMATCH = f"""
 WITH a AS ({_ASSIGNED}),
-x AS (SELECT *, {_EXPECTED_SETTLEMENT} AS expected FROM a)
+x AS ({m.settlement("amount", "currency", "rate", "settlement_currency", "a")})
 SELECT 'FX_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
        (settlement_amount - expected)::BIGINT, settlement_currency,
        format('attempt {{}}: settlement {{}} {{}} for {{}} {{}} at rate {{}}, the formula gives {{}}',
@@ -188,8 +187,9 @@ WHERE u.order_id <> f.first_order AND u.event_id <> f.first_event
 
 # ---------------------------------------------------------------- attempts: how each one ended
 #: Each assignment attempt with the events that opened, accepted and ended it (first ender after
-#: the assignment, or the next assignment, which supersedes it).
-ATTEMPT_EVENTS = f"""
+#: the assignment, or the next assignment, which supersedes it). Several checks read it, so
+#: :func:`prepare` computes it once per audit into the temp table ``audit_attempts``.
+ATTEMPT_SQL = f"""
 WITH o AS (
     SELECT event_id, pos, aggregate_id, kind, occurred_at, payload
     FROM {
@@ -214,6 +214,7 @@ b AS (  -- boundaries: assignments and enders, in order
 att AS (
     SELECT aggregate_id AS order_id, (payload->>'attempt')::INTEGER AS attempt,
            payload->>'trader_id' AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
+           payload->>'rate' AS rate, payload->>'settlement_currency' AS settlement_currency,
            occurred_at AS assigned_at, TRY_CAST(payload->>'accept_by' AS TIMESTAMPTZ) AS accept_by,
            (payload->>'settlement_amount')::BIGINT AS settlement_amount,
            (payload->>'trader_reward')::BIGINT AS trader_reward,
@@ -235,11 +236,19 @@ LEFT JOIN (SELECT * FROM o WHERE kind = 'payment_order.review_started') rv
 QUALIFY row_number() OVER (PARTITION BY att.assigned_event_id ORDER BY acc.pos NULLS LAST, rv.pos NULLS LAST) = 1
 """
 
+ATTEMPT_EVENTS = "(SELECT * FROM audit_attempts)"
+
+
+def prepare(con: Any) -> None:
+    """Compute what several checks share (the attempts) once, as temp tables of ``con``."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE audit_attempts AS {ATTEMPT_SQL}").fetchall()
+
+
 # --------------------------------------------------------------------------- deadlines
 #: The scheduler acts on a deadline within its sweep (:data:`~workbench.domain.scheduler.SWEEP_DELAY`).
 _GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 DEADLINE_MISSED = f"""
-WITH a AS ({ATTEMPT_EVENTS}),
+WITH a AS (SELECT * FROM audit_attempts),
 late_accept AS (
     SELECT 'payment_order:' || order_id AS subject, accepted_event_id AS event_id,
            [accepted_event_id, assigned_event_id] AS evidence,
@@ -349,7 +358,7 @@ WHERE t_net <> l_net
 _PLANS = "SELECT plan_id, status, end_event_id FROM ledger_plans"
 
 ORDER_SETTLEMENT_MISMATCH = f"""
-WITH a AS ({ATTEMPT_EVENTS}),
+WITH a AS (SELECT * FROM audit_attempts),
 o AS (SELECT order_id, direction, client_id FROM payment_orders),
 -- what each attempt's plan must post, by the catalog
 expected AS (
@@ -407,7 +416,7 @@ SELECT 'ORDER_SETTLEMENT_MISMATCH', * FROM (
 
 # --------------------------------------------------------------------------- holds left open
 HOLD_LEAK = f"""
-WITH a AS ({ATTEMPT_EVENTS}),
+WITH a AS (SELECT * FROM audit_attempts),
 ends AS (  -- what ended each plan's business: an attempt, or a payout
     SELECT 'order:' || order_id || ':' || attempt AS ref, end_event_id AS event_id, end_kind AS how,
            'payment_order:' || order_id AS owner_subject

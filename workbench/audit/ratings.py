@@ -14,12 +14,12 @@ import duckdb
 import polars as pl
 
 from ..domain.rating import RatingCounts, score
-from .checks import ATTEMPT_EVENTS, _ev
+from .checks import _ev, prepare
 
 #: Timestamps the formula counts, per trader: assignments, completions, on-time completions,
 #: disputes (of orders the trader completed).
 _STAMPS = f"""
-WITH a AS ({ATTEMPT_EVENTS}),
+WITH a AS (SELECT * FROM audit_attempts),
 c AS (
     SELECT e.event_id, e.aggregate_id AS order_id, e.payload->>'trader_id' AS trader_id, e.pos, e.occurred_at
     FROM {_ev("payment_order.completed")} e
@@ -74,6 +74,10 @@ def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     Columns: trader_id, seq, as_of, window_days, event_id, the published ``assignments``,
     ``completed``, ``on_time``, ``disputed``, ``score``, the same with ``_recomputed``, and
     ``matches`` (every figure equal)."""
+    if not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audit_attempts' AND temporary"
+    ).fetchall()[0][0]:
+        prepare(con)
     frame = pl.from_arrow(con.sql(RECOMPUTED_COUNTS).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     scores = [

@@ -22,7 +22,7 @@ import polars as pl
 from ..domain.violations import CHECK_CODES
 from . import ratings
 from .assignment import ASSIGNMENT_VIOLATION
-from .checks import COLUMNS, SQL
+from .checks import COLUMNS, SQL, prepare
 
 #: How bad each kind of break is: money wrong or at risk is ``high``; the platform's data or
 #: process being wrong without money moving wrongly is ``medium``; process slips are ``low``.
@@ -138,6 +138,10 @@ def run_checks(
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
     queries = {**SQL, "ASSIGNMENT_VIOLATION": ASSIGNMENT_VIOLATION}
+    start = time.perf_counter()
+    con.execute("SET enable_progress_bar = false").fetchall()
+    prepare(con)
+    timings["attempts"] = time.perf_counter() - start
     for name, sql in queries.items():
         if progress is not None:
             progress(name)

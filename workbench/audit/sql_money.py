@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from ..domain.money import BPS_DENOMINATOR, EXPONENTS
 
-#: Powers of ten as exact integers (``_POW10[k + 1]`` is ``10^k``; DuckDB lists are 1-based).
-_POW10 = "[" + ", ".join(f"{10**i}::HUGEINT" for i in range(0, 31)) + "]"
-
 
 def pow10(k: str) -> str:
-    """``10^k`` as an exact ``HUGEINT`` for an integer SQL expression ``0 <= k <= 30``."""
-    return f"({_POW10}[({k}) + 1])"
+    """``10^k`` as an exact ``HUGEINT`` for an integer SQL expression ``0 <= k <= 30`` (a CASE:
+    indexing a constant list costs a list per row)."""
+    whens = " ".join(f"WHEN {i} THEN {10**i}::HUGEINT" for i in range(0, 31))
+    return f"(CASE ({k}) {whens} END)"
 
 
 def exponent(currency: str) -> str:
@@ -44,13 +43,19 @@ def rate_parts(rate: str) -> tuple[str, str]:
     return digits, decimals
 
 
-def settlement(amount: str, fiat: str, rate: str, settle: str) -> str:
-    """``round_half_even(amount / 10^exp_fiat / rate * 10^exp_settle)`` exactly: with
-    ``rate = R / 10^k`` that is ``amount * 10^(k + exp_settle) / (R * 10^exp_fiat)``."""
+def settlement(amount: str, fiat: str, rate: str, settle: str, source: str) -> str:
+    """A query over ``source`` adding ``expected``: ``round_half_even(amount / 10^exp_fiat / rate *
+    10^exp_settle)`` exactly. With ``rate = R / 10^k`` that is ``amount * 10^(k + exp_settle) /
+    (R * 10^exp_fiat)``; each step is its own column so no expression is computed twice."""
     digits, decimals = rate_parts(rate)
-    num = f"({amount})::HUGEINT * {pow10(f'{decimals} + {exponent(settle)}')}"
-    den = f"{digits} * {pow10(exponent(fiat))}"
-    return f"(CASE WHEN {digits} > 0 THEN {div_half_even(num, den)} END)"
+    return f"""
+    SELECT * EXCLUDE (_n, _d), CASE WHEN _d > 0 THEN {div_half_even("_n", "_d")} END AS expected
+    FROM (
+        SELECT *, ({amount})::HUGEINT * {pow10(f"_k + {exponent(settle)}")} AS _n,
+                  _r * {pow10(exponent(fiat))} AS _d
+        FROM (SELECT *, {digits} AS _r, {decimals} AS _k FROM {source})
+    )
+    """.replace("EXCLUDE (_n, _d)", "EXCLUDE (_n, _d, _r, _k)")
 
 
 def bps_share(amount: str, bps: str) -> str:
