@@ -7,7 +7,8 @@
    copy is an independent, valid platform (a faithful larger platform, made quickly).
 2. Times ``workbench replay --full`` of the whole export (engine ``sql`` by default) in a child
    process, and reports events/s and that process's peak memory.
-3. Replays the same events through the `eventsourcing` library (its in-memory store, one aggregate
+3. Times ``workbench audit`` of the replayed database (every check) in a child process.
+4. Replays the same events through the `eventsourcing` library (its in-memory store, one aggregate
    per stream and id, every aggregate rebuilt from its events through the library's repository),
    timing --es-events of them (the library is far slower, so a sample gives its rate).
 
@@ -91,6 +92,21 @@ def time_replay(export: Path, db: Path, engine: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def time_audit(db: Path) -> dict[str, Any]:
+    """The audit of the replayed database (every check), in a child process."""
+    code = (
+        "import json, resource, time\n"
+        "from workbench.audit import audit\n"
+        "t = time.perf_counter()\n"
+        f"r = audit({str(db)!r}, record=False)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'findings': r.findings.height,"
+        " 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        " 'timings': r.timings}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def eventsourcing_rate(export: Path, limit: int) -> dict[str, Any]:
     """Replay ``limit`` events through the eventsourcing library; returns its events/s."""
     from eventsourcing.application import Application
@@ -169,6 +185,10 @@ def main() -> None:
         f"workbench replay ({args.engine}): {ours['read']:,} events in {ours['seconds']:.1f} s = "
         f"{ours['read'] / ours['seconds']:,.0f} events/s, peak {ours['peak_mb']:,.0f} MB, balanced={ours['balanced']}"
     )
+    audited = time_audit(db)
+    print(f"workbench audit: {audited['findings']:,} findings in {audited['seconds']:.1f} s, "
+          f"peak {audited['peak_mb']:,.0f} MB; per check: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in audited["timings"].items()))
     es = eventsourcing_rate(export, args.es_events)
     print(
         f"eventsourcing: {es['events']:,} events in {es['seconds']:.1f} s = {es['events_per_s']:,.0f} events/s"
