@@ -186,9 +186,11 @@ def main() -> None:
         f"{ours['read'] / ours['seconds']:,.0f} events/s, peak {ours['peak_mb']:,.0f} MB, balanced={ours['balanced']}"
     )
     audited = time_audit(db)
-    print(f"workbench audit: {audited['findings']:,} findings in {audited['seconds']:.1f} s, "
-          f"peak {audited['peak_mb']:,.0f} MB; per check: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in audited["timings"].items()))
+    print(
+        f"workbench audit: {audited['findings']:,} findings in {audited['seconds']:.1f} s, "
+        f"peak {audited['peak_mb']:,.0f} MB; per check: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in audited["timings"].items())
+    )
     es = eventsourcing_rate(export, args.es_events)
     print(
         f"eventsourcing: {es['events']:,} events in {es['seconds']:.1f} s = {es['events_per_s']:,.0f} events/s"

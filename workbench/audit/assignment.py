@@ -32,13 +32,16 @@ FROM (SELECT *, (payload->>'amount')::BIGINT AS a FROM {
 
 #: A client account's available amount after each ledger event that moves it: debits leave at
 #: hold, credits arrive at commit, rolled-back debits come back.
-_CLIENT_AVAILABLE = """
-WITH lp AS (
-    SELECT p.*, h.position AS held_pos, e.position AS end_pos, pl.status AS plan_status
+_CLIENT_AVAILABLE = f"""
+WITH le AS (  -- positions of the ledger's own events (a join on them, not on every event)
+    SELECT event_id, pos FROM {_ev("ledger_plan.batch_held", "ledger_plan.committed", "ledger_plan.rolled_back")}
+),
+lp AS (
+    SELECT p.*, h.pos AS held_pos, e.pos AS end_pos, pl.status AS plan_status
     FROM ledger_postings p
     JOIN ledger_plans pl USING (plan_id)
-    JOIN events h ON h.event_id = p.held_event_id
-    LEFT JOIN events e ON e.event_id = pl.end_event_id
+    JOIN le h ON h.event_id = p.held_event_id
+    LEFT JOIN le e ON e.event_id = pl.end_event_id
     WHERE p.from_account LIKE 'client:%' OR p.to_account LIKE 'client:%'
 ),
 moves AS (

@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 
 from ..domain.violations import CHECK_CODES
+from ..replay.engine import DEFAULT_MEMORY_LIMIT
 from . import ratings
 from .assignment import ASSIGNMENT_VIOLATION
 from .checks import COLUMNS, SQL, prepare
@@ -197,6 +198,7 @@ def audit(
             f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
         )
     con = duckdb.connect(str(path), read_only=not record)
+    con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'").fetchall()
     try:
         work = _restricted(con, path, as_of) if as_of is not None else con
         try:
