@@ -4,6 +4,7 @@ explained by the truth; a clean history and the platform's own export audit to z
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -95,3 +96,20 @@ def test_the_platforms_own_export_audits_to_zero(tmp_path: Path) -> None:
 def test_every_check_code_is_covered_by_the_sample_truth() -> None:
     truth = pl.read_csv(ROOT / "data" / "sample_truth.csv")
     assert set(truth["check"]) == set(CHECK_CODES)
+
+
+def test_as_of_the_last_event_is_the_whole_audit(tmp_path: Path) -> None:
+    """Two paths agree: the audit of the database, and the audit of the events replayed up to
+    the last event's time (the ``--as-of`` path)."""
+    import duckdb
+
+    db = tmp_path / "sample.duckdb"
+    rebuild([ROOT / "data" / "sample_events"], db, progress=False)
+    con = duckdb.connect(str(db), read_only=True)
+    last = con.sql("SELECT max(occurred_at) AS t FROM events").to_arrow_table().to_pylist()[0]["t"]
+    con.close()
+    whole = audit(db, record=False).findings
+    at_end = audit(db, as_of=last, record=False).findings
+    assert at_end["finding_id"].to_list() == whole["finding_id"].to_list()
+    earlier = audit(db, as_of=last - timedelta(days=3), record=False).findings
+    assert 0 < earlier.height < whole.height
