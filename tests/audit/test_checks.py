@@ -355,3 +355,133 @@ def test_runs_mark_findings_new_open_resolved_and_reopened(clean_db: Path, tmp_p
     bulk.build(con)
     con.close()
     assert set(audit(path).findings["status"]) == {"reopened"}
+
+
+# ------------------------------------------------------------------------------ payouts and reviews
+@pytest.mark.parametrize(
+    ("gap", "expected"),
+    [(timedelta(minutes=10), True), (timedelta(minutes=10, microseconds=1), False)],
+)
+def test_duplicate_payout_within_ten_minutes(
+    db: duckdb.DuckDBPyConnection, gap: timedelta, expected: bool
+) -> None:
+    rows = (
+        db.sql(
+            "SELECT event_id, occurred_at, payload FROM events WHERE kind = 'payout.created' ORDER BY position LIMIT 2"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+    assert len(rows) == 2, "the clean history has fewer than two payouts"
+    a, b = rows
+    first = json.loads(a["payload"])
+
+    def same(p: dict[str, Any]) -> None:
+        p.update({k: first[k] for k in ("owner", "amount", "currency", "destination_masked")})
+
+    _edit(db, b["event_id"], same)
+    db.execute(
+        "UPDATE events SET occurred_at = ? WHERE event_id = ?",
+        [a["occurred_at"] + gap, b["event_id"]],
+    ).fetchall()
+    found = _findings(db, "PAYOUT_MISMATCH").filter(pl.col("detail").str.contains("same owner"))
+    assert _proven_by(found, b["event_id"]) is expected
+
+
+def test_payout_cancelled_after_confirmation_without_revert(db: duckdb.DuckDBPyConnection) -> None:
+    """A cancel appended after a confirmation, with no revert plan booked."""
+    f = _one(
+        db,
+        """SELECT f.*, (SELECT max(position) FROM events) + 1 AS next_position FROM events f
+        WHERE f.kind = 'payout.confirmed' ORDER BY f.position LIMIT 1""",
+    )
+    cancel = "00000000-0000-4000-8000-00000000cafe"
+    db.execute(
+        """INSERT INTO events SELECT ?, ?, stream, aggregate_id, seq + 1, 'payout.cancelled', 1,
+               occurred_at + INTERVAL 1 HOUR, recorded_at + INTERVAL 1 HOUR, correlation_id, event_id,
+               '{"details":"customer complaint"}', source
+           FROM events WHERE event_id = ?""",
+        [cancel, f["next_position"], f["event_id"]],
+    ).fetchall()
+    found = _findings(db, "PAYOUT_MISMATCH")
+    assert _proven_by(found, cancel) and any("revert" in d for d in found["detail"])
+
+
+def test_confirmed_payout_whose_plan_was_rolled_back(db: duckdb.DuckDBPyConnection) -> None:
+    e = _one(
+        db,
+        """SELECT f.event_id AS confirmed, k.event_id AS commit FROM events f
+        JOIN events k ON k.kind = 'ledger_plan.committed' AND k.aggregate_id = 'payout:' || f.aggregate_id
+        WHERE f.kind = 'payout.confirmed' AND NOT EXISTS (SELECT 1 FROM events c WHERE c.kind = 'payout.cancelled'
+          AND c.aggregate_id = f.aggregate_id)
+        ORDER BY f.position LIMIT 1""",
+    )
+    db.execute(
+        "UPDATE events SET kind = 'ledger_plan.rolled_back' WHERE event_id = ?", [e["commit"]]
+    ).fetchall()
+    assert _proven_by(_findings(db, "PAYOUT_MISMATCH"), e["confirmed"])
+
+
+COMPLETED_IN_TIME = """
+SELECT c.event_id, (a.payload->>'complete_by')::TIMESTAMPTZ AS complete_by
+FROM events c JOIN events a ON a.aggregate_id = c.aggregate_id AND a.kind = 'payment_order.accepted'
+ AND a.position < c.position
+WHERE c.kind = 'payment_order.completed'
+  AND NOT EXISTS (SELECT 1 FROM events r WHERE r.kind = 'payment_order.review_started' AND r.aggregate_id = c.aggregate_id)
+QUALIFY row_number() OVER (PARTITION BY c.event_id ORDER BY a.position DESC) = 1
+ORDER BY c.position LIMIT 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("late", "expected"), [(timedelta(microseconds=1), True), (timedelta(0), False)]
+)
+def test_in_progress_past_complete_by_without_review(
+    db: duckdb.DuckDBPyConnection, late: timedelta, expected: bool
+) -> None:
+    e = _one(db, COMPLETED_IN_TIME)
+    at = e["complete_by"] + SWEEP_DELAY + late
+    db.execute(
+        "UPDATE events SET occurred_at = ? WHERE event_id = ?", [at, e["event_id"]]
+    ).fetchall()
+    assert _proven_by(_findings(db, "DEADLINE_MISSED"), e["event_id"]) is expected
+
+
+# ------------------------------------------------------------------------------ rules the fold judges
+@pytest.mark.parametrize(("amount", "expected"), [(0, True), (1, False)])
+def test_posting_of_zero_is_a_plan_mismatch(
+    db: duckdb.DuckDBPyConnection, amount: int, expected: bool
+) -> None:
+    e = _one(
+        db,
+        "SELECT event_id FROM events WHERE kind = 'ledger_plan.batch_held' AND aggregate_id LIKE 'topup:%' "
+        "ORDER BY position LIMIT 1",
+    )
+
+    def set_amount(p: dict[str, Any]) -> None:
+        p["postings"][0]["amount"] = amount
+
+    _edit(db, e["event_id"], set_amount)
+    assert _proven_by(_findings(db, "LEDGER_PLAN_MISMATCH"), e["event_id"]) is expected
+
+
+def test_a_skipped_seq_is_a_gap(db: duckdb.DuckDBPyConnection) -> None:
+    e = _one(
+        db,
+        "SELECT event_id FROM events WHERE stream = 'payment_order' "
+        "QUALIFY seq = max(seq) OVER (PARTITION BY aggregate_id) AND seq > 1 ORDER BY position LIMIT 1",
+    )
+    db.execute("UPDATE events SET seq = seq + 1 WHERE event_id = ?", [e["event_id"]]).fetchall()
+    assert _proven_by(_findings(db, "SEQUENCE_GAP"), e["event_id"])
+
+
+def test_unblocking_a_trader_who_is_not_blocked(db: duckdb.DuckDBPyConnection) -> None:
+    e = _one(
+        db,
+        "SELECT event_id FROM events WHERE kind = 'trader.went_online' AND aggregate_id NOT IN "
+        "(SELECT aggregate_id FROM events WHERE kind = 'trader.blocked') ORDER BY position LIMIT 1",
+    )
+    db.execute(
+        "UPDATE events SET kind = 'trader.unblocked' WHERE event_id = ?", [e["event_id"]]
+    ).fetchall()
+    assert _proven_by(_findings(db, "INVALID_TRANSITION"), e["event_id"])
