@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,7 +345,7 @@ def _audit(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown check code(s) {unknown}; known: {sorted(_codes())}")
         found = found.filter(pl.col("check").is_in(args.check))
     _write_findings(found, args.format, args.out)
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(_count(found["check"]).items())) or "none"
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(Counter(found["check"]).items())) or "none"
     print(
         f"audit run {result.run_id or '-'}: {found.height} finding(s) in {result.seconds:.1f} s"
         f" ({summary})",
@@ -357,13 +358,6 @@ def _codes() -> set[str]:
     from .domain.violations import CHECK_CODES
 
     return set(CHECK_CODES)
-
-
-def _count(values: object) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:  # type: ignore[attr-defined]
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def _write_findings(found: object, fmt: str, out: Path | None) -> None:

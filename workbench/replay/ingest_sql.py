@@ -117,7 +117,7 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
     single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
     _copies(con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))")
     # Rows met once: the payload check keeps only the ids it could not vouch for.
-    valid = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
+    valid = _valid()
     _exec(
         con,
         f"CREATE OR REPLACE TEMP TABLE doubtful AS SELECT event_id "
@@ -141,6 +141,12 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
     for t in ("multi", "doubtful"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
     return out
+
+
+def _valid() -> str:
+    """SQL true only for a row (with its payload as JSON in ``pj``) certainly valid: envelope and
+    payload. Compiled once; both the single rows and each id's winning copy are judged by it."""
+    return _VALID
 
 
 def _q_list(names: Sequence[str]) -> str:
@@ -182,7 +188,7 @@ def _copies(con: duckdb.DuckDBPyConnection, out: Ingested, rows: str) -> None:
         out.odd_rows.append(
             (r, source, f"event {r['event_id']} delivered again with different {diff}")
         )
-    valid = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
+    valid = _valid()
     winners = (
         f"(SELECT * EXCLUDE (pj), {valid} AS ok FROM "
         f"(SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1))"
@@ -205,6 +211,9 @@ def _copies(con: duckdb.DuckDBPyConnection, out: Ingested, rows: str) -> None:
         out.odd_rows.append((r, source, None))
     for t in ("incoming", "copies", "judged", "winners"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
+
+
+_VALID = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
 
 
 def judge(row: dict[str, Any]) -> Event | DecodingError:
