@@ -7,11 +7,11 @@ audit asks the same function of every recorded assignment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol
 
 from .money import OrderPricing, platform_fee, price_order, settlement_amount, trader_reward
 from .payment_order import PaymentOrderState
@@ -71,11 +71,45 @@ def pricing_for(
     )
 
 
-def broken_rules(
-    world: World, order: PaymentOrderState, trader_id: str, pricing: OrderPricing | None
+class TraderView(Protocol):
+    """What the rules read of a trader: the trader stream's state, or a simulator's trader."""
+
+    @property
+    def registered(self) -> bool: ...
+    @property
+    def blocked(self) -> bool: ...
+    @property
+    def online(self) -> bool: ...
+    @property
+    def fiat_currency(self) -> str | None: ...
+    @property
+    def settlement_currency(self) -> str | None: ...
+    @property
+    def min_amount(self) -> int: ...
+    @property
+    def max_amount(self) -> int: ...
+    @property
+    def max_active_orders(self) -> int: ...
+    @property
+    def available(self) -> int: ...
+
+
+def rules_broken(
+    t: TraderView | None,
+    *,
+    direction: str | None,
+    amount: int,
+    currency: str | None,
+    active: int,
+    tried_before: bool,
+    pricing: OrderPricing | None,
+    client_available: Callable[[str], int],
 ) -> list[str]:
-    """The scheduler rules an assignment of ``order`` to ``trader_id`` would break, now."""
-    t = world.traders.get(trader_id)
+    """The catalog's section 4, once: the rules an assignment to ``t`` breaks, in order.
+
+    Everything is passed in, so the audit's fold (:func:`broken_rules`) and the simulator (its
+    own light state) judge an assignment by the same code. ``client_available(currency)`` is
+    asked only for a payout order that is priced."""
     if t is None or not t.registered:
         return ["registered"]
     broken: list[str] = []
@@ -83,25 +117,40 @@ def broken_rules(
         broken.append("not_blocked")
     if not t.online:
         broken.append("online")
-    if order.currency != t.fiat_currency:
+    if currency != t.fiat_currency:
         broken.append("currency")
-    if not (t.min_amount <= order.amount <= t.max_amount):
+    if not (t.min_amount <= amount <= t.max_amount):
         broken.append("amount_limits")
-    if world.active_count(trader_id) >= t.max_active_orders:
+    if active >= t.max_active_orders:
         broken.append("capacity")
-    if trader_id in order.traders_tried:
+    if tried_before:
         broken.append("not_assigned_before")
     if pricing is not None:
-        if order.direction == "payin" and t.available < pricing.payin_hold:
+        if direction == "payin" and t.available < pricing.payin_hold:
             broken.append("trader_deposit")
-        if order.direction == "payout":
-            account = f"client:{order.client_id}"
-            if (
-                world.book.available(account, t.settlement_currency or "")
-                < pricing.client_payout_cost
-            ):
-                broken.append("client_balance")
+        if direction == "payout" and (
+            client_available(t.settlement_currency or "") < pricing.client_payout_cost
+        ):
+            broken.append("client_balance")
     return broken
+
+
+def broken_rules(
+    world: World, order: PaymentOrderState, trader_id: str, pricing: OrderPricing | None
+) -> list[str]:
+    """The scheduler rules an assignment of ``order`` to ``trader_id`` would break, now."""
+    t = world.traders.get(trader_id)
+    account = f"client:{order.client_id}"
+    return rules_broken(
+        t,
+        direction=order.direction,
+        amount=order.amount,
+        currency=order.currency,
+        active=world.active_count(trader_id),
+        tried_before=trader_id in order.traders_tried,
+        pricing=pricing,
+        client_available=lambda cur: world.book.available(account, cur),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,712 @@
+"""The SimPy model of the platform around its scheduler.
+
+Orders arrive (a non-homogeneous Poisson process, or a trace of real orders); the scheduler
+offers each pending order to a policy, which picks among the traders the catalog's rules allow
+(:func:`workbench.domain.scheduler.rules_broken`, the one copy of those rules); traders accept,
+decline or ignore, work the order and upload receipts; the scheduler enforces the accept,
+complete and expiry deadlines one sweep after they pass; deposits and client balances are held
+and released as the catalog books them (:mod:`workbench.domain.money`); ratings are published
+with the catalog's formula (:func:`workbench.domain.rating.score`) and feed the production policy.
+
+The model keeps its own light state (plain objects, integers) so a policy study runs fast; an
+:class:`~.emitter.Emitter` can mirror every action into the domain's processors, which refuse
+anything the catalog does not allow, so a run that writes events is checked as it goes.
+
+Every draw an order needs is taken when it arrives (:data:`DRAWS` uniforms per attempt, mapped
+through the serving trader's distributions), which keeps common random numbers in step across
+policies that send the order to different traders.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import simpy
+
+from ..domain import payment_order as po
+from ..domain.money import OrderPricing, platform_fee, settlement_amount, trader_reward
+from ..domain.rating import RatingCounts, score
+from ..domain.scheduler import Candidate, rules_broken
+from .config import NEVER, ClientSpec, SimConfig, TraderSpec
+from .emitter import Emitter
+from .policies import Policy, make_policy
+from .streams import Streams
+
+#: Uniforms drawn per attempt: decision, response delay, work time, receipt confidence,
+#: analysis delay, review time.
+DRAWS = 6
+#: Attempts whose draws are taken at arrival (later attempts draw from the ``extra`` stream).
+PREDRAWN = 4
+_US = 1_000_000
+#: Seconds after ``as_of`` that the rating service publishes.
+RATING_DELAY = 60.0
+
+
+def _us(t: float) -> int:
+    return round(t * _US)
+
+
+class SimTrader:
+    """A trader's live state, shaped like the trader stream's (the rules read the same names)."""
+
+    __slots__ = (
+        "_last",
+        "active",
+        "assigned_us",
+        "balance",
+        "blocked",
+        "busy_time",
+        "capacity_time",
+        "completed",
+        "completed_us",
+        "earnings",
+        "fiat_currency",
+        "free_since",
+        "held",
+        "max_active_orders",
+        "max_amount",
+        "min_amount",
+        "on_time_us",
+        "online",
+        "registered",
+        "reward_bps",
+        "score",
+        "settlement_currency",
+        "spec",
+        "trader_id",
+    )
+
+    def __init__(self, spec: TraderSpec) -> None:
+        self.spec = spec
+        self.trader_id = spec.trader_id
+        self.fiat_currency: str | None = spec.fiat_currency
+        self.settlement_currency: str | None = spec.settlement_currency
+        self.min_amount, self.max_amount = spec.min_amount, spec.max_amount
+        self.max_active_orders = spec.max_active_orders
+        self.reward_bps = spec.reward_bps
+        self.registered, self.blocked, self.online = True, False, not spec.shifts
+        self.balance, self.held = 0, 0
+        self.active: dict[str, None] = {}
+        self.free_since = 0.0
+        self.score = Decimal("55.00")
+        self.assigned_us: list[int] = []
+        self.completed_us: list[int] = []
+        self.on_time_us: list[int] = []
+        self.completed, self.earnings = 0, 0
+        self.busy_time = self.capacity_time = 0.0
+        self._last = 0.0
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class SimClient:
+    __slots__ = ("balance", "client_id", "fee_bps", "held", "settlement_currency", "spec")
+
+    def __init__(self, spec: ClientSpec) -> None:
+        self.spec = spec
+        self.client_id, self.fee_bps = spec.client_id, spec.fee_bps
+        self.settlement_currency = spec.settlement_currency
+        self.balance, self.held = 0, 0
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class SimOrder:
+    """One order's life: what it asks, its attempts, and when each step happened."""
+
+    __slots__ = (
+        "accept_by",
+        "accepted_at",
+        "amount",
+        "assigned_at",
+        "attempt",
+        "client_id",
+        "complete_by",
+        "created",
+        "currency",
+        "direction",
+        "ended",
+        "expires",
+        "first_assigned",
+        "order_id",
+        "outcome",
+        "pricing",
+        "rate",
+        "status",
+        "trader_id",
+        "tried",
+        "u",
+    )
+
+    def __init__(
+        self,
+        order_id: str,
+        client_id: str,
+        direction: str,
+        amount: int,
+        currency: str,
+        created: float,
+        expires: float,
+        u: np.ndarray,
+    ) -> None:
+        self.order_id, self.client_id, self.direction = order_id, client_id, direction
+        self.amount, self.currency = amount, currency
+        self.created, self.expires, self.u = created, expires, u
+        self.status = po.PENDING
+        self.attempt = 0
+        self.tried: set[str] = set()
+        self.trader_id: str | None = None
+        self.pricing: OrderPricing | None = None
+        self.rate = ""
+        self.assigned_at = self.accept_by = self.complete_by = NEVER
+        self.first_assigned: float | None = None
+        self.accepted_at: float | None = None
+        self.ended: float | None = None
+        self.outcome: str | None = None
+
+
+class Context:
+    """What a policy may look at and do: the time, its random stream, traders, candidates."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+        self.rng: np.random.Generator = sim.streams["policy"]
+
+    @property
+    def now(self) -> float:
+        return float(self._sim.env.now)
+
+    def trader(self, trader_id: str) -> SimTrader:
+        return self._sim.traders[trader_id]
+
+    def candidates(self, order: SimOrder) -> list[Candidate]:
+        return self._sim.candidates(order)
+
+    def reserve(self, order: SimOrder, candidate: Candidate) -> None:
+        """Assign now (the next ``candidates`` call sees the trader's slot and deposit taken)."""
+        self._sim.assign(order, candidate)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    t: float
+    kind: str
+    order_id: str
+    trader_id: str
+
+
+class Simulation:
+    """One replication: build it, :meth:`run` it, read ``orders_frame()`` and ``traders_frame()``."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        policy: str | Policy = "production",
+        seed: int = 0,
+        replication: int = 0,
+        *,
+        emitter: Emitter | None = None,
+        streams: Streams | None = None,
+        check_invariants: bool = False,
+    ) -> None:
+        self.cfg = config
+        self.policy = make_policy(policy)
+        self.streams = streams or Streams(seed, replication)
+        self.emitter = emitter or Emitter()
+        self.check = check_invariants
+        self.env = simpy.Environment()
+        self.ctx = Context(self)
+        self.traders = {s.trader_id: SimTrader(s) for s in config.traders}
+        self.clients = {s.client_id: SimClient(s) for s in config.clients}
+        self.orders: dict[str, SimOrder] = {}
+        self.pending: dict[str, dict[str, SimOrder]] = {}
+        self.free: dict[str, dict[str, None]] = {}
+        for t in self.traders.values():
+            self.pending.setdefault(t.spec.fiat_currency, {})
+            self.free.setdefault(t.spec.fiat_currency, {})
+        self._dirty: set[str] = set()
+        self.log: list[tuple[float, str, str, str]] = []
+        self.revenue = 0
+        d = config.deadlines
+        self.accept_window = d.accept.total_seconds()
+        self.complete_window = d.complete.total_seconds()
+        self.expire_window = d.expire.total_seconds()
+        self.sweep = config.sweep_delay
+        self.hold_durations: list[float] = []
+        self._extra = self.streams["extra"]
+        self._order_seq = 0
+
+    # ---------------------------------------------------------------------- the run
+    def run(self) -> Simulation:
+        cfg = self.cfg
+        for t in self.traders.values():
+            if cfg.money:
+                t.balance = t.spec.deposit
+            if t.online:
+                self.free[t.spec.fiat_currency][t.trader_id] = None
+        if cfg.money:
+            for c in self.clients.values():
+                c.balance = c.spec.balance
+        self.emitter.setup(self)
+        for t in self.traders.values():
+            for on, off in t.spec.shifts:
+                self._at(on, self._online, t)
+                self._at(off, self._offline, t)
+        if cfg.trace:
+            self.env.process(self._trace())
+        else:
+            self.env.process(self._arrivals())
+        if cfg.rating_every > 0:
+            self.env.process(self._every(cfg.rating_every, self._publish_ratings))
+        if cfg.money and cfg.top_up_every > 0:
+            self.env.process(self._every(cfg.top_up_every, self._top_ups))
+        if self.policy.batch_seconds > 0:
+            self.env.process(self._every(self.policy.batch_seconds, self._batch))
+        self.env.run(until=cfg.horizon)
+        for t in self.traders.values():
+            self._touch(t)
+        self.emitter.finish(self)
+        return self
+
+    def _at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` at ``when`` (if within the horizon)."""
+        when = round(when * _US) / _US  # event times are whole microseconds, as events carry
+        if when >= self.cfg.horizon:
+            return
+        ev = self.env.timeout(max(0.0, when - self.env.now))
+        ev.callbacks.append(lambda _e: fn(*args))
+
+    def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
+        while True:
+            yield self.env.timeout(period)
+            fn()
+
+    # -------------------------------------------------------------------- demand
+    def _arrivals(self) -> Iterator[simpy.Event]:
+        """Non-homogeneous Poisson arrivals by thinning (Lewis and Shedler) against the profile."""
+        a = self.cfg.arrivals
+        assert a is not None
+        rng = self.streams["arrivals"]
+        top = a.max_rate()
+        t = 0.0
+        while True:
+            t += float(rng.exponential(1 / top))
+            if t >= self.cfg.horizon:
+                return
+            if float(rng.random()) * top <= a.rate_at(t):
+                yield self.env.timeout(max(0.0, round(t * _US) / _US - self.env.now))
+                self._arrive_synthetic()
+
+    def _arrive_synthetic(self) -> None:
+        a = self.cfg.arrivals
+        assert a is not None
+        rng = self.streams["orders"]
+        x = rng.random(4)
+        cur = _pick(a.currencies, float(x[0]))
+        direction = "payin" if x[1] < a.payin_share else "payout"
+        clients = self.cfg.clients
+        client = clients[min(int(x[2] * len(clients)), len(clients) - 1)].client_id
+        dist = dict(a.amounts)[cur]
+        amount = max(1, round(dist.sample(float(x[3]))))
+        self._create(client, direction, amount, cur, "")
+
+    def _trace(self) -> Iterator[simpy.Event]:
+        for spec in sorted(self.cfg.trace, key=lambda s: (s.at, s.order_id)):
+            if spec.at >= self.cfg.horizon:
+                return
+            yield self.env.timeout(max(0.0, round(spec.at * _US) / _US - self.env.now))
+            self._create(spec.client_id, spec.direction, spec.amount, spec.currency, spec.order_id)
+
+    def _create(self, client: str, direction: str, amount: int, cur: str, oid: str) -> None:
+        now = self.env.now
+        self._order_seq += 1
+        oid = oid or f"sim-{self._order_seq:08d}"
+        b = self.streams["behaviour"]
+        u = b.random((PREDRAWN, DRAWS))
+        patience_u = float(b.random())
+        a = self.cfg.arrivals
+        window = (
+            a.patience.sample(patience_u)
+            if a is not None and a.patience is not None
+            else self.expire_window
+        )
+        o = SimOrder(oid, client, direction, amount, cur, now, now + window, u)
+        self.orders[oid] = o
+        self._log("created", o, "")
+        self.emitter.created(now, o)
+        self._at(o.expires + self.sweep, self._expire_order, o)
+        self._to_pending(o)
+
+    # ------------------------------------------------------------------ scheduling
+    def _to_pending(self, o: SimOrder) -> None:
+        o.status = po.PENDING
+        self.pending.setdefault(o.currency, {})[o.order_id] = o
+        self._want(o.currency)
+
+    def _want(self, currency: str) -> None:
+        """Ask for a dispatch of ``currency`` at this instant (once, however many reasons)."""
+        if self.policy.batch_seconds > 0 or currency in self._dirty:
+            return
+        self._dirty.add(currency)
+        ev = self.env.timeout(0)
+        ev.callbacks.append(lambda _e: self._dispatch(currency))
+
+    def _dispatch(self, currency: str) -> None:
+        self._dirty.discard(currency)
+        queue = self.pending.get(currency)
+        for o in list(queue.values()) if queue else ():
+            if not self.free.get(currency):
+                break
+            c = self.policy.choose(o, self.candidates(o), self.ctx)
+            if c is not None:
+                self.assign(o, c)
+
+    def _batch(self) -> None:
+        orders = [o for q in self.pending.values() for o in q.values()]
+        orders.sort(key=lambda o: (o.created, o.order_id))
+        if orders:
+            self.policy.match(orders, self.ctx)
+
+    def candidates(self, o: SimOrder) -> list[Candidate]:
+        """Every trader the rules allow for ``o`` now, priced (the policy picks among them)."""
+        out: list[Candidate] = []
+        if o.status != po.PENDING:
+            return out
+        free = self.free.get(o.currency)
+        if not free:
+            return out
+        rate = self.cfg.rates.at(o.currency, self.env.now)
+        client = self.clients[o.client_id]
+        prices: dict[tuple[str, int], OrderPricing] = {}
+        money = self.cfg.money
+        amount = o.amount
+
+        def available(_cur: str) -> int:
+            return client.available
+
+        for tid in free:
+            t = self.traders[tid]
+            if not (t.min_amount <= amount <= t.max_amount) or tid in o.tried:
+                continue  # the cheap rules first (rules_broken below says the same)
+            key = (t.settlement_currency or "", t.reward_bps)
+            price = prices.get(key)
+            if price is None:
+                s = settlement_amount(amount, o.currency, rate, key[0])
+                price = OrderPricing(s, platform_fee(s, client.fee_bps), trader_reward(s, key[1]))
+                prices[key] = price
+            broken = rules_broken(
+                t,
+                direction=o.direction,
+                amount=o.amount,
+                currency=o.currency,
+                active=len(t.active),
+                tried_before=tid in o.tried,
+                pricing=price if money else None,
+                client_available=available,
+            )
+            if not broken:
+                out.append(Candidate(tid, t.score, len(t.active), price))
+        return out
+
+    def assign(self, o: SimOrder, c: Candidate) -> None:
+        """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
+        now = self.env.now
+        t = self.traders[c.trader_id]
+        if self.check:
+            self._check_assignable(o, c)
+        self._touch(t)
+        o.attempt += 1
+        o.tried.add(t.trader_id)
+        o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, c.pricing
+        o.rate = self.cfg.rates.at(o.currency, now)
+        o.assigned_at, o.accept_by = now, now + self.accept_window
+        if o.first_assigned is None:
+            o.first_assigned = now
+        del self.pending[o.currency][o.order_id]
+        t.active[o.order_id] = None
+        if len(t.active) >= t.max_active_orders:
+            self.free[o.currency].pop(t.trader_id, None)
+        if self.cfg.money:
+            if o.direction == "payin":
+                t.held += c.pricing.payin_hold
+            else:
+                self.clients[o.client_id].held += c.pricing.client_payout_cost
+        t.assigned_us.append(_us(now))
+        self._log("assigned", o, t.trader_id)
+        self.emitter.assigned(now, o, c, o.rate)
+        self._respond(o, t)
+
+    # ------------------------------------------------------------- the trader's side
+    def _draws(self, o: SimOrder) -> np.ndarray:
+        k = o.attempt - 1
+        return o.u[k] if k < PREDRAWN else self._extra.random(DRAWS)
+
+    def _respond(self, o: SimOrder, t: SimTrader) -> None:
+        b = t.spec.behaviour
+        u = self._draws(o)
+        k = o.attempt
+        if u[0] < b.decline:
+            delay, act = b.decline_delay.sample(float(u[1])), self._decline
+        elif u[0] < b.decline + b.ignore:
+            delay, act = NEVER, self._decline
+        else:
+            delay, act = b.accept_delay.sample(float(u[1])), self._accept
+        if _us(self.env.now + delay) <= _us(o.accept_by):
+            self._at(self.env.now + delay, act, o, k)
+        self._at(o.accept_by + self.sweep, self._expire_assignment, o, k)
+
+    def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
+        return o.attempt == k and o.status in statuses
+
+    def _decline(self, o: SimOrder, k: int) -> None:
+        if self._open(o, k, po.ASSIGNED):
+            self._log("declined", o, o.trader_id or "")
+            self.emitter.declined(self.env.now, o)
+            self._end_attempt(o, commit=False)
+            self._to_pending(o)
+
+    def _expire_assignment(self, o: SimOrder, k: int) -> None:
+        if self._open(o, k, po.ASSIGNED):
+            self._log("assignment_expired", o, o.trader_id or "")
+            self.emitter.assignment_expired(self.env.now, o)
+            self._end_attempt(o, commit=False)
+            self._to_pending(o)
+
+    def _accept(self, o: SimOrder, k: int) -> None:
+        if not self._open(o, k, po.ASSIGNED):
+            return
+        now = self.env.now
+        o.status, o.accepted_at = po.IN_PROGRESS, now
+        o.complete_by = now + self.complete_window
+        self._log("accepted", o, o.trader_id or "")
+        self.emitter.accepted(now, o)
+        self._at(o.complete_by + self.sweep, self._deadline_review, o, k)
+        t = self.traders[o.trader_id or ""]
+        b = t.spec.behaviour
+        u = self._draws(o)
+        work = b.complete.sample(float(u[2]))
+        if o.direction == "payout" and self.cfg.receipts:
+            self._at(now + work, self._upload, o, k)
+        else:
+            self._at(now + work, self._complete, o, k)
+
+    def _deadline_review(self, o: SimOrder, k: int) -> None:
+        if self._open(o, k, po.IN_PROGRESS):
+            o.status = po.IN_REVIEW
+            self._log("review_started", o, o.trader_id or "")
+            self.emitter.deadline_review(self.env.now, o)
+
+    def _upload(self, o: SimOrder, k: int) -> None:
+        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+            return
+        self._log("receipt_uploaded", o, o.trader_id or "")
+        self.emitter.receipt_uploaded(self.env.now, o)
+        b = self.traders[o.trader_id or ""].spec.behaviour
+        u = self._draws(o)
+        self._at(self.env.now + b.analyse_delay.sample(float(u[4])), self._analyse, o, k)
+
+    def _analyse(self, o: SimOrder, k: int) -> None:
+        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+            return
+        b = self.traders[o.trader_id or ""].spec.behaviour
+        u = self._draws(o)
+        low = bool(u[3] < b.low_confidence)
+        self._log("receipt_analyzed", o, o.trader_id or "")
+        self.emitter.receipt_analyzed(self.env.now, o, low)
+        if low:
+            if o.status == po.IN_PROGRESS:
+                o.status = po.IN_REVIEW
+                self._log("review_started", o, o.trader_id or "")
+            self._at(self.env.now + b.review.sample(float(u[5])), self._approve, o, k, "reviewer")
+        else:
+            self._at(self.env.now + 5.0, self._approve, o, k, "auto")
+
+    def _approve(self, o: SimOrder, k: int, by: str) -> None:
+        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+            return
+        self._log("receipt_approved", o, o.trader_id or "")
+        self.emitter.receipt_approved(self.env.now, o, by)
+        self._at(self.env.now + 10.0, self._complete, o, k)
+
+    def _complete(self, o: SimOrder, k: int) -> None:
+        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+            return
+        now = self.env.now
+        t = self.traders[o.trader_id or ""]
+        self._log("completed", o, t.trader_id)
+        self.emitter.completed(now, o)
+        o.status, o.ended, o.outcome = po.COMPLETED, now, "completed"
+        t.completed_us.append(_us(now))
+        if _us(now) <= _us(o.complete_by):
+            t.on_time_us.append(_us(now))
+        self._end_attempt(o, commit=True)
+        if o.pricing is not None:
+            self.revenue += o.pricing.platform_net
+            t.completed += 1
+            t.earnings += o.pricing.trader_reward
+
+    def _expire_order(self, o: SimOrder) -> None:
+        if o.status in (po.PENDING, po.ASSIGNED):
+            self._log("cancelled", o, o.trader_id or "")
+            self.emitter.cancelled(self.env.now, o, "expired")
+            if o.status == po.ASSIGNED:
+                self._end_attempt(o, commit=False)
+            else:
+                del self.pending[o.currency][o.order_id]
+            o.status, o.ended, o.outcome = po.CANCELLED, self.env.now, "expired"
+
+    def _end_attempt(self, o: SimOrder, *, commit: bool) -> None:
+        """Close the open attempt: money captured or released, the trader's slot freed."""
+        t = self.traders[o.trader_id or ""]
+        self._touch(t)
+        p = o.pricing
+        assert p is not None
+        if self.cfg.money:
+            c = self.clients[o.client_id]
+            if o.direction == "payin":
+                t.held -= p.payin_hold
+                if commit:
+                    t.balance -= p.payin_hold
+                    c.balance += p.settlement_amount - p.platform_fee
+            else:
+                c.held -= p.client_payout_cost
+                if commit:
+                    c.balance -= p.client_payout_cost
+                    t.balance += p.payout_credit
+            if o.direction == "payin" or commit:
+                self.hold_durations.append(self.env.now - o.assigned_at)
+        del t.active[o.order_id]
+        self._freed(t)
+        if self.check:
+            self._check_trader(t)
+
+    # ----------------------------------------------------------- traders and money
+    def _freed(self, t: SimTrader) -> None:
+        """The trader may take more: back among the free ones, and a dispatch is due."""
+        if t.online and not t.blocked and len(t.active) < t.max_active_orders:
+            cur = t.spec.fiat_currency
+            if t.trader_id not in self.free[cur]:
+                t.free_since = self.env.now
+            self.free[cur][t.trader_id] = None
+            self._want(cur)
+
+    def _online(self, t: SimTrader) -> None:
+        if not t.online:
+            self._touch(t)
+            t.online = True
+            self.emitter.online(self.env.now, t.trader_id)
+            self._log("online", None, t.trader_id)
+            self._freed(t)
+
+    def _offline(self, t: SimTrader) -> None:
+        if t.online:
+            self._touch(t)
+            t.online = False
+            self.free[t.spec.fiat_currency].pop(t.trader_id, None)
+            self.emitter.offline(self.env.now, t.trader_id)
+            self._log("offline", None, t.trader_id)
+
+    def _top_ups(self) -> None:
+        now = self.env.now
+        for t in self.traders.values():
+            target = t.spec.deposit
+            if t.available < target * t.spec.top_up_below and target - t.available > 0:
+                amount = target - t.available
+                t.balance += amount
+                self.emitter.trader_topped_up(now, t.trader_id, amount)
+                self._freed(t)
+        for c in self.clients.values():
+            target = c.spec.balance
+            if c.available < target * c.spec.top_up_below and target - c.available > 0:
+                amount = target - c.available
+                c.balance += amount
+                self.emitter.client_topped_up(now, c.client_id, amount)
+                for cur in self.pending:
+                    self._want(cur)
+
+    def _publish_ratings(self) -> None:
+        """The rating service runs a minute after each ``as_of`` (so every event up to it is in)."""
+        self._at(self.env.now + RATING_DELAY, self._publish, self.env.now)
+
+    def _publish(self, as_of: float) -> None:
+        """Publish every trader's rating over the window ending at ``as_of`` (catalog 3.7)."""
+        now = self.env.now
+        hi = _us(as_of)
+        lo = hi - self.cfg.rating_window_days * 86_400 * _US
+        for t in self.traders.values():
+            counts = RatingCounts(
+                _count(t.assigned_us, lo, hi),
+                _count(t.completed_us, lo, hi),
+                _count(t.on_time_us, lo, hi),
+                0,
+            )
+            t.score = score(counts)
+            self.emitter.rating(now, t.trader_id, as_of, t.score)
+        for cur in self.pending:
+            self._want(cur)
+
+    def _touch(self, t: SimTrader) -> None:
+        """Accumulate the trader's busy and online slot-time since the last change (after the
+        warm-up only)."""
+        now, since = self.env.now, max(t._last, self.cfg.warmup)
+        if now > since:
+            dt = now - since
+            t.busy_time += dt * len(t.active)
+            if t.online:
+                t.capacity_time += dt * t.max_active_orders
+        t._last = now
+
+    def _log(self, kind: str, o: SimOrder | None, trader_id: str) -> None:
+        self.log.append((self.env.now, kind, o.order_id if o else "", trader_id))
+
+    # ----------------------------------------------------------------- invariants
+    def _check_assignable(self, o: SimOrder, c: Candidate) -> None:
+        t = self.traders[c.trader_id]
+        client = self.clients[o.client_id]
+        broken = rules_broken(
+            t,
+            direction=o.direction,
+            amount=o.amount,
+            currency=o.currency,
+            active=len(t.active),
+            tried_before=c.trader_id in o.tried,
+            pricing=c.pricing if self.cfg.money else None,
+            client_available=lambda _cur: client.available,
+        )
+        if broken or o.status != po.PENDING:
+            raise AssertionError(f"{o.order_id} → {c.trader_id} breaks {broken} ({o.status})")
+
+    def _check_trader(self, t: SimTrader) -> None:
+        holds = sum(
+            self.orders[oid].pricing.payin_hold  # type: ignore[union-attr]
+            for oid in t.active
+            if self.orders[oid].direction == "payin"
+        )
+        if self.cfg.money and holds != t.held:
+            raise AssertionError(f"{t.trader_id}: held {t.held} but open holds sum to {holds}")
+        if len(t.active) > t.max_active_orders:
+            raise AssertionError(f"{t.trader_id}: {len(t.active)} active over the cap")
+
+
+def _count(stamps: list[int], lo: int, hi: int) -> int:
+    """Stamps in ``(lo, hi]`` (the catalog's rating window)."""
+    return bisect.bisect_right(stamps, hi) - bisect.bisect_right(stamps, lo)
+
+
+def _pick(mix: tuple[tuple[str, float], ...], u: float) -> str:
+    total = sum(w for _, w in mix)
+    acc = 0.0
+    for name, w in mix:
+        acc += w / total
+        if u < acc:
+            return name
+    return mix[-1][0]
