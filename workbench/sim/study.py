@@ -1,0 +1,410 @@
+"""Replications and policy comparisons: the experiment around one configuration.
+
+:func:`simulate` runs one policy over independent replications, one row of
+:mod:`.metrics` per replication. :func:`compare` runs several policies on *common random
+numbers*: replication ``r`` of every policy draws from ``Streams.for_policy(seed, r, i,
+common=True)``, the same arrivals, amounts and per-order uniforms, so the differences between
+policies are differences the policy made, and a paired interval (:func:`.stats.paired_difference`)
+over replications is far narrower than two separate ones. Every output carries the warm-up.
+
+A cell (one policy, one replication) is :func:`run_cell`, a pure function of its arguments; a
+sweep (:mod:`.sweep`) ships the same function to Dask workers.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from ..progress import bar
+from .config import SimConfig
+from .metrics import COMPARED, METRICS, metrics
+from .model import Simulation
+from .policies import POLICIES, Policy, make_policy
+from .stats import mean_ci, paired_difference
+from .streams import Streams
+
+#: A policy by shipped name, or a Policy subclass (instantiated afresh per replication: some
+#: policies keep state). A subclass must be importable by module path to run on Dask workers.
+PolicyLike = str | type[Policy]
+
+#: Columns that identify a cell, before the metrics.
+CELL: dict[str, type[pl.DataType]] = {
+    "policy": pl.String,
+    "replication": pl.Int64,
+    "seed": pl.Int64,
+}
+
+
+def policy_name(policy: PolicyLike) -> str:
+    """The name a policy goes by in results (its ``name``)."""
+    if isinstance(policy, str):
+        if policy not in POLICIES:
+            make_policy(policy)  # raises with the list of shipped policies
+        return policy
+    if isinstance(policy, type) and issubclass(policy, Policy):
+        return policy.name
+    raise TypeError(f"a policy is a shipped name or a Policy subclass, not {policy!r}")
+
+
+def stream_index(policy: PolicyLike) -> int:
+    """The policy's stream index for independent (non-common) streams: its place among the
+    shipped policies, or a stable hash of a custom policy's name; never its place in the list
+    given, so reordering the policies of a study changes nothing."""
+    name = policy_name(policy)
+    shipped = list(POLICIES)
+    if name in shipped:
+        return shipped.index(name)
+    return len(shipped) + zlib.crc32(name.encode()) % (999 - len(shipped))
+
+
+def run_cell(
+    config: SimConfig, policy: PolicyLike, seed: int, replication: int, *, common: bool = True
+) -> dict[str, Any]:
+    """One replication of one policy: its cell columns and :func:`.metrics.metrics`.
+
+    Pure: the same arguments give the same row in any process (the streams are spawned from
+    ``seed`` and ``replication`` alone)."""
+    name = policy_name(policy)
+    streams = Streams.for_policy(seed, replication, stream_index(policy), common=common)
+    instance = make_policy(policy) if isinstance(policy, str) else policy()
+    sim = Simulation(config, instance, streams=streams).run()
+    return {"policy": name, "replication": replication, "seed": seed, **metrics(sim)}
+
+
+def rows_frame(rows: Sequence[dict[str, Any]], extra: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Cell rows as a typed frame (``extra``: leading columns with their types)."""
+    schema = {**(extra or {}), **CELL, **METRICS}
+    return pl.DataFrame(list(rows), schema=schema, orient="row")
+
+
+def simulate(
+    config: SimConfig,
+    policy: PolicyLike = "production",
+    *,
+    seed: int = 0,
+    replications: int = 1,
+    common: bool = True,
+    progress: bool | None = None,
+) -> pl.DataFrame:
+    """Run ``policy`` for ``replications`` independent replications; one row per replication
+    (``policy``, ``replication``, ``seed``, then every metric, ``warmup`` included).
+
+    ``progress``: a bar over the replications (None: only when stderr is a terminal)."""
+    return _run(config, [policy], seed, replications, common, progress)
+
+
+def _run(
+    config: SimConfig,
+    policies: Sequence[PolicyLike],
+    seed: int,
+    replications: int,
+    common: bool,
+    progress: bool | None,
+) -> pl.DataFrame:
+    if replications < 1:
+        raise ValueError(f"replications must be at least 1, got {replications}")
+    names = [policy_name(p) for p in policies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each policy once, please: {names}")
+    cells = [(p, r) for p in policies for r in range(replications)]
+    pbar = bar(progress, total=len(cells), desc="simulate", unit="run")
+    rows = []
+    try:
+        for p, r in cells:
+            if pbar is not None:
+                pbar.set_postfix_str(f"{policy_name(p)} #{r}")
+            rows.append(run_cell(config, p, seed, r, common=common))
+            if pbar is not None:
+                pbar.update()
+    finally:
+        if pbar is not None:
+            pbar.close()
+    return rows_frame(rows)
+
+
+# ------------------------------------------------------------------------------ intervals
+SUMMARY_SCHEMA: dict[str, type[pl.DataType]] = {
+    "metric": pl.String,
+    "n": pl.Int64,
+    "mean": pl.Float64,
+    "std": pl.Float64,
+    "low": pl.Float64,
+    "high": pl.Float64,
+    "half_width": pl.Float64,
+    "level": pl.Float64,
+    "warmup": pl.Float64,
+}
+
+
+def summarize(
+    replications: pl.DataFrame,
+    by: Sequence[str] = ("policy",),
+    *,
+    level: float = 0.95,
+    metrics: Sequence[str] = COMPARED,
+) -> pl.DataFrame:
+    """Mean and Student-t interval (:func:`.stats.mean_ci`) of every metric, per group of
+    ``by`` (long format: one row per group and metric). Replications where a metric is null
+    (nothing to measure) are left out of its ``n``; with ``n`` = 1 the interval is infinite."""
+    by = list(by)
+    out: list[dict[str, Any]] = []
+    for key, group in replications.group_by(by, maintain_order=True):
+        warmup = _warmup(group)
+        for m in metrics:
+            values = _finite(group[m])
+            row: dict[str, Any] = dict(zip(by, key, strict=True))
+            row.update(metric=m, n=len(values), level=level, warmup=warmup)
+            if values:
+                ci = mean_ci(values, level)
+                row.update(
+                    mean=ci.mean,
+                    std=None if math.isnan(ci.std) else ci.std,
+                    low=ci.low,
+                    high=ci.high,
+                    half_width=ci.half_width,
+                )
+            out.append(row)
+    schema = {**{c: replications.schema[c] for c in by}, **SUMMARY_SCHEMA}
+    return pl.DataFrame(out, schema=schema, orient="row")
+
+
+DIFFERENCES_SCHEMA: dict[str, type[pl.DataType]] = {
+    "policy": pl.String,
+    "baseline": pl.String,
+    "metric": pl.String,
+    "n": pl.Int64,
+    "difference": pl.Float64,
+    "low": pl.Float64,
+    "high": pl.Float64,
+    "half_width": pl.Float64,
+    "significant": pl.Boolean,
+    "baseline_mean": pl.Float64,
+    "level": pl.Float64,
+    "warmup": pl.Float64,
+}
+
+
+def differences(
+    replications: pl.DataFrame,
+    baseline: str,
+    *,
+    level: float = 0.95,
+    metrics: Sequence[str] = COMPARED,
+) -> pl.DataFrame:
+    """Per policy other than ``baseline`` and per metric: the mean of (policy − baseline) over
+    replications paired by index (:func:`.stats.paired_difference`), its interval, and whether
+    the interval excludes 0 (``significant``). A replication where either side is null is left
+    out of that metric's pairs."""
+    base = replications.filter(pl.col("policy") == baseline)
+    if base.is_empty():
+        raise ValueError(f"baseline {baseline!r} is not among the policies run")
+    out: list[dict[str, Any]] = []
+    for policy in replications["policy"].unique(maintain_order=True).to_list():
+        if policy == baseline:
+            continue
+        other = replications.filter(pl.col("policy") == policy)
+        pairs = other.join(base, on="replication", suffix="__base")
+        for m in metrics:
+            both = pairs.select(m, f"{m}__base").drop_nulls()
+            both = both.filter(pl.all_horizontal(pl.all().cast(pl.Float64).is_finite()))
+            row: dict[str, Any] = {
+                "policy": policy,
+                "baseline": baseline,
+                "metric": m,
+                "n": both.height,
+                "level": level,
+                "warmup": _warmup(pairs),
+            }
+            if both.height:
+                ci = paired_difference(
+                    both[m].cast(pl.Float64).to_numpy(),
+                    both[f"{m}__base"].cast(pl.Float64).to_numpy(),
+                    level,
+                )
+                row.update(
+                    difference=ci.mean,
+                    low=ci.low,
+                    high=ci.high,
+                    half_width=ci.half_width,
+                    significant=bool(ci.low > 0 or ci.high < 0),
+                    baseline_mean=float(both[f"{m}__base"].cast(pl.Float64).mean()),  # type: ignore[arg-type]
+                )
+            out.append(row)
+    return pl.DataFrame(out, schema=DIFFERENCES_SCHEMA, orient="row")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of :func:`compare`.
+
+    ``replications``: one row per (policy, replication), every metric. ``summary``: per policy
+    and metric, the mean and its interval. ``differences``: per policy other than the baseline
+    and per metric, the paired mean difference (policy − baseline) and its interval. All three
+    carry ``warmup`` (seconds) in every row."""
+
+    replications: pl.DataFrame
+    summary: pl.DataFrame
+    differences: pl.DataFrame
+    baseline: str
+    policies: tuple[str, ...]
+    level: float
+    warmup: float
+    seed: int
+    common: bool
+
+    def render(self) -> str:
+        """The summary and the differences as text tables (what ``workbench simulate`` prints)."""
+        n = self.replications["replication"].n_unique()
+        head = (
+            f"{len(self.policies)} policies × {n} replication(s), seed {self.seed}, "
+            f"{'common random numbers' if self.common else 'independent streams'}; "
+            f"warm-up {_hours(self.warmup)} excluded; {self.level:.0%} Student-t intervals; "
+            "times in seconds, revenue in minor units of the settlement currency"
+        )
+        diff = (
+            f"differences vs {self.baseline} (policy − {self.baseline}, paired by replication; "
+            "* = interval excludes 0)"
+        )
+        return "\n".join(
+            [
+                head,
+                "",
+                render_summary(self.summary),
+                "",
+                diff,
+                render_differences(self.differences),
+            ]
+        )
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def compare(
+    config: SimConfig,
+    policies: Sequence[PolicyLike],
+    *,
+    seed: int = 0,
+    replications: int = 5,
+    baseline: str | None = None,
+    level: float = 0.95,
+    common: bool = True,
+    progress: bool | None = None,
+) -> Comparison:
+    """Run every policy for ``replications`` replications on common random numbers and compare
+    each with ``baseline`` (default: the first policy) by paired differences.
+
+    ``common=False`` gives each policy its own streams (the control that shows what common
+    random numbers buy; intervals are then wider). ``progress``: a bar over the (policy,
+    replication) cells (None: only when stderr is a terminal)."""
+    if not policies:
+        raise ValueError("compare needs at least one policy")
+    names = tuple(policy_name(p) for p in policies)
+    base = names[0] if baseline is None else baseline
+    if base not in names:
+        raise ValueError(f"baseline {base!r} is not among the policies {list(names)}")
+    reps = _run(config, policies, seed, replications, common, progress)
+    return Comparison(
+        replications=reps,
+        summary=summarize(reps, level=level),
+        differences=differences(reps, base, level=level),
+        baseline=base,
+        policies=names,
+        level=level,
+        warmup=float(config.warmup),
+        seed=seed,
+        common=common,
+    )
+
+
+# ------------------------------------------------------------------------------ rendering
+def render_summary(summary: pl.DataFrame, by: str = "policy") -> str:
+    """Metrics down, groups of ``by`` across: ``mean ± half width`` in each cell."""
+    groups = summary[by].unique(maintain_order=True).to_list()
+    cells: dict[tuple[str, Any], str] = {}
+    for r in summary.iter_rows(named=True):
+        cells[(r["metric"], r[by])] = _pm(r["mean"], r["half_width"])
+    metric_names = summary["metric"].unique(maintain_order=True).to_list()
+    return _grid(
+        ["metric", *map(str, groups)], [[m] + [cells[(m, g)] for g in groups] for m in metric_names]
+    )
+
+
+def render_differences(diffs: pl.DataFrame) -> str:
+    """Metrics down, one column per policy: ``difference [low, high]``, * if it excludes 0."""
+    policies = diffs["policy"].unique(maintain_order=True).to_list()
+    if not policies:
+        return "(no other policy)"
+    cells: dict[tuple[str, str], str] = {}
+    for r in diffs.iter_rows(named=True):
+        if r["difference"] is None:
+            text = "–"
+        else:
+            star = " *" if r["significant"] else ""
+            text = f"{_num(r['difference'], sign=True)} [{_num(r['low'])}, {_num(r['high'])}]{star}"
+        cells[(r["metric"], r["policy"])] = text
+    metric_names = diffs["metric"].unique(maintain_order=True).to_list()
+    return _grid(
+        ["metric", *(f"{p} − {diffs['baseline'][0]}" for p in policies)],
+        [[m] + [cells[(m, p)] for p in policies] for m in metric_names],
+    )
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
+    out = [line, "  ".join("-" * w for w in widths)]
+    for row in rows:
+        out.append(
+            "  ".join(
+                x.ljust(w) if i == 0 else x.rjust(w)
+                for i, (x, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(out)
+
+
+def _num(x: float | None, *, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if math.isinf(x):
+        return "+inf" if x > 0 and sign else ("inf" if x > 0 else "-inf")
+    s = "+" if sign else ""
+    ax = abs(x)
+    if ax >= 1000:
+        return f"{x:{s},.0f}"
+    if ax >= 10:
+        return f"{x:{s}.1f}"
+    if ax >= 0.1 or ax == 0:
+        return f"{x:{s}.3f}"
+    return f"{x:{s}.2g}"
+
+
+def _pm(mean: float | None, half: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{_num(mean)} ± {_num(half)}"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h ({seconds:g} s)"
+
+
+def _finite(col: pl.Series) -> list[float]:
+    return [float(v) for v in col.to_list() if v is not None and math.isfinite(v)]
+
+
+def _warmup(frame: pl.DataFrame) -> float | None:
+    values = frame["warmup"].drop_nulls().unique().to_list()
+    if len(values) > 1:
+        raise ValueError(f"replications with different warm-ups in one group: {values}")
+    return float(values[0]) if values else None
