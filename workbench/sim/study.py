@@ -155,11 +155,13 @@ def summarize(
     by = list(by)
     out: list[dict[str, Any]] = []
     for key, group in replications.group_by(by, maintain_order=True):
-        warmup = _warmup(group)
+        warmup = _warmup(group) if "warmup" not in by else None
         for m in metrics:
             values = _finite(group[m])
             row: dict[str, Any] = dict(zip(by, key, strict=True))
-            row.update(metric=m, n=len(values), level=level, warmup=warmup)
+            row.update(metric=m, n=len(values), level=level)
+            if "warmup" not in by:
+                row["warmup"] = warmup
             if values:
                 ci = mean_ci(values, level)
                 row.update(

@@ -1,0 +1,226 @@
+"""Parameter sweeps on Dask: policies × a grid of parameters × replications.
+
+Each cell is :func:`.study.run_cell` (configuration, policy, seed, replication) → one metrics
+row: a pure function, so the rows are the same whichever worker runs them, and the frame is
+sorted by (grid point, policy, replication) in the order given, so a sweep on one worker, on
+two, or on a cluster gives the identical frame.
+
+What the parameters change is decided by the first argument of :func:`sweep`:
+
+* ``None``: each grid point is passed to :func:`configure` with no base, i.e. to
+  :func:`.presets.synthetic_config` (``traders``, ``clients``, ``orders_per_day``, ``days``,
+  ``warmup``, ``config_seed``) plus the overrides below;
+* a :class:`~.config.SimConfig` (say a calibrated one): :func:`configure` applies the point to
+  it (``traders`` resizes the roster, ``orders_per_day`` rescales synthetic arrivals);
+* a mapping of names to configurations: the same, for each, with a ``config`` column;
+* a callable: ``factory(**point) -> SimConfig``, for anything else.
+
+Overrides :func:`configure` knows on any configuration: ``accept_minutes``,
+``complete_minutes``, ``expire_minutes`` (the scheduler's deadlines) and any plain field of
+:class:`~.config.SimConfig` (``days``, ``warmup``, ``sweep_delay``, ``money``, ``receipts``,
+``rating_every``, ``top_up_every``, ...).
+
+Configurations are built in the calling process and scattered to the workers once each, so a
+factory need not be picklable; a policy must be a shipped name or an importable Policy
+subclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from ..progress import bar
+from .config import SimConfig, TraderSpec
+from .metrics import METRICS
+from .presets import synthetic_config
+from .study import PolicyLike, policy_name, rows_frame, run_cell, summarize
+
+#: Parameters that go to :func:`.presets.synthetic_config` when there is no base configuration
+#: (``config_seed`` is its ``seed``: which traders are drawn, not the run's randomness).
+SYNTHETIC = ("traders", "clients", "orders_per_day", "days", "warmup", "config_seed")
+#: Deadline parameters, in minutes, and the :class:`~workbench.domain.scheduler.Deadlines`
+#: field each sets.
+DEADLINES = {"accept_minutes": "accept", "complete_minutes": "complete", "expire_minutes": "expire"}
+#: Fields of SimConfig a parameter may not set directly (the ones above cover what makes sense).
+_STRUCTURED = {"traders", "clients", "arrivals", "trace", "rates", "start", "deadlines"}
+
+ConfigSource = SimConfig | Mapping[str, SimConfig] | Callable[..., SimConfig] | None
+
+
+def configure(base: SimConfig | None = None, **params: Any) -> SimConfig:
+    """A configuration for one grid point.
+
+    With no ``base``: :func:`.presets.synthetic_config` of the :data:`SYNTHETIC` parameters.
+    With a ``base``: ``traders=n`` keeps the first ``n`` traders (more than the base has:
+    copies of them in turn, ids suffixed ``~1``, ``~2``, ...); ``orders_per_day`` rescales
+    synthetic arrivals (a trace has its own orders: an error). Then, on either, the deadline
+    parameters (:data:`DEADLINES`, minutes) and plain SimConfig fields. An unknown name is an
+    error listing the known ones.
+    """
+    params = dict(params)
+    if base is None:
+        kw = {k: params.pop(k) for k in SYNTHETIC if k in params}
+        if "config_seed" in kw:
+            kw["seed"] = int(kw.pop("config_seed"))
+        for k in ("traders", "clients"):
+            if k in kw:
+                kw[k] = int(kw[k])
+        cfg = synthetic_config(**kw)
+    else:
+        cfg = base
+        for k in ("clients", "config_seed"):
+            if k in params:
+                raise ValueError(f"{k} only applies to the synthetic configuration (no base)")
+        if "traders" in params:
+            cfg = dataclasses.replace(cfg, traders=_resize(cfg.traders, int(params.pop("traders"))))
+        if "orders_per_day" in params:
+            if cfg.arrivals is None:
+                raise ValueError("orders_per_day needs synthetic arrivals; a trace has its orders")
+            arrivals = dataclasses.replace(
+                cfg.arrivals, orders_per_day=float(params.pop("orders_per_day"))
+            )
+            cfg = dataclasses.replace(cfg, arrivals=arrivals)
+    windows = {
+        f: timedelta(minutes=float(params.pop(k))) for k, f in DEADLINES.items() if k in params
+    }
+    if windows:
+        cfg = dataclasses.replace(cfg, deadlines=dataclasses.replace(cfg.deadlines, **windows))
+    plain = {f.name for f in dataclasses.fields(SimConfig)} - _STRUCTURED
+    unknown = sorted(set(params) - plain)
+    if unknown:
+        known = sorted({*SYNTHETIC, *DEADLINES, *plain})
+        raise ValueError(f"unknown parameter(s) {unknown}; known: {', '.join(known)}")
+    return dataclasses.replace(cfg, **params) if params else cfg
+
+
+def _resize(traders: tuple[TraderSpec, ...], n: int) -> tuple[TraderSpec, ...]:
+    if n < 1:
+        raise ValueError(f"traders must be at least 1, got {n}")
+    if not traders:
+        raise ValueError("the base configuration has no traders to resize")
+    out = list(traders[:n])
+    k = 0
+    while len(out) < n:
+        spec = traders[k % len(traders)]
+        out.append(dataclasses.replace(spec, trader_id=f"{spec.trader_id}~{k // len(traders) + 1}"))
+        k += 1
+    return tuple(out)
+
+
+def grid(params: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
+    """Every combination of the parameter values, the first parameter varying slowest."""
+    if not params:
+        return [{}]
+    for k, v in params.items():
+        if isinstance(v, str | bytes) or not isinstance(v, Sequence) or not v:
+            raise ValueError(f"parameter {k!r} needs a non-empty list of values, got {v!r}")
+    keys = list(params)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*params.values())]
+
+
+def sweep(
+    configs: ConfigSource,
+    policies: Sequence[PolicyLike] = ("production",),
+    params: Mapping[str, Sequence[Any]] | None = None,
+    replications: int = 1,
+    seed: int = 0,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    *,
+    common: bool = True,
+    progress: bool | None = None,
+) -> pl.DataFrame:
+    """Run every policy at every grid point of ``params`` for ``replications`` replications
+    on Dask; one row per cell: the parameters (and ``config`` for a mapping), ``policy``,
+    ``replication``, ``seed`` and every metric (``warmup`` included).
+
+    ``scheduler``: the address of a running Dask scheduler (``tcp://host:8786``); without it
+    a LocalCluster of ``workers`` (default 2) single-threaded worker processes is started and
+    closed. Replication ``r`` uses the same streams at every point and for every policy
+    (common random numbers, unless ``common=False``). ``progress``: a bar over the cells
+    (None: only when stderr is a terminal).
+    """
+    if replications < 1:
+        raise ValueError(f"replications must be at least 1, got {replications}")
+    names = [policy_name(p) for p in policies]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"give each policy once, at least one: {names}")
+    points = grid(params)
+    clash = sorted(
+        {k for pt in points for k in pt}
+        & ({"config", "policy", "replication", "seed"} | (set(METRICS) - {"warmup"}))
+    )
+    if clash:
+        raise ValueError(f"parameter name(s) {clash} clash with result columns")
+    named = isinstance(configs, Mapping)
+    labelled: list[tuple[dict[str, Any], SimConfig]] = []
+    for label, base in configs.items() if isinstance(configs, Mapping) else [(None, configs)]:
+        for pt in points:
+            key = ({"config": label} if named else {}) | {
+                k: v for k, v in pt.items() if k != "warmup"
+            }
+            if callable(base) and not isinstance(base, SimConfig):
+                cfg = base(**pt)
+            else:
+                cfg = configure(base, **pt)
+            if not isinstance(cfg, SimConfig):
+                raise TypeError(f"the configuration for {pt} is not a SimConfig: {cfg!r}")
+            labelled.append((key, cfg))
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers or 2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+    pbar = None
+    try:
+        shipped = client.scatter([cfg for _, cfg in labelled])
+        futures = [
+            client.submit(run_cell, shipped[i], p, seed, r, common=common, pure=False)
+            for i in range(len(labelled))
+            for p in policies
+            for r in range(replications)
+        ]
+        pbar = bar(progress, total=len(futures), desc="sweep", unit="run")
+        if pbar is not None:
+            for _ in as_completed(futures):
+                pbar.update()
+        results = client.gather(futures)
+    finally:
+        if pbar is not None:
+            pbar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    keys = [key for key, _ in labelled for _p in policies for _r in range(replications)]
+    frame = rows_frame(results)
+    lead = pl.DataFrame(keys) if keys and keys[0] else None
+    order = [names.index(n) for n in frame["policy"]]
+    point = [i for i in range(len(labelled)) for _p in policies for _r in range(replications)]
+    frame = frame.with_columns(pl.Series("__point", point), pl.Series("__policy", order))
+    if lead is not None:
+        frame = pl.concat([lead, frame], how="horizontal")
+    return frame.sort("__point", "__policy", "replication").drop("__point", "__policy")
+
+
+def sweep_summary(frame: pl.DataFrame, *, level: float = 0.95) -> pl.DataFrame:
+    """Mean and interval of every metric per grid point and policy (see :func:`.study.summarize`)."""
+    by = [c for c in frame.columns if c not in METRICS and c not in ("replication", "seed")]
+    if frame["warmup"].n_unique() > 1:  # warm-up swept: one more key
+        by.append("warmup")
+    return summarize(frame, by=by, level=level)
