@@ -262,13 +262,7 @@ class Comparison:
 
     def render(self) -> str:
         """The summary and the differences as text tables (what ``workbench simulate`` prints)."""
-        n = self.replications["replication"].n_unique()
-        head = (
-            f"{len(self.policies)} policies × {n} replication(s), seed {self.seed}, "
-            f"{'common random numbers' if self.common else 'independent streams'}; "
-            f"warm-up {_hours(self.warmup)} excluded; {self.level:.0%} Student-t intervals; "
-            "times in seconds, revenue in minor units of the settlement currency"
-        )
+        head = header(self.replications, level=self.level, common=self.common)
         diff = (
             f"differences vs {self.baseline} (policy − {self.baseline}, paired by replication; "
             "* = interval excludes 0)"
@@ -326,14 +320,38 @@ def compare(
 
 
 # ------------------------------------------------------------------------------ rendering
+def header(replications: pl.DataFrame, *, level: float = 0.95, common: bool = True) -> str:
+    """One line saying what the numbers below are: policies, replications, seed, streams, the
+    warm-up left out, the interval level and the units."""
+    policies = replications["policy"].unique(maintain_order=True).to_list()
+    n = replications["replication"].n_unique()
+    seeds = ", ".join(str(s) for s in replications["seed"].unique(maintain_order=True).to_list())
+    warmups = replications["warmup"].unique(maintain_order=True).to_list()
+    warm = " / ".join(_hours(w) for w in warmups)
+    streams = "common random numbers" if common else "independent streams"
+    who = policies[0] if len(policies) == 1 else f"{len(policies)} policies"
+    return (
+        f"{who} × {n} replication(s), seed {seeds}, {streams}; warm-up {warm} excluded; "
+        f"{level:.0%} Student-t intervals (mean ± half width); times in seconds, revenue in "
+        "minor units of the settlement currency"
+    )
+
+
+def describe(replications: pl.DataFrame, *, level: float = 0.95, common: bool = True) -> str:
+    """Replications as text: the :func:`header` and every metric's mean ± half width per policy
+    (what ``workbench simulate`` prints for one policy)."""
+    summary = summarize(replications, level=level)
+    return header(replications, level=level, common=common) + "\n\n" + render_summary(summary)
+
+
 def render_summary(summary: pl.DataFrame, by: str = "policy") -> str:
     """Metrics down, groups of ``by`` across: ``mean ± half width`` in each cell."""
     groups = summary[by].unique(maintain_order=True).to_list()
     cells: dict[tuple[str, Any], str] = {}
     for r in summary.iter_rows(named=True):
-        cells[(r["metric"], r[by])] = _pm(r["mean"], r["half_width"])
+        cells[(r["metric"], r[by])] = format_pm(r["mean"], r["half_width"])
     metric_names = summary["metric"].unique(maintain_order=True).to_list()
-    return _grid(
+    return text_table(
         ["metric", *map(str, groups)], [[m] + [cells[(m, g)] for g in groups] for m in metric_names]
     )
 
@@ -349,16 +367,17 @@ def render_differences(diffs: pl.DataFrame) -> str:
             text = "–"
         else:
             star = " *" if r["significant"] else ""
-            text = f"{_num(r['difference'], sign=True)} [{_num(r['low'])}, {_num(r['high'])}]{star}"
+            low, high = format_number(r["low"]), format_number(r["high"])
+            text = f"{format_number(r['difference'], sign=True)} [{low}, {high}]{star}"
         cells[(r["metric"], r["policy"])] = text
     metric_names = diffs["metric"].unique(maintain_order=True).to_list()
-    return _grid(
+    return text_table(
         ["metric", *(f"{p} − {diffs['baseline'][0]}" for p in policies)],
         [[m] + [cells[(m, p)] for p in policies] for m in metric_names],
     )
 
 
-def _grid(header: list[str], rows: list[list[str]]) -> str:
+def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     line = "  ".join(
         h.ljust(w) if i == 0 else h.rjust(w)
@@ -375,7 +394,7 @@ def _grid(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _num(x: float | None, *, sign: bool = False) -> str:
+def format_number(x: float | None, *, sign: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if math.isinf(x):
@@ -391,10 +410,10 @@ def _num(x: float | None, *, sign: bool = False) -> str:
     return f"{x:{s}.2g}"
 
 
-def _pm(mean: float | None, half: float | None) -> str:
+def format_pm(mean: float | None, half: float | None) -> str:
     if mean is None:
         return "–"
-    return f"{_num(mean)} ± {_num(half)}"
+    return f"{format_number(mean)} ± {format_number(half)}"
 
 
 def _hours(seconds: float) -> str:

@@ -39,7 +39,15 @@ from ..progress import bar
 from .config import SimConfig, TraderSpec
 from .metrics import METRICS
 from .presets import synthetic_config
-from .study import PolicyLike, policy_name, rows_frame, run_cell, summarize
+from .study import (
+    PolicyLike,
+    format_pm,
+    policy_name,
+    rows_frame,
+    run_cell,
+    summarize,
+    text_table,
+)
 
 #: Parameters that go to :func:`.presets.synthetic_config` when there is no base configuration
 #: (``config_seed`` is its ``seed``: which traders are drawn, not the run's randomness).
@@ -224,3 +232,27 @@ def sweep_summary(frame: pl.DataFrame, *, level: float = 0.95) -> pl.DataFrame:
     if frame["warmup"].n_unique() > 1:  # warm-up swept: one more key
         by.append("warmup")
     return summarize(frame, by=by, level=level)
+
+
+#: The metrics :func:`render_sweep` shows by default.
+HEADLINE = (
+    "fill_rate",
+    "expiry_rate",
+    "accept_p95",
+    "complete_p95",
+    "utilisation",
+    "gini_orders",
+    "revenue",
+)
+
+
+def render_sweep(summary: pl.DataFrame, metrics: Sequence[str] = HEADLINE) -> str:
+    """One line per grid point and policy, ``mean ± half width`` of each of ``metrics``."""
+    keys = summary.columns[: summary.columns.index("metric")]  # the group keys come first
+    wide: dict[tuple[Any, ...], dict[str, str]] = {}
+    for r in summary.filter(pl.col("metric").is_in(list(metrics))).iter_rows(named=True):
+        wide.setdefault(tuple(r[k] for k in keys), {})[r["metric"]] = format_pm(
+            r["mean"], r["half_width"]
+        )
+    rows = [[*map(str, key), *(cells.get(m, "–") for m in metrics)] for key, cells in wide.items()]
+    return text_table([*keys, *metrics], rows)
