@@ -392,7 +392,7 @@ def _lower_median_rates(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 def _online_intervals(presence: pl.DataFrame) -> pl.DataFrame:
     """Intervals each trader was online and not blocked (``off`` infinite if still on)."""
     rows: list[tuple[str, float, float]] = []
-    for (tid,), g in presence.group_by("trader_id"):
+    for (tid,), g in presence.group_by("trader_id", maintain_order=True):
         online = blocked = False
         since: float | None = None
         for kind, t in zip(g["kind"], g["t"], strict=True):
@@ -456,7 +456,7 @@ class Calibration:
     deadlines: Deadlines
     rating_every: float
     rating_window_days: int
-    report: pl.DataFrame
+    report: pl.DataFrame = field(repr=False)
     orders: pl.DataFrame = field(repr=False)
     attempts: pl.DataFrame = field(repr=False)
     online: pl.DataFrame = field(repr=False)
