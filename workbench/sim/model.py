@@ -35,6 +35,7 @@ from ..domain.scheduler import Candidate, rules_broken
 from .config import NEVER, ClientSpec, SimConfig, TraderSpec
 from .emitter import Emitter
 from .policies import Policy, make_policy
+from .pool import Candidates, Pool
 from .streams import Streams
 
 #: Uniforms drawn per attempt: decision, response delay, work time, receipt confidence,
@@ -75,6 +76,7 @@ class SimTrader:
         "online",
         "registered",
         "reward_bps",
+        "row",
         "score",
         "settlement_currency",
         "spec",
@@ -100,6 +102,7 @@ class SimTrader:
         self.completed, self.earnings = 0, 0
         self.busy_time = self.capacity_time = 0.0
         self._last = 0.0
+        self.row = 0
 
     @property
     def available(self) -> int:
@@ -188,7 +191,7 @@ class Context:
     def trader(self, trader_id: str) -> SimTrader:
         return self._sim.traders[trader_id]
 
-    def candidates(self, order: SimOrder) -> list[Candidate]:
+    def candidates(self, order: SimOrder) -> Candidates:
         return self._sim.candidates(order)
 
     def reserve(self, order: SimOrder, candidate: Candidate) -> None:
@@ -233,6 +236,11 @@ class Simulation:
         for t in self.traders.values():
             self.pending.setdefault(t.spec.fiat_currency, {})
             self.free.setdefault(t.spec.fiat_currency, {})
+        rank = {tid: i for i, tid in enumerate(sorted(self.traders))}
+        self.pools = {
+            cur: Pool([t for t in self.traders.values() if t.spec.fiat_currency == cur], rank)
+            for cur in self.free
+        }
         self._dirty: set[str] = set()
         self.log: list[tuple[float, str, str, str]] = []
         self.revenue = 0
@@ -244,6 +252,7 @@ class Simulation:
         self.hold_durations: list[float] = []
         self._extra = self.streams["extra"]
         self._order_seq = 0
+        self._settlements: dict[tuple[int, str, str, str], int] = {}
 
     # ---------------------------------------------------------------------- the run
     def run(self) -> Simulation:
@@ -253,6 +262,7 @@ class Simulation:
                 t.balance = t.spec.deposit
             if t.online:
                 self.free[t.spec.fiat_currency][t.trader_id] = None
+            self._sync(t)
         if cfg.money:
             for c in self.clients.values():
                 c.balance = c.spec.balance
@@ -339,7 +349,8 @@ class Simulation:
             if a is not None and a.patience is not None
             else self.expire_window
         )
-        o = SimOrder(oid, client, direction, amount, cur, now, now + window, u)
+        expires = round((now + window) * _US) / _US  # whole microseconds, as the event carries
+        o = SimOrder(oid, client, direction, amount, cur, now, expires, u)
         self.orders[oid] = o
         self._log("created", o, "")
         self.emitter.created(now, o)
@@ -366,9 +377,10 @@ class Simulation:
         for o in list(queue.values()) if queue else ():
             if not self.free.get(currency):
                 break
-            c = self.policy.choose(o, self.candidates(o), self.ctx)
-            if c is not None:
-                self.assign(o, c)
+            cands = self.candidates(o)
+            i = self.policy.choose(o, cands, self.ctx) if len(cands) else None
+            if i is not None:
+                self.assign(o, cands[i])
 
     def _batch(self) -> None:
         orders = [o for q in self.pending.values() for o in q.values()]
@@ -376,53 +388,53 @@ class Simulation:
         if orders:
             self.policy.match(orders, self.ctx)
 
-    def candidates(self, o: SimOrder) -> list[Candidate]:
+    def candidates(self, o: SimOrder) -> Candidates:
         """Every trader the rules allow for ``o`` now, priced (the policy picks among them)."""
-        out: list[Candidate] = []
-        if o.status != po.PENDING:
-            return out
-        free = self.free.get(o.currency)
-        if not free:
-            return out
-        rate = self.cfg.rates.at(o.currency, self.env.now)
+        pool = self.pools.get(o.currency)
+        if pool is None:
+            pool = self.pools[o.currency] = Pool([], {})
+        prices = self._prices(o, pool)
+        if (
+            o.status != po.PENDING
+            or _us(self.env.now) >= _us(o.expires)  # past expires_at: the sweep's to cancel
+            or not self.free.get(o.currency)
+        ):
+            return Candidates(pool, pool.id_rank[:0], prices)
         client = self.clients[o.client_id]
-        prices: dict[tuple[str, int], OrderPricing] = {}
-        money = self.cfg.money
-        amount = o.amount
+        rows = pool.eligible(
+            o.amount, o.direction, o.tried, prices, client.available, self.cfg.money
+        )
+        if self.check:
+            self._check_filter(o, pool, rows, prices)
+        return Candidates(pool, rows, prices)
 
-        def available(_cur: str) -> int:
-            return client.available
-
-        for tid in free:
-            t = self.traders[tid]
-            if not (t.min_amount <= amount <= t.max_amount) or tid in o.tried:
-                continue  # the cheap rules first (rules_broken below says the same)
-            key = (t.settlement_currency or "", t.reward_bps)
-            price = prices.get(key)
-            if price is None:
-                s = settlement_amount(amount, o.currency, rate, key[0])
-                price = OrderPricing(s, platform_fee(s, client.fee_bps), trader_reward(s, key[1]))
-                prices[key] = price
-            broken = rules_broken(
-                t,
-                direction=o.direction,
-                amount=o.amount,
-                currency=o.currency,
-                active=len(t.active),
-                tried_before=tid in o.tried,
-                pricing=price if money else None,
-                client_available=available,
-            )
-            if not broken:
-                out.append(Candidate(tid, t.score, len(t.active), price))
+    def _prices(self, o: SimOrder, pool: Pool) -> list[OrderPricing]:
+        """The order priced for each (settlement currency, reward) among the pool's traders."""
+        rate = self.cfg.rates.at(o.currency, self.env.now) if pool.keys else ""
+        fee = self.clients[o.client_id].fee_bps
+        settle: dict[str, int] = {}
+        out = []
+        cache = self._settlements
+        for cur, bps in pool.keys:
+            if cur not in settle:
+                key = (o.amount, o.currency, rate, cur)
+                if key not in cache:
+                    if len(cache) > 100_000:
+                        cache.clear()
+                    cache[key] = settlement_amount(o.amount, o.currency, rate, cur)
+                settle[cur] = cache[key]
+            s = settle[cur]
+            out.append(OrderPricing(s, platform_fee(s, fee), trader_reward(s, bps)))
         return out
+
+    def _sync(self, t: SimTrader) -> None:
+        self.pools[t.spec.fiat_currency].sync(t)
 
     def assign(self, o: SimOrder, c: Candidate) -> None:
         """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
         now = self.env.now
         t = self.traders[c.trader_id]
-        if self.check:
-            self._check_assignable(o, c)
+        self._check_assignable(o, c)  # the catalog's rules, asked of every assignment
         self._touch(t)
         o.attempt += 1
         o.tried.add(t.trader_id)
@@ -441,6 +453,7 @@ class Simulation:
             else:
                 self.clients[o.client_id].held += c.pricing.client_payout_cost
         t.assigned_us.append(_us(now))
+        self._sync(t)
         self._log("assigned", o, t.trader_id)
         self.emitter.assigned(now, o, c, o.rate)
         self._respond(o, t)
@@ -586,6 +599,7 @@ class Simulation:
                 self.hold_durations.append(self.env.now - o.assigned_at)
         del t.active[o.order_id]
         self._freed(t)
+        self._sync(t)
         if self.check:
             self._check_trader(t)
 
@@ -597,12 +611,14 @@ class Simulation:
             if t.trader_id not in self.free[cur]:
                 t.free_since = self.env.now
             self.free[cur][t.trader_id] = None
+            self._sync(t)
             self._want(cur)
 
     def _online(self, t: SimTrader) -> None:
         if not t.online:
             self._touch(t)
             t.online = True
+            self._sync(t)
             self.emitter.online(self.env.now, t.trader_id)
             self._log("online", None, t.trader_id)
             self._freed(t)
@@ -612,6 +628,7 @@ class Simulation:
             self._touch(t)
             t.online = False
             self.free[t.spec.fiat_currency].pop(t.trader_id, None)
+            self._sync(t)
             self.emitter.offline(self.env.now, t.trader_id)
             self._log("offline", None, t.trader_id)
 
@@ -622,6 +639,7 @@ class Simulation:
             if t.available < target * t.spec.top_up_below and target - t.available > 0:
                 amount = target - t.available
                 t.balance += amount
+                self._sync(t)
                 self.emitter.trader_topped_up(now, t.trader_id, amount)
                 self._freed(t)
         for c in self.clients.values():
@@ -650,6 +668,7 @@ class Simulation:
                 0,
             )
             t.score = score(counts)
+            self._sync(t)
             self.emitter.rating(now, t.trader_id, as_of, t.score)
         for cur in self.pending:
             self._want(cur)
@@ -684,6 +703,32 @@ class Simulation:
         )
         if broken or o.status != po.PENDING:
             raise AssertionError(f"{o.order_id} → {c.trader_id} breaks {broken} ({o.status})")
+
+    def _check_filter(
+        self, o: SimOrder, pool: Pool, rows: np.ndarray, prices: list[OrderPricing]
+    ) -> None:
+        """The column filter must pick exactly the traders the catalog's rules allow."""
+        client = self.clients[o.client_id]
+        allowed = set()
+        for i, t in enumerate(pool.traders):
+            price = prices[int(pool.key[i])]
+            broken = rules_broken(
+                t,
+                direction=o.direction,
+                amount=o.amount,
+                currency=o.currency,
+                active=len(t.active),
+                tried_before=t.trader_id in o.tried,
+                pricing=price if self.cfg.money else None,
+                client_available=lambda _cur: client.available,
+            )
+            if not broken:
+                allowed.add(t.trader_id)
+        picked = {str(pool.ids[r]) for r in rows}
+        if picked != allowed:
+            raise AssertionError(
+                f"{o.order_id}: filter picked {sorted(picked ^ allowed)} unlike the rules"
+            )
 
     def _check_trader(self, t: SimTrader) -> None:
         holds = sum(

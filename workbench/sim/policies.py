@@ -15,14 +15,18 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ..domain.scheduler import Candidate, production_key
-
 if TYPE_CHECKING:
     from .model import Context, SimOrder
+    from .pool import Candidates
 
 
 class Policy:
     """Ranks eligible traders for an order. Subclasses set ``name`` and override ``choose``.
+
+    ``choose`` gets the order and its :class:`~workbench.sim.pool.Candidates` (columns of the
+    eligible traders: ``score``, ``active``, ``cap``, ``available``, ``free_since``,
+    ``id_rank``; ``cands[i]`` is one as the domain's ``Candidate``) and returns the index of its
+    pick, or None to leave the order pending.
 
     ``batch_seconds = 0`` means the scheduler asks as soon as an order could be assigned (on
     arrival, and whenever a trader frees a slot, comes online or gets money). A positive value
@@ -32,20 +36,16 @@ class Policy:
     name: ClassVar[str] = "policy"
     batch_seconds: float = 0.0
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
         raise NotImplementedError
 
-    def match(self, orders: Sequence[SimOrder], ctx: Context) -> list[tuple[SimOrder, Candidate]]:
+    def match(self, orders: Sequence[SimOrder], ctx: Context) -> None:
         """Assign a batch (default: oldest order first, each by :meth:`choose`)."""
-        out = []
         for o in orders:
-            c = self.choose(o, ctx.candidates(o), ctx)
-            if c is not None:
-                ctx.reserve(o, c)
-                out.append((o, c))
-        return out
+            cands = ctx.candidates(o)
+            i = self.choose(o, cands, ctx) if len(cands) else None
+            if i is not None:
+                ctx.reserve(o, cands[i])
 
 
 class Production(Policy):
@@ -53,10 +53,8 @@ class Production(Policy):
 
     name = "production"
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        return min(candidates, key=production_key) if candidates else None
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        return cands.argmin(-cands.score, cands.active, cands.id_rank)
 
 
 class FirstFree(Policy):
@@ -64,12 +62,8 @@ class FirstFree(Policy):
 
     name = "fifo"
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        if not candidates:
-            return None
-        return min(candidates, key=lambda c: (ctx.trader(c.trader_id).free_since, c.trader_id))
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        return cands.argmin(cands.free_since, cands.id_rank)
 
 
 class RoundRobin(Policy):
@@ -78,17 +72,17 @@ class RoundRobin(Policy):
     name = "round_robin"
 
     def __init__(self) -> None:
-        self._last = ""
+        self._last = -1
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        if not candidates:
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        if not len(cands):
             return None
-        ids = sorted(candidates, key=lambda c: c.trader_id)
-        pick = next((c for c in ids if c.trader_id > self._last), ids[0])
-        self._last = pick.trader_id
-        return pick
+        after = cands.id_rank > self._last
+        # the smallest id after the last pick, or else the smallest id (round the circle)
+        i = cands.argmin(~after, cands.id_rank)
+        assert i is not None
+        self._last = int(cands.id_rank[i])
+        return i
 
 
 class LeastLoaded(Policy):
@@ -96,14 +90,8 @@ class LeastLoaded(Policy):
 
     name = "least_loaded"
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        def load(c: Candidate) -> tuple[float, int, str]:
-            t = ctx.trader(c.trader_id)
-            return (c.active / t.max_active_orders, c.active, c.trader_id)
-
-        return min(candidates, key=load) if candidates else None
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        return cands.argmin(cands.active / cands.cap, cands.active, cands.id_rank)
 
 
 class Random(Policy):
@@ -111,13 +99,11 @@ class Random(Policy):
 
     name = "random"
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        if not candidates:
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        if not len(cands):
             return None
-        ids = sorted(candidates, key=lambda c: c.trader_id)
-        return ids[int(ctx.rng.integers(len(ids)))]
+        by_id = np.argsort(cands.id_rank, kind="stable")
+        return int(by_id[int(ctx.rng.integers(len(cands)))])
 
 
 class BalanceAware(Policy):
@@ -126,16 +112,9 @@ class BalanceAware(Policy):
 
     name = "balance_aware"
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        if not candidates:
-            return None
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
         sign = -1 if order.direction == "payin" else 1
-        return min(
-            candidates,
-            key=lambda c: (sign * ctx.trader(c.trader_id).available, c.active, c.trader_id),
-        )
+        return cands.argmin(sign * cands.available, cands.active, cands.id_rank)
 
 
 @dataclass
@@ -144,8 +123,8 @@ class BatchedOptimal(Policy):
 
     Cost of giving order *o* to trader *t*: ``-score(t) + load_weight * load(t)`` (a higher
     score and a lighter load are cheaper), solved with the Hungarian method
-    (``scipy.optimize.linear_sum_assignment``) over one column per free slot. Deposits are
-    re-checked as the matches are made, so a trader with money for one order is not given two.
+    (``scipy.optimize.linear_sum_assignment``) over one column per free slot. Each match is
+    re-checked as it is made, so a trader with deposit for one order is not given two.
     """
 
     window: float = 10.0
@@ -155,45 +134,39 @@ class BatchedOptimal(Policy):
     def __post_init__(self) -> None:
         self.batch_seconds = self.window
 
-    def choose(
-        self, order: SimOrder, candidates: Sequence[Candidate], ctx: Context
-    ) -> Candidate | None:
-        return min(candidates, key=production_key) if candidates else None
+    def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        return cands.argmin(-cands.score, cands.active, cands.id_rank)
 
-    def match(self, orders: Sequence[SimOrder], ctx: Context) -> list[tuple[SimOrder, Candidate]]:
+    def match(self, orders: Sequence[SimOrder], ctx: Context) -> None:
         from scipy.optimize import linear_sum_assignment
 
         options = [ctx.candidates(o) for o in orders]
-        slots: list[tuple[str, int]] = []  # (trader, k-th extra order in this batch)
-        index: dict[tuple[str, int], int] = {}
-        for cands in options:
-            for c in cands:
-                t = ctx.trader(c.trader_id)
-                for k in range(t.max_active_orders - c.active):
-                    if (c.trader_id, k) not in index:
-                        index[(c.trader_id, k)] = len(slots)
-                        slots.append((c.trader_id, k))
-        if not slots:
-            return []
-        big = 1e9
-        cost = np.full((len(orders), len(slots)), big)
+        slots: dict[tuple[str, int], int] = {}  # (trader, k-th extra order in this batch)
+        entries: list[tuple[int, int, float]] = []
         for i, cands in enumerate(options):
-            for c in cands:
-                t = ctx.trader(c.trader_id)
-                for k in range(t.max_active_orders - c.active):
-                    load = (c.active + k) / t.max_active_orders
-                    cost[i, index[(c.trader_id, k)]] = -float(c.score) + self.load_weight * load
-        rows, cols = linear_sum_assignment(cost)
-        out = []
+            for j in range(len(cands)):
+                tid = cands.trader_id(j)
+                active, cap = int(cands.active[j]), int(cands.cap[j])
+                for k in range(cap - active):
+                    col = slots.setdefault((tid, k), len(slots))
+                    cost = -float(cands.score[j]) / 100 + self.load_weight * (active + k) / cap
+                    entries.append((i, col, cost))
+        if not slots:
+            return
+        big = 1e9
+        matrix = np.full((len(orders), len(slots)), big)
+        for i, col, cost in entries:
+            matrix[i, col] = cost
+        names = list(slots)
+        rows, cols = linear_sum_assignment(matrix)
         for i, j in sorted(zip(rows.tolist(), cols.tolist(), strict=True)):
-            if cost[i, j] >= big:
+            if matrix[i, j] >= big:
                 continue
-            o, tid = orders[i], slots[j][0]
-            fresh = next((c for c in ctx.candidates(o) if c.trader_id == tid), None)
-            if fresh is not None:  # still allowed after the matches made before it
-                ctx.reserve(o, fresh)
-                out.append((o, fresh))
-        return out
+            o, tid = orders[i], names[j][0]
+            fresh = ctx.candidates(o)  # still allowed after the matches made before it?
+            pick = next((x for x in range(len(fresh)) if fresh.trader_id(x) == tid), None)
+            if pick is not None:
+                ctx.reserve(o, fresh[pick])
 
 
 #: Every shipped policy by name (a fresh instance per replication: some keep state).

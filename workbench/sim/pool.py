@@ -1,0 +1,135 @@
+"""The traders of one fiat currency as columns, so eligibility is a few vector operations.
+
+A simulated day of 50,000 orders over 2,000 traders asks "who may take this order?" about twenty
+million times; one Python call per trader and order is minutes. Here each rule of catalog
+section 4 is a column comparison over the currency's traders, and a policy ranks the survivors
+with ``numpy.lexsort``. The rules themselves stay in :func:`workbench.domain.scheduler.rules_broken`:
+the model asks it of every assignment it makes, and with ``check_invariants`` it also compares
+this filter with it for every trader (a differential test of the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..domain.money import OrderPricing
+from ..domain.scheduler import Candidate
+
+if TYPE_CHECKING:
+    from .model import SimTrader
+
+
+class Pool:
+    """Columns of one currency's traders (row ``i`` is ``traders[i]``), kept in step by
+    :meth:`sync` whenever a trader's state changes."""
+
+    def __init__(self, traders: Sequence[SimTrader], id_rank: dict[str, int]) -> None:
+        self.traders = list(traders)
+        n = len(self.traders)
+        self.ids = np.array([t.trader_id for t in self.traders], dtype=object)
+        self.id_rank = np.array([id_rank[t.trader_id] for t in self.traders], dtype=np.int64)
+        self.min_amount = np.array([t.min_amount for t in self.traders], dtype=np.int64)
+        self.max_amount = np.array([t.max_amount for t in self.traders], dtype=np.int64)
+        self.cap = np.array([t.max_active_orders for t in self.traders], dtype=np.int64)
+        keys = sorted({(t.settlement_currency or "", t.reward_bps) for t in self.traders})
+        self.keys = keys
+        index = {k: i for i, k in enumerate(keys)}
+        self.key = np.array(
+            [index[(t.settlement_currency or "", t.reward_bps)] for t in self.traders],
+            dtype=np.int64,
+        )
+        self.open = np.zeros(n, dtype=bool)  # registered, online, not blocked
+        self.active = np.zeros(n, dtype=np.int64)
+        self.available = np.zeros(n, dtype=np.int64)
+        self.score = np.zeros(n, dtype=np.int64)  # hundredths
+        self.free_since = np.zeros(n, dtype=np.float64)
+        for i, t in enumerate(self.traders):
+            t.row = i
+            self.sync(t)
+
+    def sync(self, t: SimTrader) -> None:
+        i = t.row
+        self.open[i] = t.registered and t.online and not t.blocked
+        self.active[i] = len(t.active)
+        self.available[i] = t.available
+        self.score[i] = int(t.score * 100)
+        self.free_since[i] = t.free_since
+
+    def eligible(
+        self,
+        amount: int,
+        direction: str,
+        tried: set[str],
+        prices: Sequence[OrderPricing],
+        client_available: int,
+        money: bool,
+    ) -> np.ndarray:
+        """Rows that break no rule: online and unblocked, a free slot, the amount within the
+        limits, not tried before, the deposit (payin) or the client's balance (payout) enough."""
+        ok = (
+            self.open
+            & (self.active < self.cap)
+            & (self.min_amount <= amount)
+            & (self.max_amount >= amount)
+        )
+        if money:
+            if direction == "payin":
+                hold = np.array([p.payin_hold for p in prices], dtype=np.int64)[self.key]
+                ok &= self.available >= hold
+            else:
+                cost = np.array([p.client_payout_cost for p in prices], dtype=np.int64)[self.key]
+                ok &= client_available >= cost
+        rows = np.flatnonzero(ok)
+        if tried and len(rows):
+            rows = rows[[self.ids[r] not in tried for r in rows]]
+        return rows
+
+
+class Candidates:
+    """The traders a policy may choose from for one order, as aligned columns.
+
+    ``score`` is in hundredths (``55.00`` is 5500), ``active`` and ``cap`` count orders,
+    ``available`` is the deposit's available part in minor units, ``free_since`` is when the
+    trader last got a free slot, ``id_rank`` orders trader ids. ``cands[i]`` is the domain's
+    :class:`~workbench.domain.scheduler.Candidate` (with its pricing) for a policy written in
+    plain Python; :meth:`argmin` ranks by several columns at once.
+    """
+
+    def __init__(self, pool: Pool, rows: np.ndarray, prices: Sequence[OrderPricing]) -> None:
+        self._pool, self.rows, self._prices = pool, rows, prices
+        self.score = pool.score[rows]
+        self.active = pool.active[rows]
+        self.cap = pool.cap[rows]
+        self.available = pool.available[rows]
+        self.free_since = pool.free_since[rows]
+        self.id_rank = pool.id_rank[rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def trader_id(self, i: int) -> str:
+        return str(self._pool.ids[self.rows[i]])
+
+    def pricing(self, i: int) -> OrderPricing:
+        return self._prices[int(self._pool.key[self.rows[i]])]
+
+    def __getitem__(self, i: int) -> Candidate:
+        row = int(self.rows[i])
+        return Candidate(
+            str(self._pool.ids[row]),
+            self._pool.traders[row].score,
+            int(self._pool.active[row]),
+            self.pricing(i),
+        )
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return (self[i] for i in range(len(self)))
+
+    def argmin(self, *keys: np.ndarray) -> int | None:
+        """The index of the smallest row by ``keys`` compared in order (ties to the next key)."""
+        if not len(self):
+            return None
+        return int(np.lexsort(tuple(reversed(keys)))[0])
