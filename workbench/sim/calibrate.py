@@ -89,6 +89,8 @@ DAY = 86_400.0
 _US = 1_000_000
 NEVER_ONLINE: tuple[tuple[float, float], ...] = ((NEVER, NEVER),)
 
+Row = dict[str, Any]
+
 REPORT_SCHEMA: dict[str, Any] = {
     "trader": pl.String,
     "quantity": pl.String,
@@ -115,15 +117,15 @@ REPORT_COLUMNS = tuple(REPORT_SCHEMA)
 # --------------------------------------------------------------------------- fitting
 def _cdf(d: Dist, x: np.ndarray) -> np.ndarray:
     if d.kind == "lognormal":
-        return sps.lognorm.cdf(x, d.b, scale=d.a)
+        return np.asarray(sps.lognorm.cdf(x, d.b, scale=d.a))
     if d.kind == "empirical":
         v = np.asarray(d.values)
         return np.searchsorted(v, x, side="right") / len(v)
     if d.kind == "const":
         return (x >= d.a).astype(float)
     if d.kind == "exp":
-        return sps.expon.cdf(x, scale=d.a)
-    return sps.uniform.cdf(x, d.a, d.b - d.a)
+        return np.asarray(sps.expon.cdf(x, scale=d.a))
+    return np.asarray(sps.uniform.cdf(x, d.a, d.b - d.a))
 
 
 def _quantiles(x: np.ndarray) -> tuple[float, ...]:
@@ -142,7 +144,7 @@ def _row(trader: str, quantity: str, n: int, kind: str, **values: float | None) 
 
 def fit_dist(
     values: Iterable[float] | np.ndarray, trader: str, quantity: str, family: str | None = None
-) -> tuple[Dist, dict]:
+) -> tuple[Dist, Row]:
     """Fit a lognormal by the log-moments, or take the empirical distribution when the KS test
     rejects the lognormal (see :data:`KS_P`, :data:`KS_D`); ``family`` (``"lognormal"`` or
     ``"empirical"``) imposes the choice instead. Returns the distribution and its report row.
@@ -197,7 +199,12 @@ def _groups(df: pl.DataFrame, col: str) -> dict[str, np.ndarray]:
 
 
 def _fit_by_trader(
-    by: dict[str, np.ndarray], quantity: str, min_n: int, rows: list[dict], *, pooled_only=False
+    by: dict[str, np.ndarray],
+    quantity: str,
+    min_n: int,
+    rows: list[Row],
+    *,
+    pooled_only: bool = False,
 ) -> tuple[Dist | None, dict[str, Dist]]:
     """The pooled fit, and each trader's own fit where it has ``min_n`` values. The family
     (lognormal or empirical) is chosen on the pooled data, where the KS test has the most power,
@@ -221,7 +228,7 @@ def _fit_by_trader(
 
 
 def _shares(
-    counts: dict[str, tuple[int, int]], quantity: str, min_n: int, rows: list[dict]
+    counts: dict[str, tuple[int, int]], quantity: str, min_n: int, rows: list[Row]
 ) -> tuple[float | None, dict[str, float]]:
     """A share pooled and per trader (``counts``: trader → (hits, trials)). Per-trader rows test
     the trader against the pooled share (two-sided binomial); the pooled row tests homogeneity
@@ -270,7 +277,8 @@ def _shares(
 
 # --------------------------------------------------------------------------- reading
 def _read(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return con.sql(sql).pl()
+    frame: pl.DataFrame = con.sql(sql).pl()
+    return frame
 
 
 _ORDERS = """
@@ -755,8 +763,9 @@ def calibrate(db: str | Path, *, min_n: int = MIN_N) -> Calibration:
     behaviours, pooled = _behaviour(attempts, receipts, deadlines, min_n, rows)
     traders = _traders(traders_t, top_ups, behaviours, pooled, rows)
     clients = _clients(clients_t, ledger, rows)
-    start = _epoch(_midnight(orders["created"].min()))  # type: ignore[arg-type]
-    end = _epoch(_midnight(orders["created"].max())) + DAY  # type: ignore[operator]
+    created = orders["created"].to_numpy()
+    start = _epoch(_midnight(float(created.min())))
+    end = _epoch(_midnight(float(created.max()))) + DAY
     arrivals = _arrivals(orders, start, end, rows)
     rates = _rates(attempts, arrivals, rows)
     every, window = _rating_cadence(ratings)
@@ -787,7 +796,7 @@ def _midnight(t: float) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-def _deadlines(orders: pl.DataFrame, attempts: pl.DataFrame, rows: list[dict]) -> Deadlines:
+def _deadlines(orders: pl.DataFrame, attempts: pl.DataFrame, rows: list[Row]) -> Deadlines:
     """The platform's windows as observed (median, whole seconds), the defaults where unseen."""
     base = Deadlines()
     out = {}
@@ -820,7 +829,7 @@ def _behaviour(
     receipts: pl.DataFrame,
     deadlines: Deadlines,
     min_n: int,
-    rows: list[dict],
+    rows: list[Row],
 ) -> tuple[dict[str, Behaviour], Behaviour]:
     default = Behaviour()
     a = attempts.with_columns(
@@ -934,7 +943,7 @@ def _traders(
     top_ups: pl.DataFrame,
     behaviours: dict[str, Behaviour],
     pooled: Behaviour,
-    rows: list[dict],
+    rows: list[Row],
 ) -> dict[str, TraderSpec]:
     """Traders as registered now. The deposit is the level top-ups bring the available deposit
     to (their median); the top-up threshold is the platform's, pooled over traders: the largest
@@ -952,7 +961,8 @@ def _traders(
         )
         .with_columns((pl.col("before") / pl.col("level")).alias("r"))
     )
-    below = float(restoring["r"].max()) if restoring.height else 0.4  # type: ignore[arg-type]
+    ratios = restoring["r"].to_numpy()
+    below = float(ratios.max()) if ratios.size else 0.4
     below = min(max(below, 0.05), 0.95)
     rows.append(
         _row(
@@ -961,7 +971,7 @@ def _traders(
             restoring.height,
             "level",
             param_a=below,
-            obs_mean=float(restoring["r"].mean()) if restoring.height else None,
+            obs_mean=float(ratios.mean()) if ratios.size else None,
             fit_mean=below,
         )
     )
@@ -991,7 +1001,7 @@ def _traders(
     return out
 
 
-def _clients(c: pl.DataFrame, ledger: pl.DataFrame, rows: list[dict]) -> dict[str, ClientSpec]:
+def _clients(c: pl.DataFrame, ledger: pl.DataFrame, rows: list[Row]) -> dict[str, ClientSpec]:
     """Clients with their fee as now; the balance is the typical (median) level a top-up brought
     the committed ledger balance to, and the top-up threshold the typical share of it left when
     a later top-up was made (pooled over clients; with fewer than three, the model's default).
@@ -1034,10 +1044,11 @@ def _cumulative(hourly: np.ndarray, t: np.ndarray) -> np.ndarray:
     cum = np.concatenate([[0.0], np.cumsum(hourly)])
     day, rem = np.divmod(t, DAY)
     k = np.minimum((rem // 3600).astype(int), 23)
-    return day * cum[-1] + cum[k] + hourly[k] * (rem - 3600 * k) / 3600
+    out: np.ndarray = day * cum[-1] + cum[k] + hourly[k] * (rem - 3600 * k) / 3600
+    return out
 
 
-def _arrivals(orders: pl.DataFrame, start: float, end: float, rows: list[dict]) -> Arrivals:
+def _arrivals(orders: pl.DataFrame, start: float, end: float, rows: list[Row]) -> Arrivals:
     days = (end - start) / DAY
     t = orders["created"].to_numpy() - start
     n = t.size
@@ -1136,7 +1147,7 @@ def _arrivals(orders: pl.DataFrame, start: float, end: float, rows: list[dict]) 
     )
 
 
-def _rates(attempts: pl.DataFrame, arrivals: Arrivals, rows: list[dict]) -> Rates:
+def _rates(attempts: pl.DataFrame, arrivals: Arrivals, rows: list[Row]) -> Rates:
     a = attempts.filter(pl.col("rate").is_not_null())
     med = _lower_median_rates(a, ["currency"])
     typical = {r["currency"]: r["rate"] for r in med.iter_rows(named=True)}
@@ -1147,8 +1158,12 @@ def _rates(attempts: pl.DataFrame, arrivals: Arrivals, rows: list[dict]) -> Rate
             [x for x, _ in arrivals.currencies].index(c) if c in dict(arrivals.currencies) else 99
         ),
     ):
-        v = a.filter(pl.col("currency") == cur)["rate"].cast(pl.Float64, strict=False)
-        v = v.drop_nulls().to_numpy()
+        v = (
+            a.filter(pl.col("currency") == cur)["rate"]
+            .cast(pl.Float64, strict=False)
+            .drop_nulls()
+            .to_numpy()
+        )
         r = float(typical[cur])
         rows.append(
             _row(
