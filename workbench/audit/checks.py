@@ -189,9 +189,21 @@ WHERE u.order_id <> f.first_order AND u.event_id <> f.first_event
 #: Each assignment attempt with the events that opened, accepted and ended it (first ender after
 #: the assignment, or the next assignment, which supersedes it). Several checks read it, so
 #: :func:`prepare` computes it once per audit into the temp table ``audit_attempts``.
+#:
+#: One sorted pass over each order's events (in ``(position, event_id)`` order): for every
+#: assignment, the first boundary (an assignment or an ender), the first acceptance and the first
+#: review after it, each a ``first_value(... IGNORE NULLS)`` over the rows that follow; the
+#: acceptance and the review count only when they come before that boundary. The three share one
+#: window, so the events are sorted once (range joins per attempt cost twice as much). Payloads
+#: are parsed after the window, only for the assignments (and ``complete_by`` of acceptances).
+_NEVER = 9223372036854775807
 ATTEMPT_SQL = f"""
 WITH o AS (
-    SELECT event_id, pos, aggregate_id, kind, occurred_at, payload
+    SELECT event_id, pos, aggregate_id, kind, occurred_at,
+           kind NOT IN ('payment_order.accepted', 'payment_order.review_started') AS boundary,
+           CASE WHEN kind = 'payment_order.assigned' THEN payload END AS payload,
+           CASE WHEN kind = 'payment_order.accepted'
+                THEN TRY_CAST(payload->>'complete_by' AS TIMESTAMPTZ) END AS complete_by
     FROM {
     _ev(
         "payment_order.assigned",
@@ -204,36 +216,38 @@ WITH o AS (
     )
 }
 ),
-b AS (  -- boundaries: assignments and enders, in order
-    SELECT *, lead(pos) OVER w AS next_pos, lead(event_id) OVER w AS next_event,
-              lead(kind) OVER w AS next_kind, lead(occurred_at) OVER w AS next_at
+nxt AS (  -- per assignment: the next boundary, acceptance and review (whenever they come)
+    SELECT *,
+           first_value(CASE WHEN boundary
+                            THEN {{'pos': pos, 'event_id': event_id, 'kind': kind, 'at': occurred_at}}
+                       END IGNORE NULLS) OVER w AS nb,
+           first_value(CASE WHEN kind = 'payment_order.accepted'
+                            THEN {{'pos': pos, 'event_id': event_id, 'at': occurred_at, 'complete_by': complete_by}}
+                       END IGNORE NULLS) OVER w AS na,
+           first_value(CASE WHEN kind = 'payment_order.review_started'
+                            THEN {{'pos': pos, 'event_id': event_id}}
+                       END IGNORE NULLS) OVER w AS nr
     FROM o
-    WHERE kind NOT IN ('payment_order.accepted', 'payment_order.review_started')
-    WINDOW w AS (PARTITION BY aggregate_id ORDER BY pos, event_id)
+    WINDOW w AS (PARTITION BY aggregate_id ORDER BY pos, event_id
+                 ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+    QUALIFY kind = 'payment_order.assigned'
 ),
-att AS (
-    SELECT aggregate_id AS order_id, (payload->>'attempt')::INTEGER AS attempt,
-           payload->>'trader_id' AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
-           payload->>'rate' AS rate, payload->>'settlement_currency' AS settlement_currency,
-           occurred_at AS assigned_at, TRY_CAST(payload->>'accept_by' AS TIMESTAMPTZ) AS accept_by,
-           (payload->>'settlement_amount')::BIGINT AS settlement_amount,
-           (payload->>'trader_reward')::BIGINT AS trader_reward,
-           (payload->>'platform_fee')::BIGINT AS platform_fee,
-           next_pos AS end_pos, next_event AS end_event_id, next_kind AS end_kind, next_at AS ended_at
-    FROM b WHERE kind = 'payment_order.assigned'
+att AS (  -- the acceptance and the review belong to this attempt only if before its end
+    SELECT *, CASE WHEN na.pos < coalesce(nb.pos, {_NEVER}) THEN na END AS acc,
+              CASE WHEN nr.pos < coalesce(nb.pos, {_NEVER}) THEN nr END AS rv
+    FROM nxt
 )
-SELECT att.*,
-       acc.event_id AS accepted_event_id, acc.occurred_at AS accepted_at,
-       TRY_CAST(acc.payload->>'complete_by' AS TIMESTAMPTZ) AS complete_by,
+SELECT aggregate_id AS order_id, (payload->>'attempt')::INTEGER AS attempt,
+       payload->>'trader_id' AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
+       payload->>'rate' AS rate, payload->>'settlement_currency' AS settlement_currency,
+       occurred_at AS assigned_at, TRY_CAST(payload->>'accept_by' AS TIMESTAMPTZ) AS accept_by,
+       (payload->>'settlement_amount')::BIGINT AS settlement_amount,
+       (payload->>'trader_reward')::BIGINT AS trader_reward,
+       (payload->>'platform_fee')::BIGINT AS platform_fee,
+       nb.pos AS end_pos, nb.event_id AS end_event_id, nb.kind AS end_kind, nb.at AS ended_at,
+       acc.event_id AS accepted_event_id, acc.at AS accepted_at, acc.complete_by AS complete_by,
        rv.event_id AS review_event_id, rv.pos AS review_pos
 FROM att
-LEFT JOIN (SELECT * FROM o WHERE kind = 'payment_order.accepted') acc
-       ON acc.aggregate_id = att.order_id AND acc.pos > att.assigned_pos
-      AND acc.pos < coalesce(att.end_pos, 9223372036854775807)
-LEFT JOIN (SELECT * FROM o WHERE kind = 'payment_order.review_started') rv
-       ON rv.aggregate_id = att.order_id AND rv.pos > att.assigned_pos
-      AND rv.pos < coalesce(att.end_pos, 9223372036854775807)
-QUALIFY row_number() OVER (PARTITION BY att.assigned_event_id ORDER BY acc.pos NULLS LAST, rv.pos NULLS LAST) = 1
 """
 
 ATTEMPT_EVENTS = "(SELECT * FROM audit_attempts)"
