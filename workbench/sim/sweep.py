@@ -191,7 +191,8 @@ def sweep(
             n_workers=workers or 2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=None,  # no dashboard; its bare HTTP server on any free port
+            scheduler_kwargs={"dashboard_address": ":0"},
         )
         client = Client(cluster)
     pbar = None
