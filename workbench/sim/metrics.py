@@ -16,8 +16,10 @@ warm-up (seconds) is part of every result, so no number travels without it.
 ``complete_p50/p95`` seconds from creation to completion, over the cohort's completed orders
 ``utilisation``    Σ busy slot-seconds / Σ online slot-seconds over traders, after the warm-up
                    (the model accumulates both from ``warmup`` on)
-``gini_orders``    Gini of completed cohort orders per trader (every trader, idle ones too)
-``gini_earnings``  Gini of the rewards those orders paid each trader
+``gini_orders``    Gini of completed cohort orders per trader, over the traders present after
+                   the warm-up (online at some point, or completing a cohort order): idle ones
+                   count as zeros, traders whose shifts all fall outside the window do not
+``gini_earnings``  Gini of the rewards those orders paid the same traders
 ``hold_mean/p95``  seconds money stayed held per hold of a cohort order (payin deposits from
                    assignment to release, payout client balances from assignment to capture),
                    rebuilt from the log; None when the run keeps no money
@@ -92,6 +94,7 @@ def metrics(sim: Simulation) -> dict[str, Any]:
         per_count[o.trader_id] += 1
         per_reward[o.trader_id] += o.pricing.trader_reward
         revenue += o.pricing.platform_net
+    present = [tid for tid, t in sim.traders.items() if t.capacity_time > 0 or per_count[tid] > 0]
     busy = sum(t.busy_time for t in sim.traders.values())
     capacity = sum(t.capacity_time for t in sim.traders.values())
     holds = hold_durations(sim, {o.order_id for o in orders})
@@ -107,8 +110,8 @@ def metrics(sim: Simulation) -> dict[str, Any]:
         "complete_p50": _pct(complete, 50),
         "complete_p95": _pct(complete, 95),
         "utilisation": busy / capacity if capacity > 0 else None,
-        "gini_orders": gini(per_count.values()) if per_count else None,
-        "gini_earnings": gini(per_reward.values()) if per_reward else None,
+        "gini_orders": gini([per_count[t] for t in present]) if present else None,
+        "gini_earnings": gini([per_reward[t] for t in present]) if present else None,
         "hold_mean": sum(holds) / len(holds) if holds else None,
         "hold_p95": _pct(holds, 95),
         "revenue": int(revenue),
@@ -195,9 +198,10 @@ ORDERS_SCHEMA: dict[str, type[pl.DataType]] = {
 
 
 def traders_frame(sim: Simulation) -> pl.DataFrame:
-    """One row per trader: what it did for the cohort (``completed``, ``earnings``: the ones
-    :func:`metrics` takes the Gini of, and ``stats.lorenz`` draws), the whole run's counters
-    (``completed_total``, ``earnings_total``) and its slot-time after the warm-up."""
+    """One row per trader: what it did for the cohort (``completed``, ``earnings``: over the
+    rows ``in_window``, the values :func:`metrics` takes the Gini of and ``stats.lorenz``
+    draws), the whole run's counters (``completed_total``, ``earnings_total``) and its
+    slot-time after the warm-up."""
     count: dict[str, int] = dict.fromkeys(sim.traders, 0)
     reward: dict[str, int] = dict.fromkeys(sim.traders, 0)
     for o in cohort(sim):
@@ -220,6 +224,7 @@ def traders_frame(sim: Simulation) -> pl.DataFrame:
             "utilisation": [
                 t.busy_time / t.capacity_time if t.capacity_time > 0 else None for t in ts
             ],
+            "in_window": [t.capacity_time > 0 or count[t.trader_id] > 0 for t in ts],
         },
         schema={
             "trader_id": pl.String,
@@ -233,6 +238,7 @@ def traders_frame(sim: Simulation) -> pl.DataFrame:
             "busy_time": pl.Float64,
             "capacity_time": pl.Float64,
             "utilisation": pl.Float64,
+            "in_window": pl.Boolean,
         },
     )
 

@@ -332,7 +332,7 @@ def header(replications: pl.DataFrame, *, level: float = 0.95, common: bool = Tr
     who = policies[0] if len(policies) == 1 else f"{len(policies)} policies"
     return (
         f"{who} × {n} replication(s), seed {seeds}, {streams}; warm-up {warm} excluded; "
-        f"{level:.0%} Student-t intervals (mean ± half width); times in seconds, revenue in "
+        f"{level * 100:g}% Student-t intervals (mean ± half width); times in seconds, revenue in "
         "minor units of the settlement currency"
     )
 
