@@ -134,6 +134,7 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
     p.add_argument(
         "--traders",
         type=_positive,
+        metavar="N",
         help="traders: the synthetic platform's count, or the calibrated roster cut to (or "
         "repeated up to) this many (default: 60 synthetic, all calibrated)",
     )
@@ -415,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
             "accept_minutes, complete_minutes, expire_minutes (deadlines), and plain SimConfig "
             "fields such as days, warmup (seconds), sweep_delay, rating_every, top_up_every. "
             "Writes OUT/sweep.parquet (one row per cell) and OUT/summary.parquet (means and "
-            "intervals per point and policy). Python: workbench.sim.sweep()."
+            "intervals per point and policy). Python: workbench.sim.sweep.sweep()."
         ),
     )
     w.add_argument(
