@@ -218,7 +218,7 @@ def sweep(
 
     keys = [key for key, _ in labelled for _p in policies for _r in range(replications)]
     frame = rows_frame(results)
-    lead = pl.DataFrame(keys) if keys and keys[0] else None
+    lead = pl.DataFrame(keys, infer_schema_length=None) if keys and keys[0] else None
     order = [names.index(n) for n in frame["policy"]]
     point = [i for i in range(len(labelled)) for _p in policies for _r in range(replications)]
     frame = frame.with_columns(pl.Series("__point", point), pl.Series("__policy", order))
