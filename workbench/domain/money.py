@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 #: Minor-unit exponent of every currency the catalog knows.
@@ -113,13 +114,18 @@ def settlement_amount(
     amount_fiat: int, fiat_currency: str, rate: str, settlement_currency: str
 ) -> int:
     """``round_half_even(amount_fiat / 10^exp_fiat / rate * 10^exp_settle)``, exactly."""
-    value = (
-        Fraction(amount_fiat)
-        / (10 ** exponent(fiat_currency))
-        / parse_rate(rate)
-        * (10 ** exponent(settlement_currency))
+    num, den = _rate_parts(rate)
+    return div_round_half_even(
+        amount_fiat * den * 10 ** exponent(settlement_currency),
+        num * 10 ** exponent(fiat_currency),
     )
-    return round_half_even(value)
+
+
+@lru_cache(maxsize=4096)
+def _rate_parts(rate: str) -> tuple[int, int]:
+    """A rate's exact numerator and denominator (a scheduler prices many orders at one rate)."""
+    r = parse_rate(rate)
+    return r.numerator, r.denominator
 
 
 def bps_share(amount: int, bps: int) -> int:

@@ -176,6 +176,9 @@ class Arrivals:
         return self.orders_per_day / 86_400 * max(self.hourly) / (sum(self.hourly) / 24)
 
 
+_RATE_INDEX: dict[int, tuple[Rates, dict[str, tuple[list[float], list[str]]]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     """Exchange rates (fiat per settlement unit) over time: ``(t, rate)`` steps per currency."""
@@ -183,11 +186,19 @@ class Rates:
     steps: tuple[tuple[str, tuple[tuple[float, str], ...]], ...] = (("RUB", ((0.0, "92.50"),)),)
 
     def at(self, currency: str, t: float) -> str:
-        for cur, series in self.steps:
-            if cur == currency:
-                i = bisect_right([s for s, _ in series], t) - 1
-                return series[max(i, 0)][1]
-        raise KeyError(f"no rate for {currency}")
+        index = self._index()
+        if currency not in index:
+            raise KeyError(f"no rate for {currency}")
+        times, values = index[currency]
+        return values[max(bisect_right(times, t) - 1, 0)]
+
+    def _index(self) -> dict[str, tuple[list[float], list[str]]]:
+        """Step times and values per currency, built once (the model asks at every pricing)."""
+        cached = _RATE_INDEX.get(id(self))
+        if cached is None or cached[0] is not self:
+            index = {c: ([s for s, _ in ser], [v for _, v in ser]) for c, ser in self.steps}
+            cached = _RATE_INDEX[id(self)] = (self, index)
+        return cached[1]
 
 
 @dataclass(frozen=True, slots=True)

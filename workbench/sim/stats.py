@@ -20,7 +20,6 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import stats as sps
 
 #: The normal quantile the Welch warm-up band uses (a two-sided 95 % band).
 WELCH_Z: float = 1.96
@@ -81,6 +80,8 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> MeanCI:
             level=level,
         )
     std = float(x.std(ddof=1))
+    from scipy import stats as sps  # here, not at import: it costs seconds in each Dask worker
+
     half = float(sps.t.ppf((1.0 + level) / 2.0, n - 1)) * std / math.sqrt(n)
     return MeanCI(
         n=n, mean=mean, std=std, half_width=half, low=mean - half, high=mean + half, level=level
