@@ -232,8 +232,8 @@ ERLANG_C = (
 
 # Erlang A: patience of five mean services (theta = mu / 5), at rho = 0.9 and overloaded at
 # rho = 1.2. With abandonment the chain relaxes within a few patience times; the warm-up of
-# 300 arrivals is over 20 mean patiences. Standard errors are about 3 % (abandonment) and
-# under 1.5 % (P(wait)), the coarse bound 10 %.
+# 300 arrivals is over 15 mean patiences. Standard errors are about 2 % (abandonment) and
+# under 1 % (P(wait)), the coarse bound 10 %.
 ERLANG_A = (
     ErlangACase(0.9, 3, 300.0, 6_000, 300, 6_903, tol_p_wait=0.10, tol_p_abandon=0.10),
     ErlangACase(1.2, 3, 300.0, 4_000, 300, 6_123, tol_p_wait=0.10, tol_p_abandon=0.10),
@@ -246,6 +246,7 @@ class Replications:
     def __init__(self, pool: ProcessPoolExecutor | None) -> None:
         self.pool = pool
         self.jobs: dict[object, list[Future[dict[str, float]] | tuple[Any, ...]]] = {}
+        self.results: dict[object, list[dict[str, float]]] = {}
 
     def start(self, case: ErlangCCase | ErlangACase) -> None:
         if case in self.jobs:
@@ -261,6 +262,8 @@ class Replications:
             self.jobs[case] = list(calls)
 
     def get(self, case: ErlangCCase | ErlangACase) -> list[dict[str, float]]:
+        if case in self.results:
+            return self.results[case]
         self.start(case)
         out = []
         for job, call in zip(self.jobs[case], case.calls(), strict=True):
@@ -271,6 +274,7 @@ class Replications:
                 except BrokenProcessPool:  # the pool died (not a model error): run it here
                     pass
             out.append(queue_replication(*call))
+        self.results[case] = out
         return out
 
 
@@ -348,19 +352,26 @@ def synthetic_run() -> Simulation:
 
 @pytest.mark.parametrize("which", ["mmc", "mmc+patience", "synthetic"])
 def test_littles_law(which: str, synthetic_run: Simulation) -> None:
-    """L = lam·W on one run, over [warm-up, horizon]: within 1 % for M/M/c (c = 3, rho = 0.9,
-    8,000 orders; W is about 0.1 % of the window) and 3 % for the synthetic platform (two days,
-    6 h warm-up, the default synthetic_config; W of order a quarter of an hour against a 42-hour
-    window, with orders still open at the horizon). The integral from the log equals the sum
-    of the orders' own times in the window to rounding (1e-9)."""
-    if which == "synthetic":
-        sim, tol = synthetic_run, 0.03
-    else:
-        sim, tol = _mmc_run(300.0 if which == "mmc+patience" else None), 0.01
-    L, lam, W, identity = little(sim, sim.cfg.warmup, sim.cfg.horizon)
+    """L = lam·W on one run over [warm-up, horizon], within a relative 3·W / (horizon − warm-up).
+
+    The boundary terms (see ``little``) are each about L times a residual sojourn, so their
+    relative size is of order W over the window: the tolerance allows three times that. Runs:
+    M/M/3 at rho = 0.9 (8,000 orders, W ≈ 210 s against a 46-hour window: 0.4 %), the same with
+    exponential patience (cancellations end orders too: 0.15 %), and the default
+    synthetic_config (two days, 6 h warm-up, shifts, declines, receipts, expiries, orders still
+    open at the horizon; W ≈ 14 min against 42 hours: 1.6 %). Measured: 0.04 %, 0.04 %, 0.02 %.
+    The integral from the log equals the sum of the orders' own times in the window to
+    rounding (1e-9)."""
+    sim = (
+        synthetic_run
+        if which == "synthetic"
+        else _mmc_run(300.0 if which == "mmc+patience" else None)
+    )
+    t0, t1 = sim.cfg.warmup, sim.cfg.horizon
+    L, lam, W, identity = little(sim, t0, t1)
     assert identity <= 1e-9
     assert L > 0
-    assert abs(L - lam * W) <= tol * L, (L, lam, W)
+    assert abs(L - lam * W) <= 3 * W / (t1 - t0) * L, (L, lam, W)
 
 
 # ------------------------------------------------------------------------------- 4. invariants
@@ -388,11 +399,34 @@ class Ledger(Emitter):
         self.total = sum(self.trader_expected.values()) + sum(self.client_expected.values())
         self.revenue = 0
         self.checks = 0
+        self.completions: list[SimOrder] = []  # reported, not yet seen booked
         self.check()
+
+    def _book_completions(self) -> None:
+        """Apply the catalog's bookings of the reported completions the model has made (an
+        order's outcome and its money change together, with no hook in between)."""
+        waiting = []
+        for o in self.completions:
+            if o.outcome != "completed":
+                waiting.append(o)
+                continue
+            p = o.pricing
+            assert p is not None
+            tid = o.trader_id or ""
+            if self.money:
+                if o.direction == "payin":
+                    self.trader_expected[tid] -= p.settlement_amount - p.trader_reward
+                    self.client_expected[o.client_id] += p.settlement_amount - p.platform_fee
+                else:
+                    self.client_expected[o.client_id] -= p.settlement_amount + p.platform_fee
+                    self.trader_expected[tid] += p.settlement_amount + p.trader_reward
+            self.revenue += p.platform_fee - p.trader_reward
+        self.completions = waiting
 
     def check(self) -> None:
         sim = self.sim
         self.checks += 1
+        self._book_completions()
         trader_holds: Counter[str] = Counter()
         client_holds: Counter[str] = Counter()
         for t in sim.traders.values():
@@ -421,7 +455,7 @@ class Ledger(Emitter):
         money += sum(c.balance for c in sim.clients.values())
         assert money + sim.revenue == self.total
 
-    # the model's actions: check before (a completion is booked after its hook returns) ...
+    # every action of the model is checked (whether its hook comes before or after its booking)
     def online(self, t: float, trader_id: str) -> None:
         self.check()
 
@@ -460,19 +494,22 @@ class Ledger(Emitter):
 
     def finish(self, sim: Simulation) -> None:
         self.check()
+        assert not self.completions  # every reported completion was booked
 
-    # ... or after (top-ups and holds are booked before their hooks)
+    def completed(self, t: float, order: SimOrder) -> None:
+        self.completions.append(order)
+        self.check()
+
+    # a top-up is recorded and checked at the next action (its booking may follow the hook)
     def trader_topped_up(self, t: float, trader_id: str, amount: int) -> None:
         assert amount > 0
         self.trader_expected[trader_id] += amount
         self.total += amount
-        self.check()
 
     def client_topped_up(self, t: float, client_id: str, amount: int) -> None:
         assert amount > 0
         self.client_expected[client_id] += amount
         self.total += amount
-        self.check()
 
     def assigned(self, t: float, order: SimOrder, candidate: Candidate, rate: str) -> None:
         sim = self.sim
@@ -490,21 +527,7 @@ class Ledger(Emitter):
             client.fee_bps,
             trader.reward_bps,
         )
-        self.check()  # includes the cap and the hold just booked (free part still >= 0)
-
-    def completed(self, t: float, order: SimOrder) -> None:
-        self.check()
-        p = order.pricing
-        assert p is not None
-        tid = order.trader_id or ""
-        if self.money:
-            if order.direction == "payin":
-                self.trader_expected[tid] -= p.settlement_amount - p.trader_reward
-                self.client_expected[order.client_id] += p.settlement_amount - p.platform_fee
-            else:
-                self.client_expected[order.client_id] -= p.settlement_amount + p.platform_fee
-                self.trader_expected[tid] += p.settlement_amount + p.trader_reward
-        self.revenue += p.platform_fee - p.trader_reward
+        self.check()  # includes the cap and the hold (free part still >= 0)
 
 
 def check_log(sim: Simulation) -> None:
@@ -606,7 +629,7 @@ def small_platforms(draw: st.DrawFn) -> tuple[SimConfig, str]:
     """1-6 traders (caps 1-3, random limits, small deposits, declines and ignores, some on
     shifts), 1-3 clients, one or two currencies, a short day of a few hundred orders."""
     currencies = draw(st.sampled_from([("RUB",), ("RUB", "KZT")]))
-    days = draw(st.sampled_from([0.1, 0.2]))
+    days = draw(st.sampled_from([0.05, 0.1, 0.15]))
     traders = []
     for i in range(draw(st.integers(1, 6))):
         cur = draw(st.sampled_from(currencies))
@@ -651,7 +674,7 @@ def small_platforms(draw: st.DrawFn) -> tuple[SimConfig, str]:
         traders=tuple(traders),
         clients=clients,
         arrivals=Arrivals(
-            orders_per_day=draw(st.floats(200.0, 3_000.0)),
+            orders_per_day=draw(st.floats(200.0, 2_500.0)),
             currencies=tuple((c, 1.0) for c in currencies),
             payin_share=draw(st.floats(0.0, 1.0)),
             amounts=tuple((c, Dist.lognormal(CURRENCIES[c][1], 1.0)) for c in currencies),
