@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -15,3 +16,13 @@ def bar(enabled: bool | None, **options: Any) -> Any:
     from tqdm import tqdm
 
     return tqdm(file=sys.stderr, **options)
+
+
+def no_progress_bar(con: Any) -> None:
+    """Turn DuckDB's own progress bar off on ``con``. In a Jupyter kernel without ipywidgets
+    DuckDB refuses to change that setting (it has no bar to show there anyway), so the refusal
+    is not an error."""
+    import duckdb
+
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false").fetchall()

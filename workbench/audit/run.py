@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 
 from ..domain.violations import CHECK_CODES
+from ..progress import no_progress_bar
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
 from . import ratings
 from .assignment import ASSIGNMENT_VIOLATION
@@ -140,7 +141,7 @@ def run_checks(
     timings: dict[str, float] = {}
     queries = {**SQL, "ASSIGNMENT_VIOLATION": ASSIGNMENT_VIOLATION}
     start = time.perf_counter()
-    con.execute("SET enable_progress_bar = false").fetchall()
+    no_progress_bar(con)
     prepare(con)
     timings["attempts"] = time.perf_counter() - start
     for name, sql in queries.items():

@@ -59,6 +59,7 @@ import polars as pl
 from scipy import stats as sps
 
 from ..domain.scheduler import Deadlines
+from ..progress import no_progress_bar
 from .config import (
     NEVER,
     Arrivals,
@@ -730,7 +731,7 @@ def calibrate(db: str | Path, *, min_n: int = MIN_N) -> Calibration:
     """Fit a simulation configuration to a replayed database (opened read-only)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        con.execute("SET enable_progress_bar = false").fetchall()
+        no_progress_bar(con)
         orders = _read(con, _ORDERS)
         attempts = _read(con, _ATTEMPTS)
         receipts = _read(con, _RECEIPTS)
