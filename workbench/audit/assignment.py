@@ -6,29 +6,88 @@ for the fold; here each piece of state the rules read (registration, presence, b
 active orders, the trader's available deposit, the client's available balance) is rebuilt as a
 running series per trader or account and looked up with an ``ASOF`` join at the assignment's
 position, so ten million events cost a few sorted scans, not a fold.
+
+The trader's side is looked up first, into a narrow temp table (:data:`STAGES`): one row per
+assignment with only its state, so the ``ASOF`` joins sort a few columns, not whole attempts, and
+stay within the memory limit instead of spilling to disk. The client's balance, the costliest
+lookup, is taken only where it can matter: for payouts (the only rule that reads it) and for the
+assignments that break another rule (whose detail shows it).
 """
 
 from __future__ import annotations
 
 from .checks import _ev
 
-#: The trader deposit's available amount after each trader event (the trader stream's own view).
-_TRADER_AVAILABLE = f"""
-SELECT aggregate_id AS trader_id, pos,
-       sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited', 'trader.hold_released') THEN a
-                WHEN kind IN ('trader.deposit_debited', 'trader.hold_placed') THEN -a ELSE 0 END)
-           OVER (PARTITION BY aggregate_id ORDER BY pos, event_id) AS available
-FROM (SELECT *, (payload->>'amount')::BIGINT AS a FROM {
+#: Registration, limits, presence and blocks as they change (a few events per trader).
+_STATE_EVENTS = f"""
+SELECT aggregate_id AS trader_id, pos, event_id,
+       CASE WHEN kind = 'trader.registered'
+            THEN {{'fiat_currency': payload->>'fiat_currency',
+                   'settlement_currency': payload->>'settlement_currency'}} END AS reg,
+       CASE WHEN kind IN ('trader.registered', 'trader.limits_changed') THEN {{
+           'min_amount': coalesce(payload->>'$.limits.min_amount', payload->>'min_amount')::BIGINT,
+           'max_amount': coalesce(payload->>'$.limits.max_amount', payload->>'max_amount')::BIGINT,
+           'cap': coalesce(payload->>'$.limits.max_active_orders', payload->>'max_active_orders')::BIGINT}}
+       END AS lim,
+       CASE kind WHEN 'trader.went_online' THEN TRUE WHEN 'trader.went_offline' THEN FALSE END AS online,
+       CASE kind WHEN 'trader.blocked' THEN TRUE WHEN 'trader.unblocked' THEN FALSE END AS blocked
+FROM {
     _ev(
-        "trader.deposit_topped_up",
-        "trader.deposit_credited",
-        "trader.hold_released",
-        "trader.deposit_debited",
-        "trader.hold_placed",
-        "trader.hold_captured",
+        "trader.registered",
+        "trader.limits_changed",
+        "trader.went_online",
+        "trader.went_offline",
+        "trader.blocked",
+        "trader.unblocked",
     )
-})
+}
 """
+
+#: The trader's whole state after each of those events: the latest registration, limits,
+#: presence and block so far (one series, so one lookup instead of four).
+_TRADER_STATE = f"""
+SELECT trader_id, pos,
+       last_value(reg IGNORE NULLS) OVER w AS reg, last_value(lim IGNORE NULLS) OVER w AS lim,
+       last_value(online IGNORE NULLS) OVER w AS online,
+       last_value(blocked IGNORE NULLS) OVER w AS blocked
+FROM ({_STATE_EVENTS})
+WINDOW w AS (PARTITION BY trader_id ORDER BY pos, event_id ROWS UNBOUNDED PRECEDING)
+"""
+
+#: The trader deposit's available amount after each trader money event (the trader stream's own
+#: view; a capture moves nothing that the hold did not already take).
+_TRADER_AVAILABLE = """
+SELECT trader_id, pos,
+       sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited', 'trader.hold_released') THEN amount
+                WHEN kind IN ('trader.deposit_debited', 'trader.hold_placed') THEN -amount END)
+           OVER (PARTITION BY trader_id ORDER BY pos) AS available
+FROM audit_trader_money
+WHERE kind <> 'trader.hold_captured'
+"""
+
+#: Orders in an open attempt with each trader, after each assignment or ending.
+_ACTIVE = """
+SELECT trader_id, pos, sum(d) OVER (PARTITION BY trader_id ORDER BY pos) AS active
+FROM (
+    SELECT trader_id, pos, sum(d) AS d FROM (
+        SELECT trader_id, assigned_pos AS pos, 1 AS d FROM audit_attempts
+        UNION ALL SELECT trader_id, end_pos, -1 FROM audit_attempts WHERE end_pos IS NOT NULL
+    ) GROUP BY ALL
+)
+"""
+
+#: The trader's side of every assignment (``k``: the attempt's row in ``audit_attempts``).
+ASSIGNMENT_TRADER = f"""
+WITH state AS ({_TRADER_STATE}), ta AS ({_TRADER_AVAILABLE}), active AS ({_ACTIVE})
+SELECT a.k, s.reg, s.lim, s.online, s.blocked, ac.active, ta.available
+FROM (SELECT rowid AS k, trader_id, assigned_pos AS pos FROM audit_attempts) a
+ASOF LEFT JOIN state s ON s.trader_id = a.trader_id AND a.pos > s.pos
+ASOF LEFT JOIN active ac ON ac.trader_id = a.trader_id AND a.pos > ac.pos
+ASOF LEFT JOIN ta ON ta.trader_id = a.trader_id AND a.pos > ta.pos
+"""
+
+#: Temp tables the check builds before its query (and drops after it): name -> query.
+STAGES: dict[str, str] = {"audit_assignment_trader": ASSIGNMENT_TRADER}
 
 #: A client account's available amount after each ledger event that moves it: debits leave at
 #: hold, credits arrive at commit, rolled-back debits come back.
@@ -59,65 +118,24 @@ FROM by_pos
 """
 
 ASSIGNMENT_VIOLATION = f"""
-WITH a AS (SELECT * FROM audit_attempts),
-o AS (SELECT order_id, client_id, direction, amount, currency FROM payment_orders),
-x AS (
+WITH x AS (
     SELECT a.order_id, a.attempt, a.trader_id, a.assigned_event_id, a.assigned_pos AS pos,
            a.settlement_amount, a.platform_fee, a.trader_reward, o.client_id, o.direction,
-           o.amount, o.currency
-    FROM a JOIN o USING (order_id)
-),
-reg AS (
-    SELECT aggregate_id AS trader_id, pos, payload->>'fiat_currency' AS fiat_currency,
-           payload->>'settlement_currency' AS settlement_currency
-    FROM {_ev("trader.registered")}
-),
-limits AS (
-    SELECT aggregate_id AS trader_id, pos,
-           coalesce(payload->>'$.limits.min_amount', payload->>'min_amount')::BIGINT AS min_amount,
-           coalesce(payload->>'$.limits.max_amount', payload->>'max_amount')::BIGINT AS max_amount,
-           coalesce(payload->>'$.limits.max_active_orders', payload->>'max_active_orders')::BIGINT AS cap
-    FROM {_ev("trader.registered", "trader.limits_changed")}
-),
-presence AS (
-    SELECT aggregate_id AS trader_id, pos, kind = 'trader.went_online' AS online
-    FROM {_ev("trader.went_online", "trader.went_offline")}
-),
-blocks AS (
-    SELECT aggregate_id AS trader_id, pos, kind = 'trader.blocked' AS blocked
-    FROM {_ev("trader.blocked", "trader.unblocked")}
-),
-active AS (  -- orders in an open attempt with each trader, after each assignment or ending
-    SELECT trader_id, pos, sum(d) OVER (PARTITION BY trader_id ORDER BY pos) AS active
-    FROM (
-        SELECT trader_id, pos, sum(d) AS d FROM (
-            SELECT trader_id, assigned_pos AS pos, 1 AS d FROM a
-            UNION ALL SELECT trader_id, end_pos, -1 FROM a WHERE end_pos IS NOT NULL
-        ) GROUP BY ALL
-    )
+           o.amount, o.currency,
+           s.reg IS NOT NULL AS registered, coalesce(s.online, FALSE) AS online,
+           coalesce(s.blocked, FALSE) AS blocked, s.reg.fiat_currency, s.reg.settlement_currency,
+           s.lim.min_amount, s.lim.max_amount, s.lim.cap, coalesce(s.active, 0) AS active,
+           coalesce(s.available, 0) AS trader_available
+    FROM (SELECT rowid AS k, * FROM audit_attempts) a
+    JOIN payment_orders o USING (order_id)
+    LEFT JOIN audit_assignment_trader s USING (k)
 ),
 tried AS (
-    SELECT DISTINCT b.assigned_event_id FROM a b JOIN a c
+    SELECT DISTINCT b.assigned_event_id FROM audit_attempts b JOIN audit_attempts c
       ON c.order_id = b.order_id AND c.trader_id = b.trader_id AND c.assigned_pos < b.assigned_pos
 ),
-ta AS ({_TRADER_AVAILABLE}),
-ca AS ({_CLIENT_AVAILABLE}),
-judged AS (
-    SELECT x.*, r.pos IS NOT NULL AS registered, coalesce(p.online, FALSE) AS online,
-           coalesce(b.blocked, FALSE) AS blocked, r.fiat_currency, r.settlement_currency,
-           l.min_amount, l.max_amount, l.cap, coalesce(ac.active, 0) AS active,
-           x.assigned_event_id IN (SELECT assigned_event_id FROM tried) AS tried_before,
-           coalesce(ta.available, 0) AS trader_available, coalesce(ca.available, 0) AS client_available
-    FROM x
-    ASOF LEFT JOIN reg r ON r.trader_id = x.trader_id AND x.pos > r.pos
-    ASOF LEFT JOIN limits l ON l.trader_id = x.trader_id AND x.pos > l.pos
-    ASOF LEFT JOIN presence p ON p.trader_id = x.trader_id AND x.pos > p.pos
-    ASOF LEFT JOIN blocks b ON b.trader_id = x.trader_id AND x.pos > b.pos
-    ASOF LEFT JOIN active ac ON ac.trader_id = x.trader_id AND x.pos > ac.pos
-    ASOF LEFT JOIN ta ON ta.trader_id = x.trader_id AND x.pos > ta.pos
-    ASOF LEFT JOIN ca ON ca.account = 'client:' || x.client_id AND ca.currency = r.settlement_currency AND x.pos > ca.pos
-),
-rules AS (
+xt AS (SELECT *, assigned_event_id IN (SELECT assigned_event_id FROM tried) AS tried_before FROM x),
+trader_rules AS (  -- every rule but the client's balance
     SELECT *, CASE WHEN NOT registered THEN ['registered'] ELSE list_filter([
         CASE WHEN blocked THEN 'not_blocked' END,
         CASE WHEN NOT online THEN 'online' END,
@@ -125,9 +143,20 @@ rules AS (
         CASE WHEN NOT (amount BETWEEN min_amount AND max_amount) THEN 'amount_limits' END,
         CASE WHEN active >= cap THEN 'capacity' END,
         CASE WHEN tried_before THEN 'not_assigned_before' END,
-        CASE WHEN direction = 'payin' AND trader_available < settlement_amount - trader_reward THEN 'trader_deposit' END,
+        CASE WHEN direction = 'payin' AND trader_available < settlement_amount - trader_reward THEN 'trader_deposit' END
+    ], lambda r: r IS NOT NULL) END AS trader_broken
+    FROM xt
+),
+ca AS ({_CLIENT_AVAILABLE}),
+judged AS (  -- a payin breaks no client rule, so it needs the balance only if it breaks another
+    SELECT r.*, coalesce(ca.available, 0) AS client_available
+    FROM (SELECT * FROM trader_rules WHERE direction = 'payout' OR len(trader_broken) > 0) r
+    ASOF LEFT JOIN ca ON ca.account = 'client:' || r.client_id AND ca.currency = r.settlement_currency AND r.pos > ca.pos
+),
+rules AS (
+    SELECT *, CASE WHEN NOT registered THEN trader_broken ELSE list_concat(trader_broken, list_filter([
         CASE WHEN direction = 'payout' AND client_available < settlement_amount + platform_fee THEN 'client_balance' END
-    ], lambda r: r IS NOT NULL) END AS broken
+    ], lambda r: r IS NOT NULL)) END AS broken
     FROM judged
 )
 SELECT 'ASSIGNMENT_VIOLATION' AS check, 'payment_order:' || order_id AS subject,

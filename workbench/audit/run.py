@@ -22,8 +22,7 @@ import polars as pl
 from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
-from . import ratings
-from .assignment import ASSIGNMENT_VIOLATION
+from . import assignment, ratings
 from .checks import COLUMNS, SQL, prepare
 
 #: How bad each kind of break is: money wrong or at risk is ``high``; the platform's data or
@@ -139,7 +138,8 @@ def run_checks(
     ref = _ref_time(con, as_of)
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
-    queries = {**SQL, "ASSIGNMENT_VIOLATION": ASSIGNMENT_VIOLATION}
+    queries = {**SQL, "ASSIGNMENT_VIOLATION": assignment.ASSIGNMENT_VIOLATION}
+    stages = {"ASSIGNMENT_VIOLATION": assignment.STAGES}  # temp tables a check builds first
     start = time.perf_counter()
     no_progress_bar(con)
     prepare(con)
@@ -148,10 +148,14 @@ def run_checks(
         if progress is not None:
             progress(name)
         start = time.perf_counter()
+        for table, stage in stages.get(name, {}).items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stage}").fetchall()
         names = ", ".join(f'"{c}"' for c in COLUMNS)
         named = f"SELECT * FROM ({sql.replace('{ref_time}', ref)}) AS t({names})"
         frame = pl.from_arrow(con.sql(named).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
+        for table in stages.get(name, {}):
+            con.execute(f"DROP TABLE {table}").fetchall()
         frames.append(frame.cast({"amount_delta": pl.Int64}, strict=False))  # type: ignore[dict-item]
         timings[name] = time.perf_counter() - start
     start = time.perf_counter()
