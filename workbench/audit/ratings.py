@@ -2,7 +2,8 @@
 
 The window counts (catalog 3.7) are taken in SQL from running counts per trader, looked up at both
 ends of each window with ``ASOF`` joins (a pair of lookups per rating instead of a scan of the
-window); the score is the domain's :func:`workbench.domain.rating.score`, in exact arithmetic.
+window); the score is the domain's :func:`workbench.domain.rating.score`, in exact arithmetic,
+computed once per distinct set of counts.
 """
 
 from __future__ import annotations
@@ -17,24 +18,37 @@ from ..domain.rating import RatingCounts, score
 from .checks import _ev, prepare
 
 #: Timestamps the formula counts, per trader: assignments, completions, on-time completions,
-#: disputes (of orders the trader completed).
+#: disputes (of orders the trader completed). A completion is on time if it came by the
+#: ``complete_by`` of the acceptance it completed: that of the trader's latest attempt before it.
+#: That attempt is almost always the one the completion ended (``end_event_id``); the search
+#: among the trader's earlier attempts is left for the few completions it is not.
 _STAMPS = f"""
-WITH a AS (SELECT * FROM audit_attempts),
-c AS (
+WITH c AS (
     SELECT e.event_id, e.aggregate_id AS order_id, e.payload->>'trader_id' AS trader_id, e.pos, e.occurred_at
     FROM {_ev("payment_order.completed")} e
 ),
-c_on_time AS (  -- the acceptance each completion completed: the trader's latest attempt before it
-    SELECT c.*, a.complete_by, c.occurred_at <= a.complete_by AS on_time
-    FROM c LEFT JOIN a ON a.order_id = c.order_id AND a.trader_id = c.trader_id AND a.assigned_pos < c.pos
+ended AS (  -- the attempt the completion ended, when it is the trader's own
+    SELECT c.*, a.complete_by
+    FROM c JOIN audit_attempts a
+      ON a.end_event_id = c.event_id AND a.order_id = c.order_id AND a.trader_id = c.trader_id
+     AND a.assigned_pos < c.pos
+),
+searched AS (  -- the others: the trader's latest attempt on the order before the completion
+    SELECT c.*, a.complete_by
+    FROM (SELECT * FROM c ANTI JOIN ended USING (event_id)) c
+    LEFT JOIN audit_attempts a ON a.order_id = c.order_id AND a.trader_id = c.trader_id AND a.assigned_pos < c.pos
     QUALIFY row_number() OVER (PARTITION BY c.event_id ORDER BY a.assigned_pos DESC NULLS LAST) = 1
+),
+c_on_time AS (
+    SELECT *, occurred_at <= complete_by AS on_time
+    FROM (SELECT * FROM ended UNION ALL SELECT * FROM searched)
 ),
 d AS (
     SELECT o.completed_by AS trader_id, e.occurred_at
     FROM {_ev("payment_order.disputed")} e JOIN payment_orders o ON o.order_id = e.aggregate_id
     WHERE o.completed_by IS NOT NULL
 )
-SELECT payload->>'trader_id' AS trader_id, occurred_at AS ts, 'a' AS what FROM {_ev("payment_order.assigned")}
+SELECT trader_id, assigned_at AS ts, 'a' AS what FROM audit_attempts  -- one row per assignment
 UNION ALL SELECT trader_id, occurred_at, 'c' FROM c_on_time
 UNION ALL SELECT trader_id, occurred_at, 'o' FROM c_on_time WHERE on_time
 UNION ALL SELECT trader_id, occurred_at, 'd' FROM d
@@ -42,9 +56,11 @@ UNION ALL SELECT trader_id, occurred_at, 'd' FROM d
 
 RECOMPUTED_COUNTS = f"""
 WITH s AS ({_STAMPS}),
-running AS (  -- how many of each by each instant (ties counted together)
-    SELECT trader_id, what, ts, sum(n) OVER (PARTITION BY trader_id, what ORDER BY ts) AS upto
-    FROM (SELECT trader_id, what, ts, count(*) AS n FROM s GROUP BY ALL)
+running AS (  -- how many of each by each instant: the row number of the last stamp at that instant
+    SELECT trader_id, what, ts, row_number() OVER w AS upto
+    FROM s
+    WINDOW w AS (PARTITION BY trader_id, what ORDER BY ts)
+    QUALIFY lead(ts) OVER w IS DISTINCT FROM ts
 ),
 r AS (
     SELECT *, as_of - to_days(window_days) AS since FROM trader_ratings
@@ -80,9 +96,10 @@ def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         prepare(con)
     frame = pl.from_arrow(con.sql(RECOMPUTED_COUNTS).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
+    cache: dict[tuple[Any, ...], Decimal] = {}  # counts repeat: score each set once
     scores = [
-        _score(a, c, o, d)
-        for a, c, o, d in zip(
+        cache[k] if k in cache else cache.setdefault(k, _score(*k))
+        for k in zip(
             frame["assignments_recomputed"],
             frame["completed_recomputed"],
             frame["on_time_recomputed"],
