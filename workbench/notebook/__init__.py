@@ -1,0 +1,72 @@
+"""What the notebooks in ``notebooks/`` call: the database (:func:`open_database`), cuts of the
+audit's findings and the reconciliation (:mod:`.breaks`), ratings split into the score's
+components (:mod:`.ratings`), who got the work under each policy (:mod:`.policies`), Plotly
+figures (:mod:`.figures`), and running notebooks as reports (:mod:`.execute`) or in JupyterLab
+(:mod:`.lab`).
+
+A notebook starts with :func:`setup`, so its output is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import figures
+from .breaks import (
+    SEVERITIES,
+    account_drift,
+    account_totals,
+    breaks_by_amount,
+    breaks_by_check,
+    breaks_by_day,
+    export_findings,
+    largest_breaks,
+    money_at_stake,
+    trader_drift,
+    with_time,
+)
+from .database import connect, database_summary, open_database
+from .ratings import components, latest, mismatches, pick_trader, with_components
+
+__all__ = [
+    "SEVERITIES",
+    "account_drift",
+    "account_totals",
+    "breaks_by_amount",
+    "breaks_by_check",
+    "breaks_by_day",
+    "components",
+    "connect",
+    "database_summary",
+    "export_findings",
+    "figures",
+    "largest_breaks",
+    "latest",
+    "mismatches",
+    "money_at_stake",
+    "open_database",
+    "pick_trader",
+    "setup",
+    "trader_drift",
+    "with_components",
+    "with_time",
+]
+
+
+def setup() -> None:
+    """Make a notebook's output independent of the machine: times in UTC (the process's
+    ``TZ``, read by DuckDB for ``TIMESTAMPTZ`` values), Plotly figures shown as the plotly
+    mimetype (JupyterLab draws them; :mod:`.execute` turns them into HTML with plotly.js
+    inline), and Polars tables at fixed sizes whatever ``POLARS_FMT_*`` says."""
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    import plotly.io as pio
+    import polars as pl
+
+    pio.renderers.default = "plotly_mimetype"
+    pio.templates.default = figures.TEMPLATE
+    pl.Config.restore_defaults()
+    pl.Config.set_tbl_rows(20)
+    pl.Config.set_tbl_cols(14)
+    pl.Config.set_fmt_str_lengths(60)
