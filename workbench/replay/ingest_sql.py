@@ -95,10 +95,10 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
     so only the ids seen twice (or already stored) and the rows without an id are set aside
     (small), the payload check runs once and keeps only the ids it could not vouch for, and the
     rest goes from the Parquet straight into ``events``."""
-    out = Ingested()
     complete, partial = split_files(files)
-    out.python_files = partial
     if not complete:
+        out = Ingested()
+        out.python_files = partial
         return out
     cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ENVELOPE_TYPES.items())
     names = [str(p) for p in complete]
@@ -106,6 +106,26 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
         f"(SELECT {cols}, filename AS source FROM read_parquet({_q_list(names)}, union_by_name = true, "
         f"filename = true, hive_partitioning = false))"
     )
+    out = ingest_relation(con, src)
+    out.python_files = partial
+    return out
+
+
+def ingest_relation(
+    con: duckdb.DuckDBPyConnection, src: str, *, record: str | None = None
+) -> Ingested:
+    """Load the rows of ``src`` (SQL of a relation with the envelope columns, typed as
+    :data:`ENVELOPE_TYPES`, and ``source``) into ``events``, with the decisions described in the
+    module docstring. The Parquet replay passes its files; the live stream a table of the
+    messages of one batch.
+
+    ``record``: the name of a temporary table (``CREATE OR REPLACE``d, with the columns of
+    ``events``) that receives the accepted rows *instead of* ``events``: the caller adds the rows
+    Python accepts (:attr:`Ingested.odd_rows`) and inserts the whole into ``events`` itself (the
+    live stream does, in log order, and applies exactly those rows incrementally)."""
+    out = Ingested()
+    if record is not None:
+        _exec(con, f"CREATE OR REPLACE TEMP TABLE {record} AS SELECT * FROM events LIMIT 0")
     out.read = int(_exec(con, f"SELECT count(*) FROM {src}")[0][0])
     # Ids delivered more than once, or already in the database: their copies are judged together.
     _exec(
@@ -115,7 +135,7 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
         UNION SELECT i.event_id FROM {src} i SEMI JOIN events e ON e.event_id = i.event_id""",
     )
     single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
-    _copies(con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))")
+    _copies(con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))", record)
     # Rows met once: the payload check keeps only the ids it could not vouch for.
     valid = _valid()
     _exec(
@@ -123,12 +143,11 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
         f"CREATE OR REPLACE TEMP TABLE doubtful AS SELECT event_id "
         f"FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM {src} WHERE {single}) WHERE NOT {valid}",
     )
-    out.applied += int(
-        _exec(
-            con,
-            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM {src} "
-            f"WHERE {single} AND event_id NOT IN (SELECT event_id FROM doubtful)",
-        )[0][0]
+    out.applied += _insert(
+        con,
+        f"SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM {src} "
+        f"WHERE {single} AND event_id NOT IN (SELECT event_id FROM doubtful)",
+        record,
     )
     odd = _rows(
         con,
@@ -143,6 +162,11 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
     return out
 
 
+def _insert(con: duckdb.DuckDBPyConnection, select: str, record: str | None) -> int:
+    """Insert the rows of ``select`` into ``events`` (or into ``record``); returns the count."""
+    return int(_exec(con, f"INSERT INTO {record or 'events'} {select}")[0][0])
+
+
 def _valid() -> str:
     """SQL true only for a row (with its payload as JSON in ``pj``) certainly valid: envelope and
     payload. Compiled once; both the single rows and each id's winning copy are judged by it."""
@@ -153,7 +177,9 @@ def _q_list(names: Sequence[str]) -> str:
     return "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
 
 
-def _copies(con: duckdb.DuckDBPyConnection, out: Ingested, rows: str) -> None:
+def _copies(
+    con: duckdb.DuckDBPyConnection, out: Ingested, rows: str, record: str | None = None
+) -> None:
     """Judge the rows of ids met more than once (or already stored) and the rows without an id:
     redeliveries are counted, conflicting copies set aside, each id's winner checked and
     inserted (or handed to Python), rows without an id handed to Python."""
@@ -194,11 +220,8 @@ def _copies(con: duckdb.DuckDBPyConnection, out: Ingested, rows: str) -> None:
         f"(SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1))"
     )
     _exec(con, f"CREATE OR REPLACE TEMP TABLE winners AS SELECT * FROM {winners}")
-    out.applied += int(
-        _exec(
-            con,
-            f"INSERT INTO events SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM winners WHERE ok",
-        )[0][0]
+    out.applied += _insert(
+        con, f"SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM winners WHERE ok", record
     )
     odd = _rows(
         con,

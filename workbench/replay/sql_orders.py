@@ -341,15 +341,48 @@ def _event_checks(name: str, where: str, partition: str, hash_expr: str) -> str:
 )"""
 
 
-def _violations(hash_expr: str) -> str:
+#: The families of violation rules, by what a rule reads. ``aggregate``: sequence, state-machine,
+#: hold and plan rules, each over one aggregate's own events; its violations name an event of
+#: that aggregate. ``negative``: the running balances of client and trader accounts over the
+#: whole ledger in log order. ``conflict``: the conflicting copies the engine keeps in quarantine.
+#: A full build takes all three; the incremental path (:mod:`.incremental`) takes them apart.
+PARTS = ("aggregate", "negative", "conflict")
+
+
+def _violations(hash_expr: str, parts: tuple[str, ...] = PARTS) -> str:
     """The violations query. The per-aggregate window is partitioned by ``hash_expr``, a hash of
     (stream, aggregate_id): sorting on one integer is much cheaper than on two strings. Two
     aggregates with the same hash would share a partition; such partitions are detected
     (``mixed``) and their events checked again with the exact partition, so the result never
-    depends on the hash (the tests use a hash with many collisions to check that path)."""
+    depends on the hash (the tests use a hash with many collisions to check that path).
+
+    ``parts`` picks the families of rules (:data:`PARTS`); the result is their union, a set."""
+    unknown = set(parts) - set(PARTS)
+    if unknown or not parts:
+        raise ValueError(f"violation parts must be among {PARTS}, got {parts}")
+    ctes: list[str] = []
+    selects: list[str] = []
+    if "aggregate" in parts:
+        ctes += [_event_part(hash_expr), _HOLDS]
+        selects += ["SELECT code, event_id, subject, detail FROM event_v", "SELECT * FROM hold_v"]
+    if "aggregate" in parts or "negative" in parts:
+        ctes.append(LEDGER_BASE)
+    if "aggregate" in parts:
+        ctes.append(_PLAN_V)
+        selects.append("SELECT * FROM plan_v")
+    if "negative" in parts:
+        ctes.append(_NEGATIVE)
+        selects.append("SELECT * FROM negative_v")
+    if "conflict" in parts:
+        ctes.append(_CONFLICT)
+        selects.append("SELECT * FROM conflict_v")
+    return "\nWITH " + ",\n".join(ctes) + "\n" + "\nUNION ".join(selects) + "\n"
+
+
+def _event_part(hash_expr: str) -> str:
+    """Sequence and state-machine rules per aggregate (``event_v``)."""
     exact = f"{hash_expr} IN (SELECT h FROM mixed_h)"
-    return f"""
-WITH {_event_checks("fast", "true", "h", hash_expr)},
+    return f"""{_event_checks("fast", "true", "h", hash_expr)},
 mixed_h AS (SELECT DISTINCT h FROM fast_flagged WHERE mixed),
 {_event_checks("exact", exact, "sc, aggregate_id", hash_expr)},
 flagged AS (
@@ -406,8 +439,10 @@ event_v AS (
         WHERE kind = {_ASSIGNED}
     )
     WHERE attempt <> before + 1
-),
--- trader holds by ref: the last hold event of the same ref says whether one is open
+)"""
+
+
+_HOLDS = """-- trader holds by ref: the last hold event of the same ref says whether one is open
 holds AS (
     SELECT aggregate_id, ord, event_id, kind, j[1] AS ref, j[2]::BIGINT AS amount,
         CASE kind WHEN 'trader.hold_released' THEN 'release' ELSE 'capture' END AS verb
@@ -438,8 +473,11 @@ hold_v AS (
         verb || ' ' || amount || ' of ' || ref || ', but ' || held || ' was held'
     FROM hw
     WHERE kind <> 'trader.hold_placed' AND was_open AND held <> amount
-),
--- ledger plans: batches held, plan ends (the first end fixes the plan's status for good)
+)"""
+
+#: The ledger's events parsed once: held batches, plan ends and postings (read by the plan rules,
+#: the running balances and the incremental path's balance check).
+LEDGER_BASE = f"""-- ledger plans: batches held, plan ends (the first end fixes the plan's status for good)
 lp AS MATERIALIZED (
     SELECT aggregate_id AS plan, ord, event_id, kind,
         CASE WHEN kind = 'ledger_plan.batch_held' THEN from_json(payload, '{_HELD_JSON}') END AS h,
@@ -478,8 +516,9 @@ posts AS MATERIALIZED (
             unnest(postings) AS post, generate_subscripts(postings, 1) - 1 AS i
         FROM held
     )
-),
-plan_v AS (
+)"""
+
+_PLAN_V = """plan_v AS (
     SELECT 'INVALID_TRANSITION' AS code, h.event_id, 'ledger_plan:' || h.plan AS subject,
         'ledger_plan.batch_held is not allowed in status '
             || CASE WHEN f.is_commit THEN 'committed' ELSE 'rolled_back' END AS detail
@@ -533,8 +572,9 @@ plan_v AS (
     JOIN first_end f ON f.plan = x.plan
     LEFT JOIN held_before_end b ON b.plan = x.plan
     WHERE x.ord > f.end_ord OR b.plan IS NULL OR list_sort(x.batch_ids) <> b.batch_ids
-),
--- the account book: a held batch ends at the first end after it that lists it
+)"""
+
+_NEGATIVE = """-- the account book: a held batch ends at the first end after it that lists it
 batch_end AS (
     SELECT h.ord AS held_ord, min(x.ord) AS end_ord, arg_min(x.is_commit, x.ord) AS is_commit
     FROM held h
@@ -596,21 +636,16 @@ negative_v AS (
         n.account || ' available ' || (n.own - n.held) || ' ' || n.currency || ' < 0 (own '
             || n.own || ', held ' || n.held || ') after ' || l.kind || ' of ' || l.plan AS detail
     FROM negative n JOIN lp l ON l.ord = n.ord
-),
--- conflicting copies of an event, kept in quarantine by the engine
+)"""
+
+_CONFLICT = """-- conflicting copies of an event, kept in quarantine by the engine
 conflict_v AS (
     SELECT 'CONFLICTING_DUPLICATE' AS code, event_id,
         coalesce(stream, 'None') || ':' || coalesce(aggregate_id, 'None') AS subject,
         error AS detail
     FROM quarantine
     WHERE reason = 'conflicting_duplicate'
-)
-SELECT code, event_id, subject, detail FROM event_v
-UNION SELECT * FROM hold_v
-UNION SELECT * FROM plan_v
-UNION SELECT * FROM negative_v
-UNION SELECT * FROM conflict_v
-"""
+)"""
 
 
 VIOLATIONS = _violations("hash(stream, aggregate_id)")
