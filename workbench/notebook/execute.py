@@ -197,8 +197,9 @@ def plotly_to_html(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
-def to_html(nb: nbformat.NotebookNode, *, no_input: bool = False) -> str:
-    """The notebook as one standalone HTML page (see the module doc)."""
+def to_html(nb: nbformat.NotebookNode, *, name: str = "report", no_input: bool = False) -> str:
+    """The notebook as one standalone HTML page (see the module doc), titled by the notebook's
+    ``title`` metadata or else ``name``."""
     from nbconvert import HTMLExporter
     from plotly.offline import get_plotlyjs
 
@@ -210,7 +211,7 @@ def to_html(nb: nbformat.NotebookNode, *, no_input: bool = False) -> str:
         exclude_output_prompt=no_input,
     )
     body, _ = exporter.from_notebook_node(
-        plotly_to_html(nb), resources={"plotly_js": get_plotlyjs()}
+        plotly_to_html(nb), resources={"plotly_js": get_plotlyjs(), "metadata": {"name": name}}
     )
     return str(body)
 
@@ -242,5 +243,6 @@ def report(
             nbformat.write(tidy(nb), str(notebook_out))
         if out is not None:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(to_html(nb, no_input=no_input), encoding="utf-8")
+            html = to_html(nb, name=path.stem, no_input=no_input)
+            Path(out).write_text(html, encoding="utf-8")
     return nb

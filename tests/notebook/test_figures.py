@@ -1,0 +1,162 @@
+"""The figure builders: the traces they draw, and figure JSON that is the same on every build
+(plain lists, times without offsets, no random ids) so strict nbval can compare it."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+import pytest
+
+from workbench.audit import recompute_ratings, reconcile_payouts
+from workbench.notebook import breaks, connect, figures, policies, ratings
+from workbench.sim import compare
+from workbench.sim.presets import synthetic_config
+
+
+def _stable(build: object) -> go.Figure:
+    """Build twice: the JSON must be identical, hold no binary arrays and no time offsets."""
+    first, second = build(), build()  # type: ignore[operator]
+    assert isinstance(first, go.Figure)
+    text = pio.to_json(first)
+    assert text == pio.to_json(second)
+    assert '"bdata"' not in text
+    assert "+00:00" not in text
+    return first
+
+
+@pytest.fixture(scope="module")
+def timed(sample_db: Path, sample_findings: pl.DataFrame) -> pl.DataFrame:
+    return breaks.with_time(sample_db, sample_findings)
+
+
+def test_breaks_over_time(timed: pl.DataFrame) -> None:
+    by_day = breaks.breaks_by_day(timed)
+    fig = _stable(lambda: figures.breaks_over_time(by_day))
+    assert [t.name for t in fig.data] == ["high", "medium", "low"]
+    assert sum(sum(t.y) for t in fig.data) == timed.height
+    assert fig.data[0].x[0] == "2026-11-01"
+    assert "unknown time" not in fig.layout.title.text
+    unknown = pl.DataFrame(
+        {"day": [date(2026, 11, 1), None], "severity": ["high", "low"], "findings": [2, 3]}
+    )
+    fig = figures.breaks_over_time(unknown)
+    assert [t.name for t in fig.data] == ["high"]
+    assert "3 of unknown time not shown" in fig.layout.title.text
+    by_check = figures.breaks_over_time(breaks.breaks_by_day(timed, by="check"), by="check")
+    assert len(by_check.data) == timed["check"].n_unique()
+
+
+def test_money_at_stake_labels_are_exact(sample_findings: pl.DataFrame) -> None:
+    at_stake = breaks.money_at_stake(sample_findings)
+    fig = _stable(lambda: figures.money_at_stake(at_stake))
+    assert [t.name for t in fig.data] == sorted(at_stake["currency"].unique().to_list())
+    usdt = next(t for t in fig.data if t.name == "USDT")
+    rows = at_stake.filter(pl.col("currency") == "USDT")
+    assert list(usdt.x) == rows["at_stake"].to_list()
+    assert list(usdt.text) == [f"{v:,}" for v in rows["at_stake"].to_list()]
+    assert fig.layout.xaxis.type == "log"
+
+
+def test_drift_lines_run_over_the_whole_period(sample_db: Path, timed: pl.DataFrame) -> None:
+    drift = breaks.trader_drift(timed)
+    fig = _stable(lambda: figures.trader_drift(drift))
+    assert [t.name for t in fig.data] == sorted(drift["trader_id"].unique().to_list())
+    first = min(x for t in fig.data for x in t.x)
+    last = max(x for t in fig.data for x in t.x)
+    for t in fig.data:
+        assert t.x[0] == first and t.y[0] == 0  # from nothing at the start
+        assert t.x[-1] == last and t.y[-1] == t.y[-2]  # flat to the end
+        assert t.line.shape == "hv"
+    con = connect(sample_db)
+    try:
+        recon = reconcile_payouts(con)
+    finally:
+        con.close()
+    accounts = breaks.account_drift(recon)
+    fig = _stable(lambda: figures.account_drift(accounts))
+    assert {t.name for t in fig.data} == set(accounts["account"].to_list())
+    assert fig.data[0].x[1] == "2026-11-01"
+
+
+@pytest.fixture(scope="module")
+def rated(sample_db: Path) -> pl.DataFrame:
+    con = connect(sample_db)
+    try:
+        return ratings.with_components(recompute_ratings(con))
+    finally:
+        con.close()
+
+
+def test_rating_components(rated: pl.DataFrame) -> None:
+    who = ratings.pick_trader(rated)
+    fig = _stable(lambda: figures.rating_components(rated, who))
+    assert [t.stackgroup for t in fig.data[:3]] == ["score"] * 3
+    mine = rated.filter(pl.col("trader_id") == who).sort("seq")
+    published = fig.data[3]
+    assert list(published.y) == mine["score_published"].to_list()
+    crosses = [s == "x" for s in published.marker.symbol]
+    assert crosses == [not m for m in mine["matches"].to_list()]
+    with pytest.raises(ValueError, match="no ratings"):
+        figures.rating_components(rated, "nobody")
+
+
+def test_score_distribution(rated: pl.DataFrame) -> None:
+    fig = _stable(lambda: figures.score_distribution(rated))
+    assert len(fig.data) == 1 and fig.data[0].type == "box"
+    assert len(fig.data[0].y) == rated.height
+
+
+@pytest.fixture(scope="module")
+def comparison() -> object:
+    config = synthetic_config(traders=8, orders_per_day=300.0, days=0.5, warmup=3600.0)
+    return compare(
+        config, ["production", "least_loaded", "fifo"], seed=2, replications=3, progress=False
+    )
+
+
+def test_lorenz() -> None:
+    traders = pl.DataFrame(
+        {"policy": ["a", "a", "a", "b", "b", "b"], "completed": [0, 0, 3, 1, 1, 1]}
+    )
+    curves = policies.lorenz_curves(traders)
+    fig = _stable(lambda: figures.lorenz(curves, "orders"))
+    assert [t.name for t in fig.data] == ["equality", "a (Gini 0.667)", "b (Gini 0.000)"]
+    assert list(fig.data[1].y) == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_policy_intervals_and_differences(comparison: object) -> None:
+    metrics = ["fill_rate", "gini_orders", "revenue"]
+    summary = comparison.summary  # type: ignore[attr-defined]
+    diffs = comparison.differences  # type: ignore[attr-defined]
+    fig = _stable(lambda: figures.policy_intervals(summary, metrics))
+    assert len(fig.data) == len(metrics)
+    gini = fig.data[1]
+    rows = summary.filter(pl.col("metric") == "gini_orders")
+    assert list(gini.x) == rows["policy"].to_list()
+    for y, plus, high in zip(gini.y, gini.error_y.array, rows["high"].to_list(), strict=True):
+        assert math.isclose(y + plus, high)
+    fig = _stable(lambda: figures.policy_differences(diffs, metrics))
+    assert list(fig.data[0].x) == ["least_loaded − production", "fifo − production"]
+    shapes = [s for s in fig.layout.shapes if s.y0 == 0 and s.y1 == 0]
+    assert len(shapes) == len(metrics)  # a zero line in every panel
+
+
+def test_an_infinite_interval_is_left_out() -> None:
+    summary = pl.DataFrame(
+        {
+            "policy": ["a"],
+            "metric": ["fill_rate"],
+            "mean": [0.5],
+            "low": [-math.inf],
+            "high": [math.inf],
+            "level": [0.95],
+        }
+    )
+    fig = figures.policy_intervals(summary, ["fill_rate"])
+    assert list(fig.data[0].error_y.array) == [None]
+    pio.to_json(fig)  # serialisable
