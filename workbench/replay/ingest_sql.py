@@ -112,7 +112,11 @@ def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
 
 
 def ingest_relation(
-    con: duckdb.DuckDBPyConnection, src: str, *, record: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    src: str,
+    *,
+    record: str | None = None,
+    valid: str | None = None,
 ) -> Ingested:
     """Load the rows of ``src`` (SQL of a relation with the envelope columns, typed as
     :data:`ENVELOPE_TYPES`, and ``source``) into ``events``, with the decisions described in the
@@ -122,7 +126,10 @@ def ingest_relation(
     ``record``: the name of a temporary table (``CREATE OR REPLACE``d, with the columns of
     ``events``) that receives the accepted rows *instead of* ``events``: the caller adds the rows
     Python accepts (:attr:`Ingested.odd_rows`) and inserts the whole into ``events`` itself (the
-    live stream does, in log order, and applies exactly those rows incrementally)."""
+    live stream does, in log order, and applies exactly those rows incrementally).
+
+    ``valid``: the SQL that vouches for a row (default: :func:`_valid`, the full check;
+    :data:`FAST_VALID` is the cheaper one for small batches, leaving more rows to the decoder)."""
     out = Ingested()
     if record is not None:
         _exec(con, f"CREATE OR REPLACE TEMP TABLE {record} AS SELECT * FROM events LIMIT 0")
@@ -135,9 +142,11 @@ def ingest_relation(
         UNION SELECT i.event_id FROM {src} i SEMI JOIN events e ON e.event_id = i.event_id""",
     )
     single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
-    _copies(con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))", record)
+    valid = valid or _valid()
+    _copies(
+        con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))", record, valid
+    )
     # Rows met once: the payload check keeps only the ids it could not vouch for.
-    valid = _valid()
     _exec(
         con,
         f"CREATE OR REPLACE TEMP TABLE doubtful AS SELECT event_id "
@@ -178,12 +187,19 @@ def _q_list(names: Sequence[str]) -> str:
 
 
 def _copies(
-    con: duckdb.DuckDBPyConnection, out: Ingested, rows: str, record: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    out: Ingested,
+    rows: str,
+    record: str | None = None,
+    valid: str | None = None,
 ) -> None:
     """Judge the rows of ids met more than once (or already stored) and the rows without an id:
     redeliveries are counted, conflicting copies set aside, each id's winner checked and
     inserted (or handed to Python), rows without an id handed to Python."""
     _exec(con, f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM {rows}")
+    if not _exec(con, "SELECT 1 FROM incoming LIMIT 1"):  # the usual case: nothing to judge
+        _exec(con, "DROP TABLE IF EXISTS incoming")
+        return
     # Every copy, ranked within its event_id; `known` copies meet an event already stored.
     _exec(
         con,
@@ -214,7 +230,7 @@ def _copies(
         out.odd_rows.append(
             (r, source, f"event {r['event_id']} delivered again with different {diff}")
         )
-    valid = _valid()
+    valid = valid or _valid()
     winners = (
         f"(SELECT * EXCLUDE (pj), {valid} AS ok FROM "
         f"(SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1))"
@@ -237,6 +253,11 @@ def _copies(
 
 
 _VALID = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
+
+#: The fast check only (see :func:`~workbench.replay.validate.payload_predicate`).
+FAST_VALID = (
+    f"({envelope_predicate()} AND coalesce({payload_predicate('pj', per_path=False)}, FALSE))"
+)
 
 
 def judge(row: dict[str, Any]) -> Event | DecodingError:

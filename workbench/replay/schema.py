@@ -375,8 +375,13 @@ REPLAY_RUNS = Table(
         C("started_at", TS, "wall-clock start"),
         C("seconds", "DOUBLE", "duration"),
         C("code_version", "VARCHAR", "workbench version and a hash of its replay code"),
-        C("mode", "VARCHAR", "`full` or `incremental`"),
-        C("sources", "VARCHAR", "JSON list of files read with their SHA-256"),
+        C("mode", "VARCHAR", "`full` or `incremental` (exports), `stream` (the live stream)"),
+        C(
+            "sources",
+            "VARCHAR",
+            "JSON list of files read with their SHA-256, or of the stream read with the first "
+            "and last message sequence",
+        ),
         C("events_read", "BIGINT", "rows read"),
         C("applied", "BIGINT", "new events applied"),
         C(
@@ -397,6 +402,29 @@ REPLAY_RUNS = Table(
     projection=False,
 )
 
+STREAM_POSITIONS = Table(
+    "stream_positions",
+    "Where the live stream stands: per stream instance, the last message sequence this database "
+    "has taken in, committed in the same transaction as the events and projections of that "
+    "message (so a restart resumes exactly after it), and what became of the messages "
+    "(`messages = applied + duplicates + quarantined`, each message counted once).",
+    (
+        C("source", "VARCHAR", "bus and stream, e.g. `nats:PLATFORM_EVENTS`"),
+        C("epoch", "VARCHAR", "the stream instance (JetStream: its creation time)"),
+        C("partition_id", "VARCHAR", "partition of the stream (empty for JetStream)"),
+        C("consumer", "VARCHAR", "the durable consumer this database reads with"),
+        C("last_seq", "BIGINT", "last message sequence taken in (applied, skipped or quarantined)"),
+        C("messages", "BIGINT", "messages taken in from this stream instance"),
+        C("applied", "BIGINT", "of which new events applied"),
+        C("duplicates", "BIGINT", "of which identical redeliveries of an event already stored"),
+        C("quarantined", "BIGINT", "of which quarantined (undecodable or conflicting)"),
+        C("updated_at", TS, "time of the last commit"),
+        C("run_id", "BIGINT", "replay run of the last commit (`replay_runs`)"),
+    ),
+    ("source", "epoch", "partition_id"),
+    projection=False,
+)
+
 PROJECTIONS: Final[tuple[Table, ...]] = (
     CLIENTS,
     TRADERS,
@@ -411,7 +439,13 @@ PROJECTIONS: Final[tuple[Table, ...]] = (
     VIOLATIONS,
 )
 
-TABLES: Final[tuple[Table, ...]] = (EVENTS, QUARANTINE, *PROJECTIONS, REPLAY_RUNS)
+TABLES: Final[tuple[Table, ...]] = (
+    EVENTS,
+    QUARANTINE,
+    *PROJECTIONS,
+    REPLAY_RUNS,
+    STREAM_POSITIONS,
+)
 BY_NAME: Final[dict[str, Table]] = {t.name: t for t in TABLES}
 
 

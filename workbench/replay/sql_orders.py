@@ -574,13 +574,17 @@ _PLAN_V = """plan_v AS (
     WHERE x.ord > f.end_ord OR b.plan IS NULL OR list_sort(x.batch_ids) <> b.batch_ids
 )"""
 
-_NEGATIVE = """-- the account book: a held batch ends at the first end after it that lists it
-batch_end AS (
+#: The account book: a held batch ends at the first end after it that lists it.
+BATCH_END = """batch_end AS (
     SELECT h.ord AS held_ord, min(x.ord) AS end_ord, arg_min(x.is_commit, x.ord) AS is_commit
     FROM held h
     JOIN ends x ON x.plan = h.plan AND x.ord > h.ord AND list_contains(x.batch_ids, h.batch_id)
     GROUP BY h.ord
-),
+)"""
+
+_NEGATIVE = (
+    BATCH_END
+    + """,
 -- guarded accounts, numbered: the running balances are one cumulative sum in (id, ord) order
 -- minus the sums of the accounts before (much cheaper than a window partitioned by account);
 -- materialized, so that every reference sees the same numbering
@@ -637,6 +641,7 @@ negative_v AS (
             || n.own || ', held ' || n.held || ') after ' || l.kind || ' of ' || l.plan AS detail
     FROM negative n JOIN lp l ON l.ord = n.ord
 )"""
+)
 
 _CONFLICT = """-- conflicting copies of an event, kept in quarantine by the engine
 conflict_v AS (
