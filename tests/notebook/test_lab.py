@@ -77,6 +77,7 @@ def _get(url: str) -> object:
         return json.loads(r.read())
 
 
+@pytest.mark.slow
 def test_lab_serves_the_notebooks_with_this_python(tmp_path: Path) -> None:
     port, token = _free_port(), "workbench-test"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+pytestmark = pytest.mark.slow
+
 #: Headless, as root in a container, and offline: any request off this machine fails.
 FLAGS = [
     "--headless",

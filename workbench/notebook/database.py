@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -27,9 +28,17 @@ def open_database(db: str | Path, export: str | Path | None = None) -> Path:
     from ..replay.engine import rebuild
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    summary = rebuild([source], path, progress=False)
-    if not summary.balanced:  # pragma: no cover - the replay's own check; kept loud
-        raise RuntimeError(f"replay of {source} into {path} lost events:\n{summary}")
+    # Built beside it and renamed into place: nobody opens a half-built database, and two
+    # notebooks making it at once do not trip over DuckDB's lock (the last rename wins).
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        summary = rebuild([source], partial, progress=False)
+        if not summary.balanced:  # pragma: no cover - the replay's own check; kept loud
+            raise RuntimeError(f"replay of {source} into {path} lost events:\n{summary}")
+        os.replace(partial, path)
+    finally:
+        for leftover in (partial, partial.with_name(partial.name + ".wal")):
+            leftover.unlink(missing_ok=True)
     return path
 
 
