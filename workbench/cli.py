@@ -16,6 +16,8 @@ examples:
   workbench generate out/export --seed 7 --days 7 --orders-per-day 600 --truth out/truth.csv
   workbench generate out/clean --days 2 --clean
   workbench replay data/sample_events --db out/sample.duckdb
+  workbench publish data/sample_events --to nats://127.0.0.1:4222
+  workbench replay nats://127.0.0.1:4222 --db out/live.duckdb --follow
   workbench audit --db out/sample.duckdb
   workbench audit --db out/sample.duckdb --format csv --out out/findings.csv
   workbench explain F-0123456789ab --db out/sample.duckdb
@@ -227,11 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
             "not be decoded. Replaying into an existing database adds only new events; every run "
             "is one transaction and is recorded in replay_runs with its sources and the "
             "projections' content hashes. Exits 1 if the nothing-lost check fails. "
-            "Python: workbench.replay.rebuild(); open the result with workbench.connect(db)."
+            "A SOURCE nats://HOST:PORT reads the live stream instead (NATS JetStream stream "
+            "PLATFORM_EVENTS, a durable pull consumer): batches applied with the same semantics, "
+            "each in one transaction with the stream position, acknowledged after the commit, so "
+            "every event takes effect exactly once across crashes and restarts; it stops once "
+            "caught up, or with --follow runs until SIGINT or SIGTERM, showing the lag. "
+            "Python: workbench.replay.rebuild(), workbench.replay.catch_up(db, url); open the "
+            "result with workbench.connect(db)."
         ),
     )
     r.add_argument(
-        "sources", metavar="SOURCE", nargs="+", type=Path, help="Parquet file or export directory"
+        "sources",
+        metavar="SOURCE",
+        nargs="+",
+        help="Parquet file or export directory; or nats://HOST:PORT, the live stream",
     )
     r.add_argument("--db", type=Path, required=True, help="DuckDB file to create or update")
     r.add_argument(
@@ -255,6 +266,71 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="DuckDB's memory cap, e.g. 1200MB or 4GB (default 1200MB; past it DuckDB spills to "
         "FILE.duckdb.tmp); 'none' for DuckDB's default (80%% of RAM)",
+    )
+    r.add_argument(
+        "--follow",
+        action="store_true",
+        help="stream only: keep following the stream until SIGINT or SIGTERM (stops cleanly "
+        "between batches), with a status line of the lag (events and seconds behind)",
+    )
+    r.add_argument(
+        "--stream",
+        default="PLATFORM_EVENTS",
+        metavar="NAME",
+        help="stream only: the JetStream stream (default PLATFORM_EVENTS)",
+    )
+    r.add_argument(
+        "--consumer",
+        metavar="NAME",
+        help="stream only: the durable consumer's name (default: one per database, kept in "
+        "its stream_positions)",
+    )
+    r.add_argument(
+        "--batch",
+        type=_positive,
+        default=20_000,
+        metavar="N",
+        help="stream only: at most N messages per transaction (default 20000; a batch takes "
+        "whatever has arrived, so it is small when the stream is quiet)",
+    )
+    r.add_argument(
+        "--status-every",
+        type=_non_negative,
+        default=5.0,
+        metavar="S",
+        help="stream with --follow: a status line every S seconds (default 5; 0: none)",
+    )
+
+    pb = sub.add_parser(
+        "publish",
+        help="publish an export onto the live stream (NATS JetStream), in the catalog's format",
+        description=(
+            "Publish every row of Parquet exports onto the JetStream stream PLATFORM_EVENTS "
+            "(created if missing: subjects platform.>, file storage, a 2-minute duplicate "
+            "window), one message per row: subject platform.<stream>.<aggregate_id>, body the "
+            "envelope as one JSON object (payload nested, timestamps RFC 3339), header "
+            "Nats-Msg-Id = event_id so the broker drops an identical redelivery. Rows go in log "
+            "order (position, then event_id). A copy of an event_id with other content gets its "
+            "own message id, so it reaches the stream and is quarantined as a conflicting "
+            "duplicate, as a replay of the export would. For demos, tests and backfills. "
+            "Python: workbench.replay.nats_source.publish()."
+        ),
+    )
+    pb.add_argument(
+        "sources", metavar="SOURCE", nargs="+", type=Path, help="Parquet file or export directory"
+    )
+    pb.add_argument("--to", required=True, metavar="URL", help="nats://HOST:PORT")
+    pb.add_argument(
+        "--stream",
+        default="PLATFORM_EVENTS",
+        metavar="NAME",
+        help="stream (default PLATFORM_EVENTS)",
+    )
+    pb.add_argument(
+        "--rate",
+        type=_non_negative,
+        metavar="N",
+        help="at most N messages per second (a steady publisher; default: as fast as acked)",
     )
 
     a = sub.add_parser(
@@ -545,6 +621,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return _summary(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "publish":
+            return _publish(args)
         if args.command == "audit":
             return _audit(args)
         if args.command == "explain":
@@ -593,7 +671,15 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from .replay import rebuild
+    from .replay.stream import is_stream_url
 
+    urls = [s for s in args.sources if is_stream_url(s)]
+    if urls:
+        if len(args.sources) != 1:
+            raise ValueError("the live stream is read alone: one nats://HOST:PORT and no files")
+        return _replay_stream(args, urls[0])
+    if args.follow:
+        raise ValueError("--follow reads the live stream: give nats://HOST:PORT as SOURCE")
     summary = rebuild(
         args.sources,
         args.db,
@@ -602,6 +688,47 @@ def _replay(args: argparse.Namespace) -> int:
         engine=args.engine,
         memory_limit=None if args.memory_limit.lower() == "none" else args.memory_limit,
     )
+    print(summary)
+    return 0 if summary.balanced else 1
+
+
+def _replay_stream(args: argparse.Namespace, url: str) -> int:
+    from .replay.stream import catch_up, follow
+
+    memory = None if args.memory_limit.lower() == "none" else args.memory_limit
+    if args.follow:
+        print(
+            f"following {url} stream {args.stream} into {args.db} (Ctrl-C or SIGTERM stops "
+            "between batches)",
+            file=sys.stderr,
+        )
+        summary = follow(
+            args.db,
+            url,
+            stream=args.stream,
+            consumer=args.consumer,
+            max_batch=args.batch,
+            status=lambda line: print(line, file=sys.stderr, flush=True),
+            status_every=args.status_every,
+            memory_limit=memory,
+        )
+    else:
+        summary = catch_up(
+            args.db,
+            url,
+            stream=args.stream,
+            consumer=args.consumer,
+            max_batch=args.batch,
+            memory_limit=memory,
+        )
+    print(summary)
+    return 0 if summary.balanced else 1
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .replay.nats_source import publish
+
+    summary = publish(args.sources, args.to, stream=args.stream, rate=args.rate or None)
     print(summary)
     return 0 if summary.balanced else 1
 

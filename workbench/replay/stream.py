@@ -52,6 +52,7 @@ import pyarrow as pa
 
 from ..domain.catalog import DecodingError, try_decode
 from ..domain.events import ENVELOPE_FIELDS, Event
+from ..sources import SourceError
 from . import incremental, ingest_sql, store
 from .engine import (
     CONFLICT,
@@ -789,6 +790,7 @@ class Options:
     max_messages: int | None = None  # stop after this many messages (tests, benchmarks)
     status_every: float = 5.0  # follow: a status line this often (seconds); 0: never
     keep_latencies: bool = False
+    reconnect_timeout: float = 60.0  # catch-up: give up after the broker is gone this long
 
 
 async def run(
@@ -821,7 +823,7 @@ async def run(
         name = store_db.consumer_name(key, consumer)
         store_db.consumer = summary.consumer = name
         committed = store_db.committed(key)
-        gone_from = await source.start(committed, name)
+        gone_from = await _restart(source, committed, name, opts)
         if gone_from is not None:
             summary.skipped_gone += gone_from - (committed or 0) - 1
         idle_since = time.perf_counter()
@@ -835,10 +837,11 @@ async def run(
             if opts.max_messages is not None:
                 want = max(1, min(want, opts.max_messages - summary.messages))
             try:
-                msgs = await _fetch(source, want, opts, stop)
+                quiet = not opts.follow and source.pending() == 0
+                msgs = await _fetch(source, want, opts, stop, wait=0.2 if quiet else None)
             except Resync:
                 committed = store_db.committed(key)
-                gone_from = await source.start(committed, name)
+                gone_from = await _restart(source, committed, name, opts)
                 if gone_from is not None:
                     summary.skipped_gone += gone_from - (committed or 0) - 1
                 continue
@@ -872,7 +875,12 @@ async def run(
             last = msgs[-1]
             summary.lag_events = source.pending()
             if last.published_ns is not None:
-                summary.lag_seconds = max(0.0, result.committed_at - last.published_ns / 1e9)
+                # behind: how old the last event applied is, unless nothing is waiting
+                summary.lag_seconds = (
+                    0.0
+                    if summary.lag_events == 0
+                    else max(0.0, result.committed_at - last.published_ns / 1e9)
+                )
                 if opts.keep_latencies:
                     summary.latencies.extend(
                         max(0.0, result.committed_at - m.published_ns / 1e9)
@@ -897,13 +905,39 @@ async def run(
     return summary
 
 
+async def _restart(
+    source: Source, committed: int | None, consumer: str, opts: Options
+) -> int | None:
+    """``source.start``, tried again while the broker cannot be reached (a restart of the broker,
+    a network blip), for ``opts.reconnect_timeout`` seconds (``--follow``: for ever)."""
+    deadline = time.monotonic() + opts.reconnect_timeout
+    wait = 0.1
+    while True:
+        try:
+            return await source.start(committed, consumer)
+        except (SourceError, ReplayError):
+            raise
+        except Exception as exc:
+            if not opts.follow and time.monotonic() >= deadline:
+                raise SourceError(
+                    f"{source.url}: cannot position the consumer ({exc or type(exc).__name__})"
+                ) from exc
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 2.0)
+
+
 async def _fetch(
-    source: Source, want: int, opts: Options, stop: asyncio.Event | None
+    source: Source,
+    want: int,
+    opts: Options,
+    stop: asyncio.Event | None,
+    wait: float | None = None,
 ) -> list[Message]:
     """The next batch; returns early (empty) when ``stop`` is set."""
+    wait = opts.max_wait if wait is None else wait
     if stop is None:
-        return await source.fetch(want, opts.max_wait)
-    fetch = asyncio.ensure_future(source.fetch(want, opts.max_wait))
+        return await source.fetch(want, wait)
+    fetch = asyncio.ensure_future(source.fetch(want, wait))
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({fetch, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -937,3 +971,89 @@ def run_sync(coro_factory: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(coro_factory())  # type: ignore[arg-type]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
         return ex.submit(lambda: asyncio.run(coro_factory())).result()  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- entry points
+def open_source(url: str, **kwargs: Any) -> Source:
+    """The adapter for a bus URL: ``nats://HOST:PORT`` (NATS JetStream). Only adapters tested
+    against a real broker are shipped; another bus adds its scheme here."""
+    if url.startswith(("nats://", "tls://")):
+        from .nats_source import NatsSource
+
+        return NatsSource(url, **kwargs)
+    raise ValueError(f"{url!r}: not a stream URL (the live stream is read from nats://HOST:PORT)")
+
+
+def is_stream_url(text: str) -> bool:
+    return "://" in str(text) and str(text).split("://", 1)[0] in ("nats", "tls")
+
+
+def catch_up(
+    db: str | Path,
+    url: str,
+    *,
+    stream: str = "PLATFORM_EVENTS",
+    consumer: str | None = None,
+    max_batch: int = 20_000,
+    max_messages: int | None = None,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+) -> StreamSummary:
+    """Apply everything published on the stream since this database last read it, then return
+    (a notebook's refresh): ``workbench.replay.catch_up("out/sample.duckdb", "nats://127.0.0.1:4222")``.
+    Works inside a running event loop (Jupyter) too."""
+    opts = Options(max_batch=max_batch, max_messages=max_messages, status_every=0)
+    return run_sync(
+        lambda: run(
+            open_source(url, stream=stream),
+            db,
+            consumer=consumer,
+            options=opts,
+            memory_limit=memory_limit,
+        )
+    )
+
+
+def follow(
+    db: str | Path,
+    url: str,
+    *,
+    stream: str = "PLATFORM_EVENTS",
+    consumer: str | None = None,
+    max_batch: int = 20_000,
+    stop: asyncio.Event | None = None,
+    status: Callable[[str], None] | None = None,
+    status_every: float = 5.0,
+    signals: bool = True,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+) -> StreamSummary:
+    """Follow the stream until SIGINT or SIGTERM (with ``signals``) or until ``stop`` is set;
+    stops between batches, so the database always ends on a committed batch."""
+
+    async def main() -> StreamSummary:
+        halt = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        if signals:
+            import signal
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, halt.set)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        try:
+            return await run(
+                open_source(url, stream=stream, reconnect_forever=True),
+                db,
+                consumer=consumer,
+                options=Options(max_batch=max_batch, follow=True, status_every=status_every),
+                stop=halt,
+                status=status,
+                memory_limit=memory_limit,
+            )
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
