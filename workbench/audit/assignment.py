@@ -65,24 +65,28 @@ FROM audit_trader_money
 WHERE kind <> 'trader.hold_captured'
 """
 
-#: Orders in an open attempt with each trader, after each assignment or ending.
-_ACTIVE = """
-SELECT trader_id, pos, sum(d) OVER (PARTITION BY trader_id ORDER BY pos) AS active
-FROM (
-    SELECT trader_id, pos, sum(d) AS d FROM (
-        SELECT trader_id, assigned_pos AS pos, 1 AS d FROM audit_attempts
-        UNION ALL SELECT trader_id, end_pos, -1 FROM audit_attempts WHERE end_pos IS NOT NULL
-    ) GROUP BY ALL
-)
+#: How many of each trader's attempts had ended by each position: the row number of the last
+#: ending at that position (row numbers and ranks cost a fraction of a running sum).
+_ENDED = """
+SELECT trader_id, end_pos AS pos, row_number() OVER w AS ended
+FROM audit_attempts WHERE end_pos IS NOT NULL
+WINDOW w AS (PARTITION BY trader_id ORDER BY end_pos)
+QUALIFY lead(end_pos) OVER w IS DISTINCT FROM end_pos
 """
 
-#: The trader's side of every assignment (``k``: the attempt's row in ``audit_attempts``).
+#: The trader's side of every assignment (``k``: the attempt's row in ``audit_attempts``). Its
+#: active orders are the trader's attempts assigned before it (its rank among them) less those
+#: ended before it.
 ASSIGNMENT_TRADER = f"""
-WITH state AS ({_TRADER_STATE}), ta AS ({_TRADER_AVAILABLE}), active AS ({_ACTIVE})
-SELECT a.k, s.reg, s.lim, s.online, s.blocked, ac.active, ta.available
-FROM (SELECT rowid AS k, trader_id, assigned_pos AS pos FROM audit_attempts) a
+WITH state AS ({_TRADER_STATE}), ta AS ({_TRADER_AVAILABLE}), ended AS ({_ENDED})
+SELECT a.k, s.reg, s.lim, s.online, s.blocked,
+       CASE WHEN a.trader_id IS NOT NULL THEN a.started - coalesce(e.ended, 0) END AS active,
+       ta.available
+FROM (SELECT rowid AS k, trader_id, assigned_pos AS pos,
+             rank() OVER (PARTITION BY trader_id ORDER BY assigned_pos) - 1 AS started
+      FROM audit_attempts) a
 ASOF LEFT JOIN state s ON s.trader_id = a.trader_id AND a.pos > s.pos
-ASOF LEFT JOIN active ac ON ac.trader_id = a.trader_id AND a.pos > ac.pos
+ASOF LEFT JOIN ended e ON e.trader_id = a.trader_id AND a.pos > e.pos
 ASOF LEFT JOIN ta ON ta.trader_id = a.trader_id AND a.pos > ta.pos
 """
 
@@ -95,8 +99,9 @@ _CLIENT_AVAILABLE = f"""
 WITH le AS (  -- positions of the ledger's own events (a join on them, not on every event)
     SELECT event_id, pos FROM {_ev("ledger_plan.batch_held", "ledger_plan.committed", "ledger_plan.rolled_back")}
 ),
-lp AS (
-    SELECT p.*, h.pos AS held_pos, e.pos AS end_pos, pl.status AS plan_status
+lp AS (  -- only the columns used: this is materialized, once for the three kinds of move
+    SELECT p.from_account, p.to_account, p.amount, p.currency, p.batch_status,
+           h.pos AS held_pos, e.pos AS end_pos
     FROM ledger_postings p
     JOIN ledger_plans pl USING (plan_id)
     JOIN le h ON h.event_id = p.held_event_id
@@ -117,24 +122,25 @@ SELECT account, currency, pos, sum(d) OVER (PARTITION BY account, currency ORDER
 FROM by_pos
 """
 
+#: The rules at every assignment. The wide columns (ids, the detail's figures) are carried by
+#: ``k``, the attempt's row, and fetched for the breaking assignments only.
 ASSIGNMENT_VIOLATION = f"""
-WITH x AS (
-    SELECT a.order_id, a.attempt, a.trader_id, a.assigned_event_id, a.assigned_pos AS pos,
-           a.settlement_amount, a.platform_fee, a.trader_reward, o.client_id, o.direction,
-           o.amount, o.currency,
+WITH att AS (SELECT rowid AS k, * FROM audit_attempts),
+x AS (
+    SELECT a.k, a.assigned_pos AS pos, a.settlement_amount, a.platform_fee, a.trader_reward,
+           o.client_id, o.direction, o.amount, o.currency,
            s.reg IS NOT NULL AS registered, coalesce(s.online, FALSE) AS online,
            coalesce(s.blocked, FALSE) AS blocked, s.reg.fiat_currency, s.reg.settlement_currency,
            s.lim.min_amount, s.lim.max_amount, s.lim.cap, coalesce(s.active, 0) AS active,
            coalesce(s.available, 0) AS trader_available
-    FROM (SELECT rowid AS k, * FROM audit_attempts) a
+    FROM att a
     JOIN payment_orders o USING (order_id)
     LEFT JOIN audit_assignment_trader s USING (k)
 ),
 tried AS (
-    SELECT DISTINCT b.assigned_event_id FROM audit_attempts b JOIN audit_attempts c
+    SELECT DISTINCT b.k FROM att b JOIN att c
       ON c.order_id = b.order_id AND c.trader_id = b.trader_id AND c.assigned_pos < b.assigned_pos
 ),
-xt AS (SELECT *, assigned_event_id IN (SELECT assigned_event_id FROM tried) AS tried_before FROM x),
 trader_rules AS (  -- every rule but the client's balance
     SELECT *, CASE WHEN NOT registered THEN ['registered'] ELSE list_filter([
         CASE WHEN blocked THEN 'not_blocked' END,
@@ -145,7 +151,7 @@ trader_rules AS (  -- every rule but the client's balance
         CASE WHEN tried_before THEN 'not_assigned_before' END,
         CASE WHEN direction = 'payin' AND trader_available < settlement_amount - trader_reward THEN 'trader_deposit' END
     ], lambda r: r IS NOT NULL) END AS trader_broken
-    FROM xt
+    FROM (SELECT *, k IN (SELECT k FROM tried) AS tried_before FROM x)
 ),
 ca AS ({_CLIENT_AVAILABLE}),
 judged AS (  -- a payin breaks no client rule, so it needs the balance only if it breaks another
@@ -159,11 +165,13 @@ rules AS (
     ], lambda r: r IS NOT NULL)) END AS broken
     FROM judged
 )
-SELECT 'ASSIGNMENT_VIOLATION' AS check, 'payment_order:' || order_id AS subject,
-       assigned_event_id AS event_id, [assigned_event_id] AS evidence,
+SELECT 'ASSIGNMENT_VIOLATION' AS check, 'payment_order:' || a.order_id AS subject,
+       a.assigned_event_id AS event_id, [a.assigned_event_id] AS evidence,
        NULL::BIGINT AS amount_delta, NULL AS currency,
        format('attempt {{}} assigned to {{}} breaking rule {{}} (online {{}}, blocked {{}}, active {{}} of {{}}, amount {{}} {{}} within {{}}..{{}} {{}}, deposit available {{}}, client available {{}})',
-              attempt, trader_id, array_to_string(broken, ', '), online, blocked, active, cap,
-              amount, currency, min_amount, max_amount, fiat_currency, trader_available, client_available) AS detail
-FROM rules WHERE len(broken) > 0
+              a.attempt, a.trader_id, array_to_string(r.broken, ', '), r.online, r.blocked, r.active, r.cap,
+              r.amount, r.currency, r.min_amount, r.max_amount, r.fiat_currency, r.trader_available,
+              r.client_available) AS detail
+FROM rules r JOIN att a USING (k)
+WHERE len(r.broken) > 0
 """
