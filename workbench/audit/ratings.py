@@ -65,12 +65,14 @@ running AS (  -- how many of each by each instant: the row number of the last st
 r AS (
     SELECT *, as_of - to_days(window_days) AS since FROM trader_ratings
 ),
-k AS (SELECT * FROM r CROSS JOIN (VALUES ('a'), ('c'), ('o'), ('d')) w(what)),
-counted AS (
-    SELECT k.event_id, k.what, coalesce(hi.upto, 0) - coalesce(lo.upto, 0) AS n
-    FROM k
-    ASOF LEFT JOIN running hi ON hi.trader_id = k.trader_id AND hi.what = k.what AND k.as_of >= hi.ts
-    ASOF LEFT JOIN running lo ON lo.trader_id = k.trader_id AND lo.what = k.what AND k.since >= lo.ts
+k AS (  -- both ends of each window, for each count, as rows: one lookup does them all
+    SELECT r.event_id, r.trader_id, w.what, e.sign, CASE WHEN e.sign = 1 THEN r.as_of ELSE r.since END AS at
+    FROM r CROSS JOIN (VALUES ('a'), ('c'), ('o'), ('d')) w(what) CROSS JOIN (VALUES (1), (-1)) e(sign)
+),
+counted AS (  -- the count at the window's end less the count at its start
+    SELECT k.event_id, k.what, sum(k.sign * coalesce(u.upto, 0)) AS n
+    FROM k ASOF LEFT JOIN running u ON u.trader_id = k.trader_id AND u.what = k.what AND k.at >= u.ts
+    GROUP BY ALL
 )
 SELECT r.trader_id, r.seq, r.as_of, r.window_days, r.event_id,
        r.assignments, r.completed, r.on_time, r.disputed, r.score,
