@@ -55,6 +55,19 @@ def check_url(url: str) -> str:
     return url
 
 
+async def _reachable(url: str, timeout: float) -> None:
+    """Fail at once, naming the URL, if nothing listens there (nats-py would retry for as long
+    as it is allowed to reconnect later)."""
+    parsed = urlparse(url)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parsed.hostname, parsed.port or 4222), timeout
+        )
+        writer.close()
+    except (OSError, TimeoutError) as exc:
+        raise SourceError(f"{url}: cannot connect to NATS ({exc or type(exc).__name__})") from None
+
+
 class _Client(Client):  # type: ignore[misc]
     """nats-py's client, with the messages of chosen subscriptions handed over raw.
 
@@ -146,6 +159,7 @@ class NatsSource:
 
     # -- connection
     async def connect(self) -> StreamKey:
+        await _reachable(self.url, self.connect_timeout)
         nc = _Client()
 
         async def on_error(exc: Exception) -> None:
@@ -416,6 +430,7 @@ async def publish_async(
     """Publish every row of the exports onto ``stream`` (see :mod:`.publish` for the format and
     the order); ``rate`` caps the messages per second (a steady publisher, for lag figures)."""
     check_url(url)
+    await _reachable(url, 5.0)
     out = PublishSummary(url=url, stream=stream)
     started = time.perf_counter()
     try:

@@ -239,7 +239,6 @@ def _typed_sql(msgs: str, source_prefix: str) -> str:
 
     ok = " AND ".join(
         [
-            "f IS NOT NULL",
             "json_type(body) = 'OBJECT'",
             "len(json_keys(body)) = len(list_distinct(json_keys(body)))",
             *(f"{jt(n)} = 'VARCHAR'" for n in ("event_id", "stream", "aggregate_id", "kind")),
@@ -253,7 +252,7 @@ def _typed_sql(msgs: str, source_prefix: str) -> str:
             # a string payload is its text; an object must be the body's last field, so that its
             # exact text is the rest of the body (checked against the parsed value)
             f"({jt('payload')} = 'VARCHAR' OR ({jt('payload')} = 'OBJECT' "
-            "AND json_valid(tail) AND json(tail) = f.payload))",
+            "AND CASE WHEN json_valid(tail) THEN json(tail) = f.payload ELSE false END))",
         ]
     )
     tail = (
@@ -276,7 +275,9 @@ SELECT seq, ok,
     CASE WHEN {jt("payload")} = 'VARCHAR' THEN {text("payload")} ELSE tail END AS payload,
     {_q(source_prefix)} || seq AS source
 FROM (
-    SELECT *, coalesce({ok}, false) AS ok
+    -- CASE, not AND: DuckDB does not stop at the first false term, and JSON functions raise
+    -- on a body that is not JSON
+    SELECT *, CASE WHEN f IS NOT NULL THEN coalesce({ok}, false) ELSE false END AS ok
     FROM (
         SELECT seq, body, {tail} AS tail,
             CASE WHEN json_valid(body) THEN json_transform(body, '{{{fields}}}') END AS f
@@ -444,14 +445,24 @@ class StreamDatabase:
         start = time.perf_counter()
         result = BatchResult()
         con = self.con
+        committed = self.committed(key)  # one writer: the database file is ours alone
+        # A sequence the database has, or met earlier in this batch (the broker redelivered it
+        # while the batch was on its way), is a redelivery: acknowledged, not taken in.
+        fresh: list[Message] = []
+        seen: set[int] = set()
+        for m in messages:
+            if (committed is None or m.seq > committed) and m.seq not in seen:
+                seen.add(m.seq)
+                fresh.append(m)
+        # Typing the bodies changes nothing stored, so it runs before the transaction: a body
+        # that trips DuckDB cannot abort it (those bodies then all go to Python).
+        staged = self._stage(con, key, fresh) if fresh else None
         con.execute("BEGIN TRANSACTION").fetchall()
         try:
-            committed = self.committed(key)
-            fresh = [m for m in messages if committed is None or m.seq > committed]
             result.redelivered = len(messages) - len(fresh)
-            if fresh:
-                self._take(con, key, fresh, result)
-                result.last_seq = fresh[-1].seq
+            if fresh and staged is not None:
+                self._take(con, key, fresh, result, *staged)
+                result.last_seq = max(m.seq for m in fresh)
                 if not result.balanced:
                     raise ReplayError(
                         f"nothing-lost check failed for messages {fresh[0].seq}..{fresh[-1].seq}: "
@@ -481,15 +492,13 @@ class StreamDatabase:
                 self.first_seq = fresh[0].seq
         return result
 
-    def _take(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        key: StreamKey,
-        msgs: Sequence[Message],
-        result: BatchResult,
-    ) -> None:
+    def _stage(
+        self, con: duckdb.DuckDBPyConnection, key: StreamKey, msgs: Sequence[Message]
+    ) -> tuple[list[tuple[Any, ...]], dict[int, str], list[int]]:
+        """Type the bodies DuckDB can vouch for into temp table ``staged``; returns the
+        quarantine rows of bodies that are not even UTF-8, the bodies by sequence, and the
+        sequences Python must judge."""
         run_id = self.run_id
-        result.messages = len(msgs)
         quarantine: list[tuple[Any, ...]] = []
         bodies: dict[int, str] = {}
         texts: list[str | None] = []
@@ -527,13 +536,32 @@ class StreamDatabase:
                 "CREATE OR REPLACE TEMP TABLE typed AS "
                 + _typed_sql("(SELECT * FROM _msgs WHERE body IS NOT NULL)", prefix)
             ).fetchall()
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {cols} FROM typed WHERE ok"
+            ).fetchall()
+            doubtful = [
+                int(r[0]) for r in con.execute("SELECT seq FROM typed WHERE NOT ok").fetchall()
+            ]
+        except duckdb.Error:
+            con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM events LIMIT 0")
+            doubtful = sorted(bodies)
         finally:
             con.unregister("_msgs")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {cols} FROM typed WHERE ok"
-        ).fetchall()
-        doubtful = [int(r[0]) for r in con.execute("SELECT seq FROM typed WHERE NOT ok").fetchall()]
-        con.execute("DROP TABLE IF EXISTS typed").fetchall()
+            con.execute("DROP TABLE IF EXISTS typed").fetchall()
+        return quarantine, bodies, doubtful
+
+    def _take(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        key: StreamKey,
+        msgs: Sequence[Message],
+        result: BatchResult,
+        quarantine: list[tuple[Any, ...]],
+        bodies: dict[int, str],
+        doubtful: list[int],
+    ) -> None:
+        run_id = self.run_id
+        result.messages = len(msgs)
         by_seq = {m.seq: m for m in msgs}
         fallback: list[tuple[Any, ...]] = []
         # Python has the last word on every body the SQL could not vouch for.
@@ -806,6 +834,11 @@ async def run(
     """Consume ``source`` into ``db`` until caught up (or, with ``options.follow``, until
     ``stop`` is set); returns what was done. See the module docstring for the guarantees."""
     opts = options or Options()
+    try:
+        key = await source.connect()  # before the database is touched: a wrong URL leaves no file
+    except BaseException:
+        await source.close()
+        raise
     store_db = StreamDatabase(db, source.url, memory_limit=memory_limit)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
     loop = asyncio.get_running_loop()
@@ -818,7 +851,6 @@ async def run(
     started = time.perf_counter()
     last_status = started
     try:
-        key = await source.connect()
         store_db.key = key
         name = store_db.consumer_name(key, consumer)
         store_db.consumer = summary.consumer = name
@@ -848,6 +880,16 @@ async def run(
             if not msgs:
                 pending = source.pending()
                 summary.lag_events = pending
+                if pending == 0:
+                    summary.lag_seconds = 0.0
+                now = time.perf_counter()
+                if (
+                    status is not None
+                    and opts.status_every
+                    and now - last_status >= opts.status_every
+                ):
+                    last_status = now
+                    status(_status_line(summary, now - started))
                 if not opts.follow and (
                     pending == 0 or time.perf_counter() - idle_since >= opts.idle_stop
                 ):
