@@ -241,17 +241,22 @@ att AS (  -- the acceptance and the review belong to this attempt only if before
               CASE WHEN nr.pos < coalesce(nb.pos, {_NEVER}) THEN nr END AS rv
     FROM nxt
 )
-SELECT aggregate_id AS order_id, (payload->>'attempt')::INTEGER AS attempt,
-       payload->>'trader_id' AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
-       payload->>'rate' AS rate, payload->>'settlement_currency' AS settlement_currency,
-       occurred_at AS assigned_at, TRY_CAST(payload->>'accept_by' AS TIMESTAMPTZ) AS accept_by,
-       (payload->>'settlement_amount')::BIGINT AS settlement_amount,
-       (payload->>'trader_reward')::BIGINT AS trader_reward,
-       (payload->>'platform_fee')::BIGINT AS platform_fee,
+SELECT aggregate_id AS order_id, (f[1])::INTEGER AS attempt,
+       f[2] AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
+       f[3] AS rate, f[4] AS settlement_currency,
+       occurred_at AS assigned_at, TRY_CAST(f[5] AS TIMESTAMPTZ) AS accept_by,
+       (f[6])::BIGINT AS settlement_amount,
+       (f[7])::BIGINT AS trader_reward,
+       (f[8])::BIGINT AS platform_fee,
        nb.pos AS end_pos, nb.event_id AS end_event_id, nb.kind AS end_kind, nb.at AS ended_at,
        acc.event_id AS accepted_event_id, acc.at AS accepted_at, acc.complete_by AS complete_by,
        rv.event_id AS review_event_id, rv.pos AS review_pos
-FROM att
+FROM (  -- the assignment's fields, in one parse of its payload
+    SELECT *, json_extract_string(payload, ['$.attempt', '$.trader_id', '$.rate', '$.settlement_currency',
+                                            '$.accept_by', '$.settlement_amount', '$.trader_reward',
+                                            '$.platform_fee']) AS f
+    FROM att
+)
 """
 
 ATTEMPT_EVENTS = "(SELECT * FROM audit_attempts)"
