@@ -27,6 +27,9 @@ from . import sql_money as m
 
 COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency", "detail")
 
+#: A position after every other (for "until the end").
+_NEVER = 9223372036854775807
+
 
 def _ev(*kinds: str) -> str:
     """Events of the given kinds (short names within their stream are spelled in full).
@@ -108,28 +111,37 @@ FROM x
 WHERE expected IS NULL OR settlement_amount <> expected
 """
 
-#: The client's ``fee_bps`` and the trader's ``reward_bps`` in force at each assignment.
+#: The client's ``fee_bps`` and the trader's ``reward_bps`` in force at each assignment: the
+#: latest before it. There are a few fee and registration events per client and trader, so each
+#: is given the positions until which it holds and joined by key (an ``ASOF`` join would sort
+#: every assignment, twice).
 _FEES = f"""
 WITH a AS ({_ASSIGNED}),
 fees AS (
-    SELECT aggregate_id AS client_id, pos, (payload->>'fee_bps')::BIGINT AS fee_bps
+    SELECT aggregate_id AS client_id, pos, (payload->>'fee_bps')::BIGINT AS fee_bps,
+           lead(pos) OVER (PARTITION BY aggregate_id ORDER BY pos, event_id) AS until
     FROM {_ev("client.registered", "client.fee_changed")}
 ),
 rewards AS (
-    SELECT aggregate_id AS trader_id, pos, (payload->>'reward_bps')::BIGINT AS reward_bps
+    SELECT aggregate_id AS trader_id, pos, (payload->>'reward_bps')::BIGINT AS reward_bps,
+           lead(pos) OVER (PARTITION BY aggregate_id ORDER BY pos, event_id) AS until
     FROM {_ev("trader.registered")}
 )
 SELECT a.*, f.fee_bps, r.reward_bps
 FROM a
-ASOF LEFT JOIN fees f ON f.client_id = a.client_id AND a.pos > f.pos
-ASOF LEFT JOIN rewards r ON r.trader_id = a.trader_id AND a.pos > r.pos
+LEFT JOIN fees f ON f.client_id = a.client_id AND a.pos > f.pos AND a.pos <= coalesce(f.until, {_NEVER})
+LEFT JOIN rewards r ON r.trader_id = a.trader_id AND a.pos > r.pos AND a.pos <= coalesce(r.until, {_NEVER})
 """
 
 FEE_MISMATCH = f"""
-WITH x AS (
-    SELECT *, {m.bps_share("settlement_amount", "fee_bps")} AS fee_expected,
-              {m.bps_share("settlement_amount", "reward_bps")} AS reward_expected
+WITH p AS (  -- the products first, so each rounding reads a column
+    SELECT *, settlement_amount::HUGEINT * fee_bps AS _fee, settlement_amount::HUGEINT * reward_bps AS _reward
     FROM ({_FEES})
+),
+x AS (
+    SELECT * EXCLUDE (_fee, _reward), {m.bps_share_of("_fee")} AS fee_expected,
+              {m.bps_share_of("_reward")} AS reward_expected
+    FROM p
 )
 SELECT 'FEE_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
        (CASE WHEN platform_fee IS DISTINCT FROM fee_expected
@@ -200,7 +212,6 @@ WHERE u.order_id <> f.first_order AND u.event_id <> f.first_event
 #: acceptance and the review count only when they come before that boundary. The three share one
 #: window, so the events are sorted once (range joins per attempt cost twice as much). Payloads
 #: are parsed after the window, only for the assignments (and ``complete_by`` of acceptances).
-_NEVER = 9223372036854775807
 ATTEMPT_SQL = f"""
 WITH o AS (
     SELECT event_id, pos, aggregate_id, kind, occurred_at,

@@ -60,4 +60,9 @@ def settlement(amount: str, fiat: str, rate: str, settle: str, source: str) -> s
 
 def bps_share(amount: str, bps: str) -> str:
     """``round_half_even(amount * bps / 10000)``: the platform fee and the trader reward."""
-    return div_half_even(f"({amount})::HUGEINT * ({bps})", str(BPS_DENOMINATOR))
+    return bps_share_of(f"({amount})::HUGEINT * ({bps})")
+
+
+def bps_share_of(product: str) -> str:
+    """:func:`bps_share` of an ``amount * bps`` already computed (as a column, say)."""
+    return div_half_even(product, str(BPS_DENOMINATOR))
