@@ -540,7 +540,8 @@ def _notebook_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Start JupyterLab (this Python's `python -m jupyterlab`) rooted at the notebooks' "
             "folder, its python3 kernel pinned to this Python, so every notebook imports this "
-            "workbench. Stops with Ctrl-C. Anything after -- goes to JupyterLab. "
+            "workbench. As root (a container) it adds --allow-root. Stops with Ctrl-C. Anything "
+            "after -- goes to JupyterLab. "
             "Python: workbench.notebook.lab.lab()."
         ),
     )
