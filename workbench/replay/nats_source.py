@@ -39,7 +39,7 @@ from nats.js.errors import NotFoundError
 
 from ..sources import SourceError
 from . import publish as export
-from .stream import Message, Resync, StreamKey
+from .stream import Message, Resync, StreamKey, StreamNotFound
 
 STREAM = "PLATFORM_EVENTS"
 SUBJECTS = ["platform.>"]
@@ -191,7 +191,7 @@ class NatsSource:
         try:
             info = await nc.jetstream().stream_info(self.stream)
         except NotFoundError:
-            raise SourceError(
+            raise StreamNotFound(
                 f"{self.url}: no JetStream stream {self.stream} (the platform creates it; "
                 "`workbench publish` creates it for a demo)"
             ) from None

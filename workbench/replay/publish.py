@@ -75,15 +75,19 @@ def _payload_text(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, default=str)
 
 
+_HEAD = [name for name in ENVELOPE_FIELDS if name != "payload"]
+
+
 def body(row: dict[str, Any]) -> bytes:
-    """The message body of one envelope row (catalog section 1, live stream)."""
-    parts = [
-        f"{json.dumps(name)}:{json.dumps(_stamp(row.get(name)), ensure_ascii=False, default=str)}"
-        for name in ENVELOPE_FIELDS
-        if name != "payload"
-    ]
-    parts.append(f'"payload":{_payload_text(row.get("payload"))}')
-    return ("{" + ",".join(parts) + "}").encode("utf-8")
+    """The message body of one envelope row (catalog section 1, live stream): compact JSON,
+    ``payload`` last."""
+    head = json.dumps(
+        {name: _stamp(row.get(name)) for name in _HEAD},
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    return f'{head[:-1]},"payload":{_payload_text(row.get("payload"))}}}'.encode()
 
 
 def _q_list(names: Sequence[str]) -> str:

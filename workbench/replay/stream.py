@@ -88,6 +88,10 @@ class StreamKey:
     partition: str = ""  # a Kafka partition; a JetStream stream has one ("")
 
 
+class StreamNotFound(SourceError):
+    """The bus has no such stream (yet)."""
+
+
 class Resync(RuntimeError):
     """The adapter cannot vouch for what it has in flight (a reconnection, a delivery lost):
     the consumer must be positioned again from the database's committed position."""
@@ -240,7 +244,7 @@ def _typed_sql(msgs: str, source_prefix: str) -> str:
     ok = " AND ".join(
         [
             "json_type(body) = 'OBJECT'",
-            "len(json_keys(body)) = len(list_distinct(json_keys(body)))",
+            "len(keys) = len(list_distinct(keys))",
             *(f"{jt(n)} = 'VARCHAR'" for n in ("event_id", "stream", "aggregate_id", "kind")),
             integer("position", "BIGINT"),
             integer("seq", "INTEGER"),
@@ -250,16 +254,33 @@ def _typed_sql(msgs: str, source_prefix: str) -> str:
             nullable("correlation_id"),
             nullable("causation_id"),
             # a string payload is its text; an object must be the body's last field, so that its
-            # exact text is the rest of the body (checked against the parsed value)
-            f"({jt('payload')} = 'VARCHAR' OR ({jt('payload')} = 'OBJECT' "
-            "AND CASE WHEN json_valid(tail) THEN json(tail) = f.payload ELSE false END))",
+            # exact text is the rest of the body (checked against the parsed value: equal to its
+            # minified form at once for a compact payload, else parsed again)
+            f"({jt('payload')} = 'VARCHAR' OR ({jt('payload')} = 'OBJECT' AND CASE "
+            "WHEN tail = f.payload::VARCHAR THEN true "
+            "WHEN starts_with(tail, '{') AND ends_with(tail, '}') AND json_valid(tail) "
+            "THEN json(tail) = f.payload ELSE false END))",
         ]
     )
+    # The text after the only '"payload"' key and its ':', up to the body's closing brace. A
+    # body with anything else around its payload goes to Python, which finds the value's span.
     tail = (
         "CASE WHEN strlen(body) - strlen(replace(body, '\"payload\"', '')) = 9 THEN "
-        "regexp_extract(body, '\"payload\"\\s*:\\s*(.*?)\\s*\\}\\s*$', 1, 's') END"
+        "nullif(regexp_extract(body, '\"payload\"\\s*:\\s*(\\{.*\\})\\}$', 1, 's'), '') END"
     )
+    # Each step materialized: DuckDB would otherwise paste an expression into every use of it.
     return f"""
+WITH a AS MATERIALIZED (
+    SELECT seq, body, {tail} AS tail,
+        CASE WHEN json_valid(body) THEN json_transform(body, '{{{fields}}}') END AS f,
+        CASE WHEN json_valid(body) THEN json_keys(body) END AS keys
+    FROM {msgs}
+),
+b AS MATERIALIZED (
+    -- CASE, not AND: DuckDB does not stop at the first false term, and JSON functions raise
+    -- on a body that is not JSON
+    SELECT *, CASE WHEN f IS NOT NULL THEN coalesce({ok}, false) ELSE false END AS ok FROM a
+)
 SELECT seq, ok,
     {text("event_id")} AS event_id,
     TRY_CAST({text("position")} AS BIGINT) AS position,
@@ -274,16 +295,7 @@ SELECT seq, ok,
     {text("causation_id")} AS causation_id,
     CASE WHEN {jt("payload")} = 'VARCHAR' THEN {text("payload")} ELSE tail END AS payload,
     {_q(source_prefix)} || seq AS source
-FROM (
-    -- CASE, not AND: DuckDB does not stop at the first false term, and JSON functions raise
-    -- on a body that is not JSON
-    SELECT *, CASE WHEN f IS NOT NULL THEN coalesce({ok}, false) ELSE false END AS ok
-    FROM (
-        SELECT seq, body, {tail} AS tail,
-            CASE WHEN json_valid(body) THEN json_transform(body, '{{{fields}}}') END AS f
-        FROM {msgs}
-    )
-)
+FROM b
 """
 
 
@@ -834,11 +846,20 @@ async def run(
     """Consume ``source`` into ``db`` until caught up (or, with ``options.follow``, until
     ``stop`` is set); returns what was done. See the module docstring for the guarantees."""
     opts = options or Options()
-    try:
-        key = await source.connect()  # before the database is touched: a wrong URL leaves no file
-    except BaseException:
-        await source.close()
-        raise
+    while True:
+        try:
+            key = await source.connect()  # before the database is touched: no file for a bad URL
+            break
+        except StreamNotFound as exc:
+            await source.close()
+            if not opts.follow or (stop is not None and stop.is_set()):
+                raise
+            if status is not None:
+                status(f"{exc}; waiting for it")
+            await asyncio.sleep(1.0)
+        except BaseException:
+            await source.close()
+            raise
     store_db = StreamDatabase(db, source.url, memory_limit=memory_limit)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
     loop = asyncio.get_running_loop()
