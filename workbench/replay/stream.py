@@ -846,6 +846,7 @@ async def run(
     """Consume ``source`` into ``db`` until caught up (or, with ``options.follow``, until
     ``stop`` is set); returns what was done. See the module docstring for the guarantees."""
     opts = options or Options()
+    told = False
     while True:
         try:
             key = await source.connect()  # before the database is touched: no file for a bad URL
@@ -854,8 +855,9 @@ async def run(
             await source.close()
             if not opts.follow or (stop is not None and stop.is_set()):
                 raise
-            if status is not None:
+            if status is not None and not told:
                 status(f"{exc}; waiting for it")
+                told = True
             await asyncio.sleep(1.0)
         except BaseException:
             await source.close()
