@@ -39,7 +39,7 @@ def _ev(*kinds: str) -> str:
     read are (mostly) those of the kinds asked for."""
     names = ", ".join(f"'{k}'" for k in kinds)
     return (
-        "(SELECT event_id, position AS pos, stream, aggregate_id, kind, occurred_at, payload "
+        "(SELECT event_id, position AS pos, stream, aggregate_id, kind, occurred_at, payload, rowid AS row "
         f"FROM events WHERE kind BETWEEN '{min(kinds)}' AND '{max(kinds)}' AND kind IN ({names}))"
     )
 
@@ -275,10 +275,13 @@ ATTEMPT_EVENTS = "(SELECT * FROM audit_attempts)"
 #: The trader stream's money events (deposits and holds) with their ref and amount parsed: the
 #: drift, the hold leaks and the scheduler's deposit rule all read them, so :func:`prepare` parses
 #: them once into the temp table ``audit_trader_money`` (one scan of the payloads instead of three).
+#: Narrow, as it stays in memory: the event is its ``row`` in ``events`` (its ``rowid``), and the
+#: few ids a finding shows are fetched by it.
 TRADER_MONEY_SQL = f"""
-SELECT event_id, pos, aggregate_id AS trader_id, kind, payload->>'ref' AS ref,
-       (payload->>'amount')::BIGINT AS amount
-FROM {
+SELECT row, pos, aggregate_id AS trader_id, kind, f[1] AS ref, (f[2])::BIGINT AS amount
+FROM (
+    SELECT *, json_extract_string(payload, ['$.ref', '$.amount']) AS f
+    FROM {
     _ev(
         "trader.deposit_topped_up",
         "trader.hold_placed",
@@ -288,6 +291,7 @@ FROM {
         "trader.deposit_debited",
     )
 }
+)
 """
 
 #: What several checks share, computed once per audit by :func:`prepare`: temp table -> query.
@@ -354,7 +358,7 @@ SELECT trader_id, ref,
        sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited') THEN amount
                 WHEN kind IN ('trader.hold_captured', 'trader.deposit_debited') THEN -amount ELSE 0 END) AS net,
        sum(CASE WHEN kind = 'trader.hold_placed' THEN amount ELSE 0 END) AS placed,
-       arg_max(event_id, pos) AS last_event, count(*) AS n
+       arg_max(row, pos) AS last_row, count(*) AS n
 FROM audit_trader_money
 GROUP BY ALL
 """
@@ -386,7 +390,7 @@ j AS (
     SELECT coalesce(t.trader_id, l.trader_id) AS trader_id, coalesce(t.ref, l.ref) AS ref,
            coalesce(t.net, 0) AS t_net, coalesce(l.net, 0) AS l_net,
            coalesce(t.placed, 0) AS placed, coalesce(l.debits, 0) AS l_debits,
-           t.last_event, l.currency,
+           t.last_row, l.currency,
            t.n IS NOT NULL AS has_t, l.n IS NOT NULL AS has_l,
            -- each side's own key, to fetch its evidence (NULL keys included)
            t.trader_id AS t_trader, t.ref AS t_ref, l.trader_id AS l_trader, l.ref AS l_ref,
@@ -400,10 +404,11 @@ drift AS (
        OR (placed > 0 AND placed <> l_debits)
 ),
 t_ev AS (
-    SELECT d.t_trader, d.t_ref, list(m.event_id ORDER BY m.pos, m.event_id) AS events
+    SELECT d.t_trader, d.t_ref, list(e.event_id ORDER BY m.pos, e.event_id) AS events
     FROM (SELECT DISTINCT t_trader, t_ref FROM drift WHERE has_t) d
     JOIN audit_trader_money m
       ON m.trader_id IS NOT DISTINCT FROM d.t_trader AND m.ref IS NOT DISTINCT FROM d.t_ref
+    JOIN events e ON e.rowid = m.row
     GROUP BY ALL
 ),
 l_ev AS (
@@ -414,7 +419,7 @@ l_ev AS (
     GROUP BY ALL
 )
 SELECT 'TRADER_LEDGER_DRIFT', 'trader:' || d.trader_id,
-       coalesce(d.last_event, le.events[1]),
+       coalesce(last.event_id, le.events[1]),
        list_distinct(list_concat(coalesce(te.events, []), coalesce(le.events, []))),
        (d.t_net - d.l_net)::BIGINT, coalesce(d.currency, d.settlement_currency),
        format('ref {{}}: trader stream moves {{}} (held {{}}), ledger books {{}} for the trader (debits {{}})',
@@ -424,6 +429,7 @@ LEFT JOIN t_ev te ON d.has_t
      AND te.t_trader IS NOT DISTINCT FROM d.t_trader AND te.t_ref IS NOT DISTINCT FROM d.t_ref
 LEFT JOIN l_ev le ON d.has_l
      AND le.l_trader IS NOT DISTINCT FROM d.l_trader AND le.l_ref IS NOT DISTINCT FROM d.l_ref
+LEFT JOIN events last ON last.rowid = d.last_row
 """
 
 # --------------------------------------------------------------------- orders vs their plans
@@ -541,18 +547,19 @@ open_plans AS (
 open_holds AS (
     SELECT ref, trader_id,
            sum(CASE WHEN kind = 'trader.hold_placed' THEN 1 ELSE -1 END) AS open,
-           arg_min(event_id, pos) FILTER (WHERE kind = 'trader.hold_placed') AS placed_event_id
+           arg_min(row, pos) FILTER (WHERE kind = 'trader.hold_placed') AS placed_row
     FROM audit_trader_money
     WHERE kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
     GROUP BY ALL HAVING sum(CASE WHEN kind = 'trader.hold_placed' THEN 1 ELSE -1 END) > 0
 ),
 leaks AS (
-    SELECT e.ref, e.event_id, e.how, op.held_event_id, oh.placed_event_id, oh.trader_id
+    SELECT e.ref, e.event_id, e.how, op.held_event_id, oh.placed_row, oh.trader_id
     FROM ends e
     LEFT JOIN open_plans op ON op.ref = e.ref
     LEFT JOIN open_holds oh ON oh.ref = e.ref
     WHERE op.ref IS NOT NULL OR oh.ref IS NOT NULL
-)
+),
+leaks_ids AS (SELECT l.*, p.event_id AS placed_event_id FROM leaks l LEFT JOIN events p ON p.rowid = l.placed_row)
 SELECT 'HOLD_LEAK', 'ledger_plan:' || ref, event_id,
        list_filter([event_id, held_event_id, placed_event_id], lambda x: x IS NOT NULL),
        NULL::BIGINT, NULL,
@@ -560,7 +567,7 @@ SELECT 'HOLD_LEAK', 'ledger_plan:' || ref, event_id,
               array_to_string(list_filter([CASE WHEN held_event_id IS NOT NULL THEN 'its ledger plan' END,
                                            CASE WHEN placed_event_id IS NOT NULL THEN 'the hold on trader:' || trader_id END],
                                           lambda x: x IS NOT NULL), ' and '))
-FROM leaks
+FROM leaks_ids
 """
 
 # --------------------------------------------------------------------------- payouts

@@ -140,6 +140,8 @@ def run_checks(
     timings: dict[str, float] = {}
     queries = {**SQL, "ASSIGNMENT_VIOLATION": assignment.ASSIGNMENT_VIOLATION}
     stages = {"ASSIGNMENT_VIOLATION": assignment.STAGES}  # temp tables a check builds first
+    # shared temp tables dropped after their last reader, to leave the memory to the rest
+    last_read = {"ASSIGNMENT_VIOLATION": ["audit_trader_money"]}
     start = time.perf_counter()
     no_progress_bar(con)
     prepare(con)
@@ -154,7 +156,7 @@ def run_checks(
         named = f"SELECT * FROM ({sql.replace('{ref_time}', ref)}) AS t({names})"
         frame = pl.from_arrow(con.sql(named).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
-        for table in stages.get(name, {}):
+        for table in [*stages.get(name, {}), *last_read.get(name, [])]:
             con.execute(f"DROP TABLE {table}").fetchall()
         frames.append(frame.cast({"amount_delta": pl.Int64}, strict=False))  # type: ignore[dict-item]
         timings[name] = time.perf_counter() - start
