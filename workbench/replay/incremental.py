@@ -179,11 +179,19 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         FROM events e
         SEMI JOIN scope s ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id""",
     )
+    present = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM scope")}
+    if "ledger_plan" not in present:  # no ledger effects: no new negative balance
+        step(
+            "negative",
+            "CREATE OR REPLACE TEMP TABLE negative_new AS SELECT * FROM violations LIMIT 0",
+        )
     for name in bulk.ORDER:
         if name in ("account_balances", "violations"):
             continue
         table = BY_NAME[name]
         key, stream = KEYED[name]
+        if stream not in present:  # the batch cannot change this projection
+            continue
         step(
             name,
             f"DELETE FROM {name} WHERE {key} IN "
