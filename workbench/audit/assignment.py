@@ -125,20 +125,19 @@ FROM by_pos
 #: The rules at every assignment. The wide columns (ids, the detail's figures) are carried by
 #: ``k``, the attempt's row, and fetched for the breaking assignments only.
 ASSIGNMENT_VIOLATION = f"""
-WITH att AS (SELECT rowid AS k, * FROM audit_attempts),
-x AS (
+WITH x AS (
     SELECT a.k, a.assigned_pos AS pos, a.settlement_amount, a.platform_fee, a.trader_reward,
            o.client_id, o.direction, o.amount, o.currency,
            s.reg IS NOT NULL AS registered, coalesce(s.online, FALSE) AS online,
            coalesce(s.blocked, FALSE) AS blocked, s.reg.fiat_currency, s.reg.settlement_currency,
            s.lim.min_amount, s.lim.max_amount, s.lim.cap, coalesce(s.active, 0) AS active,
            coalesce(s.available, 0) AS trader_available
-    FROM att a
+    FROM (SELECT rowid AS k, * FROM audit_attempts) a
     JOIN payment_orders o USING (order_id)
     LEFT JOIN audit_assignment_trader s USING (k)
 ),
 tried AS (
-    SELECT DISTINCT b.k FROM att b JOIN att c
+    SELECT DISTINCT b.rowid AS k FROM audit_attempts b JOIN audit_attempts c
       ON c.order_id = b.order_id AND c.trader_id = b.trader_id AND c.assigned_pos < b.assigned_pos
 ),
 trader_rules AS (  -- every rule but the client's balance
@@ -172,6 +171,6 @@ SELECT 'ASSIGNMENT_VIOLATION' AS check, 'payment_order:' || a.order_id AS subjec
               a.attempt, a.trader_id, array_to_string(r.broken, ', '), r.online, r.blocked, r.active, r.cap,
               r.amount, r.currency, r.min_amount, r.max_amount, r.fiat_currency, r.trader_available,
               r.client_available) AS detail
-FROM rules r JOIN att a USING (k)
+FROM rules r JOIN (SELECT rowid AS k, * FROM audit_attempts) a USING (k)
 WHERE len(r.broken) > 0
 """

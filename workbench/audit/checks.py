@@ -308,12 +308,11 @@ def prepare(con: Any) -> None:
 #: The scheduler acts on a deadline within its sweep (:data:`~workbench.domain.scheduler.SWEEP_DELAY`).
 _GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 DEADLINE_MISSED = f"""
-WITH a AS (SELECT * FROM audit_attempts),
-late_accept AS (
+WITH late_accept AS (
     SELECT 'payment_order:' || order_id AS subject, accepted_event_id AS event_id,
            [accepted_event_id, assigned_event_id] AS evidence,
            format('attempt {{}} accepted at {{}}, after accept_by {{}}', attempt, accepted_at, accept_by) AS detail
-    FROM a WHERE accepted_at > accept_by
+    FROM audit_attempts WHERE accepted_at > accept_by
 ),
 no_review AS (
     SELECT 'payment_order:' || order_id, coalesce(end_event_id, accepted_event_id),
@@ -321,7 +320,7 @@ no_review AS (
            CASE WHEN end_event_id IS NULL
                 THEN format('attempt {{}} still in progress at {{}}, past complete_by {{}}, with no review', attempt, {{ref_time}}, complete_by)
                 ELSE format('attempt {{}} in progress until {{}}, past complete_by {{}}, with no review', attempt, ended_at, complete_by) END
-    FROM a
+    FROM audit_attempts
     WHERE accepted_event_id IS NOT NULL AND review_event_id IS NULL AND complete_by IS NOT NULL
       AND coalesce(ended_at, {{ref_time}}) > complete_by + {_GRACE}
 ),
@@ -442,8 +441,7 @@ _PLANS = "SELECT plan_id, status, end_event_id FROM ledger_plans"
 #: plans that differ there (or have NULLs, or more legs in a class) are formatted and compared as
 #: before, which decides: equal values always format equally, so no difference can be missed.
 ORDER_SETTLEMENT_MISMATCH = f"""
-WITH a AS (SELECT * FROM audit_attempts),
-o AS (SELECT order_id, direction, client_id FROM payment_orders),
+WITH o AS (SELECT order_id, direction, client_id FROM payment_orders),
 -- what each attempt's plan must post, by the catalog
 legs AS (
     SELECT a.order_id, a.attempt, a.assigned_event_id, a.trader_id, a.settlement_amount,
@@ -454,7 +452,7 @@ legs AS (
            CASE WHEN o.direction = 'payin' THEN a.settlement_amount - a.platform_fee
                 ELSE a.settlement_amount + a.trader_reward END AS other_amount,
            a.platform_fee - a.trader_reward AS platform_amount
-    FROM a JOIN o USING (order_id)
+    FROM audit_attempts a JOIN o USING (order_id)
 ),
 posted AS (  -- each plan's legs by class: how many, and the leg when there is one
     SELECT plan_id,
@@ -512,7 +510,7 @@ finished AS (  -- completed attempts must be committed; other ended attempts mus
            NULL::BIGINT, NULL,
            format('attempt {{}} ended by {{}} but its plan {{}} is {{}}', a.attempt, a.end_kind,
                   'order:' || a.order_id || ':' || a.attempt, coalesce(p.status, 'missing'))
-    FROM a LEFT JOIN ({_PLANS}) p ON p.plan_id = 'order:' || a.order_id || ':' || a.attempt
+    FROM audit_attempts a LEFT JOIN ({_PLANS}) p ON p.plan_id = 'order:' || a.order_id || ':' || a.attempt
     WHERE a.end_kind IS NOT NULL AND p.status IS DISTINCT FROM 'held'
       AND ((a.end_kind = 'payment_order.completed') <> (p.status IS NOT DISTINCT FROM 'committed'))
 ),
@@ -530,11 +528,10 @@ SELECT 'ORDER_SETTLEMENT_MISMATCH', * FROM (
 
 # --------------------------------------------------------------------------- holds left open
 HOLD_LEAK = f"""
-WITH a AS (SELECT * FROM audit_attempts),
-ends AS (  -- what ended each plan's business: an attempt, or a payout
+WITH ends AS (  -- what ended each plan's business: an attempt, or a payout
     SELECT 'order:' || order_id || ':' || attempt AS ref, end_event_id AS event_id, end_kind AS how,
            'payment_order:' || order_id AS owner_subject
-    FROM a WHERE end_event_id IS NOT NULL
+    FROM audit_attempts WHERE end_event_id IS NOT NULL
     UNION ALL
     SELECT 'payout:' || aggregate_id, arg_min(event_id, pos), arg_min(kind, pos), 'payout:' || aggregate_id
     FROM {_ev("payout.confirmed", "payout.cancelled", "payout.failed")} GROUP BY aggregate_id
