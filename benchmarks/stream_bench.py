@@ -115,7 +115,15 @@ def lag(work: Path, export: Path, rate: float, seconds: float, batch: int) -> No
 
         asyncio.run(create())
         publisher = subprocess.Popen(
-            [str(Path(sys.executable).parent / "workbench"), "publish", str(prefix), "--to", server.url, "--rate", str(rate)],
+            [
+                str(Path(sys.executable).parent / "workbench"),
+                "publish",
+                str(prefix),
+                "--to",
+                server.url,
+                "--rate",
+                str(rate),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
