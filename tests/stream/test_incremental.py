@@ -86,3 +86,23 @@ def test_redelivered_sequences_are_acknowledged_without_effect(tmp_path: Path) -
         "SELECT last_seq, messages, applied, duplicates, quarantined FROM stream_positions"
     ).fetchall() == [(3, 3, 1, 1, 1)]
     store.close()
+
+
+def test_a_full_rebuild_forgets_the_stream_position(tmp_path: Path) -> None:
+    """``rebuild(full=True)`` starts the events over, so the stream must be read again from its
+    start: its position goes with the events it stood for."""
+    generate(
+        tmp_path / "x", seed=44, days=1, orders_per_day=40, traders=4, clients=2, progress=False
+    )
+    bodies = [m.body for m in messages([tmp_path / "x"]) if m.kind != "redelivery"]
+    _, store = _feed(tmp_path / "s.duckdb", [bodies[:100]])
+    assert store.committed(KEY) == 100
+    store.close()
+    rebuild([tmp_path / "x"], tmp_path / "s.duckdb", progress=False)  # incremental: kept
+    store = StreamDatabase(tmp_path / "s.duckdb", "test://")
+    assert store.committed(KEY) == 100
+    store.close()
+    rebuild([tmp_path / "x"], tmp_path / "s.duckdb", progress=False, full=True)
+    store = StreamDatabase(tmp_path / "s.duckdb", "test://")
+    assert store.committed(KEY) is None
+    store.close()

@@ -44,7 +44,7 @@ from ..domain.world import World
 from ..sources import REQUIRED, parquet_files, read_table
 from . import bulk, ingest_sql, store
 from . import rows as projection_rows
-from .schema import EVENTS, PROJECTIONS, QUARANTINE, REPLAY_RUNS
+from .schema import EVENTS, PROJECTIONS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS
 
 CONFLICT = "conflicting_duplicate"
 
@@ -259,7 +259,8 @@ def rebuild(
         con.execute("SET preserve_insertion_order = false").fetchall()
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
-            for t in (EVENTS, QUARANTINE, *PROJECTIONS):
+            # the live stream's position goes too: the events it stands for are gone
+            for t in (EVENTS, QUARANTINE, *PROJECTIONS, STREAM_POSITIONS):
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
         if engine == "sql":

@@ -1080,7 +1080,9 @@ def catch_up(
 ) -> StreamSummary:
     """Apply everything published on the stream since this database last read it, then return
     (a notebook's refresh): ``workbench.replay.catch_up("out/sample.duckdb", "nats://127.0.0.1:4222")``.
-    Works inside a running event loop (Jupyter) too."""
+    Works inside a running event loop (Jupyter) too. It writes the database: close this
+    process's read-only connections to it first (DuckDB will not mix the two), and reopen them
+    after."""
     opts = Options(max_batch=max_batch, max_messages=max_messages, status_every=0)
     return run_sync(
         lambda: run(
