@@ -355,7 +355,7 @@ def test_malformed_messages_are_quarantined_with_their_bytes_and_acked(
     assert by_seq[4][:2] == ("bad_envelope", "position") and "e-4" in by_seq[4][3]
     assert by_seq[5][:2] == ("bad_envelope", "occurred_at") and "e-5" in by_seq[5][3]
     assert by_seq[6][:2] == ("bad_envelope", "event_id")
-    assert "message 1 on" in by_seq[1][3]  # errors name the message
+    assert "message 1 on platform.client.cl-1" in by_seq[1][3]  # errors name the message
     # the payload of a body with its fields in another order is kept as written
     assert con.execute("SELECT payload FROM events WHERE event_id = 'e-2'").fetchall() == [
         ('{"name":"Shop 2",  "settlement_currency":"USDT","fee_bps":120}',)

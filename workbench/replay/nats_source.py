@@ -71,13 +71,13 @@ async def _reachable(url: str, timeout: float) -> None:
 class _Client(Client):  # type: ignore[misc]
     """nats-py's client, with the messages of chosen subscriptions handed over raw.
 
-    ``sinks`` maps a subscription id to a function of ``(reply, data, headers)`` bytes, called
+    ``sinks`` maps a subscription id to a function of ``(subject, reply, data, headers)``, called
     from the protocol parser for each message of that subscription (no message object, no
     header parsing, no queue). Every other subscription is served as usual."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.sinks: dict[int, Callable[[bytes, bytes, bytes | None], None]] = {}
+        self.sinks: dict[int, Callable[[bytes, bytes, bytes, bytes | None], None]] = {}
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
@@ -86,7 +86,7 @@ class _Client(Client):  # type: ignore[misc]
         if sink is None:
             await super()._process_msg(sid, subject, reply, data, headers)
             return
-        sink(reply, data, headers)
+        sink(subject, reply, data, headers)
 
 
 def _ack_fields(reply: bytes) -> tuple[int, int, int, int, int]:
@@ -246,6 +246,9 @@ class NatsSource:
                 else api.DeliverPolicy.ALL,
                 opt_start_seq=want + 1 if want else None,
                 max_waiting=16,
+                # a consumer left behind (a database deleted, say) goes away by itself; a
+                # database that comes back later gets a new one, positioned from it
+                inactive_threshold=7 * 24 * 3600.0,
             )
             ci = await js.add_consumer(self.stream, config)
         self._next_cseq = int(ci.delivered.consumer_seq) + 1
@@ -269,7 +272,7 @@ class NatsSource:
         )
 
     # -- receiving
-    def _receive(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
+    def _receive(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         if not data and headers:
             code, hdr = _status(headers)
             if code == "100":  # idle heartbeat
@@ -297,7 +300,7 @@ class NatsSource:
             self._pulls[0].remaining -= 1
             if self._pulls[0].remaining <= 0:
                 self._pulls.pop(0)
-        self._buffer.append(Message(sseq, data, "", ts, reply))
+        self._buffer.append(Message(sseq, data, subject.decode("utf-8", "replace"), ts, reply))
         self._arrived.set()
 
     async def _request(self, batch: int) -> None:
