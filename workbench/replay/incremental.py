@@ -171,13 +171,19 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         WHERE kind = 'payment_order.assigned'
             AND json_extract_string(payload, '$.trader_id') IS NOT NULL""",
     )
-    # The scope's events: their row ids first (a scan of two key columns), then the rows.
+    # The scope's events: their row ids first (a scan of the two key columns only), then those
+    # rows (a join on all columns would read every stored payload).
+    step(
+        "ev",
+        """CREATE OR REPLACE TEMP TABLE scope_rows AS
+        SELECT e.rowid AS rid FROM events e
+        SEMI JOIN scope s ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id""",
+    )
     step(
         "ev",
         """CREATE OR REPLACE TEMP TABLE ev AS
         SELECT e.* EXCLUDE (source), row_number() OVER (ORDER BY position, event_id) AS ord
-        FROM events e
-        SEMI JOIN scope s ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id""",
+        FROM events e WHERE e.rowid IN (SELECT rid FROM scope_rows)""",
     )
     present = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM scope")}
     if "ledger_plan" not in present:  # no ledger effects: no new negative balance
@@ -220,5 +226,5 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         UNION SELECT * FROM negative_new
         EXCEPT SELECT * FROM violations""",
     )
-    for t in ("scope", "ev", "negative_new"):
+    for t in ("scope", "scope_rows", "ev", "negative_new"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
