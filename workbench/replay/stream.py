@@ -34,8 +34,10 @@ before the commit; a message the database already had (by sequence) is counted a
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import re
 import secrets
@@ -62,7 +64,7 @@ from .engine import (
     _size,
     code_version,
 )
-from .schema import EVENTS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS
+from .schema import EVENTS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS, Table
 
 T = TypeVar("T")
 
@@ -777,16 +779,12 @@ class StreamDatabase:
         self.con.close()
 
 
-def _as_table(table: Any, name: str) -> Any:
+def _as_table(table: Table, name: str) -> Table:
     """``table``'s columns under another (temporary) table's name, for ``store.append_rows``."""
-    from dataclasses import replace
-
-    return replace(table, name=name)
+    return dataclasses.replace(table, name=name)
 
 
 def _b64(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(data).decode("ascii")
 
 
