@@ -352,6 +352,11 @@ class NatsSource:
     def pending(self) -> int | None:
         return self._pending + len(self._buffer) if self._pending is not None else None
 
+    async def end(self) -> int | None:
+        assert self.nc is not None
+        info = await self.nc.jetstream().stream_info(self.stream)
+        return int(info.state.last_seq) if info.state.messages else None
+
     async def close(self) -> None:
         if self.nc is not None:
             with contextlib.suppress(Exception):

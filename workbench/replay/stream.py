@@ -131,6 +131,11 @@ class Source(Protocol):
         """Messages in the stream after the last one fetched (``None``: unknown)."""
         ...
 
+    async def end(self) -> int | None:
+        """The sequence of the stream's last message now (``None``: unknown or empty): a
+        catch-up stops once it has taken that in, even if more keeps coming."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -894,12 +899,17 @@ async def run(
         gone_from = await _restart(source, committed, name, opts)
         if gone_from is not None:
             summary.skipped_gone += gone_from - (committed or 0) - 1
+        target = None if opts.follow else await source.end()
         idle_since = time.perf_counter()
         while True:
             if stop is not None and stop.is_set():
                 summary.stopped_by = summary.stopped_by or "signal"
                 break
             if opts.max_messages is not None and summary.messages >= opts.max_messages:
+                break
+            done = store_db.totals.last_seq if store_db.totals.last_seq is not None else committed
+            if target is not None and done is not None and done >= target:
+                summary.stopped_by = summary.stopped_by or "caught up"
                 break
             want = opts.max_batch
             if opts.max_messages is not None:
@@ -1076,7 +1086,8 @@ def catch_up(
     max_messages: int | None = None,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> StreamSummary:
-    """Apply everything published on the stream since this database last read it, then return
+    """Apply everything published on the stream since this database last read it, up to the
+    stream's last message when called (what comes later waits for the next call), then return
     (a notebook's refresh): ``workbench.replay.catch_up("out/sample.duckdb", "nats://127.0.0.1:4222")``.
     Works inside a running event loop (Jupyter) too. It writes the database: close this
     process's read-only connections to it first (DuckDB will not mix the two), and reopen them
