@@ -485,3 +485,75 @@ def test_unblocking_a_trader_who_is_not_blocked(db: duckdb.DuckDBPyConnection) -
         "UPDATE events SET kind = 'trader.unblocked' WHERE event_id = ?", [e["event_id"]]
     ).fetchall()
     assert _proven_by(_findings(db, "INVALID_TRANSITION"), e["event_id"])
+
+
+# ------------------------------------------------ what the replay sets aside, seen by the audit
+def _export_rows(clean_db: Path, kind: str) -> tuple[list[dict[str, Any]], Any]:
+    import pyarrow.parquet as pq
+
+    files = sorted((clean_db.parent / "export").rglob("*.parquet"))
+    table = pq.read_table(files[0])
+    rows = [r for r in table.to_pylist() if r["kind"] == kind]
+    assert rows, f"no {kind} in {files[0]}"
+    return rows, table.schema
+
+
+def _audit_with(
+    clean_db: Path, tmp_path: Path, extra: list[dict[str, Any]], schema: Any
+) -> pl.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench.audit import audit
+
+    more = tmp_path / "redelivery"
+    more.mkdir()
+    pq.write_table(pa.Table.from_pylist(extra, schema=schema), more / "part-0.parquet")
+    db = tmp_path / "mixed.duckdb"
+    rebuild([clean_db.parent / "export", more], db, progress=False)
+    return audit(db, record=False).findings
+
+
+def test_a_payload_missing_a_field_is_malformed_and_named(clean_db: Path, tmp_path: Path) -> None:
+    rows, schema = _export_rows(clean_db, "payment_order.assigned")
+    bad = dict(rows[0])
+    payload = json.loads(bad["payload"])
+    del payload["settlement_amount"]
+    bad["payload"] = json.dumps(payload)
+    bad["event_id"] = bad["event_id"][:-4] + "beef"
+    bad["seq"] = 999
+    found = _audit_with(clean_db, tmp_path, [bad], schema)
+    hits = found.filter(pl.col("check") == "MALFORMED_EVENT")
+    assert hits.height == 1, found
+    assert hits["evidence"][0][0] == bad["event_id"]
+    assert "settlement_amount" in hits["detail"][0]
+
+
+def test_an_identical_redelivery_is_no_finding(clean_db: Path, tmp_path: Path) -> None:
+    rows, schema = _export_rows(clean_db, "payment_order.assigned")
+    found = _audit_with(clean_db, tmp_path, [dict(rows[0])], schema)
+    assert found.height == 0, found
+
+
+def test_one_event_id_with_two_contents_is_a_conflicting_duplicate(
+    clean_db: Path, tmp_path: Path
+) -> None:
+    rows, schema = _export_rows(clean_db, "payment_order.assigned")
+    other = dict(rows[0])
+    payload = json.loads(other["payload"])
+    payload["settlement_amount"] += 1  # one minor unit: a different content under the same id
+    other["payload"] = json.dumps(payload)
+    found = _audit_with(clean_db, tmp_path, [other], schema)
+    hits = found.filter(pl.col("check") == "CONFLICTING_DUPLICATE")
+    assert hits.height >= 1, found
+    assert any(rows[0]["event_id"] in ev for ev in hits["evidence"])
+
+
+def test_two_events_at_one_seq_are_a_conflicting_duplicate(clean_db: Path, tmp_path: Path) -> None:
+    rows, schema = _export_rows(clean_db, "trader.went_online")
+    twin = dict(rows[0])
+    twin["event_id"] = twin["event_id"][:-4] + "cafe"
+    twin["position"] = twin["position"] + 1_000_000_000
+    found = _audit_with(clean_db, tmp_path, [twin], schema)
+    hits = found.filter(pl.col("check") == "CONFLICTING_DUPLICATE")
+    assert hits.height >= 1, found
