@@ -19,6 +19,7 @@ import duckdb
 
 from .schema import BY_NAME
 from .sql_entities import SQL as ENTITY_SQL
+from .sql_entities import TRADER_HOLDS
 from .sql_orders import SQL as ORDER_SQL
 
 #: Events numbered once per build in ``(position, event_id)`` order (a temp table, not a view:
@@ -77,6 +78,11 @@ def build(
         timings[name] = time.perf_counter() - start
         if progress is not None:
             progress.update(1)
+    if only is None:
+        start = time.perf_counter()
+        _exec(con, "DELETE FROM trader_holds")
+        _exec(con, f"INSERT INTO trader_holds (trader_id, ref, last_kind, amount) {TRADER_HOLDS}")
+        timings["trader_holds"] = time.perf_counter() - start
     _exec(con, "DROP TABLE IF EXISTS ev")
     return timings
 

@@ -28,12 +28,13 @@ and compare every projection with a full build (their content hashes).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import duckdb
 
 from . import bulk
 from .schema import BY_NAME
-from .sql_entities import ACCOUNT_BALANCES
+from .sql_entities import _TRADER_FIELDS, ACCOUNT_BALANCES, TRADER_FOLD
 from .sql_orders import BATCH_END, LEDGER_BASE, _violations
 
 #: Projection → (its key column, the stream whose aggregate it is keyed by).
@@ -102,6 +103,171 @@ WHERE r.own - r.held < 0
 """
 
 
+# --------------------------------------------------------------------------- traders
+# A trader lives as long as the platform: its row and its rules are carried forward from its
+# current row (and ``trader_holds``) with the batch's own events, never recomputed from all of
+# them. Valid because the batch comes after every stored event (see the module docstring): each
+# of these rules only looks back, so a stored event's violations never change.
+
+#: The batch's trader events, numbered in log order, payload read as the full build reads it.
+_BATCH_TRADERS = f"""
+CREATE OR REPLACE TEMP TABLE bt AS
+SELECT aggregate_id, event_id, seq, kind, schema_version, occurred_at,
+    row_number() OVER (ORDER BY position, event_id) AS ord,
+    json_transform(payload, '{_TRADER_FIELDS}') AS j,
+    json_extract_string(payload, ['$.ref', '$.amount']) AS hj
+FROM batch_new
+WHERE stream = 'trader'
+"""
+
+#: The rules of the full build's ``event_v`` (sequence, registration), the blocking rule and the
+#: hold rules, for the batch's trader events, from each trader's row and holds before the batch.
+_TRADER_VIOLATIONS = """
+WITH e AS (
+    SELECT b.*, o.version AS o_version, coalesce(o.registered, false) AS o_registered,
+        coalesce(o.status = 'blocked', false) AS o_blocked
+    FROM bt b LEFT JOIN traders o ON o.trader_id = b.aggregate_id
+),
+w AS (
+    SELECT *,
+        greatest(coalesce(o_version, 0), coalesce(max(seq) OVER wp, 0)) AS ver,
+        o_registered OR coalesce(bool_or(kind = 'trader.registered') OVER wp, false) AS reg_before
+    FROM e
+    WINDOW wp AS (PARTITION BY aggregate_id ORDER BY ord
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
+hb AS (
+    SELECT aggregate_id, ord, event_id, kind, hj[1] AS ref, hj[2]::BIGINT AS amount,
+        CASE kind WHEN 'trader.hold_released' THEN 'release' ELSE 'capture' END AS verb
+    FROM bt
+    WHERE kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
+),
+hw AS (
+    SELECT hb.*,
+        coalesce(lag(hb.kind) OVER wr = 'trader.hold_placed',
+                 CASE WHEN lag(hb.kind) OVER wr IS NULL
+                      THEN s.last_kind = 'trader.hold_placed' END,
+                 false) AS was_open,
+        CASE WHEN lag(hb.kind) OVER wr IS NULL THEN s.amount ELSE lag(hb.amount) OVER wr END
+            AS held
+    FROM hb LEFT JOIN trader_holds s ON s.trader_id = hb.aggregate_id AND s.ref = hb.ref
+    WINDOW wr AS (PARTITION BY hb.aggregate_id, hb.ref ORDER BY hb.ord)
+)
+SELECT CASE WHEN seq > ver + 1 THEN 'SEQUENCE_GAP' ELSE 'CONFLICTING_DUPLICATE' END AS code,
+    event_id, 'trader:' || aggregate_id AS subject,
+    CASE
+        WHEN seq = ver + 2 THEN 'seq ' || (ver + 1) || ' missing before seq ' || seq
+        WHEN seq > ver + 2
+            THEN 'seq ' || (ver + 1) || '..' || (seq - 1) || ' missing before seq ' || seq
+        ELSE 'seq ' || seq || ' was already taken (the aggregate is at seq ' || ver || ')'
+    END AS detail
+FROM w
+WHERE seq <> ver + 1
+UNION ALL
+SELECT 'INVALID_TRANSITION', event_id, 'trader:' || aggregate_id,
+    kind || ' is not allowed in status ' || CASE WHEN reg_before THEN 'registered' ELSE 'unregistered' END
+FROM w
+WHERE (kind = 'trader.registered') = reg_before
+UNION ALL
+SELECT 'INVALID_TRANSITION', event_id, 'trader:' || aggregate_id,
+    kind || ' is not allowed in status ' || CASE WHEN blocked_prev THEN 'blocked' ELSE 'active' END
+FROM (
+    SELECT event_id, aggregate_id, kind,
+        coalesce(lag(kind) OVER (PARTITION BY aggregate_id ORDER BY ord) = 'trader.blocked',
+                 o_blocked) AS blocked_prev
+    FROM e
+    WHERE kind IN ('trader.blocked', 'trader.unblocked')
+)
+WHERE (kind = 'trader.blocked') = blocked_prev
+UNION ALL
+SELECT 'INVALID_TRANSITION', event_id, 'trader:' || aggregate_id,
+    CASE WHEN kind = 'trader.hold_placed' THEN 'a hold on ' || ref || ' is already open'
+        ELSE verb || ' of ' || ref || ', which has no open hold'
+    END
+FROM hw
+WHERE was_open = (kind = 'trader.hold_placed')
+UNION ALL
+SELECT 'TRADER_LEDGER_DRIFT', event_id, 'trader:' || aggregate_id,
+    verb || ' ' || amount || ' of ' || ref || ', but ' || held || ' was held'
+FROM hw
+WHERE kind <> 'trader.hold_placed' AND was_open AND held <> amount
+"""
+
+#: The last hold event of each (trader, ref) the batch touches.
+_HOLDS_AFTER = """
+SELECT aggregate_id AS trader_id, j.ref AS ref, arg_max(kind, ord) AS last_kind,
+    arg_max_null(j.amount, ord) AS amount
+FROM bt
+WHERE kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
+GROUP BY aggregate_id, j.ref
+"""
+
+#: The rows of the traders with events in the batch: their row before it, carried forward.
+_TRADERS_AFTER = f"""
+WITH t AS (SELECT * FROM bt),
+a AS (
+    SELECT aggregate_id,
+{TRADER_FOLD},
+        count(*) FILTER (WHERE kind IN ('trader.registered', 'trader.limits_changed')) > 0
+            AS limits_set
+    FROM t
+    GROUP BY aggregate_id
+),
+holds AS (
+    SELECT trader_id, sum(amount)::BIGINT AS held, count(*)::INTEGER AS open_holds
+    FROM trader_holds
+    WHERE last_kind = 'trader.hold_placed' AND trader_id IN (SELECT aggregate_id FROM a)
+    GROUP BY trader_id
+),
+active AS (
+    SELECT trader_id, count(*)::INTEGER AS n
+    FROM payment_orders
+    WHERE status IN ('assigned', 'in_progress', 'in_review') AND trader_id IS NOT NULL
+        AND trader_id IN (SELECT aggregate_id FROM a)
+    GROUP BY trader_id
+),
+n AS (
+    SELECT a.aggregate_id AS trader_id,
+        coalesce(o.registered, false) OR a.registered AS registered,
+        CASE WHEN a.registered THEN a.name ELSE o.name END AS name,
+        CASE WHEN a.registered THEN a.fiat_currency ELSE o.fiat_currency END AS fiat_currency,
+        CASE WHEN a.registered THEN a.settlement_currency ELSE o.settlement_currency END
+            AS settlement_currency,
+        CASE WHEN a.registered THEN a.country ELSE o.country END AS country,
+        CASE WHEN a.limits_set THEN coalesce(a.min_amount, 0) ELSE coalesce(o.min_amount, 0) END
+            AS min_amount,
+        CASE WHEN a.limits_set THEN coalesce(a.max_amount, 0) ELSE coalesce(o.max_amount, 0) END
+            AS max_amount,
+        CASE WHEN a.limits_set THEN coalesce(a.max_active_orders, 0)
+             ELSE coalesce(o.max_active_orders, 0) END AS max_active_orders,
+        CASE WHEN a.registered THEN coalesce(a.reward_bps, 0) ELSE coalesce(o.reward_bps, 0) END
+            AS reward_bps,
+        CASE WHEN a.last_block IS NOT NULL
+             THEN CASE WHEN a.last_block = 'trader.blocked' THEN 'blocked' ELSE 'active' END
+             ELSE coalesce(o.status, 'active') END AS status,
+        CASE WHEN a.last_presence IS NOT NULL THEN a.last_presence = 'trader.went_online'
+             ELSE coalesce(o.online, false) END AS online,
+        coalesce(o.deposit_balance, 0) + coalesce(a.balance, 0) AS balance,
+        coalesce(h.held, 0) AS held,
+        coalesce(h.open_holds, 0) AS open_holds,
+        coalesce(ac.n, 0) AS active_orders,
+        CASE WHEN coalesce(o.registered, false) THEN o.registered_at ELSE a.registered_at END
+            AS registered_at,
+        a.updated_at,
+        greatest(coalesce(o.version, a.version), a.version) AS version
+    FROM a
+    LEFT JOIN traders o ON o.trader_id = a.aggregate_id
+    LEFT JOIN holds h ON h.trader_id = a.aggregate_id
+    LEFT JOIN active ac ON ac.trader_id = a.aggregate_id
+)
+SELECT trader_id, registered, name, fiat_currency, settlement_currency, country,
+    min_amount::BIGINT, max_amount::BIGINT, max_active_orders::INTEGER, reward_bps::INTEGER,
+    status, online, balance::BIGINT, held::BIGINT, (balance - held)::BIGINT,
+    open_holds::INTEGER, active_orders::INTEGER, registered_at, updated_at, version::INTEGER
+FROM n
+"""
+
+
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list:  # type: ignore[type-arg]
     return con.execute(sql, params or []).fetchall()
 
@@ -135,7 +301,7 @@ def apply(
         first = _exec(
             con, f"SELECT position, event_id FROM {batch} ORDER BY position, event_id LIMIT 1"
         )[0]
-        if (int(first[0]), str(first[1])) <= before:
+        if (int(first[0]), str(first[1])) <= before or _state_missing(con, batch):
             start = time.perf_counter()
             bulk.build(con)
             times["full_build"] = time.perf_counter() - start
@@ -148,6 +314,22 @@ def apply(
             f"INSERT INTO violations SELECT * FROM ({_CONFLICTS}) EXCEPT SELECT * FROM violations",
         )
     return "incremental"
+
+
+def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
+    """``trader_holds`` is empty but holds were stored before (a database written before the
+    table existed): a full build makes it."""
+    if _exec(con, "SELECT 1 FROM trader_holds LIMIT 1"):
+        return False
+    return bool(
+        _exec(
+            con,
+            f"""SELECT 1 FROM events e ANTI JOIN {batch} b ON b.event_id = e.event_id
+            WHERE e.stream = 'trader'
+                AND e.kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
+            LIMIT 1""",
+        )
+    )
 
 
 def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float]) -> None:
@@ -177,7 +359,8 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         "ev",
         """CREATE OR REPLACE TEMP TABLE scope_rows AS
         SELECT e.rowid AS rid FROM events e
-        SEMI JOIN scope s ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id""",
+        SEMI JOIN (SELECT * FROM scope WHERE stream <> 'trader') s
+            ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id""",
     )
     step(
         "ev",
@@ -186,6 +369,8 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         FROM events e WHERE e.rowid IN (SELECT rid FROM scope_rows)""",
     )
     present = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM scope")}
+    if "trader" not in present:
+        step("traders", "CREATE OR REPLACE TEMP TABLE trader_v AS SELECT * FROM violations LIMIT 0")
     if "ledger_plan" not in present:  # no ledger effects: no new negative balance
         step(
             "negative",
@@ -197,6 +382,9 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         table = BY_NAME[name]
         key, stream = KEYED[name]
         if stream not in present:  # the batch cannot change this projection
+            continue
+        if name == "traders":
+            _traders(step)
             continue
         step(
             name,
@@ -223,8 +411,50 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         "violations",
         f"""INSERT INTO violations
         SELECT * FROM ({_AGGREGATE_VIOLATIONS})
+        UNION SELECT * FROM trader_v
         UNION SELECT * FROM negative_new
         EXCEPT SELECT * FROM violations""",
     )
-    for t in ("scope", "scope_rows", "ev", "negative_new"):
+    for t in (
+        "scope",
+        "scope_rows",
+        "ev",
+        "negative_new",
+        "trader_v",
+        "bt",
+        "holds_after",
+        "traders_after",
+    ):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
+
+
+def _traders(step: Any) -> None:
+    """The traders of the scope, carried forward (see ``_TRADERS_AFTER``); their violations into
+    ``trader_v``, computed from the state before the batch."""
+    step("traders", _BATCH_TRADERS)
+    step("traders", f"CREATE OR REPLACE TEMP TABLE trader_v AS {_TRADER_VIOLATIONS}")
+    step("traders", f"CREATE OR REPLACE TEMP TABLE holds_after AS {_HOLDS_AFTER}")
+    step(
+        "traders",
+        """DELETE FROM trader_holds USING holds_after h
+        WHERE trader_holds.trader_id = h.trader_id
+            AND trader_holds.ref IS NOT DISTINCT FROM h.ref""",
+    )
+    step(
+        "traders",
+        "INSERT INTO trader_holds (trader_id, ref, last_kind, amount) SELECT * FROM holds_after",
+    )
+    cols = ", ".join(BY_NAME["traders"].column_names)
+    step("traders", f"CREATE OR REPLACE TEMP TABLE traders_after AS {_TRADERS_AFTER}")
+    step("traders", "DELETE FROM traders WHERE trader_id IN (SELECT trader_id FROM traders_after)")
+    step("traders", f"INSERT INTO traders ({cols}) SELECT * FROM traders_after")
+    # traders in scope only through their orders: only their count of active orders moves
+    step(
+        "traders",
+        """UPDATE traders SET active_orders = coalesce((
+            SELECT count(*) FROM payment_orders p
+            WHERE p.trader_id = traders.trader_id
+                AND p.status IN ('assigned', 'in_progress', 'in_review')), 0)
+        WHERE trader_id IN (SELECT aggregate_id FROM scope WHERE stream = 'trader')
+            AND trader_id NOT IN (SELECT trader_id FROM traders_after)""",
+    )

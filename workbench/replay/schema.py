@@ -402,6 +402,22 @@ REPLAY_RUNS = Table(
     projection=False,
 )
 
+TRADER_HOLDS = Table(
+    "trader_holds",
+    "State kept for the live stream's incremental apply (not a projection): per trader and hold "
+    "`ref`, the last hold event (`trader.hold_placed`, `_released` or `_captured`). A trader's "
+    "`held` and `open_holds` are the refs whose last event placed a hold; the next hold event "
+    "of a ref is checked against it. Rebuilt by every full build.",
+    (
+        C("trader_id", "VARCHAR", "trader"),
+        C("ref", "VARCHAR", "the hold's ref (the ledger plan booking the same money)"),
+        C("last_kind", "VARCHAR", "kind of the ref's last hold event"),
+        C("amount", MONEY, "amount of that event"),
+    ),
+    ("trader_id", "ref"),
+    projection=False,
+)
+
 STREAM_POSITIONS = Table(
     "stream_positions",
     "Where the live stream stands: per stream instance, the last message sequence this database "
@@ -445,6 +461,7 @@ TABLES: Final[tuple[Table, ...]] = (
     *PROJECTIONS,
     REPLAY_RUNS,
     STREAM_POSITIONS,
+    TRADER_HOLDS,
 )
 BY_NAME: Final[dict[str, Table]] = {t.name: t for t in TABLES}
 

@@ -64,39 +64,9 @@ WHERE stream = 'client'
 GROUP BY aggregate_id
 """
 
-TRADERS = f"""
-WITH t AS (
-    SELECT aggregate_id, ord, seq, kind, schema_version, occurred_at,
-           json_transform(payload, '{_TRADER_FIELDS}') AS j
-    FROM ev
-    WHERE stream = 'trader'
-),
--- A hold is open when the last hold event on its ref places it (placing twice keeps the
--- last amount; a release or capture removes the ref whatever its amount).
-holds AS (
-    SELECT aggregate_id, sum(amount)::BIGINT AS held, count(*)::INTEGER AS open_holds
-    FROM (
-        SELECT aggregate_id, j.ref,
-               arg_max(kind, ord) AS last_kind,
-               arg_max_null(j.amount, ord) AS amount
-        FROM t
-        WHERE kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
-        GROUP BY aggregate_id, j.ref
-    )
-    WHERE last_kind = 'trader.hold_placed'
-    GROUP BY aggregate_id
-),
--- payment_orders is built before traders: its trader_id is the latest attempt's trader.
-active AS (
-    SELECT trader_id, count(*)::INTEGER AS n
-    FROM payment_orders
-    WHERE status IN ('assigned', 'in_progress', 'in_review') AND trader_id IS NOT NULL
-    GROUP BY trader_id
-),
-a AS (
-    SELECT
-        aggregate_id,
-        count(*) FILTER (WHERE kind = 'trader.registered') > 0 AS registered,
+#: A trader's fields as folded from a run of its events (``t``: the events with their payload
+#: read into ``j``), the traders projection's core; the live stream folds a batch with it too.
+TRADER_FOLD = """        count(*) FILTER (WHERE kind = 'trader.registered') > 0 AS registered,
         arg_max_null(j.name, ord) FILTER (WHERE kind = 'trader.registered') AS name,
         arg_max_null(j.fiat_currency, ord) FILTER (WHERE kind = 'trader.registered')
             AS fiat_currency,
@@ -130,7 +100,41 @@ a AS (
                  ELSE 0 END) AS balance,
         arg_min(occurred_at, ord) FILTER (WHERE kind = 'trader.registered') AS registered_at,
         arg_max(occurred_at, ord) AS updated_at,
-        max(seq) AS version
+        max(seq) AS version"""
+
+TRADERS = f"""
+WITH t AS (
+    SELECT aggregate_id, ord, seq, kind, schema_version, occurred_at,
+           json_transform(payload, '{_TRADER_FIELDS}') AS j
+    FROM ev
+    WHERE stream = 'trader'
+),
+-- A hold is open when the last hold event on its ref places it (placing twice keeps the
+-- last amount; a release or capture removes the ref whatever its amount).
+holds AS (
+    SELECT aggregate_id, sum(amount)::BIGINT AS held, count(*)::INTEGER AS open_holds
+    FROM (
+        SELECT aggregate_id, j.ref,
+               arg_max(kind, ord) AS last_kind,
+               arg_max_null(j.amount, ord) AS amount
+        FROM t
+        WHERE kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
+        GROUP BY aggregate_id, j.ref
+    )
+    WHERE last_kind = 'trader.hold_placed'
+    GROUP BY aggregate_id
+),
+-- payment_orders is built before traders: its trader_id is the latest attempt's trader.
+active AS (
+    SELECT trader_id, count(*)::INTEGER AS n
+    FROM payment_orders
+    WHERE status IN ('assigned', 'in_progress', 'in_review') AND trader_id IS NOT NULL
+    GROUP BY trader_id
+),
+a AS (
+    SELECT
+        aggregate_id,
+{TRADER_FOLD}
     FROM t
     GROUP BY aggregate_id
 )
@@ -385,6 +389,22 @@ FROM (
     FROM ev
     WHERE stream = 'trader_rating'
 )
+"""
+
+#: ``trader_holds`` (state of the incremental apply): the last hold event of each trader and ref,
+#: read as the traders projection reads it.
+TRADER_HOLDS = """
+SELECT aggregate_id AS trader_id, j.ref AS ref,
+       arg_max(kind, ord) AS last_kind,
+       arg_max_null(j.amount, ord) AS amount
+FROM (
+    SELECT aggregate_id, ord, kind,
+           json_transform(payload, '{"ref": "VARCHAR", "amount": "BIGINT"}') AS j
+    FROM ev
+    WHERE stream = 'trader'
+        AND kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
+)
+GROUP BY aggregate_id, j.ref
 """
 
 SQL: dict[str, str] = {
