@@ -16,31 +16,24 @@ assignments that break another rule (whose detail shows it).
 
 from __future__ import annotations
 
-from .checks import _ev
+from .checks import TRADER_STATE, _ev, _names
 
-#: Registration, limits, presence and blocks as they change (a few events per trader).
+#: Registration, limits, presence and blocks as they change (a few events per trader), from the
+#: trader events :func:`~.checks.prepare` parsed (``state``: :data:`~.checks.STATE_FIELDS`).
 _STATE_EVENTS = f"""
-SELECT aggregate_id AS trader_id, pos, event_id,
-       CASE WHEN kind = 'trader.registered'
-            THEN {{'fiat_currency': payload->>'fiat_currency',
-                   'settlement_currency': payload->>'settlement_currency'}} END AS reg,
-       CASE WHEN kind IN ('trader.registered', 'trader.limits_changed') THEN {{
-           'min_amount': coalesce(payload->>'$.limits.min_amount', payload->>'min_amount')::BIGINT,
-           'max_amount': coalesce(payload->>'$.limits.max_amount', payload->>'max_amount')::BIGINT,
-           'cap': coalesce(payload->>'$.limits.max_active_orders', payload->>'max_active_orders')::BIGINT}}
+SELECT t.trader_id, t.pos, e.event_id,
+       CASE WHEN t.kind = 'trader.registered'
+            THEN {{'fiat_currency': t.state[1], 'settlement_currency': t.state[2]}} END AS reg,
+       CASE WHEN t.kind IN ('trader.registered', 'trader.limits_changed') THEN {{
+           'min_amount': coalesce(t.state[3], t.state[4])::BIGINT,
+           'max_amount': coalesce(t.state[5], t.state[6])::BIGINT,
+           'cap': coalesce(t.state[7], t.state[8])::BIGINT}}
        END AS lim,
-       CASE kind WHEN 'trader.went_online' THEN TRUE WHEN 'trader.went_offline' THEN FALSE END AS online,
-       CASE kind WHEN 'trader.blocked' THEN TRUE WHEN 'trader.unblocked' THEN FALSE END AS blocked
-FROM {
-    _ev(
-        "trader.registered",
-        "trader.limits_changed",
-        "trader.went_online",
-        "trader.went_offline",
-        "trader.blocked",
-        "trader.unblocked",
-    )
-}
+       CASE t.kind WHEN 'trader.went_online' THEN TRUE WHEN 'trader.went_offline' THEN FALSE END AS online,
+       CASE t.kind WHEN 'trader.blocked' THEN TRUE WHEN 'trader.unblocked' THEN FALSE END AS blocked
+FROM audit_trader_events t
+JOIN events e ON e.rowid = t.row  -- the id orders events at one position
+WHERE t.kind IN ({_names(TRADER_STATE)})
 """
 
 #: The trader's whole state after each of those events: the latest registration, limits,
@@ -61,8 +54,9 @@ SELECT trader_id, pos,
        sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited', 'trader.hold_released') THEN amount
                 WHEN kind IN ('trader.deposit_debited', 'trader.hold_placed') THEN -amount END)
            OVER (PARTITION BY trader_id ORDER BY pos) AS available
-FROM audit_trader_money
-WHERE kind <> 'trader.hold_captured'
+FROM audit_trader_events
+WHERE kind IN ('trader.deposit_topped_up', 'trader.deposit_credited', 'trader.hold_released',
+               'trader.deposit_debited', 'trader.hold_placed')
 """
 
 #: How many of each trader's attempts had ended by each position: the row number of the last

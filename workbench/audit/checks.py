@@ -31,13 +31,18 @@ COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency
 _NEVER = 9223372036854775807
 
 
+def _names(kinds: tuple[str, ...]) -> str:
+    """SQL string literals, comma-separated."""
+    return ", ".join(f"'{k}'" for k in kinds)
+
+
 def _ev(*kinds: str) -> str:
     """Events of the given kinds (short names within their stream are spelled in full).
 
     DuckDB pushes ``kind IN (...)`` into the scan only as a row-group filter, so every payload
     would be read; the range of the kinds' names is pushed down as a real filter, so the payloads
     read are (mostly) those of the kinds asked for."""
-    names = ", ".join(f"'{k}'" for k in kinds)
+    names = _names(kinds)
     return (
         "(SELECT event_id, position AS pos, stream, aggregate_id, kind, occurred_at, payload, rowid AS row "
         f"FROM events WHERE kind BETWEEN '{min(kinds)}' AND '{max(kinds)}' AND kind IN ({names}))"
@@ -272,30 +277,55 @@ FROM (  -- the assignment's fields, in one parse of its payload
 
 ATTEMPT_EVENTS = "(SELECT * FROM audit_attempts)"
 
-#: The trader stream's money events (deposits and holds) with their ref and amount parsed: the
-#: drift, the hold leaks and the scheduler's deposit rule all read them, so :func:`prepare` parses
-#: them once into the temp table ``audit_trader_money`` (one scan of the payloads instead of three).
-#: Narrow, as it stays in memory: the event is its ``row`` in ``events`` (its ``rowid``), and the
-#: few ids a finding shows are fetched by it.
-TRADER_MONEY_SQL = f"""
-SELECT row, pos, aggregate_id AS trader_id, kind, f[1] AS ref, (f[2])::BIGINT AS amount
+#: The trader stream's money kinds: deposits and holds.
+TRADER_MONEY = (
+    "trader.deposit_topped_up",
+    "trader.hold_placed",
+    "trader.hold_released",
+    "trader.hold_captured",
+    "trader.deposit_credited",
+    "trader.deposit_debited",
+)
+#: The kinds that change what the scheduler's rules read of a trader.
+TRADER_STATE = (
+    "trader.registered",
+    "trader.limits_changed",
+    "trader.went_online",
+    "trader.went_offline",
+    "trader.blocked",
+    "trader.unblocked",
+)
+
+#: The trader stream's events, with their payload parsed once: the drift, the hold leaks and the
+#: scheduler's rules all read them, so :func:`prepare` keeps them in the temp table
+#: ``audit_trader_events`` (one scan of the payloads instead of four). Money events have their
+#: ``ref`` and ``amount``; registrations and limit changes their fields in ``state``
+#: (:data:`STATE_FIELDS`). Narrow, as it stays in memory: the event is its ``row`` in ``events``
+#: (its ``rowid``), and the few ids a finding shows are fetched by it.
+STATE_FIELDS = (
+    "fiat_currency",
+    "settlement_currency",
+    "limits.min_amount",
+    "min_amount",
+    "limits.max_amount",
+    "max_amount",
+    "limits.max_active_orders",
+    "max_active_orders",
+)
+TRADER_EVENTS_SQL = f"""
+SELECT row, pos, aggregate_id AS trader_id, kind, money[1] AS ref, (money[2])::BIGINT AS amount, state
 FROM (
-    SELECT *, json_extract_string(payload, ['$.ref', '$.amount']) AS f
-    FROM {
-    _ev(
-        "trader.deposit_topped_up",
-        "trader.hold_placed",
-        "trader.hold_released",
-        "trader.hold_captured",
-        "trader.deposit_credited",
-        "trader.deposit_debited",
-    )
-}
+    SELECT *,
+           CASE WHEN kind IN ({_names(TRADER_MONEY)})
+                THEN json_extract_string(payload, ['$.ref', '$.amount']) END AS money,
+           CASE WHEN kind IN ('trader.registered', 'trader.limits_changed')
+                THEN json_extract_string(payload, [{", ".join(f"'$.{f}'" for f in STATE_FIELDS)}]) END AS state
+    FROM {_ev(*TRADER_MONEY, *TRADER_STATE)}
 )
 """
 
 #: What several checks share, computed once per audit by :func:`prepare`: temp table -> query.
-SHARED = {"audit_attempts": ATTEMPT_SQL, "audit_trader_money": TRADER_MONEY_SQL}
+SHARED = {"audit_attempts": ATTEMPT_SQL, "audit_trader_events": TRADER_EVENTS_SQL}
 
 
 def prepare(con: Any) -> None:
@@ -352,13 +382,14 @@ SELECT 'DEADLINE_MISSED', subject, event_id, evidence, NULL::BIGINT, NULL, detai
 
 # --------------------------------------------------------------------- trader stream vs ledger
 #: The trader stream's money per (trader, ref): net effect on the deposit, and the amount held.
-_TRADER_REFS = """
+_TRADER_REFS = f"""
 SELECT trader_id, ref,
        sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited') THEN amount
                 WHEN kind IN ('trader.hold_captured', 'trader.deposit_debited') THEN -amount ELSE 0 END) AS net,
        sum(CASE WHEN kind = 'trader.hold_placed' THEN amount ELSE 0 END) AS placed,
        arg_max(row, pos) AS last_row, count(*) AS n
-FROM audit_trader_money
+FROM audit_trader_events
+WHERE kind IN ({_names(TRADER_MONEY)})
 GROUP BY ALL
 """
 
@@ -405,8 +436,9 @@ drift AS (
 t_ev AS (
     SELECT d.t_trader, d.t_ref, list(e.event_id ORDER BY m.pos, e.event_id) AS events
     FROM (SELECT DISTINCT t_trader, t_ref FROM drift WHERE has_t) d
-    JOIN audit_trader_money m
+    JOIN audit_trader_events m
       ON m.trader_id IS NOT DISTINCT FROM d.t_trader AND m.ref IS NOT DISTINCT FROM d.t_ref
+     AND m.kind IN ({_names(TRADER_MONEY)})
     JOIN events e ON e.rowid = m.row
     GROUP BY ALL
 ),
@@ -545,7 +577,7 @@ open_holds AS (
     SELECT ref, trader_id,
            sum(CASE WHEN kind = 'trader.hold_placed' THEN 1 ELSE -1 END) AS open,
            arg_min(row, pos) FILTER (WHERE kind = 'trader.hold_placed') AS placed_row
-    FROM audit_trader_money
+    FROM audit_trader_events
     WHERE kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
     GROUP BY ALL HAVING sum(CASE WHEN kind = 'trader.hold_placed' THEN 1 ELSE -1 END) > 0
 ),

@@ -142,7 +142,7 @@ def run_checks(
     stages = {"ASSIGNMENT_VIOLATION": assignment.STAGES}  # temp tables a check builds first
     # shared temp tables whose last reader is a check's stage: dropped once the stages are built,
     # to leave the memory to the rest
-    last_read = {"ASSIGNMENT_VIOLATION": ["audit_trader_money"]}
+    last_read = {"ASSIGNMENT_VIOLATION": ["audit_trader_events"]}
     start = time.perf_counter()
     no_progress_bar(con)
     prepare(con)
