@@ -140,9 +140,10 @@ def run_checks(
     timings: dict[str, float] = {}
     queries = {**SQL, "ASSIGNMENT_VIOLATION": assignment.ASSIGNMENT_VIOLATION}
     stages = {"ASSIGNMENT_VIOLATION": assignment.STAGES}  # temp tables a check builds first
-    # shared temp tables whose last reader is a check's stage: dropped once the stages are built,
-    # to leave the memory to the rest
-    last_read = {"ASSIGNMENT_VIOLATION": ["audit_trader_events"]}
+    # shared temp tables dropped after their last reader, to leave the memory to the rest: after
+    # that check, or once its stages are built if only they read the table
+    done_after = {"DEADLINE_MISSED": ["audit_order_payloads"]}
+    done_after_stages = {"ASSIGNMENT_VIOLATION": ["audit_trader_events"]}
     start = time.perf_counter()
     no_progress_bar(con)
     prepare(con)
@@ -153,13 +154,13 @@ def run_checks(
         start = time.perf_counter()
         for table, stage in stages.get(name, {}).items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stage}").fetchall()
-        for table in last_read.get(name, []):
+        for table in done_after_stages.get(name, []):
             con.execute(f"DROP TABLE {table}").fetchall()
         names = ", ".join(f'"{c}"' for c in COLUMNS)
         named = f"SELECT * FROM ({sql.replace('{ref_time}', ref)}) AS t({names})"
         frame = pl.from_arrow(con.sql(named).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
-        for table in stages.get(name, {}):
+        for table in [*stages.get(name, {}), *done_after.get(name, [])]:
             con.execute(f"DROP TABLE {table}").fetchall()
         frames.append(frame.cast({"amount_delta": pl.Int64}, strict=False))  # type: ignore[dict-item]
         timings[name] = time.perf_counter() - start
