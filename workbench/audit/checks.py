@@ -19,6 +19,7 @@ in :mod:`.sql_money`. Events are ordered by ``(position, event_id)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ..domain import violations as v
@@ -326,23 +327,35 @@ FROM (
 )
 """
 
-#: The payload fields that three checks read of order and receipt events, parsed in one scan:
-#: ``what`` is ``created`` (``a``: ``expires_at``), ``resolved`` (a dispute; ``a``: ``outcome``) or
-#: ``uploaded`` (a receipt; ``a``: ``order_id``, ``b``: ``file_sha256``); the event is its ``row``.
+#: The payload fields that four checks read of order and receipt events, parsed in one scan:
+#: ``what`` is ``created`` (``a``: ``expires_at``), ``completed`` (``a``: ``trader_id``),
+#: ``resolved`` (a dispute; ``a``: ``outcome``) or ``uploaded`` (a receipt; ``a``: ``order_id``,
+#: ``b``: ``file_sha256``); the event is its ``row`` in ``events``.
 ORDER_PAYLOADS_SQL = f"""
-SELECT row, what, aggregate_id, pos, f[1] AS a, f[2] AS b
+SELECT row, what, aggregate_id, pos, occurred_at, f[1] AS a, f[2] AS b
 FROM (
-    SELECT row, aggregate_id, pos,
+    SELECT row, aggregate_id, pos, occurred_at,
            CASE kind WHEN 'payment_order.created' THEN 'created'
+                     WHEN 'payment_order.completed' THEN 'completed'
                      WHEN 'payment_order.dispute_resolved' THEN 'resolved' ELSE 'uploaded' END AS what,
            CASE kind WHEN 'payment_order.created' THEN [payload->>'expires_at']
+                     WHEN 'payment_order.completed' THEN [payload->>'trader_id']
                      WHEN 'payment_order.dispute_resolved' THEN [payload->>'outcome']
                      ELSE json_extract_string(payload, ['$.order_id', '$.file_sha256']) END AS f
-    FROM {_ev("payment_order.created", "payment_order.dispute_resolved", "receipt.uploaded")}
+    FROM {
+    _ev(
+        "payment_order.created",
+        "payment_order.completed",
+        "payment_order.dispute_resolved",
+        "receipt.uploaded",
+    )
+}
 )
 """
 
-#: What several checks share, computed once per audit by :func:`prepare`: temp table -> query.
+#: What several checks share, computed once per audit: temp table -> query. The audit
+#: (:func:`~.run.run_checks`) builds each just before its first reader and drops it after its
+#: last, so that few are held in memory at once; :func:`prepare` builds them all.
 SHARED = {
     "audit_attempts": ATTEMPT_SQL,
     "audit_trader_events": TRADER_EVENTS_SQL,
@@ -350,10 +363,16 @@ SHARED = {
 }
 
 
-def prepare(con: Any) -> None:
-    """Compute what several checks share (:data:`SHARED`) once, as temp tables of ``con``."""
-    for name, sql in SHARED.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}").fetchall()
+def prepare(con: Any, tables: Iterable[str] = SHARED) -> None:
+    """Compute what several checks share (:data:`SHARED`, or the given ones of it) once, as temp
+    tables of ``con``; tables ``con`` already has are kept."""
+    have = {
+        r[0]
+        for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    }
+    for name in tables:
+        if name not in have:
+            con.execute(f"CREATE TEMP TABLE {name} AS {SHARED[name]}").fetchall()
 
 
 # --------------------------------------------------------------------------- deadlines
@@ -679,16 +698,15 @@ SELECT 'PAYOUT_MISMATCH', * FROM (
 SQL: dict[str, str] = {
     "fold": FROM_VIOLATIONS,
     v.MALFORMED_EVENT: MALFORMED_EVENT,
-    # the readers of audit_order_payloads first, so it is dropped early (see run.py)
-    "ORDER_SETTLEMENT_MISMATCH": ORDER_SETTLEMENT_MISMATCH,
-    "RECEIPT_REUSED": RECEIPT_REUSED,
-    "DEADLINE_MISSED": DEADLINE_MISSED,
     v.NEGATIVE_AVAILABLE: NEGATIVE_AVAILABLE,
     v.TRADER_LEDGER_DRIFT: TRADER_LEDGER_DRIFT,
+    "ORDER_SETTLEMENT_MISMATCH": ORDER_SETTLEMENT_MISMATCH,
     "FX_MISMATCH": FX_MISMATCH,
     "FEE_MISMATCH": FEE_MISMATCH,
     "RECEIPT_MISSING": RECEIPT_MISSING,
     "RECEIPT_AMOUNT_MISMATCH": RECEIPT_AMOUNT_MISMATCH,
+    "RECEIPT_REUSED": RECEIPT_REUSED,
+    "DEADLINE_MISSED": DEADLINE_MISSED,
     "HOLD_LEAK": HOLD_LEAK,
     "PAYOUT_MISMATCH": PAYOUT_MISMATCH,
 }

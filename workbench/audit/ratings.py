@@ -20,24 +20,26 @@ from .checks import _ev, prepare
 #: Timestamps the formula counts, per trader: assignments, completions, on-time completions,
 #: disputes (of orders the trader completed). A completion is on time if it came by the
 #: ``complete_by`` of the acceptance it completed: that of the trader's latest attempt before it.
-#: That attempt is almost always the one the completion ended (``end_event_id``); the search
-#: among the trader's earlier attempts is left for the few completions it is not.
+#: That attempt is almost always the one the completion ended: an attempt ends at the first
+#: assignment or ender after it, so one ending at the completion's position (and assigned before
+#: it) is the order's latest attempt before the completion, hence the trader's if it is theirs.
+#: The search among the trader's earlier attempts is left for the few others.
 _STAMPS = f"""
 WITH c AS (
-    SELECT e.event_id, e.aggregate_id AS order_id, e.payload->>'trader_id' AS trader_id, e.pos, e.occurred_at
-    FROM {_ev("payment_order.completed")} e
+    SELECT row, aggregate_id AS order_id, a AS trader_id, pos, occurred_at
+    FROM audit_order_payloads WHERE what = 'completed'
 ),
-ended AS (  -- the attempt the completion ended, when it is the trader's own
+ended AS (  -- the attempt ending where the completion is, when it is the trader's own
     SELECT c.*, a.complete_by
     FROM c JOIN audit_attempts a
-      ON a.end_event_id = c.event_id AND a.order_id = c.order_id AND a.trader_id = c.trader_id
+      ON a.order_id = c.order_id AND a.end_pos = c.pos AND a.trader_id = c.trader_id
      AND a.assigned_pos < c.pos
 ),
 searched AS (  -- the others: the trader's latest attempt on the order before the completion
     SELECT c.*, a.complete_by
-    FROM (SELECT * FROM c ANTI JOIN ended USING (event_id)) c
+    FROM (SELECT * FROM c ANTI JOIN ended USING (row)) c
     LEFT JOIN audit_attempts a ON a.order_id = c.order_id AND a.trader_id = c.trader_id AND a.assigned_pos < c.pos
-    QUALIFY row_number() OVER (PARTITION BY c.event_id ORDER BY a.assigned_pos DESC NULLS LAST) = 1
+    QUALIFY row_number() OVER (PARTITION BY c.row ORDER BY a.assigned_pos DESC NULLS LAST) = 1
 ),
 c_on_time AS (
     SELECT *, occurred_at <= complete_by AS on_time
@@ -92,10 +94,7 @@ def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     Columns: trader_id, seq, as_of, window_days, event_id, the published ``assignments``,
     ``completed``, ``on_time``, ``disputed``, ``score``, the same with ``_recomputed``, and
     ``matches`` (every figure equal)."""
-    if not con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audit_attempts' AND temporary"
-    ).fetchall()[0][0]:
-        prepare(con)
+    prepare(con, ["audit_attempts", "audit_order_payloads"])  # unless the audit has them
     frame = pl.from_arrow(con.sql(RECOMPUTED_COUNTS).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     cache: dict[tuple[Any, ...], Decimal] = {}  # counts repeat: score each set once

@@ -129,6 +129,35 @@ def _restricted(
     return mem
 
 
+#: The order the checks run in: the readers of each shared table but the attempts (see
+#: :data:`LIFETIME`) one after the other, so it is held only while they run.
+ORDER = (
+    "fold",
+    "MALFORMED_EVENT",
+    "RATING_MISMATCH",
+    "ORDER_SETTLEMENT_MISMATCH",
+    "RECEIPT_REUSED",
+    "DEADLINE_MISSED",
+    "TRADER_LEDGER_DRIFT",
+    "HOLD_LEAK",
+    "ASSIGNMENT_VIOLATION",
+    "NEGATIVE_AVAILABLE",
+    "FX_MISMATCH",
+    "FEE_MISMATCH",
+    "RECEIPT_MISSING",
+    "RECEIPT_AMOUNT_MISMATCH",
+    "PAYOUT_MISMATCH",
+)
+
+#: Shared tables (:data:`~.checks.SHARED`) built before their first reader and dropped after their
+#: last (after its stages, for the assignment check: only they read the trader events), as
+#: (first, last). The attempts are built first and kept: nearly every check reads them.
+LIFETIME = {
+    "audit_order_payloads": ("RATING_MISMATCH", "DEADLINE_MISSED"),
+    "audit_trader_events": ("TRADER_LEDGER_DRIFT", "ASSIGNMENT_VIOLATION"),
+}
+
+
 def run_checks(
     con: duckdb.DuckDBPyConnection,
     as_of: datetime | None = None,
@@ -139,35 +168,35 @@ def run_checks(
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
     queries = {**SQL, "ASSIGNMENT_VIOLATION": assignment.ASSIGNMENT_VIOLATION}
+    assert set(ORDER) == {*queries, "RATING_MISMATCH"}
     stages = {"ASSIGNMENT_VIOLATION": assignment.STAGES}  # temp tables a check builds first
-    # shared temp tables dropped after their last reader, to leave the memory to the rest: after
-    # that check, or once its stages are built if only they read the table
-    done_after = {"DEADLINE_MISSED": ["audit_order_payloads"]}
-    done_after_stages = {"ASSIGNMENT_VIOLATION": ["audit_trader_events"]}
     start = time.perf_counter()
     no_progress_bar(con)
-    prepare(con)
+    prepare(con, ["audit_attempts"])
     timings["attempts"] = time.perf_counter() - start
-    for name, sql in queries.items():
+    for name in ORDER:
         if progress is not None:
             progress(name)
         start = time.perf_counter()
-        for table, stage in stages.get(name, {}).items():
+        prepare(con, [t for t, (first, _) in LIFETIME.items() if first == name])
+        done = [t for t, (_, last) in LIFETIME.items() if last == name]
+        staged = stages.get(name, {})
+        for table, stage in staged.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stage}").fetchall()
-        for table in done_after_stages.get(name, []):
+        for table in done if staged else []:  # read by the stages only
             con.execute(f"DROP TABLE {table}").fetchall()
-        names = ", ".join(f'"{c}"' for c in COLUMNS)
-        named = f"SELECT * FROM ({sql.replace('{ref_time}', ref)}) AS t({names})"
-        frame = pl.from_arrow(con.sql(named).to_arrow_table())
-        assert isinstance(frame, pl.DataFrame)
-        for table in [*stages.get(name, {}), *done_after.get(name, [])]:
+        if name == "RATING_MISMATCH":
+            frame = pl.DataFrame(ratings.findings(con), schema={c: _SCHEMA[c] for c in COLUMNS})
+        else:
+            names = ", ".join(f'"{c}"' for c in COLUMNS)
+            named = f"SELECT * FROM ({queries[name].replace('{ref_time}', ref)}) AS t({names})"
+            arrow = pl.from_arrow(con.sql(named).to_arrow_table())
+            assert isinstance(arrow, pl.DataFrame)
+            frame = arrow.cast({"amount_delta": pl.Int64}, strict=False)  # type: ignore[dict-item]
+        for table in [*staged, *([] if staged else done)]:
             con.execute(f"DROP TABLE {table}").fetchall()
-        frames.append(frame.cast({"amount_delta": pl.Int64}, strict=False))  # type: ignore[dict-item]
+        frames.append(frame)
         timings[name] = time.perf_counter() - start
-    start = time.perf_counter()
-    rows = ratings.findings(con)
-    frames.append(pl.DataFrame(rows, schema={c: _SCHEMA[c] for c in COLUMNS}))
-    timings["RATING_MISMATCH"] = time.perf_counter() - start
     out = pl.concat([f.select([pl.col(c).cast(_SCHEMA[c]) for c in COLUMNS]) for f in frames])
     # The offending event first, then the rest of the evidence once each, in the order given.
     out = out.with_columns(
