@@ -21,7 +21,7 @@ from .checks import TRADER_STATE, _ev, _names
 #: Registration, limits, presence and blocks as they change (a few events per trader), from the
 #: trader events :func:`~.checks.prepare` parsed (``state``: :data:`~.checks.STATE_FIELDS`).
 _STATE_EVENTS = f"""
-SELECT t.trader_id, t.pos, e.event_id,
+SELECT t.trader_id, t.pos, t.event_id,
        CASE WHEN t.kind = 'trader.registered'
             THEN {{'fiat_currency': t.state[1], 'settlement_currency': t.state[2]}} END AS reg,
        CASE WHEN t.kind IN ('trader.registered', 'trader.limits_changed') THEN {{
@@ -32,7 +32,6 @@ SELECT t.trader_id, t.pos, e.event_id,
        CASE t.kind WHEN 'trader.went_online' THEN TRUE WHEN 'trader.went_offline' THEN FALSE END AS online,
        CASE t.kind WHEN 'trader.blocked' THEN TRUE WHEN 'trader.unblocked' THEN FALSE END AS blocked
 FROM audit_trader_events t
-JOIN events e ON e.rowid = t.row  -- the id orders events at one position
 WHERE t.kind IN ({_names(TRADER_STATE)})
 """
 

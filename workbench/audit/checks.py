@@ -304,7 +304,8 @@ TRADER_STATE = (
 #: ``audit_trader_events`` (one scan of the payloads instead of four). Money events have their
 #: ``ref`` and ``amount``; registrations and limit changes their fields in ``state``
 #: (:data:`STATE_FIELDS`). Narrow, as it stays in memory: the event is its ``row`` in ``events``
-#: (its ``rowid``), and the few ids a finding shows are fetched by it.
+#: (its ``rowid``), and the few ids a finding shows are fetched by it; only the state events,
+#: a few per trader, keep their ``event_id`` (it orders them at one position).
 STATE_FIELDS = (
     "fiat_currency",
     "settlement_currency",
@@ -316,7 +317,8 @@ STATE_FIELDS = (
     "max_active_orders",
 )
 TRADER_EVENTS_SQL = f"""
-SELECT row, pos, aggregate_id AS trader_id, kind, money[1] AS ref, (money[2])::BIGINT AS amount, state
+SELECT row, pos, aggregate_id AS trader_id, kind, money[1] AS ref, (money[2])::BIGINT AS amount, state,
+       CASE WHEN kind IN ({_names(TRADER_STATE)}) THEN event_id END AS event_id
 FROM (
     SELECT *,
            CASE WHEN kind IN ({_names(TRADER_MONEY)})
