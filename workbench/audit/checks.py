@@ -202,11 +202,15 @@ first AS (SELECT sha, arg_min(row, pos) AS first_row, arg_min(order_id, pos) AS 
 reused AS (
     SELECT u.*, f.first_row, f.first_order FROM u JOIN first f USING (sha)
     WHERE u.order_id <> f.first_order AND u.row <> f.first_row
+),
+ids AS (  -- the ids of the few events involved
+    SELECT rowid AS row, event_id FROM events
+    WHERE rowid IN (SELECT row FROM reused UNION ALL SELECT first_row FROM reused)
 )
 SELECT 'RECEIPT_REUSED', 'receipt:' || r.receipt_id, e.event_id, [e.event_id, f.event_id],
        NULL::BIGINT, NULL,
        format('file {} already proved order {}; used again for order {}', r.sha, r.first_order, r.order_id)
-FROM reused r JOIN events e ON e.rowid = r.row JOIN events f ON f.rowid = r.first_row
+FROM reused r JOIN ids e ON e.row = r.row JOIN ids f ON f.row = r.first_row
 """
 
 # ---------------------------------------------------------------- attempts: how each one ended
