@@ -485,16 +485,18 @@ drift AS (
 t_ev AS (
     SELECT d.t_trader, d.t_ref, list(e.event_id ORDER BY m.pos, e.event_id) AS events
     FROM (SELECT DISTINCT t_trader, t_ref FROM drift WHERE has_t) d
-    JOIN audit_trader_events m
+    JOIN audit_trader_events m  -- its money events (written as "not state" so DuckDB does not
+      -- take this and the sums' scan for one subplan and materialize it, which costs more)
       ON m.trader_id IS NOT DISTINCT FROM d.t_trader AND m.ref IS NOT DISTINCT FROM d.t_ref
-     AND m.kind IN ({_names(TRADER_MONEY)})
+     AND m.kind NOT IN ({_names(TRADER_STATE)})
     JOIN events e ON e.rowid = m.row
     GROUP BY ALL
 ),
 l_ev AS (
     SELECT d.l_trader, d.l_ref, list(DISTINCT m.held_event_id) AS events
     FROM (SELECT DISTINCT l_trader, l_ref FROM drift WHERE has_l) d
-    JOIN ({_LEDGER_MOVES}) m
+    JOIN (SELECT * FROM ({_LEDGER_MOVES})  -- the drifting plans' moves only, found by plan first
+          WHERE plan_id IN (SELECT l_ref FROM drift) OR plan_id IS NULL) m
       ON m.trader_id IS NOT DISTINCT FROM d.l_trader AND m.plan_id IS NOT DISTINCT FROM d.l_ref
     GROUP BY ALL
 )
