@@ -60,3 +60,19 @@ def test_fee_share_in_sql_is_the_domains(rows: list[tuple[int, int]]) -> None:
         int(con.execute(f"SELECT {m.bps_share(str(a), str(b))}").fetchall()[0][0]) for a, b in rows
     ]
     assert got == [bps_share(a, b) for a, b in rows]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-(10**30), 10**30), st.integers(1, 10**15)), min_size=1, max_size=50
+    )
+)
+def test_staged_half_even_division_in_sql_is_the_domains(rows: list[tuple[int, int]]) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, n HUGEINT, d HUGEINT)").fetchall()
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, n, d) for i, (n, d) in enumerate(rows)])
+    got = con.execute(
+        f"SELECT i, q FROM ({m.with_half_even('t', q=('n', 'd'))}) ORDER BY i"
+    ).fetchall()
+    assert [int(q) for _, q in got] == [div_round_half_even(n, d) for n, d in rows]

@@ -140,15 +140,13 @@ LEFT JOIN rewards r ON r.trader_id = a.trader_id AND a.pos > r.pos AND a.pos <= 
 """
 
 FEE_MISMATCH = f"""
-WITH p AS (  -- the products first, so each rounding reads a column
-    SELECT *, settlement_amount::HUGEINT * fee_bps AS _fee, settlement_amount::HUGEINT * reward_bps AS _reward
-    FROM ({_FEES})
-),
-x AS (
-    SELECT * EXCLUDE (_fee, _reward), {m.bps_share_of("_fee")} AS fee_expected,
-              {m.bps_share_of("_reward")} AS reward_expected
-    FROM p
-)
+WITH x AS ({
+    m.with_half_even(
+        f"({_FEES})",
+        fee_expected=m.bps_share_of("settlement_amount", "fee_bps"),
+        reward_expected=m.bps_share_of("settlement_amount", "reward_bps"),
+    )
+})
 SELECT 'FEE_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
        (CASE WHEN platform_fee IS DISTINCT FROM fee_expected
              THEN platform_fee - fee_expected ELSE trader_reward - reward_expected END)::BIGINT,

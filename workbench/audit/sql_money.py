@@ -34,6 +34,31 @@ def div_half_even(numerator: str, denominator: str) -> str:
     return f"({q} + CASE WHEN 2 * {r} > {d} OR (2 * {r} = {d} AND {q} % 2 <> 0) THEN 1 ELSE 0 END)"
 
 
+def with_half_even(source: str, **outs: tuple[str, str]) -> str:
+    """``source`` with a column per keyword: ``round_half_even(n / d)`` of its integer expressions
+    ``(n, d)`` when ``d > 0`` (NULL otherwise), the arithmetic of :func:`div_half_even`. The floor
+    quotient is a column of its own first: written inline, DuckDB computes the ``HUGEINT``
+    division once per use of it, and that was most of the pricing checks' cost."""
+    nd = ", ".join(
+        f"({n})::HUGEINT AS _n_{k}, ({d})::HUGEINT AS _d_{k}" for k, (n, d) in outs.items()
+    )
+    q = ", ".join(
+        f"CASE WHEN _d_{k} > 0 THEN (CASE WHEN _n_{k} >= 0 THEN _n_{k} // _d_{k} "
+        f"ELSE -((-_n_{k} + _d_{k} - 1) // _d_{k}) END) END AS _q_{k}"
+        for k in outs
+    )
+    rounded = ", ".join(
+        f"CASE WHEN _d_{k} > 0 THEN _q_{k} + CASE WHEN 2 * (_n_{k} - _q_{k} * _d_{k}) > _d_{k} "
+        f"OR (2 * (_n_{k} - _q_{k} * _d_{k}) = _d_{k} AND _q_{k} % 2 <> 0) THEN 1 ELSE 0 END END AS {k}"
+        for k in outs
+    )
+    staged = ", ".join(f"_{x}_{k}" for k in outs for x in "ndq")
+    return f"""
+    SELECT * EXCLUDE ({staged}), {rounded}
+    FROM (SELECT *, {q} FROM (SELECT *, {nd} FROM {source}))
+    """
+
+
 def rate_parts(rate: str) -> tuple[str, str]:
     """A decimal rate string as ``(integer digits, number of decimals)``: ``"92.35"`` → 9235, 2.
     NULL digits for a rate that is not a plain positive decimal."""
@@ -48,21 +73,17 @@ def settlement(amount: str, fiat: str, rate: str, settle: str, source: str) -> s
     10^exp_settle)`` exactly. With ``rate = R / 10^k`` that is ``amount * 10^(k + exp_settle) /
     (R * 10^exp_fiat)``; each step is its own column so no expression is computed twice."""
     digits, decimals = rate_parts(rate)
-    return f"""
-    SELECT * EXCLUDE (_n, _d), CASE WHEN _d > 0 THEN {div_half_even("_n", "_d")} END AS expected
-    FROM (
-        SELECT *, ({amount})::HUGEINT * {pow10(f"_k + {exponent(settle)}")} AS _n,
-                  _r * {pow10(exponent(fiat))} AS _d
-        FROM (SELECT *, {digits} AS _r, {decimals} AS _k FROM {source})
-    )
-    """.replace("EXCLUDE (_n, _d)", "EXCLUDE (_n, _d, _r, _k)")
+    parts = f"(SELECT *, {digits} AS _r, {decimals} AS _k FROM {source})"
+    n = f"({amount})::HUGEINT * {pow10(f'_k + {exponent(settle)}')}"
+    d = f"_r * {pow10(exponent(fiat))}"
+    return f"SELECT * EXCLUDE (_r, _k) FROM ({with_half_even(parts, expected=(n, d))})"
 
 
 def bps_share(amount: str, bps: str) -> str:
     """``round_half_even(amount * bps / 10000)``: the platform fee and the trader reward."""
-    return bps_share_of(f"({amount})::HUGEINT * ({bps})")
+    return div_half_even(f"({amount})::HUGEINT * ({bps})", str(BPS_DENOMINATOR))
 
 
-def bps_share_of(product: str) -> str:
-    """:func:`bps_share` of an ``amount * bps`` already computed (as a column, say)."""
-    return div_half_even(product, str(BPS_DENOMINATOR))
+def bps_share_of(amount: str, bps: str) -> tuple[str, str]:
+    """:func:`bps_share` as the ``(n, d)`` of :func:`with_half_even`."""
+    return f"({amount})::HUGEINT * ({bps})", str(BPS_DENOMINATOR)
