@@ -6,19 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .aggregate import AggregateState
-from .events import Currency, Event, Payload
+from .events import Currency, Event, Int64, Payload
 
 
 class ClientRegistered(Payload):
     KIND = "client.registered"
     name: str
     settlement_currency: Currency
-    fee_bps: int
+    fee_bps: Int64
 
 
 class ClientFeeChanged(Payload):
     KIND = "client.fee_changed"
-    fee_bps: int
+    fee_bps: Int64
 
 
 PAYLOADS: tuple[type[Payload], ...] = (ClientRegistered, ClientFeeChanged)

@@ -110,7 +110,30 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+#: The catalog's integers are int64 (amounts in minor units, counts, ids of batches).
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
+def _int64(value: int) -> int:
+    """A JSON integer past int64 is not a catalog value: refused, never wrapped or zeroed."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise PydanticCustomError("out_of_range", "{value} is outside int64", {"value": str(value)})
+    return value
+
+
+def _positive(value: int) -> int:
+    """Amounts the catalog requires to be positive (an order, a deposit movement, a payout)."""
+    if value <= 0:
+        raise PydanticCustomError(
+            "invalid_value", "amount must be positive, got {value}", {"value": str(value)}
+        )
+    return value
+
+
 UtcDatetime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
+Int64 = Annotated[int, AfterValidator(_int64)]
+PositiveAmount = Annotated[int, AfterValidator(_int64), AfterValidator(_positive)]
 #: A non-integer JSON number (``score``, ``confidence``), read as an exact Decimal.
 JsonNumber = Annotated[Decimal, BeforeValidator(_json_number)]
 Currency = Annotated[str, AfterValidator(_currency)]
@@ -254,4 +277,14 @@ def loads(text: str) -> Any:
     A repeated key is an error: readers disagree on which copy wins (Python keeps the last,
     DuckDB the first), so such a payload is not a fact anyone could rely on.
     """
-    return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicate_keys)
+    return json.loads(
+        text,
+        parse_float=Decimal,
+        parse_constant=_no_constant,
+        object_pairs_hook=_no_duplicate_keys,
+    )
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (Python's parser takes them; DuckDB's does not)."""
+    raise ValueError(f"{name} is not a JSON value")

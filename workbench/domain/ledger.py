@@ -15,32 +15,32 @@ from typing import Final
 from pydantic import Field
 
 from .aggregate import AggregateState, evolve
-from .events import Currency, Event, Payload
+from .events import Currency, Event, Int64, Payload
 from .violations import INVALID_TRANSITION, LEDGER_PLAN_MISMATCH
 
 
 class Posting(Payload):
     from_: str = Field(alias="from")
     to: str
-    amount: int
+    amount: Int64
     currency: Currency
     description: str
 
 
 class BatchHeld(Payload):
     KIND = "ledger_plan.batch_held"
-    batch_id: int
+    batch_id: Int64
     postings: list[Posting]
 
 
 class PlanCommitted(Payload):
     KIND = "ledger_plan.committed"
-    batch_ids: list[int]
+    batch_ids: list[Int64]
 
 
 class PlanRolledBack(Payload):
     KIND = "ledger_plan.rolled_back"
-    batch_ids: list[int]
+    batch_ids: list[Int64]
 
 
 PAYLOADS: tuple[type[Payload], ...] = (BatchHeld, PlanCommitted, PlanRolledBack)

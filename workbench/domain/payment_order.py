@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Final, Literal
 
 from .aggregate import AggregateState, check_transition, evolve
-from .events import Currency, Event, Payload, Rate, UtcDatetime
+from .events import Currency, Event, Int64, Payload, PositiveAmount, Rate, UtcDatetime
 from .violations import INVALID_TRANSITION
 
 Direction = Literal["payin", "payout"]
 
 
 class Money(Payload):
-    amount: int
+    amount: PositiveAmount
     currency: Currency
 
 
@@ -28,7 +28,7 @@ class OrderCreatedV1(Payload):
     VERSION = 1
     client_id: str
     direction: Direction
-    amount: int
+    amount: PositiveAmount
     currency: Currency
     client_ref: str
     expires_at: UtcDatetime
@@ -62,12 +62,12 @@ def upcast_created_v1(p: OrderCreatedV1) -> OrderCreated:
 class OrderAssigned(Payload):
     KIND = "payment_order.assigned"
     trader_id: str
-    attempt: int
+    attempt: Int64
     rate: Rate
     settlement_currency: Currency
-    settlement_amount: int
-    platform_fee: int
-    trader_reward: int
+    settlement_amount: Int64
+    platform_fee: Int64
+    trader_reward: Int64
     accept_by: UtcDatetime
 
 
@@ -105,7 +105,7 @@ class ReviewStarted(Payload):
 class OrderCompleted(Payload):
     KIND = "payment_order.completed"
     trader_id: str
-    paid_amount: int
+    paid_amount: Int64
 
 
 class OrderCancelled(Payload):

@@ -9,7 +9,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator
 
 from .aggregate import AggregateState, check_transition
-from .events import Currency, Event, Payload
+from .events import Currency, Event, Int64, Payload, PositiveAmount
 
 
 def _owner(value: str) -> str:
@@ -25,8 +25,8 @@ Owner = Annotated[str, AfterValidator(_owner)]
 class PayoutCreated(Payload):
     KIND = "payout.created"
     owner: Owner
-    amount: int
-    fee: int
+    amount: PositiveAmount
+    fee: Int64
     currency: Currency
     destination_masked: str
     plan_id: str

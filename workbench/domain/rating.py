@@ -10,18 +10,18 @@ from fractions import Fraction
 from typing import Final
 
 from .aggregate import AggregateState
-from .events import Event, JsonNumber, Payload, UtcDatetime
+from .events import Event, Int64, JsonNumber, Payload, UtcDatetime
 from .money import div_round_half_even
 
 
 class RatingPublished(Payload):
     KIND = "trader_rating.published"
     as_of: UtcDatetime
-    window_days: int
-    assignments: int
-    completed: int
-    on_time: int
-    disputed: int
+    window_days: Int64
+    assignments: Int64
+    completed: Int64
+    on_time: Int64
+    disputed: Int64
     score: JsonNumber
 
 

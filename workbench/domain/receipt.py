@@ -8,14 +8,14 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from .aggregate import AggregateState, check_transition
-from .events import Currency, Event, Payload, UnitInterval, UtcDatetime
+from .events import Currency, Event, Int64, Payload, PositiveAmount, UnitInterval, UtcDatetime
 
 
 class ReceiptUploaded(Payload):
     KIND = "receipt.uploaded"
     order_id: str
     trader_id: str
-    amount: int
+    amount: PositiveAmount
     currency: Currency
     paid_at: UtcDatetime
     bank: str
@@ -24,7 +24,7 @@ class ReceiptUploaded(Payload):
 
 class ReceiptAnalyzed(Payload):
     KIND = "receipt.analyzed"
-    extracted_amount: int | None
+    extracted_amount: Int64 | None
     extracted_paid_at: UtcDatetime | None
     confidence: UnitInterval
     flags: list[str]

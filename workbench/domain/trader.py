@@ -12,14 +12,14 @@ from datetime import datetime
 from types import MappingProxyType
 
 from .aggregate import AggregateState
-from .events import Currency, Event, Payload
+from .events import Currency, Event, Int64, Payload, PositiveAmount
 from .violations import INVALID_TRANSITION, TRADER_LEDGER_DRIFT
 
 
 class Limits(Payload):
-    min_amount: int
-    max_amount: int
-    max_active_orders: int
+    min_amount: Int64
+    max_amount: Int64
+    max_active_orders: Int64
 
 
 class TraderRegisteredV1(Payload):
@@ -28,10 +28,10 @@ class TraderRegisteredV1(Payload):
     name: str
     fiat_currency: Currency
     settlement_currency: Currency
-    min_amount: int
-    max_amount: int
-    max_active_orders: int
-    reward_bps: int
+    min_amount: Int64
+    max_amount: Int64
+    max_active_orders: Int64
+    reward_bps: Int64
 
 
 class TraderRegistered(Payload):
@@ -43,7 +43,7 @@ class TraderRegistered(Payload):
     fiat_currency: Currency
     settlement_currency: Currency
     limits: Limits
-    reward_bps: int
+    reward_bps: Int64
     country: str | None
 
 
@@ -63,9 +63,9 @@ def upcast_registered_v1(p: TraderRegisteredV1) -> TraderRegistered:
 
 class TraderLimitsChanged(Payload):
     KIND = "trader.limits_changed"
-    min_amount: int
-    max_amount: int
-    max_active_orders: int
+    min_amount: Int64
+    max_amount: Int64
+    max_active_orders: Int64
 
 
 class TraderWentOnline(Payload):
@@ -89,11 +89,12 @@ class DepositMovement(Payload):
     """Shape shared by the deposit events: which ledger plan (``ref``) and how much."""
 
     ref: str
-    amount: int
+    amount: Int64
 
 
 class DepositToppedUp(DepositMovement):
     KIND = "trader.deposit_topped_up"
+    amount: PositiveAmount
 
 
 class HoldPlaced(DepositMovement):

@@ -1,26 +1,28 @@
-"""Columnar ingest: Parquet → ``events`` inside DuckDB, with the same decisions as the fold path.
+"""Columnar ingest: export rows → ``events`` inside DuckDB, with the decisions of :mod:`.judging`.
 
-DuckDB reads every file, sorts out redeliveries and conflicting copies (the winner among copies
-of one ``event_id`` is chosen in :data:`~workbench.replay.engine.WINNER_ORDER`, exactly as the
-per-event path chooses it), and inserts rows whose envelope and payload are certainly valid
-(:mod:`.validate`) straight into ``events``. Only the odd rows (undecodable, conflicting, without
-an id) come up to Python, where the domain's decoder writes their quarantine entry, so the
-quarantine says the same thing whichever path ran.
+Each file is read once (:mod:`.parquet_rows`): its native batches go into a temporary ``input``
+table in the catalog's types; the rows of foreign batches are judged by the domain's decoder at
+once and only the decodable ones join ``input`` (marked ``judged``). DuckDB then sorts out
+redeliveries and conflicting copies and inserts the rows whose envelope and payload it can
+certainly vouch for (:mod:`.validate`) straight into ``events``; every other row comes up to the
+decoder, which has the last word, so the quarantine says the same whichever engine ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
+import pyarrow as pa
 
-from ..domain.catalog import DecodingError, try_decode
-from ..domain.events import ENVELOPE_FIELDS, Event
-from ..sources import REQUIRED, SourceError
+from ..domain.catalog import DecodingError
+from ..domain.events import ENVELOPE_FIELDS
+from . import judging, parquet_rows
+from .judging import WINNER_ORDER
 from .validate import envelope_predicate, payload_predicate
 
 ENVELOPE_TYPES = {
@@ -38,6 +40,8 @@ ENVELOPE_TYPES = {
     "payload": "VARCHAR",
 }
 
+_COLS = ", ".join(ENVELOPE_FIELDS)
+
 
 @dataclass
 class Ingested:
@@ -45,10 +49,12 @@ class Ingested:
     applied: int = 0
     duplicates: int = 0
     conflicts: int = 0
-    odd_rows: list[tuple[dict[str, Any], str, str | None]] = field(
-        default_factory=list
-    )  # row, source, conflict error
-    python_files: list[Path] = field(default_factory=list)
+    displaced: int = 0  # stored events a new copy beat (moved to quarantine)
+    quarantined: int = 0  # rows read that were kept in quarantine (set when stored)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+    displaced_ids: set[str] = field(default_factory=set)
+    displaced_rows: list[tuple[Any, ...]] = field(default_factory=list)  # not rows read
+    files: list[parquet_rows.ExportFile] = field(default_factory=list)
 
 
 def _exec(
@@ -57,22 +63,184 @@ def _exec(
     return con.execute(sql, params or []).fetchall()
 
 
-def split_files(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """Files DuckDB can read as complete exports, and files missing envelope columns (which the
-    per-event path quarantines row by row). A file that is not Parquet is a SourceError."""
-    complete, partial = [], []
-    for path in files:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    """Rows as dicts through Arrow (timestamps arrive tz-aware, without pytz)."""
+    return list(con.sql(sql).to_arrow_table().to_pylist())
+
+
+def _input_schema() -> pa.Schema:
+    return parquet_rows.CANONICAL.append(pa.field("source", pa.string())).append(
+        pa.field("judged", pa.bool_())
+    )
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path],
+    run_id: int,
+    *,
+    max_payload_bytes: int | None,
+) -> Ingested:
+    """Load ``files`` into ``events`` (inside the caller's transaction); returns the counts and
+    the quarantine rows (not yet stored)."""
+    out = Ingested()
+    _exec(
+        con,
+        "CREATE OR REPLACE TEMP TABLE input ("
+        + ", ".join(f"{c} {t}" for c, t in ENVELOPE_TYPES.items())
+        + ", source VARCHAR, judged BOOLEAN)",
+    )
+    schema = _input_schema()
+    for info, batches in parquet_rows.read(list(files)):
+        out.files.append(info)
+        for batch in batches:
+            out.read += batch.num_rows
+            if batch.native is not None:
+                t = batch.native
+                n = t.num_rows
+                t = t.append_column("source", pa.array([batch.source] * n, pa.string()))
+                t = t.append_column("judged", pa.array([False] * n, pa.bool_()))
+                _append(con, t)
+                continue
+            accepted: list[dict[str, Any]] = []
+            for row in batch.foreign or ():
+                decoded = judging.judge(row, max_payload_bytes=max_payload_bytes)
+                if isinstance(decoded, DecodingError):
+                    out.quarantine.append(judging.refused(row, batch.source, run_id, decoded))
+                else:
+                    r = judging.canonical_row(decoded, row["payload"])
+                    r["source"], r["judged"] = batch.source, True
+                    accepted.append(r)
+            if accepted:
+                _append(con, pa.Table.from_pylist(accepted, schema=schema))
+    ingest_relation(con, "input", run_id=run_id, max_payload_bytes=max_payload_bytes, out=out)
+    _exec(con, "DROP TABLE IF EXISTS input")
+    return out
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    con.register("_batch", table)
+    try:
+        _exec(con, "INSERT INTO input SELECT * FROM _batch")
+    finally:
+        con.unregister("_batch")
+
+
+def ingest_relation(
+    con: duckdb.DuckDBPyConnection,
+    src: str,
+    *,
+    run_id: int,
+    max_payload_bytes: int | None,
+    record: str | None = None,
+    valid: str | None = None,
+    raw_of: Callable[[str], str | None] | None = None,
+    out: Ingested | None = None,
+) -> Ingested:
+    """Load the rows of ``src`` (a table with the envelope columns typed as
+    :data:`ENVELOPE_TYPES`, ``source`` and ``judged``: the decoder already accepted the row)
+    into ``events``, with the decisions of :mod:`.judging`. The Parquet replay passes its
+    ``input``; the live stream a table of the messages of one batch.
+
+    ``record``: the name of a temporary table (``CREATE OR REPLACE``d, with the columns of
+    ``events``) that receives the new rows *as well as* ``events`` (the live stream applies
+    exactly those rows incrementally). ``valid``: the SQL that vouches for a row (default the
+    full check; :data:`FAST_VALID` is cheaper for small batches). ``raw_of``: the raw text of a
+    row's source, where it is not the row itself (a stream message's body)."""
+    out = out or Ingested()
+    if out.read == 0:
+        out.read = int(_exec(con, f"SELECT count(*) FROM {src}")[0][0])
+    if record is not None:
+        _exec(con, f"CREATE OR REPLACE TEMP TABLE {record} AS SELECT * FROM events LIMIT 0")
+    ctx = _Context(
+        con, run_id, max_payload_bytes, record, valid or full_check(max_payload_bytes), raw_of, out
+    )
+    # Ids delivered more than once, or already in the database: their copies are judged together.
+    _exec(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE multi AS
+        SELECT event_id FROM {src} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1
+        UNION SELECT i.event_id FROM {src} i SEMI JOIN events e ON e.event_id = i.event_id""",
+    )
+    single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
+    _copies(ctx, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))")
+    # Rows met once: the payload check keeps only the ids it could not vouch for.
+    _exec(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE doubtful AS SELECT event_id FROM "
+        f"(SELECT *, {_pj(ctx.max_payload_bytes)} AS pj FROM {src} WHERE {single}) WHERE NOT (judged OR coalesce({ctx.valid}, FALSE))",
+    )
+    out.applied += ctx.insert(
+        f"SELECT {_COLS}, source FROM {src} "
+        f"WHERE {single} AND event_id NOT IN (SELECT event_id FROM doubtful)"
+    )
+    odd = _rows(
+        con,
+        f"SELECT {_COLS}, source FROM {src} WHERE event_id IN (SELECT event_id FROM doubtful) "
+        "ORDER BY event_id, source",
+    )
+    accepted = []
+    for r in odd:
+        source = r.pop("source")
+        decoded = judging.judge(r, max_payload_bytes=max_payload_bytes)
+        if isinstance(decoded, DecodingError):
+            out.quarantine.append(ctx.refused(r, source, decoded))
+        else:
+            accepted.append({**r, "source": source})
+    if accepted:
+        out.applied += ctx.insert_rows(accepted)
+    for t in ("multi", "doubtful"):
+        _exec(con, f"DROP TABLE IF EXISTS {t}")
+    return out
+
+
+def _pj(max_payload_bytes: int | None) -> str:
+    """The payload as JSON, or NULL where it is too large or not JSON (never an error)."""
+    if max_payload_bytes is None:
+        return "TRY_CAST(payload AS JSON)"
+    return (
+        f"CASE WHEN strlen(payload) <= {int(max_payload_bytes)} THEN TRY_CAST(payload AS JSON) END"
+    )
+
+
+@dataclass
+class _Context:
+    con: duckdb.DuckDBPyConnection
+    run_id: int
+    max_payload_bytes: int | None
+    record: str | None
+    valid: str
+    raw_of: Callable[[str], str | None] | None
+    out: Ingested
+
+    def insert(self, select: str) -> int:
+        """Insert the rows of ``select`` (event columns and ``source``) into ``events``."""
+        n = int(_exec(self.con, f"INSERT INTO events {select}")[0][0])
+        if self.record is not None and n:
+            _exec(self.con, f"INSERT INTO {self.record} {select}")
+        return n
+
+    def insert_rows(self, rows: list[dict[str, Any]]) -> int:
+        from .schema import EVENTS
+        from .store import rows_to_arrow
+
+        table = rows_to_arrow(EVENTS, [tuple(r[c] for c in EVENTS.column_names) for r in rows])
+        self.con.register("_accepted", table)
         try:
-            names = set(pq.read_schema(path).names)
-        except Exception as exc:
-            raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
-        (complete if all(c in names for c in REQUIRED) else partial).append(path)
-    return complete, partial
+            return self.insert("SELECT * FROM _accepted")
+        finally:
+            self.con.unregister("_accepted")
+
+    def raw(self, source: str) -> str | None:
+        return self.raw_of(source) if self.raw_of is not None else None
+
+    def refused(self, row: dict[str, Any], source: str, err: DecodingError) -> tuple[Any, ...]:
+        return judging.quarantine_row(
+            row, source, self.run_id, err.reason, err.field, str(err), self.raw(source)
+        )
 
 
 def _winner_order(alias: str) -> str:
-    from .engine import WINNER_ORDER
-
     return ", ".join(f"{alias}.{c} NULLS FIRST" for c in WINNER_ORDER)
 
 
@@ -82,184 +250,116 @@ def _differs(a: str, b: str) -> str:
     return f"concat_ws(', ', {', '.join(parts)})"
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    """Rows as dicts through Arrow (timestamps arrive tz-aware, without pytz)."""
-    return list(con.sql(sql).to_arrow_table().to_pylist())
+def _copies(ctx: _Context, rows: str) -> None:
+    """Judge the rows of ids met more than once (or already stored) and the rows without an id.
 
-
-def ingest(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> Ingested:
-    """Load ``files`` into ``events`` (inside the caller's transaction); returns the counts and the
-    rows Python must judge.
-
-    The input is streamed, never copied whole: almost every ``event_id`` occurs once and is new,
-    so only the ids seen twice (or already stored) and the rows without an id are set aside
-    (small), the payload check runs once and keeps only the ids it could not vouch for, and the
-    rest goes from the Parquet straight into ``events``."""
-    complete, partial = split_files(files)
-    if not complete:
-        out = Ingested()
-        out.python_files = partial
-        return out
-    cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ENVELOPE_TYPES.items())
-    names = [str(p) for p in complete]
-    src = (
-        f"(SELECT {cols}, filename AS source FROM read_parquet({_q_list(names)}, union_by_name = true, "
-        f"filename = true, hive_partitioning = false))"
-    )
-    out = ingest_relation(con, src)
-    out.python_files = partial
-    return out
-
-
-def ingest_relation(
-    con: duckdb.DuckDBPyConnection,
-    src: str,
-    *,
-    record: str | None = None,
-    valid: str | None = None,
-) -> Ingested:
-    """Load the rows of ``src`` (SQL of a relation with the envelope columns, typed as
-    :data:`ENVELOPE_TYPES`, and ``source``) into ``events``, with the decisions described in the
-    module docstring. The Parquet replay passes its files; the live stream a table of the
-    messages of one batch.
-
-    ``record``: the name of a temporary table (``CREATE OR REPLACE``d, with the columns of
-    ``events``) that receives the accepted rows *instead of* ``events``: the caller adds the rows
-    Python accepts (:attr:`Ingested.odd_rows`) and inserts the whole into ``events`` itself (the
-    live stream does, in log order, and applies exactly those rows incrementally).
-
-    ``valid``: the SQL that vouches for a row (default: :func:`_valid`, the full check;
-    :data:`FAST_VALID` is the cheaper one for small batches, leaving more rows to the decoder)."""
-    out = Ingested()
-    if record is not None:
-        _exec(con, f"CREATE OR REPLACE TEMP TABLE {record} AS SELECT * FROM events LIMIT 0")
-    out.read = int(_exec(con, f"SELECT count(*) FROM {src}")[0][0])
-    # Ids delivered more than once, or already in the database: their copies are judged together.
+    Every copy is judged first (undecodable copies are quarantined with their reason); the
+    decodable copies and the stored event then compete (:data:`WINNER_ORDER`, a stored copy
+    before an identical new one): copies identical to the winner are redeliveries, the others
+    conflicting duplicates, a stored event that lost is displaced."""
+    con, out = ctx.con, ctx.out
     _exec(
         con,
-        f"""CREATE OR REPLACE TEMP TABLE multi AS
-        SELECT event_id FROM {src} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1
-        UNION SELECT i.event_id FROM {src} i SEMI JOIN events e ON e.event_id = i.event_id""",
+        f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT row_number() OVER () AS rid, * FROM {rows}",
     )
-    single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
-    valid = valid or _valid()
-    _copies(
-        con, out, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))", record, valid
-    )
-    # Rows met once: the payload check keeps only the ids it could not vouch for.
-    _exec(
-        con,
-        f"CREATE OR REPLACE TEMP TABLE doubtful AS SELECT event_id "
-        f"FROM (SELECT *, TRY_CAST(payload AS JSON) AS pj FROM {src} WHERE {single}) WHERE NOT {valid}",
-    )
-    out.applied += _insert(
-        con,
-        f"SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM {src} "
-        f"WHERE {single} AND event_id NOT IN (SELECT event_id FROM doubtful)",
-        record,
-    )
-    odd = _rows(
-        con,
-        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM {src}
-        WHERE event_id IN (SELECT event_id FROM doubtful) ORDER BY event_id, source""",
-    )
-    for r in odd:
-        source = r.pop("source")
-        out.odd_rows.append((r, source, None))
-    for t in ("multi", "doubtful"):
-        _exec(con, f"DROP TABLE IF EXISTS {t}")
-    return out
-
-
-def _insert(con: duckdb.DuckDBPyConnection, select: str, record: str | None) -> int:
-    """Insert the rows of ``select`` into ``events`` (or into ``record``); returns the count."""
-    return int(_exec(con, f"INSERT INTO {record or 'events'} {select}")[0][0])
-
-
-def _valid() -> str:
-    """SQL true only for a row (with its payload as JSON in ``pj``) certainly valid: envelope and
-    payload. Compiled once; both the single rows and each id's winning copy are judged by it."""
-    return _VALID
-
-
-def _q_list(names: Sequence[str]) -> str:
-    return "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
-
-
-def _copies(
-    con: duckdb.DuckDBPyConnection,
-    out: Ingested,
-    rows: str,
-    record: str | None = None,
-    valid: str | None = None,
-) -> None:
-    """Judge the rows of ids met more than once (or already stored) and the rows without an id:
-    redeliveries are counted, conflicting copies set aside, each id's winner checked and
-    inserted (or handed to Python), rows without an id handed to Python."""
-    _exec(con, f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM {rows}")
     if not _exec(con, "SELECT 1 FROM incoming LIMIT 1"):  # the usual case: nothing to judge
         _exec(con, "DROP TABLE IF EXISTS incoming")
         return
-    # Every copy, ranked within its event_id; `known` copies meet an event already stored.
     _exec(
         con,
         f"""CREATE OR REPLACE TEMP TABLE copies AS
-        SELECT i.*, e.event_id IS NOT NULL AS known,
-               row_number() OVER (PARTITION BY i.event_id ORDER BY {_winner_order("i")}, i.source) AS pick
-        FROM incoming i LEFT JOIN (SELECT event_id FROM events) e ON e.event_id = i.event_id
-        WHERE i.event_id IS NOT NULL""",
+        SELECT * EXCLUDE (pj), judged OR coalesce({ctx.valid}, FALSE) AS ok
+        FROM (SELECT *, {_pj(ctx.max_payload_bytes)} AS pj FROM incoming)""",
     )
-    # What each copy is compared with: the stored event, or else the winning copy.
+    # The decoder's word on every copy the SQL could not vouch for.
+    doubtful = _rows(con, f"SELECT rid, {_COLS}, source FROM copies WHERE NOT ok ORDER BY rid")
+    good: list[int] = []
+    for r in doubtful:
+        rid, source = r.pop("rid"), r.pop("source")
+        decoded = judging.judge(r, max_payload_bytes=ctx.max_payload_bytes)
+        if isinstance(decoded, DecodingError):
+            out.quarantine.append(ctx.refused(r, source, decoded))
+        else:
+            good.append(rid)
+    _exec(con, "UPDATE copies SET ok = TRUE WHERE rid IN (SELECT unnest(?::BIGINT[]))", [good])
+    _exec(con, "DELETE FROM copies WHERE NOT ok OR event_id IS NULL")
+    # The decodable copies and the stored events compete.
+    _exec(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE ranked AS
+        SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY {_winner_order("c")},
+                                     known DESC, source) AS pick
+        FROM (SELECT {_COLS}, source, rid, FALSE AS known FROM copies
+              UNION ALL
+              SELECT {", ".join(f"e.{x}" for x in ENVELOPE_FIELDS)}, e.source, NULL, TRUE
+              FROM events e SEMI JOIN copies i ON i.event_id = e.event_id) c""",
+    )
     _exec(
         con,
         f"""CREATE OR REPLACE TEMP TABLE judged AS
-        SELECT c.*, CASE WHEN c.known THEN {_differs("c", "e")} ELSE {_differs("c", "w")} END AS diff
-        FROM copies c
-        LEFT JOIN events e ON c.known AND e.event_id = c.event_id
-        LEFT JOIN (SELECT * FROM copies WHERE NOT known AND pick = 1) w ON NOT c.known AND w.event_id = c.event_id
-        WHERE c.known OR c.pick > 1""",
+        SELECT c.*, {_differs("c", "w")} AS diff
+        FROM ranked c JOIN (SELECT * FROM ranked WHERE pick = 1) w USING (event_id)
+        WHERE c.pick > 1""",
     )
     out.duplicates += int(_exec(con, "SELECT count(*) FROM judged WHERE diff = ''")[0][0])
-    conflicts = _rows(
+    losers = _rows(
         con,
-        f"SELECT {', '.join(ENVELOPE_FIELDS)}, source, diff FROM judged WHERE diff <> '' ORDER BY event_id, source",
+        f"SELECT {_COLS}, source, diff, known FROM judged WHERE diff <> '' "
+        "ORDER BY event_id, source, rid",
     )
-    out.conflicts += len(conflicts)
-    for r in conflicts:
-        source, diff = r.pop("source"), r.pop("diff")
-        out.odd_rows.append(
-            (r, source, f"event {r['event_id']} delivered again with different {diff}")
+    for r in losers:
+        source, diff, known = r.pop("source"), r.pop("diff"), r.pop("known")
+        diffs = diff.split(", ")
+        (out.displaced_rows if known else out.quarantine).append(
+            judging.quarantine_row(
+                r,
+                source,
+                ctx.run_id,
+                judging.CONFLICT,
+                diffs[0],
+                judging.conflict_error(r["event_id"], diffs),
+                None if known else ctx.raw(source),
+            )
         )
-    valid = valid or _valid()
-    winners = (
-        f"(SELECT * EXCLUDE (pj), {valid} AS ok FROM "
-        f"(SELECT *, TRY_CAST(payload AS JSON) AS pj FROM copies WHERE NOT known AND pick = 1))"
+        if known:
+            out.displaced += 1
+            out.displaced_ids.add(r["event_id"])
+        else:
+            out.conflicts += 1
+    if out.displaced_ids:
+        _exec(
+            con,
+            "DELETE FROM events WHERE event_id IN (SELECT event_id FROM judged WHERE known AND diff <> '')",
+        )
+    out.applied += ctx.insert(
+        f"SELECT {_COLS}, source FROM ranked WHERE pick = 1 AND NOT known ORDER BY event_id"
     )
-    _exec(con, f"CREATE OR REPLACE TEMP TABLE winners AS SELECT * FROM {winners}")
-    out.applied += _insert(
-        con, f"SELECT {', '.join(ENVELOPE_FIELDS)}, source FROM winners WHERE ok", record
-    )
-    odd = _rows(
-        con,
-        f"""SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM winners WHERE NOT ok
-        UNION ALL SELECT {", ".join(ENVELOPE_FIELDS)}, source FROM incoming WHERE event_id IS NULL
-        ORDER BY event_id NULLS FIRST, source""",
-    )
-    for r in odd:
+    # Rows without an id: the decoder says why.
+    for r in _rows(con, f"SELECT {_COLS}, source FROM incoming WHERE event_id IS NULL"):
         source = r.pop("source")
-        out.odd_rows.append((r, source, None))
-    for t in ("incoming", "copies", "judged", "winners"):
+        decoded = judging.judge(r, max_payload_bytes=ctx.max_payload_bytes)
+        assert isinstance(decoded, DecodingError)
+        out.quarantine.append(ctx.refused(r, source, decoded))
+    for t in ("incoming", "copies", "ranked", "judged"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
 
 
-_VALID = f"({envelope_predicate()} AND coalesce({payload_predicate('pj')}, FALSE))"
+@functools.cache
+def full_check(max_payload_bytes: int | None) -> str:
+    """SQL true only for a row (with its payload as JSON in ``pj``) certainly valid: envelope
+    (with the payload's size) and payload."""
+    return _valid_sql(True, max_payload_bytes)
 
-#: The fast check only (see :func:`~workbench.replay.validate.payload_predicate`).
-FAST_VALID = (
-    f"({envelope_predicate()} AND coalesce({payload_predicate('pj', per_path=False)}, FALSE))"
-)
+
+@functools.cache
+def fast_check(max_payload_bytes: int | None) -> str:
+    """The fast check only (see :func:`~workbench.replay.validate.payload_predicate`), for the
+    live stream's small batches."""
+    return _valid_sql(False, max_payload_bytes)
 
 
-def judge(row: dict[str, Any]) -> Event | DecodingError:
-    """The domain's decoder has the final word on a row the SQL could not vouch for."""
-    return try_decode(row)
+def _valid_sql(per_path: bool, max_payload_bytes: int | None) -> str:
+    return (
+        f"({envelope_predicate(max_payload_bytes)} AND "
+        f"coalesce({payload_predicate('pj', per_path=per_path)}, FALSE))"
+    )

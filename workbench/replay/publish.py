@@ -29,8 +29,8 @@ import duckdb
 
 from ..domain.events import ENVELOPE_FIELDS
 from ..sources import parquet_files
-from .engine import WINNER_ORDER
 from .ingest_sql import ENVELOPE_TYPES
+from .judging import WINNER_ORDER
 
 #: Characters a NATS subject token may not hold.
 _BAD_TOKEN = re.compile(r"[\s.*>]")

@@ -52,19 +52,13 @@ from typing import Any, Protocol, TypeVar
 import duckdb
 import pyarrow as pa
 
-from ..domain.catalog import DecodingError, try_decode
+from ..domain.catalog import DEFAULT_MAX_PAYLOAD_BYTES, DecodingError, try_decode
 from ..domain.events import ENVELOPE_FIELDS, Event
 from ..sources import SourceError
-from . import incremental, ingest_sql, store
-from .engine import (
-    CONFLICT,
-    DEFAULT_MEMORY_LIMIT,
-    ReplayError,
-    _quarantine_row,
-    _size,
-    code_version,
-)
-from .schema import EVENTS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS, Table
+from . import bulk, incremental, ingest_sql, judging, store
+from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, _size, code_version
+from .judging import quarantine_row
+from .schema import EVENTS, REPLAY_RUNS, STREAM_POSITIONS, Table
 
 T = TypeVar("T")
 
@@ -214,7 +208,6 @@ def envelope_row(obj: dict[str, Any], raw_payload: str | None) -> dict[str, Any]
     return row
 
 
-_RANGES = {"position": 63, "seq": 31, "schema_version": 15}
 
 
 def _q(text: str) -> str:
@@ -433,15 +426,22 @@ class StreamDatabase:
     """The replay database as the live stream writes it: one transaction per batch."""
 
     def __init__(
-        self, db: str | Path, url: str, *, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+        self,
+        db: str | Path,
+        url: str,
+        *,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.path = Path(db)
         self.url = url
+        self.max_payload_bytes = max_payload_bytes
         self.con = store.connect(self.path)
         self.con.execute("SET enable_progress_bar = false").fetchall()
         if memory_limit is not None:
             self.con.execute(f"SET memory_limit = '{_size(memory_limit)}'").fetchall()
         self.con.execute("SET preserve_insertion_order = false").fetchall()
+        self.con.execute("SET TimeZone = 'UTC'").fetchall()
         self.run_id = int(
             store.one(self.con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0]
         )
@@ -571,13 +571,16 @@ class StreamDatabase:
                 + _typed_sql("(SELECT * FROM _msgs WHERE body IS NOT NULL)", prefix)
             ).fetchall()
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {cols} FROM typed WHERE ok"
+                f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {cols}, FALSE AS judged "
+                "FROM typed WHERE ok"
             ).fetchall()
             doubtful = [
                 int(r[0]) for r in con.execute("SELECT seq FROM typed WHERE NOT ok").fetchall()
             ]
         except duckdb.Error:
-            con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM events LIMIT 0")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE staged AS SELECT *, FALSE AS judged FROM events LIMIT 0"
+            )
             doubtful = sorted(bodies)
         finally:
             con.unregister("_msgs")
@@ -619,65 +622,39 @@ class StreamDatabase:
                 )
                 continue
             row = envelope_row(obj, raw_payload)
-            decoded = try_decode(row)
+            decoded = try_decode(row, text_times=True, max_payload_bytes=self.max_payload_bytes)
             if isinstance(decoded, DecodingError):
                 quarantine.append(
                     _q_row(row, src, run_id, decoded.reason, decoded.field, str(decoded), body)
                 )
                 continue
-            out_of_range = [
-                n for n, bits in _RANGES.items() if not -(2**bits) <= getattr(decoded, n) < 2**bits
-            ]
-            if out_of_range:
-                n = out_of_range[0]
-                quarantine.append(
-                    _q_row(
-                        row,
-                        src,
-                        run_id,
-                        "bad_envelope",
-                        n,
-                        f"event {decoded.event_id}, field {n}: {getattr(decoded, n)} is out of range",
-                        body,
-                    )
-                )
-                continue
             r = _event_row(decoded, row["payload"], src)
-            fallback.append(tuple(r[c] for c in EVENTS.column_names))
+            fallback.append((*(r[c] for c in EVENTS.column_names), True))
         if fallback:
-            store.append_rows(con, _as_table(EVENTS, "staged"), fallback)
+            store.append_rows(con, _STAGED, fallback)
         before = incremental.log_end(con)
         ing = ingest_sql.ingest_relation(
-            con, "(SELECT * FROM staged)", record="batch_new", valid=ingest_sql.FAST_VALID
+            con,
+            "staged",
+            run_id=run_id,
+            max_payload_bytes=self.max_payload_bytes,
+            record="batch_new",
+            valid=ingest_sql.fast_check(self.max_payload_bytes),
+            raw_of=lambda source: bodies.get(_seq_of(source)),
         )
-        accepted: list[tuple[Any, ...]] = []
-        for row, source, conflict in ing.odd_rows:
-            body = bodies.get(_seq_of(source), "")
-            if conflict is not None:
-                diff = conflict.rsplit("different ", 1)[-1].split(", ")
-                quarantine.append(
-                    _q_row(row, source, run_id, CONFLICT, diff[0] if diff else None, conflict, body)
-                )
-                continue
-            decoded = ingest_sql.judge(row)
-            if isinstance(decoded, DecodingError):
-                quarantine.append(
-                    _q_row(row, source, run_id, decoded.reason, decoded.field, str(decoded), body)
-                )
-            else:
-                r = _event_row(decoded, row["payload"], source)
-                accepted.append(tuple(r[c] for c in EVENTS.column_names))
-        if accepted:
-            store.append_rows(con, _as_table(EVENTS, "batch_new"), accepted)
-        con.execute(
-            "INSERT INTO events SELECT * FROM batch_new ORDER BY position, event_id"
-        ).fetchall()
-        store.append_rows(con, QUARANTINE, quarantine)
-        result.applied = ing.applied + len(accepted)
-        result.duplicates = ing.duplicates
+        ing.quarantine[:0] = quarantine
+        skipped = judging.store_quarantine(con, ing.quarantine)
+        judging.store_quarantine(con, ing.displaced_rows)
+        judging.refresh_conflicts(con, ing.displaced_ids)
+        result.applied = ing.applied
+        result.duplicates = ing.duplicates + skipped
         result.conflicting = ing.conflicts
-        result.quarantined = len(quarantine)
-        result.how = incremental.apply(con, "batch_new", before, conflicts=ing.conflicts > 0)
+        result.quarantined = len(ing.quarantine) - skipped
+        if ing.displaced:
+            bulk.build(con)  # a stored event was displaced: everything built on it is rebuilt
+            result.how = "full"
+        else:
+            result.how = incremental.apply(con, "batch_new", before, conflicts=ing.conflicts > 0)
         con.execute("DROP TABLE IF EXISTS staged").fetchall()
         con.execute("DROP TABLE IF EXISTS batch_new").fetchall()
 
@@ -789,6 +766,17 @@ def _as_table(table: Table, name: str) -> Table:
     return dataclasses.replace(table, name=name)
 
 
+#: The batch's staging table: the columns of ``events`` and ``judged`` (the decoder accepted it).
+_STAGED = dataclasses.replace(
+    EVENTS,
+    name="staged",
+    columns=(
+        *EVENTS.columns,
+        dataclasses.replace(EVENTS.columns[0], name="judged", type="BOOLEAN"),
+    ),
+)
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -812,9 +800,7 @@ def _q_row(
     raw: str,
 ) -> tuple[Any, ...]:
     """A quarantine row whose ``raw`` is the message body itself, as it came."""
-    out = list(_quarantine_row(row, source, run_id, reason, fld, error))
-    out[QUARANTINE.column_names.index("raw")] = raw
-    return tuple(out)
+    return quarantine_row(row, source, run_id, reason, fld, error, raw)
 
 
 def _event_row(e: Event, payload_text: Any, source: str) -> dict[str, Any]:

@@ -69,6 +69,9 @@ def _check(col: str, path: str, annotation: Any) -> str:
             return f"({jt} IN {NUMBERS} AND TRY_CAST({text} AS DECIMAL(38,12)) BETWEEN 0 AND 1)"
         if "_owner" in names:
             return f"({jt} = 'VARCHAR' AND regexp_full_match({text}, '^(client|trader):.+'))"
+        if "_int64" in names:
+            positive = f" AND TRY_CAST({text} AS BIGINT) > 0" if "_positive" in names else ""
+            return f"({jt} IN {INTS} AND TRY_CAST({text} AS BIGINT) IS NOT NULL{positive})"
         if base is Decimal:
             return f"({jt} IN {NUMBERS})"
         return "FALSE"  # an annotated type this compiler does not know: let the decoder decide
@@ -177,6 +180,10 @@ def _typed_value(annotation: Any) -> tuple[Any, Any] | None:
             )
         if "_owner" in names:
             return "VARCHAR", lambda x: f"regexp_full_match({x}, '^(client|trader):.+')"
+        if "_int64" in names:
+            if "_positive" in names:
+                return "BIGINT", lambda x: f"{x} > 0"
+            return "BIGINT", lambda x: "TRUE"
         if base is Decimal:
             return "JSON", lambda x: f"json_type({x}) IN {NUMBERS}"
         return None
@@ -267,16 +274,19 @@ def payload_predicate(col: str = "pj", *, per_path: bool = True) -> str:
     return f"CASE WHEN NOT json_valid({col}) THEN FALSE " + " ".join(branches) + " ELSE FALSE END"
 
 
-def envelope_predicate() -> str:
-    """SQL true only for rows whose envelope is certainly valid (types come from the Parquet)."""
+def envelope_predicate(max_payload_bytes: int | None = None) -> str:
+    """SQL true only for rows whose envelope is certainly valid (types come from the input
+    table, already the catalog's: see :mod:`.parquet_rows`). ``occurred_at`` after
+    ``recorded_at`` is not a decoding error (the violations say so)."""
     streams = ", ".join(_q(s) for s in STREAMS)
+    size = "" if max_payload_bytes is None else f" AND strlen(payload) <= {int(max_payload_bytes)}"
     return (
-        "(event_id IS NOT NULL AND position IS NOT NULL AND position >= 0"
+        "(event_id IS NOT NULL AND event_id <> '' AND position IS NOT NULL AND position >= 0"
         " AND stream IN (" + streams + ")"
         " AND aggregate_id IS NOT NULL AND aggregate_id <> ''"
         " AND seq IS NOT NULL AND seq >= 1"
         " AND kind IS NOT NULL AND starts_with(kind, stream || '.')"
         " AND schema_version IS NOT NULL AND schema_version >= 1"
-        " AND occurred_at IS NOT NULL AND recorded_at IS NOT NULL AND recorded_at >= occurred_at"
-        " AND payload IS NOT NULL AND json_valid(payload))"
+        " AND occurred_at IS NOT NULL AND recorded_at IS NOT NULL"
+        " AND payload IS NOT NULL" + size + " AND json_valid(payload))"
     )
