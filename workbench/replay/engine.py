@@ -20,14 +20,13 @@ Projections are folded by the domain (:mod:`workbench.domain.world`) and laid ou
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import json
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,12 +36,12 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from .. import progress as bars
-from ..domain.catalog import DecodingError, try_decode
+from ..domain.catalog import DEFAULT_MAX_PAYLOAD_BYTES, DecodingError, try_decode
 from ..domain.events import ENVELOPE_FIELDS, Event
 from ..domain.violations import CONFLICTING_DUPLICATE
 from ..domain.world import World
-from ..sources import REQUIRED, parquet_files, read_table
-from . import bulk, ingest_sql, store
+from ..sources import parquet_files
+from . import bulk, ingest_sql, judging, parquet_rows, store
 from . import rows as projection_rows
 from .schema import EVENTS, PROJECTIONS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS
 
@@ -66,6 +65,7 @@ class ReplaySummary:
     duplicates: int = 0
     conflicting: int = 0
     quarantined: int = 0
+    displaced: int = 0  # stored events a new copy beat, moved to quarantine (not rows read)
     total_events: int = 0
     seconds: float = 0.0
     violations: dict[str, int] = field(default_factory=dict)
@@ -88,7 +88,13 @@ class ReplaySummary:
             f"  applied {self.applied:,} new, skipped {self.duplicates:,} identical redeliveries, "
             f"quarantined {self.quarantined:,} ({self.conflicting:,} conflicting duplicates) — "
             + ("nothing lost" if self.balanced else "NOT BALANCED"),
-            f"  database now holds {self.total_events:,} events",
+            f"  database now holds {self.total_events:,} events"
+            + (
+                f" ({self.displaced:,} stored event(s) displaced by an earlier-recorded copy, "
+                "now in quarantine)"
+                if self.displaced
+                else ""
+            ),
             "  projections: " + ", ".join(f"{k} {v:,}" for k, v in self.rows.items()),
             "  violations: "
             + (", ".join(f"{k} {v}" for k, v in sorted(self.violations.items())) or "none"),
@@ -123,108 +129,6 @@ def code_version() -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _raw_json(row: dict[str, Any]) -> str:
-    return json.dumps(row, default=str, sort_keys=True, ensure_ascii=False)
-
-
-def _canonical(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(row.get(c) for c in ENVELOPE_FIELDS)
-
-
-#: The order that picks which of several different copies of one ``event_id`` is applied: by
-#: native envelope values, nulls first, so row order never matters and SQL can say the same.
-WINNER_ORDER = (
-    "recorded_at",
-    "position",
-    "payload",
-    "seq",
-    "occurred_at",
-    "stream",
-    "aggregate_id",
-    "kind",
-    "schema_version",
-    "correlation_id",
-    "causation_id",
-)
-
-
-def _winner_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for c in WINNER_ORDER:
-        v = row.get(c)
-        out.append((v is not None, v if v is not None else 0))
-    return tuple(out)
-
-
-@dataclass
-class _Batch:
-    """What one run read, before anything is written."""
-
-    read: int = 0
-    duplicates: int = 0
-    new: dict[str, tuple[dict[str, Any], str]] = field(
-        default_factory=dict
-    )  # event_id → (row, source)
-    candidates: dict[str, list[tuple[dict[str, Any], str]]] = field(default_factory=dict)
-    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
-    conflicts: int = 0
-
-
-def _rows(files: Sequence[Path]) -> Iterator[tuple[dict[str, Any], str, list[str]]]:
-    for path in files:
-        table = read_table(path, require=False)
-        missing = [c for c in REQUIRED if c not in table.column_names]
-        keep = [c for c in ENVELOPE_FIELDS if c in table.column_names]
-        for row in table.select(keep).to_pylist():
-            yield row, str(path), missing
-
-
-def _quarantine_row(
-    row: dict[str, Any], source: str, run_id: int, reason: str, fld: str | None, error: str
-) -> tuple[Any, ...]:
-    def text(name: str) -> str | None:
-        v = row.get(name)
-        return v if isinstance(v, str) else None
-
-    def integer(name: str) -> int | None:
-        v = row.get(name)
-        return (
-            v if isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 else None
-        )
-
-    version = integer("schema_version")
-    if version is not None and not -(2**15) <= version < 2**15:
-        version = None
-    return (
-        text("event_id"),
-        integer("position"),
-        text("stream"),
-        text("aggregate_id"),
-        text("kind"),
-        version,
-        reason,
-        fld,
-        error,
-        _raw_json(row),
-        source,
-        run_id,
-    )
-
-
-def _load_existing(con: Any) -> dict[str, dict[str, Any]]:
-    cols = ", ".join(ENVELOPE_FIELDS)
-    table = con.sql(f"SELECT {cols} FROM events").to_arrow_table()
-    return {r["event_id"]: r for r in table.to_pylist()}
-
-
 def rebuild(
     sources: Sequence[str | Path],
     db: str | Path,
@@ -233,6 +137,7 @@ def rebuild(
     progress: bool | None = None,
     engine: str = "sql",
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> ReplaySummary:
     """Replay exports into ``db``: only new events are added, then every projection is rebuilt.
 
@@ -242,21 +147,21 @@ def rebuild(
     definition, slower); the differential tests check they give the same database. Raises :class:`~workbench.sources.SourceError` for a source that is not an export,
     before anything is written. ``memory_limit`` caps DuckDB's memory (a DuckDB size such as
     ``"1200MB"``; ``None`` for DuckDB's default of 80% of RAM): past it, DuckDB spills to a
-    temporary directory beside the database instead of growing.
+    temporary directory beside the database instead of growing. ``max_payload_bytes``: a
+    payload larger than this is quarantined as ``too_large`` unparsed (``None``: no limit).
     """
     if engine not in ("fold", "sql"):
         raise ValueError(f"engine must be 'fold' or 'sql', not {engine!r}")
     started = time.perf_counter()
     files = parquet_files(sources)
-    # The sources' SHA-256 (seconds for gigabytes) are computed beside the replay, not before it.
-    hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    source_hashes = hashing.submit(lambda: [_file_sha256(p) for p in files])
     con = store.connect(db)
     try:
         if memory_limit is not None:
             con.execute(f"SET memory_limit = '{_size(memory_limit)}'").fetchall()
         # Projections do not depend on the order rows are stored in (every read orders by ``ord``).
         con.execute("SET preserve_insertion_order = false").fetchall()
+        # Timestamps without a zone are UTC by contract, whatever this machine's zone is.
+        con.execute("SET TimeZone = 'UTC'").fetchall()
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
             # the live stream's position goes too: the events it stands for are gone
@@ -267,10 +172,10 @@ def rebuild(
             stages = _stages(progress, len(bulk.ORDER) + 1)
             if stages is not None:
                 stages.set_description("replay: reading and validating")
-            read, applied, duplicates, conflicts, quarantine = _ingest_sql(con, files, run_id)
+            ing = ingest_sql.ingest(con, files, run_id, max_payload_bytes=max_payload_bytes)
             if stages is not None:
                 stages.update(1)
-            store.append_rows(con, QUARANTINE, quarantine)
+            _keep_quarantine(con, ing)
             bulk.build(con, progress=stages)
             if stages is not None:
                 stages.close()
@@ -281,10 +186,8 @@ def rebuild(
                 ).fetchall()
             }
         else:
-            read, applied, duplicates, conflicts, quarantine, world = _ingest_fold(
-                con, files, run_id, progress
-            )
-            store.append_rows(con, QUARANTINE, quarantine)
+            ing, world = _ingest_fold(con, files, run_id, max_payload_bytes)
+            _keep_quarantine(con, ing)
             summary = _write_projections(con, world)
         hashes = store.projection_hashes(con)
         total = store.one(con, "SELECT count(*) FROM events")
@@ -293,14 +196,15 @@ def rebuild(
             run_id=run_id,
             mode="full" if full else ("incremental" if run_id > 1 else "full"),
             files=len(files),
-            read=read,
-            applied=applied,
-            duplicates=duplicates,
-            conflicting=conflicts,
-            quarantined=len(quarantine),
+            read=ing.read,
+            applied=ing.applied,
+            duplicates=ing.duplicates,
+            conflicting=ing.conflicts,
+            quarantined=ing.quarantined,
+            displaced=ing.displaced,
             total_events=int(total[0]),
             violations=summary,
-            quarantine_reasons=_count(r[6] for r in quarantine),
+            quarantine_reasons=_count(r[6] for r in ing.quarantine),
             hashes=hashes,
             rows={
                 t.name: int(store.one(con, f"SELECT count(*) FROM {t.name}")[0])
@@ -311,10 +215,7 @@ def rebuild(
             raise ReplayError(
                 f"nothing-lost check failed: read {result.read} != applied + duplicates + quarantined"
             )
-        source_info = [
-            {"file": str(p), "sha256": h}
-            for p, h in zip(files, source_hashes.result(), strict=True)
-        ]
+        source_info = [{"file": str(f.path), "sha256": f.sha256, "rows": f.rows} for f in ing.files]
         result.seconds = time.perf_counter() - started
         store.append_rows(
             con,
@@ -340,72 +241,95 @@ def rebuild(
         con.execute("COMMIT").fetchall()
         return result
     except BaseException:
-        con.execute("ROLLBACK").fetchall()
+        # A COMMIT that failed (a full disk) has ended the transaction already: DuckDB's
+        # "cannot rollback" must not replace the error that says why.
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK").fetchall()
         raise
     finally:
         con.close()
-        hashing.shutdown(wait=True)
+
+
+def _keep_quarantine(con: Any, ing: ingest_sql.Ingested) -> None:
+    """Store the run's quarantine (a row already kept counts as a redelivery) and, where a
+    stored event was displaced, say again how its conflicting copies differ from the winner."""
+    skipped = judging.store_quarantine(con, ing.quarantine)
+    ing.duplicates += skipped
+    ing.quarantined = len(ing.quarantine) - skipped
+    judging.store_quarantine(con, ing.displaced_rows)
+    judging.refresh_conflicts(con, ing.displaced_ids)
 
 
 def _ingest_fold(
-    con: Any, files: Sequence[Path], run_id: int, progress: bool | None
-) -> tuple[int, int, int, int, list[tuple[Any, ...]], World]:
-    """The per-event path: every row decoded in Python, every event folded by the domain."""
+    con: Any, files: Sequence[Path], run_id: int, max_payload_bytes: int | None
+) -> tuple[ingest_sql.Ingested, World]:
+    """The per-event path: every row decoded in Python, copies resolved in Python (the same
+    rules as the SQL, :mod:`.judging`), every event folded by the domain."""
+    out = ingest_sql.Ingested()
     existing = _load_existing(con)
-    batch = _read(files, existing, run_id, progress)
+    candidates: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    decoded_of: dict[str, Event] = {}
+    for info, batches in parquet_rows.read(list(files)):
+        out.files.append(info)
+        for batch in batches:
+            out.read += batch.num_rows
+            rows = batch.native.to_pylist() if batch.native is not None else batch.foreign or []
+            for row in rows:
+                decoded = judging.judge(row, max_payload_bytes=max_payload_bytes)
+                if isinstance(decoded, DecodingError):
+                    out.quarantine.append(judging.refused(row, batch.source, run_id, decoded))
+                    continue
+                canon = judging.canonical_row(decoded, row["payload"])
+                candidates.setdefault(decoded.event_id, []).append((canon, batch.source))
+                decoded_of.setdefault(_content_key(canon), decoded)
     new_events: list[tuple[Event, dict[str, Any], str]] = []
-    decoded_new: dict[str, Event] = {}
-    for eid, (row, source) in batch.new.items():
-        decoded = try_decode(row)
-        if isinstance(decoded, DecodingError):
-            batch.quarantine.append(
-                _quarantine_row(row, source, run_id, decoded.reason, decoded.field, str(decoded))
-            )
-        else:
-            new_events.append((decoded, row, source))
-            decoded_new[eid] = decoded
-            existing[eid] = row
+    for eid, copies in candidates.items():
+        known = existing.get(eid)
+        field: list[tuple[dict[str, Any], str, bool]] = [(r, s, False) for r, s in copies]
+        if known is not None:
+            field.append((known[0], known[1], True))
+        field.sort(key=lambda c: (judging.winner_key(c[0]), not c[2], c[1]))
+        winner, winner_source, winner_known = field[0]
+        for row, source, is_known in field[1:]:
+            if not judging.differences(row, winner):
+                out.duplicates += 1
+                continue
+            loser = judging.conflicting(row, source, run_id, winner)
+            (out.displaced_rows if is_known else out.quarantine).append(loser)
+            if is_known:
+                out.displaced += 1
+                out.displaced_ids.add(eid)
+            else:
+                out.conflicts += 1
+        if not winner_known:
+            event = decoded_of[_content_key(winner)]
+            new_events.append((event, winner, winner_source))
+            existing[eid] = (winner, winner_source)
+    if out.displaced_ids:
+        con.execute(
+            "DELETE FROM events WHERE event_id IN (SELECT unnest(?))", [sorted(out.displaced_ids)]
+        ).fetchall()
+    new_events.sort(key=lambda e: e[0].event_id)
     _append_events(con, new_events)
-    world = _fold(existing, decoded_new)
-    return batch.read, len(new_events), batch.duplicates, batch.conflicts, batch.quarantine, world
+    out.applied = len(new_events)
+    world = _fold(
+        {eid: row for eid, (row, _) in existing.items()}, {e.event_id: e for e, _, _ in new_events}
+    )
+    return out, world
 
 
-def _ingest_sql(
-    con: Any, files: Sequence[Path], run_id: int
-) -> tuple[int, int, int, int, list[tuple[Any, ...]]]:
-    """The columnar path: DuckDB reads, deduplicates and validates; Python judges the odd rows."""
-    ing = ingest_sql.ingest(con, files)
-    quarantine: list[tuple[Any, ...]] = []
-    accepted: list[tuple[Event, dict[str, Any], str]] = []
-    read = ing.read
-    for row, source, conflict in ing.odd_rows:
-        if conflict is not None:
-            diff = conflict.rsplit("different ", 1)[-1].split(", ")
-            quarantine.append(
-                _quarantine_row(row, source, run_id, CONFLICT, diff[0] if diff else None, conflict)
-            )
-            continue
-        decoded = ingest_sql.judge(row)
-        if isinstance(decoded, DecodingError):
-            quarantine.append(
-                _quarantine_row(row, source, run_id, decoded.reason, decoded.field, str(decoded))
-            )
-        else:
-            accepted.append((decoded, row, source))
-    _append_events(con, accepted)
-    for row, source, missing in _rows(ing.python_files):
-        read += 1
-        quarantine.append(
-            _quarantine_row(
-                row,
-                source,
-                run_id,
-                "bad_envelope",
-                missing[0],
-                f"{source}: missing envelope column(s) {missing}",
-            )
-        )
-    return read, ing.applied + len(accepted), ing.duplicates, ing.conflicts, quarantine
+def _load_existing(con: Any) -> dict[str, tuple[dict[str, Any], str]]:
+    """Every stored event in the catalog's values, with the file it came from."""
+    cols = ", ".join(ENVELOPE_FIELDS)
+    out = {}
+    for r in con.sql(f"SELECT {cols}, source FROM events").to_arrow_table().to_pylist():
+        source = r.pop("source")
+        out[r["event_id"]] = (r, source)
+    return out
+
+
+def _content_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.get(c) for c in ENVELOPE_FIELDS)
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -413,84 +337,6 @@ def _count(values: Any) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
-
-
-def _read(
-    files: Sequence[Path], existing: dict[str, dict[str, Any]], run_id: int, progress: bool | None
-) -> _Batch:
-    """Read every row; sort out redeliveries, conflicts and rows without an id."""
-    batch = _Batch()
-    bar = _bar(progress, files)
-    for row, source, missing in _rows(files):
-        batch.read += 1
-        if bar is not None and batch.read % 10_000 == 0:
-            bar.update(10_000)
-        if missing:
-            batch.quarantine.append(
-                _quarantine_row(
-                    row,
-                    source,
-                    run_id,
-                    "bad_envelope",
-                    missing[0],
-                    f"{source}: missing envelope column(s) {missing}",
-                )
-            )
-            continue
-        eid = row.get("event_id")
-        if not isinstance(eid, str) or not eid:
-            decoded = try_decode(row)
-            err = (
-                decoded
-                if isinstance(decoded, DecodingError)
-                else DecodingError("bad_envelope", "event_id is missing", field="event_id")
-            )
-            batch.quarantine.append(
-                _quarantine_row(row, source, run_id, err.reason, err.field, str(err))
-            )
-            continue
-        batch.candidates.setdefault(eid, []).append((row, source))
-    if bar is not None:
-        bar.update(batch.read % 10_000)
-        bar.close()
-    for eid, copies in batch.candidates.items():
-        known = existing.get(eid)
-        if known is not None:
-            first = _canonical(known)
-            keep: list[tuple[dict[str, Any], str]] = []
-        else:
-            # Row order must not matter: the smallest copy in canonical order is the one applied.
-            try:
-                copies = sorted(copies, key=lambda c: _winner_key(c[0]))
-            except TypeError:  # mistyped columns across files: fall back to the raw text
-                copies = sorted(copies, key=lambda c: _raw_json(c[0]))
-            first = _canonical(copies[0][0])
-            keep = [copies[0]]
-            copies = copies[1:]
-        for row, source in copies:
-            if _canonical(row) == first:
-                batch.duplicates += 1
-            else:
-                batch.conflicts += 1
-                diff = [
-                    c
-                    for c, a, b in zip(ENVELOPE_FIELDS, _canonical(row), first, strict=True)
-                    if a != b
-                ]
-                batch.quarantine.append(
-                    _quarantine_row(
-                        row,
-                        source,
-                        run_id,
-                        CONFLICT,
-                        diff[0] if diff else None,
-                        f"event {eid} delivered again with different {', '.join(diff)}",
-                    )
-                )
-        if keep:
-            batch.new[eid] = keep[0]
-    batch.candidates.clear()
-    return batch
 
 
 def _stages(progress: bool | None, total: int) -> Any:
@@ -538,7 +384,7 @@ def _fold(rows: dict[str, dict[str, Any]], decoded: dict[str, Event]) -> World:
     """The domain's fold of every stored event, in ``position`` order (ties by ``event_id``)."""
     events: list[Event] = []
     for eid, row in rows.items():
-        event = decoded.get(eid) or try_decode(row)
+        event = decoded.get(eid) or try_decode(row, max_payload_bytes=None)
         if isinstance(event, Event):
             events.append(event)
     events.sort(key=lambda e: (e.position, e.event_id))
