@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
-from . import __version__
+from . import __version__, errors
 
 EXAMPLES = """\
 examples:
@@ -163,8 +166,18 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            errors.BAD_INPUT,
+            f"{self.prog}: {errors.one_line(message)} (see {self.prog} --help)\n",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="workbench",
         description=(
             "Audit and simulation workbench for an event-sourced P2P payment platform. "
@@ -616,33 +629,69 @@ def _main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "generate":
-            return _generate(args)
-        if args.command == "summary":
-            return _summary(args)
-        if args.command == "replay":
-            return _replay(args)
-        if args.command == "publish":
-            return _publish(args)
-        if args.command == "audit":
-            return _audit(args)
-        if args.command == "explain":
-            return _explain(args)
-        if args.command in ("reconcile", "ratings"):
-            return _table_command(args)
-        if args.command == "simulate":
-            return _simulate(args)
-        if args.command == "sweep":
-            return _sweep(args)
-        if args.command == "lab":
-            return _lab(args)
-        if args.command == "report":
-            return _report(args)
-    except (FileExistsError, FileNotFoundError, ValueError, LookupError) as exc:
-        print(f"workbench {args.command}: {exc}", file=sys.stderr)
-        return 2
-    parser.error(f"unknown command {args.command}")
-    return 2
+        return _run(args)
+    except BrokenPipeError:
+        raise
+    except KeyboardInterrupt:
+        print(f"workbench {args.command}: interrupted", file=sys.stderr)
+        return errors.INTERRUPTED
+    except Exception as exc:
+        return _fail(args, exc)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "generate":
+        return _generate(args)
+    if args.command == "summary":
+        return _summary(args)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "publish":
+        return _publish(args)
+    if args.command == "audit":
+        return _audit(args)
+    if args.command == "explain":
+        return _explain(args)
+    if args.command in ("reconcile", "ratings"):
+        return _table_command(args)
+    if args.command == "simulate":
+        return _simulate(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "lab":
+        return _lab(args)
+    if args.command == "report":
+        return _report(args)
+    raise ValueError(f"unknown command {args.command}")
+
+
+def _fail(args: argparse.Namespace, exc: BaseException) -> int:
+    """Report a failed command: one line on stderr naming the real cause; its exit code."""
+    failure = errors.classify(exc, db=getattr(args, "db", None))
+    message = failure.message
+    if failure.kind == "corrupt" and failure.path is None:
+        message = _name_corrupt_source(args) or message
+    if os.environ.get(errors.DEBUG_ENV, "") not in ("", "0"):
+        traceback.print_exception(exc)
+    if failure.internal:
+        message += f" ({errors.DEBUG_HINT})"
+    print(f"workbench {args.command}: {message}", file=sys.stderr)
+    return failure.code
+
+
+def _name_corrupt_source(args: argparse.Namespace) -> str | None:
+    """For a reader's error that does not say which file is corrupt: find it among the sources."""
+    from .sources import parquet_files
+
+    sources = [s for s in getattr(args, "sources", None) or [] if "://" not in str(s)]
+    try:
+        found = errors.locate_corrupt(parquet_files(sources)) if sources else None
+    except Exception:  # the search is best effort; the reader's own message still stands
+        return None
+    if found is None:
+        return None
+    path, detail = found
+    return f"{path}: corrupt or unreadable Parquet file ({detail})"
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -1016,10 +1065,6 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _lab(args: argparse.Namespace) -> int:
     from .notebook import lab
 
@@ -1061,3 +1106,7 @@ def _report(args: argparse.Namespace) -> int:
         if path is not None:
             print(f"wrote {path}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ..errors import busy_from
 from .schema import BY_NAME, PROJECTIONS, TABLES, Table
 
 # DuckDB column types → Arrow types, for handing rows over as Arrow tables (fast, exact).
@@ -34,14 +35,23 @@ def arrow_schema(table: Table) -> pa.Schema:
 
 
 def connect(db: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a replay database (creating its tables if needed), for notebooks and the CLI."""
+    """Open a replay database (creating its tables if needed), for notebooks and the CLI.
+
+    Raises :class:`~workbench.errors.DatabaseBusy` (naming the holder's PID where DuckDB says)
+    if another process holds the file: DuckDB allows one writer, or readers without a writer."""
     path = Path(db)
     if read_only and not path.exists():
         raise FileNotFoundError(
             f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:  # another process holds the file: say which
+        busy = busy_from(exc, path)
+        if busy is None:
+            raise
+        raise busy from exc
     if not read_only:
         create_schema(con)
     return con
