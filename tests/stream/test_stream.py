@@ -448,3 +448,65 @@ def test_cli_refuses_what_it_cannot_read(
         main(["replay", "data/sample_events", "--db", str(tmp_path / "x.duckdb"), "--follow"]) == 2
     )
     assert "--follow reads the live stream" in capsys.readouterr().err
+
+
+def test_poison_messages_are_quarantined_and_the_consumer_moves_on(
+    nats_server: LocalServer, tmp_path: Path
+) -> None:
+    """Issue 12: a lone surrogate, an amount past int64 and a fractional seq each stopped or
+    corrupted the stream (the broker itself refuses messages over 1 MB, so `too_large` is an
+    export matter); now each is quarantined with its exact bytes,
+    acknowledged, and the events after it are applied, on the first run and on every restart."""
+
+    def env(eid: str, n: int, **over: Any) -> dict[str, Any]:
+        e = {
+            "event_id": eid,
+            "position": 100 + n,
+            "stream": "client",
+            "aggregate_id": "cl-9",
+            "seq": n,
+            "kind": "client.registered" if n == 1 else "client.fee_changed",
+            "schema_version": 1,
+            "occurred_at": "2026-11-01T10:00:00Z",
+            "recorded_at": "2026-11-01T10:00:01Z",
+            "correlation_id": None,
+            "causation_id": None,
+            "payload": {"name": "Shop", "settlement_currency": "USDT", "fee_bps": 150}
+            if n == 1
+            else {"fee_bps": 100 + n},
+        }
+        e.update(over)
+        return e
+
+    surrogate = json.dumps(env("p-2", 2)).replace(
+        '"fee_bps": 102', '"fee_bps": 102, "x": "cl-\\ud800"'
+    )
+    bodies = [
+        ("platform.client.cl-9", json.dumps(env("p-1", 1)).encode(), "m1"),
+        ("platform.client.cl-9", surrogate.encode(), "m2"),
+        (
+            "platform.client.cl-9",
+            json.dumps(env("p-3", 3, payload={"fee_bps": 12345678901234567890})).encode(),
+            "m3",
+        ),
+        ("platform.client.cl-9", json.dumps(env("p-4", 4, seq=1.5)).encode(), "m4"),
+        ("platform.client.cl-9", json.dumps(env("p-6", 2)).encode(), "m6"),
+    ]
+    publish_raw(nats_server.url, bodies)
+    db = tmp_path / "live.duckdb"
+    summary = catch_up(db, nats_server.url)
+    assert summary.messages == 5 and summary.balanced
+    assert (summary.applied, summary.quarantined) == (2, 3)
+    con = connect(db, read_only=True)
+    got = {
+        r[0]: r[1:]
+        for r in con.execute("SELECT event_id, reason, field, raw FROM quarantine").fetchall()
+    }
+    assert got["p-2"][:2] == ("bad_json", "payload") and got["p-2"][2] == surrogate
+    assert got["p-3"][:2] == ("out_of_range", "payload.fee_bps")
+    assert got["p-4"][:2] == ("bad_envelope", "seq")
+    fees = con.execute("SELECT fee_bps, version FROM clients WHERE client_id = 'cl-9'").fetchall()
+    assert fees == [(102, 2)]  # the event after the poison was applied
+    con.close()
+    again = catch_up(db, nats_server.url)  # a restart meets nothing again: all acknowledged
+    assert again.messages == 0 and again.redelivered == 0

@@ -97,6 +97,8 @@ _RFC3339_TEXT: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})"
 )
 _ESCAPED_SURROGATE: Final = re.compile(r"\\[uU][dD][89a-fA-F]")
+#: How a reader names the second copy of a repeated column (``payload#2``).
+_REPEATED: Final = re.compile("(" + "|".join(ENVELOPE_FIELDS) + r")#\d+")
 
 
 def _is_text(value: str) -> bool:
@@ -382,6 +384,14 @@ def decode(
             f"missing envelope field(s) {missing}",
             event_id=event_id,
             field=missing[0],
+        )
+    repeated = sorted({k.split("#")[0] for k in raw if isinstance(k, str) and _REPEATED.fullmatch(k)})
+    if repeated:
+        raise DecodingError(
+            "bad_envelope",
+            f"envelope field(s) {repeated} appear more than once (which copy is the fact?)",
+            event_id=event_id,
+            field=repeated[0],
         )
     event_id = _envelope_str(raw, "event_id", event_id)
     assert event_id is not None
