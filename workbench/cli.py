@@ -281,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE.duckdb.tmp); 'none' for DuckDB's default (80%% of RAM)",
     )
     r.add_argument(
+        "--max-payload-bytes",
+        type=_max_payload,
+        default=1_000_000,
+        metavar="BYTES",
+        help="a payload larger than this (UTF-8 bytes) is quarantined as too_large without being "
+        "parsed (default 1000000); 'none' for no limit",
+    )
+    r.add_argument(
         "--follow",
         action="store_true",
         help="stream only: keep following the stream until SIGINT or SIGTERM (stops cleanly "
@@ -719,6 +727,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_payload(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"--max-payload-bytes must be positive, not {value}")
+    return value
+
+
 def _replay(args: argparse.Namespace) -> int:
     from .replay import rebuild
     from .replay.stream import is_stream_url
@@ -737,6 +754,7 @@ def _replay(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         engine=args.engine,
         memory_limit=None if args.memory_limit.lower() == "none" else args.memory_limit,
+        max_payload_bytes=args.max_payload_bytes,
     )
     print(summary)
     return 0 if summary.balanced else 1
@@ -761,6 +779,7 @@ def _replay_stream(args: argparse.Namespace, url: str) -> int:
             status=lambda line: print(line, file=sys.stderr, flush=True),
             status_every=args.status_every,
             memory_limit=memory,
+            max_payload_bytes=args.max_payload_bytes,
         )
     else:
         summary = catch_up(
@@ -770,6 +789,7 @@ def _replay_stream(args: argparse.Namespace, url: str) -> int:
             consumer=args.consumer,
             max_batch=args.batch,
             memory_limit=memory,
+            max_payload_bytes=args.max_payload_bytes,
         )
     print(summary)
     return 0 if summary.balanced else 1

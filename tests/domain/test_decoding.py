@@ -250,7 +250,9 @@ def test_payload_that_is_not_text_is_refused_not_converted() -> None:
     is refused, never turned into text (the live stream hands over its object's exact text)."""
     ex = EXAMPLES[("payment_order.assigned", 1)]
     for value in (ex, json.dumps(ex).encode(), 7):
-        expect_error(row("payment_order.assigned", 1) | {"payload": value}, "bad_envelope", "payload")
+        expect_error(
+            row("payment_order.assigned", 1) | {"payload": value}, "bad_envelope", "payload"
+        )
 
 
 def test_string_timestamps_in_envelope_decode_as_utc_on_the_stream_only() -> None:
@@ -683,3 +685,35 @@ def test_score_digits_survive_beyond_float_precision() -> None:
     )
     event = decode(row("trader_rating.published", payload=payload))
     assert event.payload.score == Decimal("62.345678901234567891")  # type: ignore[attr-defined]
+
+
+@given(st.integers(min_value=-(2**70), max_value=2**70))
+def test_payload_integers_are_int64_or_out_of_range(n: int) -> None:
+    """No integer is wrapped, zeroed or rounded: inside int64 it is kept, past it refused."""
+    raw = row("trader.limits_changed", 1) | {
+        "payload": json.dumps({"min_amount": n, "max_amount": 1, "max_active_orders": 1})
+    }
+    if -(2**63) <= n < 2**63:
+        assert decode(raw).payload.min_amount == n  # type: ignore[attr-defined]
+    else:
+        expect_error(raw, "out_of_range", "payload.min_amount")
+
+
+@given(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from(["position", "seq", "schema_version"]),
+)
+def test_envelope_integers_keep_their_catalog_types(n: int, column: str) -> None:
+    bits = {"position": 64, "seq": 32, "schema_version": 16}[column]
+    lowest = 0 if column == "position" else 1
+    raw = row() | {column: n}
+    if lowest <= n < 2 ** (bits - 1):
+        if column == "schema_version" and n != 1:
+            expect_error(raw, "unknown_version", "schema_version")  # in range, not in the catalog
+        else:
+            assert getattr(decode(raw), column) == n
+    elif -(2 ** (bits - 1)) <= n < lowest:
+        expect_error(raw, "bad_envelope", column)
+    else:
+        expect_error(raw, "out_of_range", column)
+    expect_error(row() | {column: n + 0.5}, "bad_envelope", column)  # never rounded

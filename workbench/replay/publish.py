@@ -29,6 +29,7 @@ import duckdb
 
 from ..domain.events import ENVELOPE_FIELDS
 from ..sources import parquet_files
+from . import parquet_rows
 from .ingest_sql import ENVELOPE_TYPES
 from .judging import WINNER_ORDER
 
@@ -90,10 +91,6 @@ def body(row: dict[str, Any]) -> bytes:
     return f'{head[:-1]},"payload":{_payload_text(row.get("payload"))}}}'.encode()
 
 
-def _q_list(names: Sequence[str]) -> str:
-    return "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
-
-
 def messages(sources: Sequence[str | Path], *, batch_rows: int = 50_000) -> Iterator[OutMessage]:
     """Every row of the exports as a message, in publishing order (see the module docstring).
     Memory stays bounded: DuckDB sorts, rows come out in record batches."""
@@ -101,18 +98,23 @@ def messages(sources: Sequence[str | Path], *, batch_rows: int = 50_000) -> Iter
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false").fetchall()
-        names = [str(p) for p in files]
-        present = {
-            r[0]
-            for r in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({_q_list(names)}, union_by_name = true, "
-                "hive_partitioning = false)"
-            ).fetchall()
-        }
-        cols = ", ".join(
-            f"TRY_CAST({c} AS {t}) AS {c}" if c in present else f"NULL::{t} AS {c}"
-            for c, t in ENVELOPE_TYPES.items()
-        )
+        # The files are read as replay reads them (literal paths, types kept): native rows are
+        # sorted by DuckDB; foreign rows (types the catalog does not name) go out at the end as
+        # they are, for the consumer's decoder to judge.
+        con.execute(
+            "CREATE TEMP TABLE input ("
+            + ", ".join(f"{c} {t}" for c, t in ENVELOPE_TYPES.items())
+            + ")"
+        ).fetchall()
+        foreign: list[dict[str, Any]] = []
+        for _info, batches in parquet_rows.read(list(files)):
+            for batch in batches:
+                if batch.native is not None:
+                    con.register("_batch", batch.native)
+                    con.execute("INSERT INTO input SELECT * FROM _batch").fetchall()
+                    con.unregister("_batch")
+                else:
+                    foreign.extend(batch.foreign or ())
         order = ", ".join(f"{c} NULLS FIRST" for c in WINNER_ORDER)
         rel = con.sql(
             f"""SELECT {", ".join(ENVELOPE_FIELDS)} FROM (
@@ -120,8 +122,7 @@ def messages(sources: Sequence[str | Path], *, batch_rows: int = 50_000) -> Iter
                     CASE WHEN event_id IS NULL THEN position ELSE first_value(position) OVER w END
                         AS group_position,
                     row_number() OVER w AS pick
-                FROM (SELECT {cols} FROM read_parquet({_q_list(names)}, union_by_name = true,
-                      hive_partitioning = false))
+                FROM input
                 WINDOW w AS (PARTITION BY event_id ORDER BY {order})
             )
             ORDER BY group_position NULLS LAST, event_id NULLS LAST, pick, position, payload"""
@@ -152,5 +153,13 @@ def messages(sources: Sequence[str | Path], *, batch_rows: int = 50_000) -> Iter
                 yield OutMessage(
                     subject(row.get("stream"), row.get("aggregate_id")), text, msg_id, kind
                 )
+        for row in foreign:
+            text = body(row)
+            yield OutMessage(
+                subject(row.get("stream"), row.get("aggregate_id")),
+                text,
+                "raw~" + hashlib.sha256(text).hexdigest()[:16],
+                "malformed",
+            )
     finally:
         con.close()

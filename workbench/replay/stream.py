@@ -846,6 +846,7 @@ async def run(
     stop: asyncio.Event | None = None,
     status: Callable[[str], None] | None = None,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> StreamSummary:
     """Consume ``source`` into ``db`` until caught up (or, with ``options.follow``, until
     ``stop`` is set); returns what was done. See the module docstring for the guarantees."""
@@ -866,7 +867,9 @@ async def run(
         except BaseException:
             await source.close()
             raise
-    store_db = StreamDatabase(db, source.url, memory_limit=memory_limit)
+    store_db = StreamDatabase(
+        db, source.url, memory_limit=memory_limit, max_payload_bytes=max_payload_bytes
+    )
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
     loop = asyncio.get_running_loop()
 
@@ -1071,6 +1074,7 @@ def catch_up(
     max_batch: int = 20_000,
     max_messages: int | None = None,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> StreamSummary:
     """Apply everything published on the stream since this database last read it, up to the
     stream's last message when called (what comes later waits for the next call), then return
@@ -1086,6 +1090,7 @@ def catch_up(
             consumer=consumer,
             options=opts,
             memory_limit=memory_limit,
+            max_payload_bytes=max_payload_bytes,
         )
     )
 
@@ -1102,6 +1107,7 @@ def follow(
     status_every: float = 5.0,
     signals: bool = True,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> StreamSummary:
     """Follow the stream until SIGINT or SIGTERM (with ``signals``) or until ``stop`` is set;
     stops between batches, so the database always ends on a committed batch."""
@@ -1128,6 +1134,7 @@ def follow(
                 stop=halt,
                 status=status,
                 memory_limit=memory_limit,
+            max_payload_bytes=max_payload_bytes,
             )
         finally:
             for sig in installed:
