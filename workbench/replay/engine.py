@@ -253,9 +253,11 @@ def rebuild(
 def _keep_quarantine(con: Any, ing: ingest_sql.Ingested) -> None:
     """Store the run's quarantine (a row already kept counts as a redelivery) and, where a
     stored event was displaced, say again how its conflicting copies differ from the winner."""
-    skipped = judging.store_quarantine(con, ing.quarantine)
-    ing.duplicates += skipped
-    ing.quarantined = len(ing.quarantine) - skipped
+    stored = judging.store_quarantine(con, ing.quarantine)
+    ing.duplicates += len(ing.quarantine) - len(stored)
+    ing.quarantined = len(stored)
+    ing.quarantine = stored
+    ing.conflicts = sum(1 for r in stored if r[6] == judging.CONFLICT)
     judging.store_quarantine(con, ing.displaced_rows)
     judging.refresh_conflicts(con, ing.displaced_ids)
 

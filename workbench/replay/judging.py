@@ -143,19 +143,17 @@ def conflicting(
     )
 
 
-def store_quarantine(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple[Any, ...]]) -> int:
-    """Append quarantine rows not already kept (by raw text); returns how many were skipped as
-    already there (in the database or earlier in ``rows``)."""
+def store_quarantine(
+    con: duckdb.DuckDBPyConnection, rows: Iterable[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Append quarantine rows not already kept (by raw text); returns the rows stored (the
+    others were there already, in the database or earlier in ``rows``)."""
     from . import store
 
     raw_at = QUARANTINE.column_names.index("raw")
     fresh: dict[str, tuple[Any, ...]] = {}
-    skipped = 0
     for r in rows:
-        if r[raw_at] in fresh:
-            skipped += 1
-        else:
-            fresh[r[raw_at]] = r
+        fresh.setdefault(r[raw_at], r)
     if fresh:
         con.register("_qraw", _one_column(list(fresh)))
         try:
@@ -169,9 +167,8 @@ def store_quarantine(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple[Any, .
             con.unregister("_qraw")
         for k in known:
             del fresh[k]
-            skipped += 1
         store.append_rows(con, QUARANTINE, list(fresh.values()))
-    return skipped
+    return list(fresh.values())
 
 
 def _one_column(values: list[str]) -> Any:

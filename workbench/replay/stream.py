@@ -643,7 +643,7 @@ class StreamDatabase:
             raw_of=lambda source: bodies.get(_seq_of(source)),
         )
         ing.quarantine[:0] = quarantine
-        skipped = judging.store_quarantine(con, ing.quarantine)
+        skipped = len(ing.quarantine) - len(judging.store_quarantine(con, ing.quarantine))
         judging.store_quarantine(con, ing.displaced_rows)
         judging.refresh_conflicts(con, ing.displaced_ids)
         result.applied = ing.applied
