@@ -8,13 +8,18 @@ projections the replay built, never Python objects, so the audit of ten million 
 DuckDB scans.
 
 Rules the fold already judges event by event (sequence gaps, duplicates, illegal transitions,
-plan mismatches, negative available amounts) come from the ``violations`` projection and the
+plan mismatches, negative available amounts, implausible clocks, money sums past int64) come
+from the ``violations`` projection and the
 ``quarantine``; the rules that compare streams with each other (orders with the ledger, the trader
 stream with the ledger, receipts with orders, payouts with plans, assignments with the scheduler's
 rules, deadlines, ratings) are here. Money formulas are the domain's, written as exact integer SQL
 in :mod:`.sql_money`. Events are ordered by ``(position, event_id)``.
 
-``{ref_time}`` in a query is the audit's reference time: ``--as-of``, or the last event's time.
+``{ref_time}`` in a query is the audit's reference time: ``--as-of``, or the latest
+``recorded_at`` inside the platform's era (never an ``occurred_at``: see :func:`.run._ref_time`).
+
+Amounts are int64 each, but their sums and differences need not be: ``amount_delta`` is NULL
+where it does not fit (``TRY_CAST``), never an error.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ SELECT code AS check, subject, event_id, [event_id] AS evidence,
        NULL::BIGINT AS amount_delta, NULL AS currency, detail
 FROM violations
 WHERE code IN ('{v.CONFLICTING_DUPLICATE}', '{v.SEQUENCE_GAP}', '{v.INVALID_TRANSITION}',
-               '{v.LEDGER_PLAN_MISMATCH}')
+               '{v.LEDGER_PLAN_MISMATCH}', '{v.CLOCK_SKEW}', '{v.AMOUNT_OVERFLOW}')
 """
 
 #: A negative available amount, proven by the event that made it negative and the open holds
@@ -64,7 +69,7 @@ WHERE code IN ('{v.CONFLICTING_DUPLICATE}', '{v.SEQUENCE_GAP}', '{v.INVALID_TRAN
 NEGATIVE_AVAILABLE = f"""
 WITH n AS (
     SELECT x.subject, x.event_id, x.detail, e.position AS pos,
-           regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 1)::BIGINT AS available,
+           TRY_CAST(regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 1) AS BIGINT) AS available,
            regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 2) AS currency
     FROM violations x JOIN events e USING (event_id)
     WHERE x.code = '{v.NEGATIVE_AVAILABLE}'
@@ -110,7 +115,7 @@ FX_MISMATCH = f"""
 WITH a AS ({_ASSIGNED}),
 x AS ({m.settlement("amount", "currency", "rate", "settlement_currency", "a")})
 SELECT 'FX_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
-       (settlement_amount - expected)::BIGINT, settlement_currency,
+       TRY_CAST(settlement_amount::HUGEINT - expected AS BIGINT), settlement_currency,
        format('attempt {{}}: settlement {{}} {{}} for {{}} {{}} at rate {{}}, the formula gives {{}}',
               attempt, settlement_amount, settlement_currency, amount, currency, rate, expected)
 FROM x
@@ -148,8 +153,9 @@ WITH x AS ({
     )
 })
 SELECT 'FEE_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
-       (CASE WHEN platform_fee IS DISTINCT FROM fee_expected
-             THEN platform_fee - fee_expected ELSE trader_reward - reward_expected END)::BIGINT,
+       TRY_CAST(CASE WHEN platform_fee IS DISTINCT FROM fee_expected
+                     THEN platform_fee::HUGEINT - fee_expected
+                     ELSE trader_reward::HUGEINT - reward_expected END AS BIGINT),
        settlement_currency,
        format('attempt {{}}: platform_fee {{}} (formula {{}} at {{}} bps), trader_reward {{}} (formula {{}} at {{}} bps) on settlement {{}}',
               attempt, platform_fee, fee_expected, fee_bps, trader_reward, reward_expected,
@@ -184,7 +190,7 @@ FROM c WHERE event_id NOT IN (SELECT event_id FROM ok)
 RECEIPT_AMOUNT_MISMATCH = f"""
 SELECT 'RECEIPT_AMOUNT_MISMATCH', 'receipt:' || r.receipt_id, r.approved_event_id,
        list_distinct([r.approved_event_id, r.uploaded_event_id]),
-       (r.amount - o.amount)::BIGINT, o.currency,
+       TRY_CAST(r.amount::HUGEINT - o.amount AS BIGINT), o.currency,
        format('receipt approved for {{}} {{}} on order {{}} of {{}} {{}}',
               r.amount, r.currency, o.order_id, o.amount, o.currency)
 FROM ({_APPROVED}) r JOIN payment_orders o ON o.order_id = r.order_id
@@ -501,7 +507,7 @@ l_ev AS (
 SELECT 'TRADER_LEDGER_DRIFT', 'trader:' || d.trader_id,
        coalesce(last.event_id, le.events[1]),
        list_distinct(list_concat(coalesce(te.events, []), coalesce(le.events, []))),
-       (d.t_net - d.l_net)::BIGINT, coalesce(d.currency, d.settlement_currency),
+       TRY_CAST(d.t_net - d.l_net AS BIGINT), coalesce(d.currency, d.settlement_currency),
        format('ref {{}}: trader stream moves {{}} (held {{}}), ledger books {{}} for the trader (debits {{}})',
               d.ref, d.t_net, d.placed, d.l_net, d.l_debits)
 FROM drift d
@@ -579,7 +585,7 @@ actual AS (
 postings AS (
     SELECT 'payment_order:' || e.order_id AS subject, coalesce(x.held_event_id, e.assigned_event_id) AS event_id,
            list_filter([x.held_event_id, e.assigned_event_id], lambda v: v IS NOT NULL) AS evidence,
-           (coalesce(x.client_leg, 0) - e.client_leg)::BIGINT AS delta, x.currency,
+           TRY_CAST(coalesce(x.client_leg, 0) - e.client_leg AS BIGINT) AS delta, x.currency,
            format('plan {{}} posts [{{}}], the catalog says [{{}}]', e.plan_id,
                   array_to_string(coalesce(x.legs, []), ', '), array_to_string(e.legs, ', ')) AS detail
     FROM expected e LEFT JOIN actual x USING (plan_id)

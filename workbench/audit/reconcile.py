@@ -12,6 +12,8 @@ committed, what was paid out, and the differences (which must be zero; there is 
 * ``ledger_paid_out``: what the payout plans (``payout:*``, ``revert:payout:*``) committed out of
   the account that day.
 * ``top_ups``: money that entered the account from outside (``topup:*`` plans), for the balance.
+
+Each figure is an exact sum; one past int64 (the audit's ``AMOUNT_OVERFLOW``) is NULL here.
 """
 
 from __future__ import annotations
@@ -65,14 +67,14 @@ keys AS (
     UNION SELECT account, currency, day FROM paid
 )
 SELECT k.account, k.currency, k.day,
-       coalesce((SELECT sum(amount) FROM orders o WHERE o.account = k.account AND o.currency = k.currency AND o.day = k.day), 0)::BIGINT AS orders_settled,
-       coalesce((SELECT sum(amt) FROM posted p WHERE p.account = k.account AND p.currency = k.currency AND p.day = k.day
-                 AND (p.plan_id LIKE 'order:%' OR p.plan_id LIKE 'reverse:order:%')), 0)::BIGINT AS ledger_orders,
-       coalesce((SELECT sum(amount) FROM paid x WHERE x.account = k.account AND x.currency = k.currency AND x.day = k.day), 0)::BIGINT AS paid_out,
-       coalesce((SELECT -sum(amt) FROM posted p WHERE p.account = k.account AND p.currency = k.currency AND p.day = k.day
-                 AND (p.plan_id LIKE 'payout:%' OR p.plan_id LIKE 'revert:payout:%')), 0)::BIGINT AS ledger_paid_out,
-       coalesce((SELECT sum(amt) FROM posted p WHERE p.account = k.account AND p.currency = k.currency AND p.day = k.day
-                 AND p.plan_id LIKE 'topup:%'), 0)::BIGINT AS top_ups
+       TRY_CAST(coalesce((SELECT sum(amount) FROM orders o WHERE o.account = k.account AND o.currency = k.currency AND o.day = k.day), 0) AS BIGINT) AS orders_settled,
+       TRY_CAST(coalesce((SELECT sum(amt) FROM posted p WHERE p.account = k.account AND p.currency = k.currency AND p.day = k.day
+                 AND (p.plan_id LIKE 'order:%' OR p.plan_id LIKE 'reverse:order:%')), 0) AS BIGINT) AS ledger_orders,
+       TRY_CAST(coalesce((SELECT sum(amount) FROM paid x WHERE x.account = k.account AND x.currency = k.currency AND x.day = k.day), 0) AS BIGINT) AS paid_out,
+       TRY_CAST(coalesce((SELECT -sum(amt) FROM posted p WHERE p.account = k.account AND p.currency = k.currency AND p.day = k.day
+                 AND (p.plan_id LIKE 'payout:%' OR p.plan_id LIKE 'revert:payout:%')), 0) AS BIGINT) AS ledger_paid_out,
+       TRY_CAST(coalesce((SELECT sum(amt) FROM posted p WHERE p.account = k.account AND p.currency = k.currency AND p.day = k.day
+                 AND p.plan_id LIKE 'topup:%'), 0) AS BIGINT) AS top_ups
 FROM keys k
 WHERE k.day IS NOT NULL
 ORDER BY k.account, k.currency, k.day

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..domain.clock import ERA_END, ERA_START
 from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
@@ -46,6 +47,8 @@ SEVERITY: dict[str, str] = {
     "HOLD_LEAK": "high",
     "PAYOUT_MISMATCH": "high",
     "RATING_MISMATCH": "low",
+    "CLOCK_SKEW": "medium",
+    "AMOUNT_OVERFLOW": "high",
 }
 assert set(SEVERITY) == set(CHECK_CODES)
 
@@ -104,9 +107,17 @@ class AuditResult:
 
 
 def _ref_time(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> str:
+    """The audit's "now": ``as_of``, else when the event store last wrote an event (the latest
+    ``recorded_at`` inside the platform's era). Never an event's ``occurred_at``: that is a
+    service's claim, and one wrong clock (a year-9999 event) would make every open deadline
+    look missed; a ``recorded_at`` outside the era is a broken clock too (``CLOCK_SKEW``)."""
     if as_of is not None:
         return f"'{as_of.astimezone(UTC).isoformat()}'::TIMESTAMPTZ"
-    return "(SELECT max(occurred_at) FROM events)"
+    return (
+        "(SELECT max(recorded_at) FROM events WHERE recorded_at >= "
+        f"'{ERA_START.isoformat()}'::TIMESTAMPTZ AND recorded_at < "
+        f"'{ERA_END.isoformat()}'::TIMESTAMPTZ)"
+    )
 
 
 def _restricted(

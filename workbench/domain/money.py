@@ -26,6 +26,21 @@ EXPONENTS: Final[dict[str, int]] = {
 
 BPS_DENOMINATOR: Final[int] = 10_000
 
+#: The range of a stored amount (the projections' ``BIGINT`` columns). Sums are computed exactly
+#: (Python ints, ``HUGEINT`` in SQL); a sum outside this range is stored as NULL and flagged
+#: ``AMOUNT_OVERFLOW``, never wrapped or clipped.
+INT64_MIN: Final[int] = -(2**63)
+INT64_MAX: Final[int] = 2**63 - 1
+
+
+def fits_int64(value: int) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
+
+
+def as_int64(value: int) -> int | None:
+    """``value`` as a ``BIGINT`` column holds it: itself if it fits, else NULL."""
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
 
 class MoneyError(ValueError):
     """A money rule was broken: unknown currency, mixed currencies, bad rate."""

@@ -17,6 +17,12 @@ INVALID_TRANSITION: Final = "INVALID_TRANSITION"
 LEDGER_PLAN_MISMATCH: Final = "LEDGER_PLAN_MISMATCH"
 NEGATIVE_AVAILABLE: Final = "NEGATIVE_AVAILABLE"
 TRADER_LEDGER_DRIFT: Final = "TRADER_LEDGER_DRIFT"
+#: An event whose ``occurred_at`` passes its ``recorded_at`` by more than the tolerance, or with
+#: a timestamp outside the platform's era (:mod:`.clock`).
+CLOCK_SKEW: Final = "CLOCK_SKEW"
+#: A summed money figure (a trader's deposit balance, held or available; an account's own, held
+#: or available) whose exact value left the int64 range: its BIGINT column holds NULL meanwhile.
+AMOUNT_OVERFLOW: Final = "AMOUNT_OVERFLOW"
 
 #: Every check code of the audit (the audit issue's table), in its order.
 CHECK_CODES: Final[tuple[str, ...]] = (
@@ -38,6 +44,8 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     "HOLD_LEAK",
     "PAYOUT_MISMATCH",
     "RATING_MISMATCH",
+    "CLOCK_SKEW",
+    "AMOUNT_OVERFLOW",
 )
 
 

@@ -16,8 +16,16 @@ from typing import Any
 from . import client, ledger, payment_order, payout, rating, receipt, trader
 from .aggregate import AggregateState
 from .catalog import upcast_event
+from .clock import clock_violations
 from .events import Event
-from .violations import CONFLICTING_DUPLICATE, NEGATIVE_AVAILABLE, SEQUENCE_GAP, Violation
+from .money import fits_int64
+from .violations import (
+    AMOUNT_OVERFLOW,
+    CONFLICTING_DUPLICATE,
+    NEGATIVE_AVAILABLE,
+    SEQUENCE_GAP,
+    Violation,
+)
 
 Applier = Callable[[Any, Event], AggregateState]
 
@@ -44,6 +52,10 @@ class World:
     active_orders: dict[str, set[str]] = field(default_factory=dict)
     orders_by_receipt_file: dict[str, set[str]] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
+    #: Money figures already flagged ``AMOUNT_OVERFLOW`` (once each, at the event after which
+    #: they first left int64): trader deposits by trader id, ledger accounts by (account, currency).
+    overflowed_deposits: set[str] = field(default_factory=set)
+    overflowed_accounts: set[tuple[str, str]] = field(default_factory=set)
     #: Every ``trader_rating.published`` applied, in order (the rating state keeps only the
     #: latest one; the replay's ``trader_ratings`` table lists them all). The events themselves,
     #: so keeping them costs one reference each.
@@ -100,11 +112,14 @@ class World:
         states = self.aggregates[event.stream]
         before = states.get(event.aggregate_id)
         new = _sequence(before.version if before else 0, event)
+        new += clock_violations(event)
         after = APPLIERS[event.stream](before, event)
         states[event.aggregate_id] = after
         new += after.violations[len(before.violations) if before else 0 :]
         if event.stream == "ledger_plan":
             new += self._book(before, event)  # type: ignore[arg-type]
+        elif event.stream == "trader" and isinstance(event.payload, trader.DepositMovement):
+            new += self._deposit_overflow(after, event)  # type: ignore[arg-type]
         elif event.stream == "payment_order":
             self._index_order(before, after, event)  # type: ignore[arg-type]
         elif event.stream == "trader_rating":
@@ -125,7 +140,7 @@ class World:
 
     def _book(self, before: ledger.LedgerPlanState | None, event: Event) -> list[Violation]:
         touched = self.book.apply(ledger.balance_effects(before, event))
-        return [
+        out = [
             Violation(
                 NEGATIVE_AVAILABLE,
                 event.event_id,
@@ -135,6 +150,43 @@ class World:
             )
             for bal in touched
             if ledger.is_guarded(bal.account) and bal.available < 0
+        ]
+        for bal in touched:
+            key = (bal.account, bal.currency)
+            figures = (("own", bal.own), ("held", bal.held), ("available", bal.available))
+            past = [name for name, value in figures if not fits_int64(value)]
+            if past and key not in self.overflowed_accounts:
+                self.overflowed_accounts.add(key)
+                out.append(
+                    Violation(
+                        AMOUNT_OVERFLOW,
+                        event.event_id,
+                        bal.account,
+                        f"{bal.account} {bal.currency} own {bal.own}, held {bal.held}, "
+                        f"available {bal.available} after {event.kind} of {event.aggregate_id}: "
+                        f"{', '.join(past)} outside the int64 range",
+                    )
+                )
+        return out
+
+    def _deposit_overflow(self, s: trader.TraderState, event: Event) -> list[Violation]:
+        """``AMOUNT_OVERFLOW`` the first time a trader's deposit figures leave int64."""
+        held = s.held
+        figures = (("deposit_balance", s.balance), ("held", held), ("available", s.balance - held))
+        past = [name for name, value in figures if not fits_int64(value)]
+        if not past or s.aggregate_id in self.overflowed_deposits:
+            return []
+        self.overflowed_deposits.add(s.aggregate_id)
+        p = event.payload
+        assert isinstance(p, trader.DepositMovement)
+        return [
+            Violation(
+                AMOUNT_OVERFLOW,
+                event.event_id,
+                event.subject,
+                f"deposit_balance {s.balance}, held {held}, available {s.balance - held} after "
+                f"{event.kind} of {p.ref}: {', '.join(past)} outside the int64 range",
+            )
         ]
 
     def _index_order(

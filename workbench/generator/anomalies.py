@@ -26,6 +26,10 @@ from ..domain.trader import DepositCredited
 if TYPE_CHECKING:
     from .history import HistoryGenerator
 
+#: Check codes no variant plants yet (issue 12 added them; a planted one would have to leave
+#: every other check silent): the coverage tests of the truth leave them out.
+UNPLANTED_CHECKS: tuple[str, ...] = ("CLOCK_SKEW", "AMOUNT_OVERFLOW")
+
 #: Variants that ride on the next suitable order: (name, direction it needs or None).
 ORDER_VARIANTS: tuple[tuple[str, str | None], ...] = (
     ("fx", None),

@@ -16,7 +16,10 @@ with the *same* SQL as the full build:
   reads the whole ledger in log order; when the batch comes after every stored event in
   ``(position, event_id)`` order (a live stream's normal case), the balances before the batch
   are exactly ``account_balances``, so only the batch's own ledger effects are run on from them.
-  Conflicting copies come from the batch's quarantine rows;
+  ``AMOUNT_OVERFLOW`` likewise runs the batch's effects on from the balances before it (for a
+  trader's deposit, from its row and ``trader_holds``); a balance past int64, NULL in its row,
+  is recomputed exactly for that row only. Conflicting copies come from the batch's quarantine
+  rows;
 * a batch that reaches back before a stored event (a hole in the log filled late, an old export
   replayed after the stream) changes the order of what is stored: it is applied by a full build,
   exact but slower.
@@ -34,8 +37,18 @@ import duckdb
 
 from . import bulk
 from .schema import BY_NAME
-from .sql_entities import _TRADER_FIELDS, ACCOUNT_BALANCES, TRADER_FOLD
-from .sql_orders import BATCH_END, LEDGER_BASE, _violations
+from .sql_entities import _TRADER_FIELDS, ACCOUNT_BALANCES, ACCOUNT_SUMS, TRADER_FOLD
+from .sql_orders import (
+    BATCH_END,
+    D_BALANCE,
+    LEDGER_BASE,
+    MONEY_KINDS,
+    _violations,
+    account_overflow_detail,
+    clock_rows,
+    deposit_overflow_detail,
+    out_of_int64,
+)
 
 #: Projection → (its key column, the stream whose aggregate it is keyed by).
 KEYED: dict[str, tuple[str, str]] = {
@@ -62,44 +75,60 @@ _IS_CONFLICT_ROW = (
     "AND q.event_id = violations.event_id AND q.error = violations.detail)"
 )
 
-#: NEGATIVE_AVAILABLE for the batch's own ledger effects, run on from the balances before it
-#: (``account_balances``, not yet updated). Mirrors ``_NEGATIVE`` of the full build, which runs
-#: the same effects from zero over the whole ledger.
-_NEGATIVE_AFTER = f"""
+#: NEGATIVE_AVAILABLE and the accounts' AMOUNT_OVERFLOW for the batch's own ledger effects, run
+#: on from the balances before it (``account_balances``, not yet updated; the exact figures in
+#: ``account_exact`` where it holds NULL because they are past int64). Mirrors ``_NEGATIVE`` and
+#: ``_OVERFLOW`` of the full build, which run the same effects from zero over the whole ledger.
+#: An account overflows once: not again if a violation already says it did.
+_LEDGER_AFTER = f"""
 WITH {LEDGER_BASE},
 {BATCH_END},
 fresh AS (SELECT ev.ord FROM ev SEMI JOIN batch_new b ON b.event_id = ev.event_id),
 effects AS (
-    SELECT p.from_account AS account, p.currency, p.ord, 0 AS d_own, p.amount AS d_held
+    SELECT p.from_account AS account, p.currency, p.ord, 0::HUGEINT AS d_own,
+        p.amount::HUGEINT AS d_held
     FROM posts p
     UNION ALL
     SELECT p.from_account, p.currency, b.end_ord,
-        CASE WHEN b.is_commit THEN -p.amount ELSE 0 END, -p.amount
+        CASE WHEN b.is_commit THEN -(p.amount::HUGEINT) ELSE 0 END, -(p.amount::HUGEINT)
     FROM posts p JOIN batch_end b ON b.held_ord = p.ord
     UNION ALL
-    SELECT p.to_account, p.currency, b.end_ord, p.amount, 0
+    SELECT p.to_account, p.currency, b.end_ord, p.amount::HUGEINT, 0
     FROM posts p JOIN batch_end b ON b.held_ord = p.ord AND b.is_commit
 ),
 touched AS (
     SELECT account, currency, ord, sum(d_own) AS d_own, sum(d_held) AS d_held
     FROM effects
-    WHERE (starts_with(account, 'client:') OR starts_with(account, 'trader:'))
-        AND ord IN (SELECT ord FROM fresh)
+    WHERE ord IN (SELECT ord FROM fresh)
     GROUP BY account, currency, ord
 ),
 running AS (
     SELECT t.account, t.currency, t.ord,
-        coalesce(a.own, 0) + sum(t.d_own) OVER w AS own,
-        coalesce(a.held, 0) + sum(t.d_held) OVER w AS held
+        coalesce(x.own, a.own, 0) + sum(t.d_own) OVER w AS own,
+        coalesce(x.held, a.held, 0) + sum(t.d_held) OVER w AS held
     FROM touched t
     LEFT JOIN account_balances a ON a.account = t.account AND a.currency = t.currency
+    LEFT JOIN account_exact x ON x.account = t.account AND x.currency = t.currency
     WINDOW w AS (PARTITION BY t.account, t.currency ORDER BY t.ord ROWS UNBOUNDED PRECEDING)
+),
+over AS (
+    SELECT * FROM running r
+    WHERE {out_of_int64("r.own", "r.held")}
+        AND NOT EXISTS (
+            SELECT 1 FROM violations v
+            WHERE v.code = 'AMOUNT_OVERFLOW' AND v.subject = r.account
+                AND starts_with(v.detail, r.account || ' ' || r.currency || ' own '))
+    QUALIFY row_number() OVER (PARTITION BY account, currency ORDER BY ord) = 1
 )
 SELECT 'NEGATIVE_AVAILABLE' AS code, l.event_id, r.account AS subject,
     r.account || ' available ' || (r.own - r.held) || ' ' || r.currency || ' < 0 (own '
         || r.own || ', held ' || r.held || ') after ' || l.kind || ' of ' || l.plan AS detail
 FROM running r JOIN lp l ON l.ord = r.ord
-WHERE r.own - r.held < 0
+WHERE r.own - r.held < 0 AND (starts_with(r.account, 'client:') OR starts_with(r.account, 'trader:'))
+UNION ALL
+SELECT 'AMOUNT_OVERFLOW', l.event_id, o.account,
+    {account_overflow_detail("o.account", "o.currency", "o.own", "o.held", "l.kind", "l.plan")}
+FROM over o JOIN lp l ON l.ord = o.ord
 """
 
 
@@ -112,7 +141,7 @@ WHERE r.own - r.held < 0
 #: The batch's trader events, numbered in log order, payload read as the full build reads it.
 _BATCH_TRADERS = f"""
 CREATE OR REPLACE TEMP TABLE bt AS
-SELECT aggregate_id, event_id, seq, kind, schema_version, occurred_at,
+SELECT aggregate_id, event_id, seq, kind, schema_version, occurred_at, recorded_at,
     row_number() OVER (ORDER BY position, event_id) AS ord,
     json_transform(payload, '{_TRADER_FIELDS}') AS j,
     json_extract_string(payload, ['$.ref', '$.amount']) AS hj
@@ -120,9 +149,11 @@ FROM batch_new
 WHERE stream = 'trader'
 """
 
-#: The rules of the full build's ``event_v`` (sequence, registration), the blocking rule and the
-#: hold rules, for the batch's trader events, from each trader's row and holds before the batch.
-_TRADER_VIOLATIONS = """
+#: The rules of the full build's ``event_v`` (sequence, registration), the blocking rule, the hold
+#: rules, the clock rule and the deposit's AMOUNT_OVERFLOW, for the batch's trader events, from
+#: each trader's row and holds before the batch (the deposit balance exact from ``trader_exact``
+#: where the row holds NULL because it is past int64).
+_TRADER_VIOLATIONS = f"""
 WITH e AS (
     SELECT b.*, o.version AS o_version, coalesce(o.registered, false) AS o_registered,
         coalesce(o.status = 'blocked', false) AS o_blocked
@@ -152,6 +183,40 @@ hw AS (
             AS held
     FROM hb LEFT JOIN trader_holds s ON s.trader_id = hb.aggregate_id AND s.ref = hb.ref
     WINDOW wr AS (PARTITION BY hb.aggregate_id, hb.ref ORDER BY hb.ord)
+),
+-- the deposit's figures after each money event of the batch, from those before it
+m AS (
+    SELECT b.aggregate_id, b.ord, b.event_id, b.kind, b.hj[1] AS ref,
+        b.hj[2]::HUGEINT AS amount,
+        CASE WHEN b.kind = 'trader.hold_placed' THEN b.hj[2]::HUGEINT ELSE 0 END
+            - CASE WHEN h.was_open THEN h.held::HUGEINT ELSE 0 END AS d_held
+    FROM bt b LEFT JOIN hw h ON h.event_id = b.event_id
+    WHERE b.kind IN ({MONEY_KINDS})
+),
+held0 AS (
+    SELECT trader_id, sum(amount::HUGEINT) AS held
+    FROM trader_holds
+    WHERE last_kind = 'trader.hold_placed' AND trader_id IN (SELECT aggregate_id FROM m)
+    GROUP BY trader_id
+),
+mrun AS (
+    SELECT m.aggregate_id, m.ord, m.event_id, m.kind, m.ref,
+        coalesce(x.balance, o.deposit_balance, 0) + sum({D_BALANCE}) OVER w AS balance,
+        coalesce(h0.held, 0) + sum(m.d_held) OVER w AS held
+    FROM m
+    LEFT JOIN traders o ON o.trader_id = m.aggregate_id
+    LEFT JOIN trader_exact x ON x.trader_id = m.aggregate_id
+    LEFT JOIN held0 h0 ON h0.trader_id = m.aggregate_id
+    WINDOW w AS (PARTITION BY m.aggregate_id ORDER BY m.ord ROWS UNBOUNDED PRECEDING)
+),
+mover AS (
+    SELECT * FROM mrun r
+    WHERE {out_of_int64("r.balance", "r.held")}
+        AND NOT EXISTS (
+            SELECT 1 FROM violations v
+            WHERE v.code = 'AMOUNT_OVERFLOW' AND v.subject = 'trader:' || r.aggregate_id
+                AND starts_with(v.detail, 'deposit_balance '))
+    QUALIFY row_number() OVER (PARTITION BY aggregate_id ORDER BY ord) = 1
 )
 SELECT CASE WHEN seq > ver + 1 THEN 'SEQUENCE_GAP' ELSE 'CONFLICTING_DUPLICATE' END AS code,
     event_id, 'trader:' || aggregate_id AS subject,
@@ -191,6 +256,12 @@ SELECT 'TRADER_LEDGER_DRIFT', event_id, 'trader:' || aggregate_id,
     verb || ' ' || amount || ' of ' || ref || ', but ' || held || ' was held'
 FROM hw
 WHERE kind <> 'trader.hold_placed' AND was_open AND held <> amount
+UNION ALL
+{clock_rows("bt", "'trader:' || aggregate_id")}
+UNION ALL
+SELECT 'AMOUNT_OVERFLOW', event_id, 'trader:' || aggregate_id,
+    {deposit_overflow_detail("balance", "held", "kind", "ref")}
+FROM mover
 """
 
 #: The last hold event of each (trader, ref) the batch touches.
@@ -214,7 +285,7 @@ a AS (
     GROUP BY aggregate_id
 ),
 holds AS (
-    SELECT trader_id, sum(amount)::BIGINT AS held, count(*)::INTEGER AS open_holds
+    SELECT trader_id, sum(amount) AS held, count(*)::INTEGER AS open_holds
     FROM trader_holds
     WHERE last_kind = 'trader.hold_placed' AND trader_id IN (SELECT aggregate_id FROM a)
     GROUP BY trader_id
@@ -247,7 +318,7 @@ n AS (
              ELSE coalesce(o.status, 'active') END AS status,
         CASE WHEN a.last_presence IS NOT NULL THEN a.last_presence = 'trader.went_online'
              ELSE coalesce(o.online, false) END AS online,
-        coalesce(o.deposit_balance, 0) + coalesce(a.balance, 0) AS balance,
+        coalesce(x.balance, o.deposit_balance, 0) + coalesce(a.balance, 0) AS balance,
         coalesce(h.held, 0) AS held,
         coalesce(h.open_holds, 0) AS open_holds,
         coalesce(ac.n, 0) AS active_orders,
@@ -257,14 +328,60 @@ n AS (
         greatest(coalesce(o.version, a.version), a.version) AS version
     FROM a
     LEFT JOIN traders o ON o.trader_id = a.aggregate_id
+    LEFT JOIN trader_exact x ON x.trader_id = a.aggregate_id
     LEFT JOIN holds h ON h.trader_id = a.aggregate_id
     LEFT JOIN active ac ON ac.trader_id = a.aggregate_id
 )
 SELECT trader_id, registered, name, fiat_currency, settlement_currency, country,
     min_amount::BIGINT, max_amount::BIGINT, max_active_orders::INTEGER, reward_bps::INTEGER,
-    status, online, balance::BIGINT, held::BIGINT, (balance - held)::BIGINT,
+    status, online, TRY_CAST(balance AS BIGINT), TRY_CAST(held AS BIGINT),
+    TRY_CAST(balance - held AS BIGINT),
     open_holds::INTEGER, active_orders::INTEGER, registered_at, updated_at, version::INTEGER
 FROM n
+"""
+
+
+# ------------------------------------------------------------------------ past int64
+# A deposit balance or an account balance past int64 is NULL in its row; the incremental apply
+# runs on from the exact figure, recomputed from the stored events or postings for those rows
+# only (none, on real data).
+
+_TRADER_EXACT_EMPTY = (
+    "CREATE OR REPLACE TEMP TABLE trader_exact (trader_id VARCHAR, balance HUGEINT)"
+)
+
+_NULL_DEPOSIT = """SELECT 1 FROM traders
+WHERE deposit_balance IS NULL AND trader_id IN (SELECT aggregate_id FROM bt) LIMIT 1"""
+
+#: The exact deposit balance before the batch of the batch's traders whose row holds NULL.
+_TRADER_EXACT = f"""
+SELECT aggregate_id, sum({D_BALANCE})
+FROM (
+    SELECT aggregate_id, kind, (payload->>'amount')::HUGEINT AS amount
+    FROM events
+    WHERE stream = 'trader'
+        AND aggregate_id IN (
+            SELECT trader_id FROM traders
+            WHERE deposit_balance IS NULL AND trader_id IN (SELECT aggregate_id FROM bt))
+        AND kind IN ({MONEY_KINDS})
+        AND event_id NOT IN (SELECT event_id FROM batch_new)
+)
+GROUP BY aggregate_id
+"""
+
+_ACCOUNT_EXACT_EMPTY = (
+    "CREATE OR REPLACE TEMP TABLE account_exact "
+    "(account VARCHAR, currency VARCHAR, own HUGEINT, held HUGEINT)"
+)
+_NULL_BALANCE = "own IS NULL OR held IS NULL OR available IS NULL"
+
+#: The exact balances of the accounts whose row holds NULL, from ``ledger_postings`` before the
+#: batch (so run before ``ledger_postings`` is brought up to date).
+_ACCOUNT_EXACT = f"""
+SELECT s.account, s.currency, s.own, s.held
+FROM ({ACCOUNT_SUMS}) s
+SEMI JOIN (SELECT account, currency FROM account_balances WHERE {_NULL_BALANCE}) n
+    ON n.account = s.account AND n.currency = s.currency
 """
 
 
@@ -376,6 +493,10 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
             "negative",
             "CREATE OR REPLACE TEMP TABLE negative_new AS SELECT * FROM violations LIMIT 0",
         )
+    else:  # the exact balances of the accounts past int64, before the batch
+        step("negative", _ACCOUNT_EXACT_EMPTY)
+        if _exec(con, f"SELECT 1 FROM account_balances WHERE {_NULL_BALANCE} LIMIT 1"):
+            step("negative", f"INSERT INTO account_exact {_ACCOUNT_EXACT}")
     for name in bulk.ORDER:
         if name in ("account_balances", "violations"):
             continue
@@ -384,7 +505,7 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         if stream not in present:  # the batch cannot change this projection
             continue
         if name == "traders":
-            _traders(step)
+            _traders(con, step)
             continue
         step(
             name,
@@ -396,15 +517,17 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
             f"INSERT INTO {name} ({', '.join(table.column_names)}) {bulk.SQL[name]}",
         )
         if name == "ledger_postings":
-            # Before the balances move on: the batch's NEGATIVE_AVAILABLE from the old balances.
-            step("negative", f"CREATE OR REPLACE TEMP TABLE negative_new AS {_NEGATIVE_AFTER}")
+            # Before the balances move on: the batch's NEGATIVE_AVAILABLE and AMOUNT_OVERFLOW
+            # from the old balances.
+            step("negative", f"CREATE OR REPLACE TEMP TABLE negative_new AS {_LEDGER_AFTER}")
             cols = ", ".join(BY_NAME["account_balances"].column_names)
             step("account_balances", "DELETE FROM account_balances")
             step("account_balances", f"INSERT INTO account_balances ({cols}) {ACCOUNT_BALANCES}")
     step(
         "violations",
         f"""DELETE FROM violations
-        WHERE event_id IN (SELECT event_id FROM ev) AND code <> 'NEGATIVE_AVAILABLE'
+        WHERE event_id IN (SELECT event_id FROM ev)
+            AND code NOT IN ('NEGATIVE_AVAILABLE', 'AMOUNT_OVERFLOW')
             AND NOT {_IS_CONFLICT_ROW}""",
     )
     step(
@@ -424,14 +547,19 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         "bt",
         "holds_after",
         "traders_after",
+        "trader_exact",
+        "account_exact",
     ):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
 
 
-def _traders(step: Any) -> None:
+def _traders(con: duckdb.DuckDBPyConnection, step: Any) -> None:
     """The traders of the scope, carried forward (see ``_TRADERS_AFTER``); their violations into
     ``trader_v``, computed from the state before the batch."""
     step("traders", _BATCH_TRADERS)
+    step("traders", _TRADER_EXACT_EMPTY)
+    if _exec(con, _NULL_DEPOSIT):
+        step("traders", f"INSERT INTO trader_exact {_TRADER_EXACT}")
     step("traders", f"CREATE OR REPLACE TEMP TABLE trader_v AS {_TRADER_VIOLATIONS}")
     step("traders", f"CREATE OR REPLACE TEMP TABLE holds_after AS {_HOLDS_AFTER}")
     step(

@@ -7,7 +7,9 @@ rows.
 
 Values are what DuckDB takes for the declared column types: money and counts are ``int``,
 ``DECIMAL(18,6)`` is :class:`~decimal.Decimal`, ``TIMESTAMPTZ`` is a UTC-aware ``datetime``,
-``VARCHAR[]`` is a ``list`` of ``str``, and an unknown value is ``None``.
+``VARCHAR[]`` is a ``list`` of ``str``, and an unknown value is ``None``. A summed amount whose
+exact value does not fit its ``BIGINT`` column is ``None`` too (and an ``AMOUNT_OVERFLOW``
+violation gives the exact value).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ..domain.ledger import HELD
+from ..domain.money import as_int64
 from ..domain.payment_order import Attempt
 from ..domain.rating import RatingPublished
 from ..domain.world import World
@@ -83,9 +86,9 @@ def traders(world: World) -> Iterable[Row]:
             s.reward_bps,
             "blocked" if s.blocked else "active",
             s.online,
-            s.balance,
-            held,
-            s.balance - held,
+            as_int64(s.balance),
+            as_int64(held),
+            as_int64(s.balance - held),
             len(s.holds),
             len(active.get(s.aggregate_id, ())),
             s.registered_at,
@@ -243,7 +246,13 @@ def ledger_postings(world: World) -> Iterable[Row]:
 
 def account_balances(world: World) -> Iterable[Row]:
     for bal in world.book.accounts.values():
-        yield (bal.account, bal.currency, bal.own, bal.held, bal.own - bal.held)
+        yield (
+            bal.account,
+            bal.currency,
+            as_int64(bal.own),
+            as_int64(bal.held),
+            as_int64(bal.own - bal.held),
+        )
 
 
 def trader_ratings(world: World) -> Iterable[Row]:

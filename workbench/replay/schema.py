@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ..domain.clock import ERA_END, ERA_START, SKEW_TOLERANCE
+
 
 @dataclass(frozen=True)
 class Column:
@@ -80,7 +82,7 @@ QUARANTINE = Table(
         C(
             "reason",
             "VARCHAR",
-            "bad_envelope, bad_json, unknown_kind, unknown_version, missing_field, wrong_type, invalid_value, unexpected_field",
+            "bad_envelope, bad_json, unknown_kind, unknown_version, missing_field, wrong_type, invalid_value, unexpected_field, out_of_range (an integer past its catalog type), too_large (payload over the size limit), conflicting_duplicate",
         ),
         C("field", "VARCHAR", "the field at fault, e.g. `payload.amount`"),
         C("error", "VARCHAR", "the decoding error, naming the event and the field"),
@@ -96,7 +98,12 @@ VIOLATIONS = Table(
     "violations",
     "Rules the input broke, each naming the event that broke it: conflicting duplicates, "
     "sequence gaps, transitions the catalog's state machines do not allow, plan mismatches, "
-    "negative available balances. Violating events are still applied (they are facts).",
+    "negative available balances, implausible clocks (`CLOCK_SKEW`: `occurred_at` more than "
+    f"{int(SKEW_TOLERANCE.total_seconds())} s after `recorded_at`, or a timestamp outside "
+    f"{ERA_START:%Y-%m-%d}..{ERA_END:%Y-%m-%d} UTC) and money sums "
+    "past int64 (`AMOUNT_OVERFLOW`: the event after which a trader's deposit figures or an "
+    "account's balance first left the int64 range, with the exact values). Violating events are "
+    "still applied (they are facts).",
     (
         C("code", "VARCHAR", "the audit check code"),
         C("event_id", "VARCHAR", "the offending event"),
@@ -139,9 +146,13 @@ TRADERS = Table(
         C("reward_bps", "INTEGER", "trader reward in basis points"),
         C("status", "VARCHAR", "`active` or `blocked`"),
         C("online", "BOOLEAN", "last presence event was `went_online`"),
-        C("deposit_balance", MONEY, "deposit balance, settlement minor units"),
-        C("held", MONEY, "sum of open holds"),
-        C("available", MONEY, "`deposit_balance - held`"),
+        C(
+            "deposit_balance",
+            MONEY,
+            "deposit balance, settlement minor units (null if past int64: `AMOUNT_OVERFLOW`)",
+        ),
+        C("held", MONEY, "sum of open holds (null if past int64)"),
+        C("available", MONEY, "`deposit_balance - held` (null if past int64)"),
         C("open_holds", "INTEGER", "number of open holds"),
         C(
             "active_orders",
@@ -341,9 +352,9 @@ ACCOUNT_BALANCES = Table(
             "`client:<id>`, `trader:<id>`, `platform:revenue`, `external:<currency>`",
         ),
         C("currency", "VARCHAR", "currency"),
-        C("own", MONEY, "committed balance"),
-        C("held", MONEY, "debits held in open batches"),
-        C("available", MONEY, "`own - held`"),
+        C("own", MONEY, "committed balance (null if past int64: `AMOUNT_OVERFLOW`)"),
+        C("held", MONEY, "debits held in open batches (null if past int64)"),
+        C("available", MONEY, "`own - held` (null if past int64)"),
     ),
     ("account", "currency"),
 )

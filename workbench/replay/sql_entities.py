@@ -16,6 +16,11 @@ tiny client stream uses ``->>``.
 JSON number exactly and rounds half-even to six places only if it has more. DuckDB reads a JSON
 number as a double and casts it rounding half away from zero; for the catalog's values (at most
 two places, every generated value has at most two) both give the same number.
+
+Sums of money (a trader's deposit and holds, an account's balances) are exact: ``HUGEINT``
+(``sum`` of a ``BIGINT`` is one; a negated amount is cast first, so even ``-INT64_MIN`` is
+exact). A sum that does not fit its ``BIGINT`` column is stored as NULL (``TRY_CAST``), as the
+fold does (:func:`workbench.domain.money.as_int64`); the violations say which and why.
 """
 
 from __future__ import annotations
@@ -94,9 +99,9 @@ TRADER_FOLD = """        count(*) FILTER (WHERE kind = 'trader.registered') > 0 
         arg_max(kind, ord) FILTER (WHERE kind IN ('trader.went_online', 'trader.went_offline'))
             AS last_presence,
         sum(CASE WHEN kind IN ('trader.deposit_topped_up', 'trader.deposit_credited')
-                 THEN j.amount
+                 THEN j.amount::HUGEINT
                  WHEN kind IN ('trader.deposit_debited', 'trader.hold_captured')
-                 THEN -j.amount
+                 THEN -(j.amount::HUGEINT)
                  ELSE 0 END) AS balance,
         arg_min(occurred_at, ord) FILTER (WHERE kind = 'trader.registered') AS registered_at,
         arg_max(occurred_at, ord) AS updated_at,
@@ -112,7 +117,7 @@ WITH t AS (
 -- A hold is open when the last hold event on its ref places it (placing twice keeps the
 -- last amount; a release or capture removes the ref whatever its amount).
 holds AS (
-    SELECT aggregate_id, sum(amount)::BIGINT AS held, count(*)::INTEGER AS open_holds
+    SELECT aggregate_id, sum(amount) AS held, count(*)::INTEGER AS open_holds
     FROM (
         SELECT aggregate_id, j.ref,
                arg_max(kind, ord) AS last_kind,
@@ -151,9 +156,9 @@ SELECT
     coalesce(a.reward_bps, 0)::INTEGER AS reward_bps,
     CASE WHEN a.last_block = 'trader.blocked' THEN 'blocked' ELSE 'active' END AS status,
     coalesce(a.last_presence = 'trader.went_online', false) AS online,
-    a.balance::BIGINT AS deposit_balance,
-    coalesce(h.held, 0)::BIGINT AS held,
-    (a.balance - coalesce(h.held, 0))::BIGINT AS available,
+    TRY_CAST(a.balance AS BIGINT) AS deposit_balance,
+    TRY_CAST(coalesce(h.held, 0) AS BIGINT) AS held,
+    TRY_CAST(a.balance - coalesce(h.held, 0) AS BIGINT) AS available,
     coalesce(h.open_holds, 0)::INTEGER AS open_holds,
     coalesce(ac.n, 0)::INTEGER AS active_orders,
     a.registered_at,
@@ -353,22 +358,28 @@ LEFT JOIN batch_end be ON be.ord = x.ord
 # ending it takes that back, and a commit moves ``own`` from ``from`` to ``to``. So the accounts
 # are every ``from`` of a held posting (zero or not) and every ``to`` of a committed one, and
 # the figures follow from the batch's final status. Reads ledger_postings (built just before).
-ACCOUNT_BALANCES = """
-SELECT account, currency,
-       sum(own)::BIGINT AS own,
-       sum(held)::BIGINT AS held,
-       (sum(own) - sum(held))::BIGINT AS available
+# ``ACCOUNT_SUMS`` are the exact figures (HUGEINT); the table holds them where they fit int64.
+ACCOUNT_SUMS = """
+SELECT account, currency, sum(own) AS own, sum(held) AS held
 FROM (
     SELECT from_account AS account, currency,
-           CASE WHEN batch_status = 'committed' THEN -amount ELSE 0 END AS own,
-           CASE WHEN batch_status = 'held' THEN amount ELSE 0 END AS held
+           CASE WHEN batch_status = 'committed' THEN -(amount::HUGEINT) ELSE 0 END AS own,
+           CASE WHEN batch_status = 'held' THEN amount::HUGEINT ELSE 0 END AS held
     FROM ledger_postings
     UNION ALL
-    SELECT to_account, currency, amount, 0
+    SELECT to_account, currency, amount::HUGEINT, 0
     FROM ledger_postings
     WHERE batch_status = 'committed'
 )
 GROUP BY account, currency
+"""
+
+ACCOUNT_BALANCES = f"""
+SELECT account, currency,
+       TRY_CAST(own AS BIGINT) AS own,
+       TRY_CAST(held AS BIGINT) AS held,
+       TRY_CAST(own - held AS BIGINT) AS available
+FROM ({ACCOUNT_SUMS})
 """
 
 TRADER_RATINGS = f"""

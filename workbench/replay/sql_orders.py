@@ -22,9 +22,12 @@ aggregate as a hash); aggregates keep integers (``ord``), never payloads.
 
 from __future__ import annotations
 
-from ..domain import payment_order, payout, receipt
+from datetime import timedelta
+
+from ..domain import clock, payment_order, payout, receipt
 from ..domain.client import PAYLOADS as _CLIENT_PAYLOADS
 from ..domain.events import STREAMS
+from ..domain.money import INT64_MAX, INT64_MIN
 from ..domain.trader import PAYLOADS as _TRADER_PAYLOADS
 
 _CLIENT_KINDS = tuple(dict.fromkeys(p.KIND for p in _CLIENT_PAYLOADS))
@@ -342,11 +345,13 @@ def _event_checks(name: str, where: str, partition: str, hash_expr: str) -> str:
 
 
 #: The families of violation rules, by what a rule reads. ``aggregate``: sequence, state-machine,
-#: hold and plan rules, each over one aggregate's own events; its violations name an event of
-#: that aggregate. ``negative``: the running balances of client and trader accounts over the
-#: whole ledger in log order. ``conflict``: the conflicting copies the engine keeps in quarantine.
-#: A full build takes all three; the incremental path (:mod:`.incremental`) takes them apart.
-PARTS = ("aggregate", "negative", "conflict")
+#: hold, plan and clock rules, each over one aggregate's own events; its violations name an event
+#: of that aggregate. ``negative``: the running balances of client and trader accounts over the
+#: whole ledger in log order. ``overflow``: running money figures (trader deposits, ledger
+#: accounts) that leave int64. ``conflict``: the conflicting copies the engine keeps in
+#: quarantine. A full build takes them all; the incremental path (:mod:`.incremental`) takes them
+#: apart.
+PARTS = ("aggregate", "negative", "overflow", "conflict")
 
 
 def _violations(hash_expr: str, parts: tuple[str, ...] = PARTS) -> str:
@@ -362,17 +367,28 @@ def _violations(hash_expr: str, parts: tuple[str, ...] = PARTS) -> str:
         raise ValueError(f"violation parts must be among {PARTS}, got {parts}")
     ctes: list[str] = []
     selects: list[str] = []
+    if "aggregate" in parts or "overflow" in parts:
+        ctes.append(_HOLDS)  # the overflow rule reads its holds
     if "aggregate" in parts:
-        ctes += [_event_part(hash_expr), _HOLDS]
-        selects += ["SELECT code, event_id, subject, detail FROM event_v", "SELECT * FROM hold_v"]
-    if "aggregate" in parts or "negative" in parts:
+        ctes += [_event_part(hash_expr), CLOCK]
+        selects += [
+            "SELECT code, event_id, subject, detail FROM event_v",
+            "SELECT * FROM hold_v",
+            "SELECT * FROM clock_v",
+        ]
+    if "aggregate" in parts or "negative" in parts or "overflow" in parts:
         ctes.append(LEDGER_BASE)
     if "aggregate" in parts:
         ctes.append(_PLAN_V)
         selects.append("SELECT * FROM plan_v")
+    if "negative" in parts or "overflow" in parts:
+        ctes.append(BATCH_END)
     if "negative" in parts:
         ctes.append(_NEGATIVE)
         selects.append("SELECT * FROM negative_v")
+    if "overflow" in parts:
+        ctes.append(_OVERFLOW)
+        selects.append("SELECT * FROM overflow_v")
     if "conflict" in parts:
         ctes.append(_CONFLICT)
         selects.append("SELECT * FROM conflict_v")
@@ -582,10 +598,7 @@ BATCH_END = """batch_end AS (
     GROUP BY h.ord
 )"""
 
-_NEGATIVE = (
-    BATCH_END
-    + """,
--- guarded accounts, numbered: the running balances are one cumulative sum in (id, ord) order
+_NEGATIVE = """-- guarded accounts, numbered: the running balances are one cumulative sum in (id, ord) order
 -- minus the sums of the accounts before (much cheaper than a window partitioned by account);
 -- materialized, so that every reference sees the same numbering
 accounts AS MATERIALIZED (
@@ -601,7 +614,8 @@ effects AS (
     SELECT a.id, p.ord, 0 AS d_own, p.amount AS d_held
     FROM posts p JOIN accounts a ON a.account = p.from_account AND a.currency = p.currency
     UNION ALL
-    SELECT a.id, b.end_ord, CASE WHEN b.is_commit THEN -p.amount ELSE 0 END, -p.amount
+    SELECT a.id, b.end_ord, CASE WHEN b.is_commit THEN -(p.amount::HUGEINT) ELSE 0 END,
+        -(p.amount::HUGEINT)
     FROM posts p
     JOIN batch_end b ON b.held_ord = p.ord
     JOIN accounts a ON a.account = p.from_account AND a.currency = p.currency
@@ -641,7 +655,185 @@ negative_v AS (
             || n.own || ', held ' || n.held || ') after ' || l.kind || ' of ' || l.plan AS detail
     FROM negative n JOIN lp l ON l.ord = n.ord
 )"""
+
+
+# ------------------------------------------------------------------------------ clocks
+def _ts(value: object) -> str:
+    return f"TIMESTAMPTZ '{value:%Y-%m-%d %H:%M:%S}+00'"
+
+
+def _stamp(column: str) -> str:
+    """A timestamp as :func:`workbench.domain.clock.stamp` writes it."""
+    return f"strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+
+
+_SKEW_US = clock.SKEW_TOLERANCE // timedelta(microseconds=1)
+
+
+def _outside(column: str) -> str:
+    return f"NOT ({column} >= {_ts(clock.ERA_START)} AND {column} < {_ts(clock.ERA_END)})"
+
+
+def clock_rows(source: str, subject: str) -> str:
+    """``CLOCK_SKEW`` rows (code, event_id, subject, detail) of the events of ``source`` (with
+    ``event_id``, ``occurred_at``, ``recorded_at``), as :func:`workbench.domain.clock.clock_violations`."""
+    skew = f"epoch_us(occurred_at) - epoch_us(recorded_at) > {_SKEW_US}"
+    occ, rec = _outside("occurred_at"), _outside("recorded_at")
+    return f"""SELECT 'CLOCK_SKEW' AS code, event_id, {subject} AS subject,
+        'occurred_at ' || {_stamp("occurred_at")} || ', recorded_at ' || {_stamp("recorded_at")}
+            || ': ' || concat_ws('; ',
+                CASE WHEN {skew} THEN '{clock.SKEW_REASON}' END,
+                CASE WHEN {occ} THEN '{clock.OCCURRED_OUTSIDE}' END,
+                CASE WHEN {rec} THEN '{clock.RECORDED_OUTSIDE}' END) AS detail
+    FROM {source}
+    WHERE {skew} OR {occ} OR {rec}"""
+
+
+#: ``CLOCK_SKEW``: implausible clocks, event by event.
+CLOCK = f"""clock_v AS (
+    {clock_rows("ev", "stream || ':' || aggregate_id")}
+)"""
+
+
+# --------------------------------------------------------------------------- overflow
+def fits(expr: str) -> str:
+    """``expr`` (exact, HUGEINT) fits a BIGINT column."""
+    return f"(({expr}) BETWEEN {INT64_MIN} AND {INT64_MAX})"
+
+
+def _past(figures: tuple[tuple[str, str], ...]) -> str:
+    """The names of the figures (name, expression) outside int64, as the fold lists them."""
+    cases = ", ".join(f"CASE WHEN NOT {fits(e)} THEN '{n}' END" for n, e in figures)
+    return f"concat_ws(', ', {cases}) || ' outside the int64 range'"
+
+
+def deposit_overflow_detail(balance: str, held: str, kind: str, ref: str) -> str:
+    """The detail of a trader deposit's ``AMOUNT_OVERFLOW`` (``World._deposit_overflow``)."""
+    available = f"{balance} - {held}"
+    figures = (("deposit_balance", balance), ("held", held), ("available", available))
+    return (
+        f"'deposit_balance ' || {balance} || ', held ' || {held} || ', available ' || "
+        f"({available}) || ' after ' || {kind} || ' of ' || {ref} || ': ' || {_past(figures)}"
+    )
+
+
+def out_of_int64(balance: str, held: str) -> str:
+    """A balance, its held amount or their difference (the available amount) is past int64."""
+    return f"NOT ({fits(balance)} AND {fits(held)} AND {fits(f'{balance} - {held}')})"
+
+
+def account_overflow_detail(
+    account: str, currency: str, own: str, held: str, kind: str, plan: str
+) -> str:
+    """The detail of a ledger account's ``AMOUNT_OVERFLOW`` (``World._book``)."""
+    available = f"{own} - {held}"
+    figures = (("own", own), ("held", held), ("available", available))
+    return (
+        f"{account} || ' ' || {currency} || ' own ' || {own} || ', held ' || {held} || "
+        f"', available ' || ({available}) || ' after ' || {kind} || ' of ' || {plan} || ': ' || "
+        f"{_past(figures)}"
+    )
+
+
+#: The trader stream's money kinds and how each moves the deposit balance.
+_CREDITS = "'trader.deposit_topped_up', 'trader.deposit_credited'"
+_DEBITS = "'trader.deposit_debited', 'trader.hold_captured'"
+HOLD_KINDS = "'trader.hold_placed', 'trader.hold_released', 'trader.hold_captured'"
+MONEY_KINDS = f"{_CREDITS}, 'trader.deposit_debited', {HOLD_KINDS}"
+#: A money event's change to the deposit balance (``amount`` exact, HUGEINT).
+D_BALANCE = (
+    f"CASE WHEN kind IN ({_CREDITS}) THEN amount WHEN kind IN ({_DEBITS}) THEN -amount ELSE 0 END"
 )
+
+#: ``AMOUNT_OVERFLOW``: a trader's deposit figures or a ledger account's balances left int64.
+#: Only the traders and accounts whose figures *could* leave it are followed event by event:
+#: no figure can exceed twice the sum of the absolute amounts that ever moved it, so the others
+#: (all of them, on real data) are ruled out by one aggregate. A trader's ``held`` moves by the
+#: amount a hold event leaves on its ref less what the ref's previous hold event left there.
+_OVERFLOW = f"""-- trader deposits: the money events (the holds as the hold rules read them), amounts exact
+tm AS MATERIALIZED (
+    SELECT aggregate_id, ord, event_id, kind, ref, amount::HUGEINT AS amount FROM holds
+    UNION ALL
+    SELECT aggregate_id, ord, event_id, kind, j[1], j[2]::HUGEINT
+    FROM (
+        SELECT aggregate_id, ord, event_id, kind,
+            json_extract_string(payload, ['$.ref', '$.amount']) AS j
+        FROM ev
+        WHERE stream = 'trader' AND kind IN ({_CREDITS}, 'trader.deposit_debited')
+    )
+),
+tm_big AS (
+    SELECT aggregate_id FROM tm GROUP BY aggregate_id HAVING 2 * sum(abs(amount)) > {INT64_MAX}
+),
+tm_run AS (
+    SELECT aggregate_id, ord, event_id, kind, ref,
+        sum(d_balance) OVER w AS balance, sum(d_held) OVER w AS held
+    FROM (
+        SELECT *, {D_BALANCE} AS d_balance,
+            CASE WHEN kind IN ({HOLD_KINDS})
+                THEN placed - coalesce(lag(placed) OVER (
+                    PARTITION BY aggregate_id, ref, kind IN ({HOLD_KINDS}) ORDER BY ord), 0)
+                ELSE 0 END AS d_held
+        FROM (
+            SELECT *, CASE WHEN kind = 'trader.hold_placed' THEN amount ELSE 0 END AS placed
+            FROM tm
+            WHERE aggregate_id IN (SELECT aggregate_id FROM tm_big)
+        )
+    )
+    WINDOW w AS (PARTITION BY aggregate_id ORDER BY ord ROWS UNBOUNDED PRECEDING)
+),
+deposit_over AS (
+    SELECT * FROM tm_run
+    WHERE {out_of_int64("balance", "held")}
+    QUALIFY row_number() OVER (PARTITION BY aggregate_id ORDER BY ord) = 1
+),
+-- ledger accounts: the effects of every posting, as the account book applies them
+acct_big AS (
+    SELECT account, currency
+    FROM (
+        SELECT from_account AS account, currency, abs(amount::HUGEINT) AS a FROM posts
+        UNION ALL
+        SELECT to_account, currency, abs(amount::HUGEINT) FROM posts
+    )
+    GROUP BY ALL
+    HAVING 2 * sum(a) > {INT64_MAX}
+),
+acct_fx AS (
+    SELECT p.from_account AS account, p.currency, p.ord, 0::HUGEINT AS d_own,
+        p.amount::HUGEINT AS d_held
+    FROM posts p SEMI JOIN acct_big g ON g.account = p.from_account AND g.currency = p.currency
+    UNION ALL
+    SELECT p.from_account, p.currency, b.end_ord,
+        CASE WHEN b.is_commit THEN -(p.amount::HUGEINT) ELSE 0 END, -(p.amount::HUGEINT)
+    FROM posts p
+    SEMI JOIN acct_big g ON g.account = p.from_account AND g.currency = p.currency
+    JOIN batch_end b ON b.held_ord = p.ord
+    UNION ALL
+    SELECT p.to_account, p.currency, b.end_ord, p.amount::HUGEINT, 0
+    FROM posts p
+    SEMI JOIN acct_big g ON g.account = p.to_account AND g.currency = p.currency
+    JOIN batch_end b ON b.held_ord = p.ord AND b.is_commit
+),
+acct_run AS (
+    SELECT account, currency, ord, sum(d_own) OVER w AS own, sum(d_held) OVER w AS held
+    FROM (SELECT account, currency, ord, sum(d_own) AS d_own, sum(d_held) AS d_held
+          FROM acct_fx GROUP BY ALL)
+    WINDOW w AS (PARTITION BY account, currency ORDER BY ord ROWS UNBOUNDED PRECEDING)
+),
+acct_over AS (
+    SELECT * FROM acct_run
+    WHERE {out_of_int64("own", "held")}
+    QUALIFY row_number() OVER (PARTITION BY account, currency ORDER BY ord) = 1
+),
+overflow_v AS (
+    SELECT 'AMOUNT_OVERFLOW' AS code, event_id, 'trader:' || aggregate_id AS subject,
+        {deposit_overflow_detail("balance", "held", "kind", "ref")} AS detail
+    FROM deposit_over
+    UNION ALL
+    SELECT 'AMOUNT_OVERFLOW', l.event_id, o.account,
+        {account_overflow_detail("o.account", "o.currency", "o.own", "o.held", "l.kind", "l.plan")}
+    FROM acct_over o JOIN lp l ON l.ord = o.ord
+)"""
 
 _CONFLICT = """-- conflicting copies of an event, kept in quarantine by the engine
 conflict_v AS (
