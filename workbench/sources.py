@@ -85,8 +85,14 @@ def read_table(path: Path, require: bool = True) -> pa.Table:
 
 
 def iter_rows(sources: Sequence[str | Path]) -> Iterator[dict[str, Any]]:
-    """Envelope rows of every file, file by file (memory bounded by the largest file)."""
-    for path in parquet_files(sources):
-        table = read_table(path)
-        keep = [c for c in ENVELOPE_FIELDS if c in table.column_names]
-        yield from table.select(keep).to_pylist()
+    """Envelope rows of every file, batch by batch, exactly as replay reads them (see
+    :mod:`workbench.replay.parquet_rows`: the catalog's types where the file has them, the
+    file's own values otherwise, for the decoder to judge)."""
+    from .replay import parquet_rows
+
+    for _info, batches in parquet_rows.read(parquet_files(sources)):
+        for batch in batches:
+            if batch.native is not None:
+                yield from batch.native.to_pylist()
+            else:
+                yield from batch.foreign or ()

@@ -70,26 +70,30 @@ class ExportSummary:
 
 
 def summarize(sources: Sequence[str | Path]) -> tuple[ExportSummary, World]:
-    """Read, deduplicate by ``event_id``, decode, sort by ``position`` and fold."""
+    """Read, decode, keep one copy per ``event_id`` (replay's rule, whatever the row order:
+    :mod:`workbench.replay.judging`), sort by ``position`` and fold."""
+    from .replay import judging
+
     s = ExportSummary()
-    seen: dict[str, dict[str, Any]] = {}
-    events: list[Event] = []
+    copies: dict[str, list[tuple[dict[str, Any], Event]]] = {}
     for row in iter_rows(sources):
         s.read += 1
-        eid = row.get("event_id")
-        if isinstance(eid, str) and eid in seen:
-            if seen[eid] == row:
-                s.duplicates += 1
-            else:
-                s.conflicting += 1
-            continue
-        if isinstance(eid, str):
-            seen[eid] = row
         decoded = try_decode(row)
         if isinstance(decoded, DecodingError):
             s.quarantined.append(decoded)
-        else:
-            events.append(decoded)
+            continue
+        canon = judging.canonical_row(decoded, row["payload"])
+        copies.setdefault(decoded.event_id, []).append((canon, decoded))
+    events: list[Event] = []
+    for found in copies.values():
+        found.sort(key=lambda c: judging.winner_key(c[0]))
+        winner = found[0][0]
+        events.append(found[0][1])
+        for canon, _ in found[1:]:
+            if judging.differences(canon, winner):
+                s.conflicting += 1
+            else:
+                s.duplicates += 1
     events.sort(key=lambda e: (e.position, e.event_id))
     world = World()
     for e in events:

@@ -130,3 +130,38 @@ def test_sql_is_never_looser_on_arbitrary_json(
     [sql] = _sql_says(con, [(key[0], key[1], payload)])
     if sql:
         assert _python_says(key[0], key[1], payload)
+
+
+TRICKY_TIMES = [
+    "2026-11-01T24:00:00Z",  # DuckDB reads it as the next midnight; the catalog has no hour 24
+    "2026-11-01T23:59:60Z",
+    "0000-01-01T00:00:00Z",  # DuckDB: 1 BC
+    "2026-02-29T00:00:00Z",
+    "2026-11-01T10:00:00.1234567Z",
+    "2026-11-01T10:00:00-00:00",
+    "2026-11-01T10:00:00+24:00",
+    "0001-01-01T00:30:00+01:00",
+    "9999-12-31T23:59:59.999999Z",
+    "2026-11-01 10:00:00Z",
+    "2026-11-01T10:00Z",
+]
+
+
+@pytest.mark.parametrize("ts", TRICKY_TIMES)
+def test_sql_never_vouches_for_a_timestamp_the_decoder_refuses(
+    con: duckdb.DuckDBPyConnection, ts: str
+) -> None:
+    payload = json.dumps(
+        {
+            "order_id": "po-1",
+            "trader_id": "t-1",
+            "amount": 100,
+            "currency": "RUB",
+            "paid_at": ts,
+            "bank": "b",
+            "file_sha256": "00",
+        }
+    )
+    row = ("receipt.uploaded", 1, payload)
+    sql, py = _sql_says(con, [row])[0], _python_says(*row)
+    assert not sql or py, f"SQL vouched for {ts!r}, the decoder refuses it"

@@ -490,13 +490,18 @@ def test_poison_messages_are_quarantined_and_the_consumer_moves_on(
             "m3",
         ),
         ("platform.client.cl-9", json.dumps(env("p-4", 4, seq=1.5)).encode(), "m4"),
+        (
+            "platform.client.cl-9",
+            json.dumps(env("p-5", 5, occurred_at="2026-11-01T24:00:00Z")).encode(),
+            "m5",
+        ),
         ("platform.client.cl-9", json.dumps(env("p-6", 2)).encode(), "m6"),
     ]
     publish_raw(nats_server.url, bodies)
     db = tmp_path / "live.duckdb"
     summary = catch_up(db, nats_server.url)
-    assert summary.messages == 5 and summary.balanced
-    assert (summary.applied, summary.quarantined) == (2, 3)
+    assert summary.messages == 6 and summary.balanced
+    assert (summary.applied, summary.quarantined) == (2, 4)
     con = connect(db, read_only=True)
     got = {
         r[0]: r[1:]
@@ -505,6 +510,7 @@ def test_poison_messages_are_quarantined_and_the_consumer_moves_on(
     assert got["p-2"][:2] == ("bad_json", "payload") and got["p-2"][2] == surrogate
     assert got["p-3"][:2] == ("out_of_range", "payload.fee_bps")
     assert got["p-4"][:2] == ("bad_envelope", "seq")
+    assert got["p-5"][:2] == ("bad_envelope", "occurred_at")  # DuckDB alone would take hour 24
     fees = con.execute("SELECT fee_bps, version FROM clients WHERE client_id = 'cl-9'").fetchall()
     assert fees == [(102, 2)]  # the event after the poison was applied
     con.close()

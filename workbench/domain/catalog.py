@@ -17,7 +17,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from . import client, ledger, payment_order, payout, rating, receipt, trader
-from .events import ENVELOPE_FIELDS, STREAMS, Event, Payload, loads
+from .events import ENVELOPE_FIELDS, RFC3339_PATTERN, STREAMS, Event, Payload, loads
 
 PAYLOADS: Final[dict[tuple[str, int], type[Payload]]] = {
     (cls.KIND, cls.VERSION): cls
@@ -93,9 +93,7 @@ ENVELOPE_INTS: Final[dict[str, tuple[int, int]]] = {
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1_000_000
 
 #: RFC 3339 as the live stream writes envelope timestamps (JSON has no timestamp type).
-_RFC3339_TEXT: Final = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})"
-)
+_RFC3339_TEXT: Final = re.compile(RFC3339_PATTERN)
 _ESCAPED_SURROGATE: Final = re.compile(r"\\[uU][dD][89a-fA-F]")
 #: How a reader names the second copy of a repeated column (``payload#2``).
 _REPEATED: Final = re.compile("(" + "|".join(ENVELOPE_FIELDS) + r")#\d+")

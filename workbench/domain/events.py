@@ -79,7 +79,15 @@ def _unit_interval(value: Decimal) -> Decimal:
     return value
 
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+#: RFC 3339 as the catalog writes timestamps, with every field in its range (year 0001..9999,
+#: hours 00..23, no leap second, offsets under a day): one pattern for the decoder and the SQL
+#: that vouches for rows (DuckDB alone would take ``T24:00:00`` or year 0000). A day past its
+#: month's end is left to the parsers, which both refuse it.
+RFC3339_PATTERN: Final = (
+    r"(\d{3}[1-9]|\d{2}[1-9]\d|\d[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
+)
+_RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def _rfc3339(value: Any) -> Any:

@@ -53,12 +53,13 @@ import duckdb
 import pyarrow as pa
 
 from ..domain.catalog import DEFAULT_MAX_PAYLOAD_BYTES, DecodingError, try_decode
-from ..domain.events import ENVELOPE_FIELDS, Event
+from ..domain.events import ENVELOPE_FIELDS, RFC3339_PATTERN, Event
 from ..sources import SourceError
 from . import bulk, incremental, ingest_sql, judging, store
 from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, _size, code_version
 from .judging import quarantine_row
 from .schema import EVENTS, REPLAY_RUNS, STREAM_POSITIONS, Table
+from .validate import TIMESTAMP_RE
 
 T = TypeVar("T")
 
@@ -135,7 +136,10 @@ class Source(Protocol):
 
 # --------------------------------------------------------------------------- decoding messages
 #: RFC 3339 as the catalog writes it (date, T, time, up to microseconds, Z or an offset).
-RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+RFC3339 = f"^{RFC3339_PATTERN}$"
+#: What the SQL vouches for: UTC only (an offset near year 1 or 9999 leaves the calendar in
+#: Python, not in DuckDB, so the decoder judges every other offset).
+UTC_STAMP = TIMESTAMP_RE
 
 _WS = re.compile(r"[ \t\n\r]*")
 _scan = json.JSONDecoder().scan_once
@@ -243,7 +247,7 @@ def _typed_sql(msgs: str, source_prefix: str) -> str:
 
     def stamp(name: str) -> str:
         return (
-            f"({is_text(name)} AND regexp_full_match({text(name)}, {_q(RFC3339)}) "
+            f"({is_text(name)} AND regexp_full_match({text(name)}, {_q(UTC_STAMP)}) "
             f"AND TRY_CAST({text(name)} AS TIMESTAMPTZ) IS NOT NULL)"
         )
 

@@ -21,13 +21,13 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 
 from ..domain.catalog import PAYLOADS
-from ..domain.events import STREAMS
+from ..domain.events import RFC3339_PATTERN, STREAMS
 from ..domain.money import EXPONENTS
 
 INTS = "('BIGINT','UBIGINT')"
 NUMBERS = "('BIGINT','UBIGINT','DOUBLE')"
 # RFC 3339 in UTC as the platform writes it: date, T, time, optional fraction, Z or +00:00.
-TIMESTAMP_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$"
+TIMESTAMP_RE = "^" + RFC3339_PATTERN.rsplit("(Z|", 1)[0] + r"(Z|\+00:00)$"
 RATE_RE = r"^[0-9]+(\.[0-9]+)?$"
 
 
