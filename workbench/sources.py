@@ -11,9 +11,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.dataset as ds
-
 from .domain.events import ENVELOPE_FIELDS
 
 REQUIRED = tuple(f for f in ENVELOPE_FIELDS if f not in ("correlation_id", "causation_id"))
@@ -69,19 +66,6 @@ def _walk(folder: Path, ancestors: tuple[Path, ...]) -> list[Path]:
         elif entry.is_file() and entry.name.endswith(".parquet"):
             out.append(entry)
     return out
-
-
-def read_table(path: Path, require: bool = True) -> pa.Table:
-    """One export file as an Arrow table. With ``require``, a missing envelope column is an
-    error; without, the caller decides (replay quarantines such rows, keeping them whole)."""
-    try:
-        table = ds.dataset(str(path), format="parquet").to_table()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = [c for c in REQUIRED if c not in table.column_names]
-    if missing and require:
-        raise SourceError(f"{path}: missing envelope column(s) {missing}")
-    return table
 
 
 def iter_rows(sources: Sequence[str | Path]) -> Iterator[dict[str, Any]]:
