@@ -41,7 +41,7 @@ from ..domain.events import ENVELOPE_FIELDS, Event
 from ..domain.violations import CONFLICTING_DUPLICATE
 from ..domain.world import World
 from ..sources import parquet_files
-from . import bulk, ingest_sql, judging, parquet_rows, store
+from . import bulk, incremental, ingest_sql, judging, parquet_rows, store
 from . import rows as projection_rows
 from .schema import EVENTS, PROJECTIONS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS
 
@@ -172,11 +172,25 @@ def rebuild(
             stages = _stages(progress, len(bulk.ORDER) + 1)
             if stages is not None:
                 stages.set_description("replay: reading and validating")
-            ing = ingest_sql.ingest(con, files, run_id, max_payload_bytes=max_payload_bytes)
+            # Into a database that holds events, only what the new ones touch is rebuilt (the
+            # live stream's incremental path, tested equal to a full build); a run that brings
+            # nothing new rebuilds nothing.
+            before = incremental.log_end(con)
+            ing = ingest_sql.ingest(
+                con,
+                files,
+                run_id,
+                max_payload_bytes=max_payload_bytes,
+                record="batch_new" if before is not None else None,
+            )
             if stages is not None:
                 stages.update(1)
             _keep_quarantine(con, ing)
-            bulk.build(con, progress=stages)
+            if before is None or ing.displaced:
+                bulk.build(con, progress=stages)
+            else:
+                incremental.apply(con, "batch_new", before, conflicts=ing.conflicts > 0)
+                con.execute("DROP TABLE IF EXISTS batch_new").fetchall()
             if stages is not None:
                 stages.close()
             summary = {

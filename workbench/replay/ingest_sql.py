@@ -80,9 +80,10 @@ def ingest(
     run_id: int,
     *,
     max_payload_bytes: int | None,
+    record: str | None = None,
 ) -> Ingested:
     """Load ``files`` into ``events`` (inside the caller's transaction); returns the counts and
-    the quarantine rows (not yet stored)."""
+    the quarantine rows (not yet stored). ``record``: as for :func:`ingest_relation`."""
     out = Ingested()
     _exec(
         con,
@@ -113,7 +114,9 @@ def ingest(
                     accepted.append(r)
             if accepted:
                 _append(con, pa.Table.from_pylist(accepted, schema=schema))
-    ingest_relation(con, "input", run_id=run_id, max_payload_bytes=max_payload_bytes, out=out)
+    ingest_relation(
+        con, "input", run_id=run_id, max_payload_bytes=max_payload_bytes, record=record, out=out
+    )
     _exec(con, "DROP TABLE IF EXISTS input")
     return out
 
