@@ -884,14 +884,14 @@ def _table(found: object) -> str:
 
 
 def _table_command(args: argparse.Namespace) -> int:
-    import duckdb
     import polars as pl
 
     from .audit import recompute_ratings, reconcile_payouts
+    from .replay import store
 
     if not args.db.exists():
         raise FileNotFoundError(f"{args.db}: no such database (run `workbench replay` first)")
-    con = duckdb.connect(str(args.db), read_only=True)
+    con = store.connect(args.db, read_only=True)
     try:
         if args.command == "reconcile":
             frame = reconcile_payouts(con)

@@ -21,6 +21,7 @@ from ..domain.events import ENVELOPE_FIELDS, STREAMS, Event
 from ..domain.ledger import apply as apply_plan
 from ..domain.ledger import balance_effects
 from ..domain.world import APPLIERS
+from ..replay import store
 
 #: Rows kept on each side of the offending event in a long timeline.
 WINDOW = 15
@@ -89,7 +90,7 @@ def explain(db: str | Path, finding: str) -> Explanation:
     path = Path(db)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such database")
-    con = duckdb.connect(str(path), read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         row = _finding(con, path, finding)
         events = _timeline_events(con, row)

@@ -23,6 +23,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..replay import store
+
 RECONCILIATION = """
 WITH done AS (
     SELECT o.order_id, o.direction, o.client_id, a.trader_id, a.settlement_currency AS currency,
@@ -84,9 +86,7 @@ ORDER BY k.account, k.currency, k.day
 def reconcile_payouts(db: str | Path | duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The reconciliation table (see the module doc), with ``orders_difference`` and
     ``payouts_difference`` columns; a row with a non-zero difference needs an explanation."""
-    con = (
-        db if isinstance(db, duckdb.DuckDBPyConnection) else duckdb.connect(str(db), read_only=True)
-    )
+    con = db if isinstance(db, duckdb.DuckDBPyConnection) else store.connect(db, read_only=True)
     try:
         frame = pl.from_arrow(con.sql(RECONCILIATION).to_arrow_table())
     finally:

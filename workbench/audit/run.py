@@ -22,6 +22,7 @@ import polars as pl
 from ..domain.clock import ERA_END, ERA_START
 from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
+from ..replay import store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
 from . import assignment, ratings
 from .checks import COLUMNS, SQL, prepare
@@ -128,6 +129,7 @@ def _restricted(
     from ..replay import bulk, store
 
     mem = duckdb.connect()
+    store.configure(mem)
     store.create_schema(mem)
     mem.execute(f"ATTACH '{db}' AS src (READ_ONLY)").fetchall()
     ts = f"'{as_of.astimezone(UTC).isoformat()}'::TIMESTAMPTZ"
@@ -248,8 +250,9 @@ def audit(
         raise FileNotFoundError(
             f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
         )
-    con = duckdb.connect(str(path), read_only=not record)
-    con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'").fetchall()
+    con = store.connect(
+        path, read_only=not record, memory_limit=DEFAULT_MEMORY_LIMIT, create_tables=False
+    )
     try:
         work = _restricted(con, path, as_of) if as_of is not None else con
         try:

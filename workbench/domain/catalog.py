@@ -383,7 +383,9 @@ def decode(
             event_id=event_id,
             field=missing[0],
         )
-    repeated = sorted({k.split("#")[0] for k in raw if isinstance(k, str) and _REPEATED.fullmatch(k)})
+    repeated = sorted(
+        {k.split("#")[0] for k in raw if isinstance(k, str) and _REPEATED.fullmatch(k)}
+    )
     if repeated:
         raise DecodingError(
             "bad_envelope",

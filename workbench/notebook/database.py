@@ -8,6 +8,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..replay import store
+
 
 def open_database(db: str | Path, export: str | Path | None = None) -> Path:
     """The replayed database ``db``; when it does not exist yet, ``export`` (files or a
@@ -49,9 +51,7 @@ def connect(db: str | Path) -> duckdb.DuckDBPyConnection:
     path = Path(db)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such database")
-    con = duckdb.connect(str(path), read_only=True)
-    con.execute("SET TimeZone = 'UTC'").fetchall()
-    return con
+    return store.connect(path, read_only=True)
 
 
 SUMMARY_SQL = """

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -112,10 +111,8 @@ DEFAULT_MEMORY_LIMIT = "1200MB"
 
 
 def _size(text: str) -> str:
-    """A DuckDB memory size, checked (it is put into a SET statement)."""
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip()):
-        raise ValueError(f"memory limit {text!r} is not a size such as 1200MB or 2GiB")
-    return text.strip()
+    """A DuckDB memory size, checked (kept for callers of the old name)."""
+    return store.memory_size(text)
 
 
 def code_version() -> str:
@@ -154,14 +151,10 @@ def rebuild(
         raise ValueError(f"engine must be 'fold' or 'sql', not {engine!r}")
     started = time.perf_counter()
     files = parquet_files(sources)
-    con = store.connect(db)
+    con = store.connect(db, memory_limit=memory_limit)
     try:
-        if memory_limit is not None:
-            con.execute(f"SET memory_limit = '{_size(memory_limit)}'").fetchall()
         # Projections do not depend on the order rows are stored in (every read orders by ``ord``).
         con.execute("SET preserve_insertion_order = false").fetchall()
-        # Timestamps without a zone are UTC by contract, whatever this machine's zone is.
-        con.execute("SET TimeZone = 'UTC'").fetchall()
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
             # the live stream's position goes too: the events it stands for are gone

@@ -6,6 +6,7 @@ An adapter at the edge: it knows tables and SQL, not business rules (those are t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,19 @@ def arrow_schema(table: Table) -> pa.Schema:
     return pa.schema([pa.field(c.name, _ARROW[c.type]) for c in table.columns])
 
 
-def connect(db: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a replay database (creating its tables if needed), for notebooks and the CLI.
+def connect(
+    db: str | Path,
+    read_only: bool = False,
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    create_tables: bool | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open a replay database: the one way every part of the workbench opens one (replay, the
+    stream, the audit, notebooks, calibration), so each sees it alike: time zone UTC (a
+    timestamp without a zone is UTC by contract, and a day is a UTC day whatever the machine's
+    zone), DuckDB's memory cap and threads where given, the tables created for a writer unless
+    ``create_tables`` is false (an audit must not turn a stray file into an empty database).
 
     Raises :class:`~workbench.errors.DatabaseBusy` (naming the holder's PID where DuckDB says)
     if another process holds the file: DuckDB allows one writer, or readers without a writer."""
@@ -52,9 +64,28 @@ def connect(db: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnectio
         if busy is None:
             raise
         raise busy from exc
-    if not read_only:
+    configure(con, memory_limit=memory_limit, threads=threads)
+    if create_tables if create_tables is not None else not read_only:
         create_schema(con)
     return con
+
+
+def configure(
+    con: duckdb.DuckDBPyConnection, *, memory_limit: str | None = None, threads: int | None = None
+) -> None:
+    """The session settings every workbench connection has (see :func:`connect`)."""
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    if memory_limit is not None:
+        con.execute(f"SET memory_limit = '{memory_size(memory_limit)}'").fetchall()
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}").fetchall()
+
+
+def memory_size(text: str) -> str:
+    """A DuckDB memory size, checked (it is put into a SET statement)."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip()):
+        raise ValueError(f"memory limit {text!r} is not a size such as 1200MB or 2GiB")
+    return text.strip()
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

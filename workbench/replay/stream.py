@@ -56,7 +56,7 @@ from ..domain.catalog import DEFAULT_MAX_PAYLOAD_BYTES, DecodingError, try_decod
 from ..domain.events import ENVELOPE_FIELDS, RFC3339_PATTERN, Event
 from ..sources import SourceError
 from . import bulk, incremental, ingest_sql, judging, store
-from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, _size, code_version
+from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, code_version
 from .judging import quarantine_row
 from .schema import EVENTS, REPLAY_RUNS, STREAM_POSITIONS, Table
 from .validate import TIMESTAMP_RE
@@ -210,8 +210,6 @@ def envelope_row(obj: dict[str, Any], raw_payload: str | None) -> dict[str, Any]
     value = obj.get("payload")
     row["payload"] = value if (isinstance(value, str) or value is None) else raw_payload
     return row
-
-
 
 
 def _q(text: str) -> str:
@@ -440,12 +438,9 @@ class StreamDatabase:
         self.path = Path(db)
         self.url = url
         self.max_payload_bytes = max_payload_bytes
-        self.con = store.connect(self.path)
+        self.con = store.connect(self.path, memory_limit=memory_limit)
         self.con.execute("SET enable_progress_bar = false").fetchall()
-        if memory_limit is not None:
-            self.con.execute(f"SET memory_limit = '{_size(memory_limit)}'").fetchall()
         self.con.execute("SET preserve_insertion_order = false").fetchall()
-        self.con.execute("SET TimeZone = 'UTC'").fetchall()
         self.run_id = int(
             store.one(self.con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0]
         )
@@ -1138,7 +1133,7 @@ def follow(
                 stop=halt,
                 status=status,
                 memory_limit=memory_limit,
-            max_payload_bytes=max_payload_bytes,
+                max_payload_bytes=max_payload_bytes,
             )
         finally:
             for sig in installed:

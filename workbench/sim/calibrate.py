@@ -60,6 +60,7 @@ from scipy import stats as sps
 
 from ..domain.scheduler import Deadlines
 from ..progress import no_progress_bar
+from ..replay import store
 from .config import (
     NEVER,
     Arrivals,
@@ -729,7 +730,7 @@ def _f(v: float | None) -> str:
 # ----------------------------------------------------------------------- calibrate
 def calibrate(db: str | Path, *, min_n: int = MIN_N) -> Calibration:
     """Fit a simulation configuration to a replayed database (opened read-only)."""
-    con = duckdb.connect(str(db), read_only=True)
+    con = store.connect(db, read_only=True)
     try:
         no_progress_bar(con)
         orders = _read(con, _ORDERS)
