@@ -186,8 +186,8 @@ def refresh_conflicts(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) 
     cols = ", ".join(ENVELOPE_FIELDS)
     winners = {
         r["event_id"]: json.loads(raw_json(r))
-        for r in con.execute(
-            f"SELECT {cols} FROM events WHERE event_id IN (SELECT unnest(?))", [ids]
+        for r in con.sql(
+            f"SELECT {cols} FROM events WHERE event_id IN (SELECT unnest(?))", params=[ids]
         )
         .to_arrow_table()
         .to_pylist()
