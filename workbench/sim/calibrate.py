@@ -58,6 +58,7 @@ import numpy as np
 import polars as pl
 from scipy import stats as sps
 
+from ..domain.receipt import REVIEW_CONFIDENCE
 from ..domain.scheduler import Deadlines
 from ..progress import no_progress_bar
 from ..replay import store
@@ -76,7 +77,8 @@ from .config import (
 #: Observations of a quantity a trader needs for its own fit (fewer: the pooled fit).
 MIN_N = 30
 #: The catalog's review threshold: a receipt analysed below this confidence goes to review.
-LOW_CONFIDENCE = 0.8
+#: The catalog's review threshold (section 4), defined once in the domain.
+LOW_CONFIDENCE = float(REVIEW_CONFIDENCE)
 #: A lognormal is kept when the KS test does not reject it at this level ...
 KS_P = 0.01
 #: ... or when its KS statistic is at most this (a misfit too small to matter).
