@@ -423,3 +423,20 @@ def test_ctrl_c_is_one_line(
     monkeypatch.setattr(workbench.cli, "_summary", interrupted)
     assert main(["summary", "data/sample_events"]) == 130
     assert only_line(capsys.readouterr().err) == "workbench summary: interrupted"
+
+
+def test_an_audit_of_a_database_no_replay_finished_into_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed replay leaves the tables and no run: "0 findings, exit 0" would be a lie."""
+    db = tmp_path / "empty.duckdb"
+    store.connect(db).close()  # what a replay that failed before its first commit leaves
+    assert main(["audit", "--db", str(db), "--no-record"]) == BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no replay has completed" in err[0]
+    bare = tmp_path / "bare.duckdb"
+    duckdb.connect(str(bare)).close()  # a DuckDB file that is not a workbench database
+    assert main(["audit", "--db", str(bare)]) == BAD_INPUT
+    assert (
+        not connect(str(bare), read_only=True).execute("SELECT * FROM duckdb_tables()").fetchall()
+    )  # and the audit did not turn it into one

@@ -232,6 +232,22 @@ def run_checks(
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
 
 
+def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """An audit of a database no replay has finished into would report "0 findings" about
+    nothing: refused, naming what to do."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    runs = (
+        int(con.execute("SELECT count(*) FROM replay_runs").fetchall()[0][0])
+        if "replay_runs" in tables
+        else 0
+    )
+    if "events" not in tables or runs == 0:
+        raise ValueError(
+            f"{path}: no replay has completed into this database, so there is nothing to audit "
+            f"(run `workbench replay SOURCE --db {path}`)"
+        )
+
+
 def audit(
     db: str | Path,
     *,
@@ -254,6 +270,7 @@ def audit(
         path, read_only=not record, memory_limit=DEFAULT_MEMORY_LIMIT, create_tables=False
     )
     try:
+        _require_a_replay(con, path)
         work = _restricted(con, path, as_of) if as_of is not None else con
         try:
             findings, timings = run_checks(work, as_of, progress)
