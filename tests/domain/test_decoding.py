@@ -679,12 +679,20 @@ def test_confidence_as_string_is_wrong_type() -> None:
     expect_error(row("receipt.analyzed", payload=payload), "wrong_type", "payload.confidence")
 
 
-def test_score_digits_survive_beyond_float_precision() -> None:
-    payload = json.dumps(EXAMPLES[("trader_rating.published", 1)]).replace(
-        "62.35", "62.345678901234567891"
+def test_score_digits_are_kept_or_refused_never_rounded() -> None:
+    """A score is kept exactly as DECIMAL(18,6): six places survive beyond a float's precision
+    (15 significant digits), a seventh place is refused (it would be rounded in the column)."""
+    example = json.dumps(EXAMPLES[("trader_rating.published", 1)])
+    event = decode(
+        row("trader_rating.published", payload=example.replace("62.35", "123456789.123456"))
     )
-    event = decode(row("trader_rating.published", payload=payload))
-    assert event.payload.score == Decimal("62.345678901234567891")  # type: ignore[attr-defined]
+    assert event.payload.score == Decimal("123456789.123456")  # type: ignore[attr-defined]
+    for bad in ("62.345678901234567891", "62.3456785", "1234567890", "1e400"):
+        expect_error(
+            row("trader_rating.published", payload=example.replace("62.35", bad)),
+            "out_of_range",
+            "payload.score",
+        )
 
 
 @given(st.integers(min_value=-(2**70), max_value=2**70))

@@ -416,3 +416,73 @@ def test_files_are_listed_not_globbed_by_duckdb(tmp_path: Path) -> None:
     s = rebuild([tmp_path / "e" / "*.parquet"], tmp_path / "s.duckdb", progress=False)
     assert s.read == day(1).num_rows
     assert ds  # (pyarrow.dataset is kept for readers of this file: the old path used it)
+
+
+# --------------------------------------------------------------------------- found by the fuzzer
+def _fuzz_cases() -> dict[str, list[pa.Table]]:
+    rows = sorted(day(1).to_pylist(), key=lambda r: r["position"])
+    reg = next(r for r in rows if r["kind"] == "client.registered")
+    rat = next(r for r in rows if r["kind"] == "trader_rating.published")
+    one = pa.Table.from_pylist([reg], schema=ENVELOPE_SCHEMA)
+    at = ENVELOPE_SCHEMA.get_field_index("occurred_at")
+    ms = pa.timestamp("ms", tz="UTC")
+    fee = json.loads(reg["payload"]) | {"fee_bps": 2**40}
+    score = rat["payload"].replace(str(json.loads(rat["payload"])["score"]), "62.3456789")
+    follow = {
+        **reg,
+        "event_id": "s2",
+        "seq": 2**31 - 1,
+        "kind": "client.fee_changed",
+        "payload": json.dumps({"fee_bps": 5}),
+        "position": reg["position"] + 1,
+    }
+    return {
+        "null event_id in a native file": [
+            pa.Table.from_pylist(
+                [{**reg, "event_id": None}],
+                schema=ENVELOPE_SCHEMA.set(0, pa.field("event_id", pa.string())),
+            )
+        ],
+        "timestamp past year 9999": [
+            one.set_column(
+                at,
+                "occurred_at",
+                pa.array([253402300800000005], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            )
+        ],
+        "timestamp[ms] past int64 microseconds": [
+            one.set_column(at, pa.field("occurred_at", ms), pa.array([2**62], pa.int64()).cast(ms))
+        ],
+        "payload that is a JSON string of an object": [
+            pa.Table.from_pylist(
+                [{**reg, "event_id": "so", "payload": json.dumps(reg["payload"])}],
+                schema=ENVELOPE_SCHEMA,
+            )
+        ],
+        "seq at int32 max after another event": [
+            pa.Table.from_pylist([reg, follow], schema=ENVELOPE_SCHEMA)
+        ],
+        "basis points past int32": [
+            pa.Table.from_pylist(
+                [{**reg, "event_id": "i32", "payload": json.dumps(fee)}], schema=ENVELOPE_SCHEMA
+            )
+        ],
+        "score with seven decimals": [
+            pa.Table.from_pylist(
+                [{**rat, "event_id": "sc", "payload": score}], schema=ENVELOPE_SCHEMA
+            )
+        ],
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_fuzz_cases()))
+def test_what_the_fuzzer_found_is_judged_alike_and_never_crashes(case: str, tmp_path: Path) -> None:
+    for i, table in enumerate(_fuzz_cases()[case]):
+        write(tmp_path / "e" / f"f{i}.parquet", table)
+    (tmp_path / "dbs").mkdir()
+    st = both([tmp_path / "e"], tmp_path / "dbs")  # no exception, balanced, engines agree
+    if case != "seq at int32 max after another event":
+        assert len(st["quarantine"]) == 1
+        assert st["quarantine"][0][1] in ("bad_envelope", "bad_json", "out_of_range")
+    else:
+        assert len(st["events"]) == 2

@@ -869,9 +869,11 @@ def test_violations_and_rows_of_illegal_events() -> None:
     assert rows["order_attempts"] == []
 
 
-def test_a_score_finer_than_the_column_is_rounded_half_even() -> None:
-    """DECIMAL(18,6) holds six places: 12.3456785 → 12.345678 (ties to even), 1.0000005 →
-    1.000000, 1.0000015 → 1.000002; a score with six places or fewer is kept as published."""
+def test_a_score_finer_than_the_column_is_refused_not_rounded() -> None:
+    """DECIMAL(18,6) holds six places: a score with more is refused by the payload model (the
+    decoder quarantines it as out_of_range), one with six places or fewer is kept as published."""
+    from pydantic import ValidationError
+
     from workbench.domain.rating import RatingPublished
 
     def pub(n: int, score: str) -> Event:
@@ -886,15 +888,11 @@ def test_a_score_finer_than_the_column_is_rounded_half_even() -> None:
         )
         return _event(n, "trader_rating", "tr-1", n, p)
 
-    rows = project(
-        fold([pub(1, "12.3456785"), pub(2, "1.0000005"), pub(3, "1.0000015"), pub(4, "7.5")])
-    )
-    assert [r[8] for r in rows["trader_ratings"]] == [
-        Decimal("12.345678"),
-        Decimal("1.000000"),
-        Decimal("1.000002"),
-        Decimal("7.5"),
-    ]
+    for finer in ("12.3456785", "1.0000005"):
+        with pytest.raises(ValidationError, match="more than 6 decimal places"):
+            pub(1, finer)
+    rows = project(fold([pub(1, "12.345678"), pub(2, "7.5")]))
+    assert [r[8] for r in rows["trader_ratings"]] == [Decimal("12.345678"), Decimal("7.5")]
     _duckdb_round_trip(rows)
 
 

@@ -243,6 +243,9 @@ def _payload_object(
         parsed = loads(value)
     except (ValueError, RecursionError) as exc:
         raise error("bad_json", f"payload is not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(parsed, Mapping):
+        # a JSON string holding an object's text is a string, not an object: never parsed twice
+        raise error("bad_json", f"payload must be a JSON object, got {type(parsed).__name__}")
     if _ESCAPED_SURROGATE.search(value) and not _is_text(dumps_plain(parsed)):
         raise error("bad_json", "payload holds a lone surrogate (\\ud800-\\udfff escape)")
     return parsed

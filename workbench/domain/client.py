@@ -6,19 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .aggregate import AggregateState
-from .events import Currency, Event, Int64, Payload
+from .events import Currency, Event, Int32, Payload
 
 
 class ClientRegistered(Payload):
     KIND = "client.registered"
     name: str
     settlement_currency: Currency
-    fee_bps: Int64
+    fee_bps: Int32
 
 
 class ClientFeeChanged(Payload):
     KIND = "client.fee_changed"
-    fee_bps: Int64
+    fee_bps: Int32
 
 
 PAYLOADS: tuple[type[Payload], ...] = (ClientRegistered, ClientFeeChanged)

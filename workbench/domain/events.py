@@ -139,14 +139,52 @@ def _positive(value: int) -> int:
     return value
 
 
+INT32_MAX: Final = 2**31 - 1
+
+
+def _int32(value: int) -> int:
+    """Counts, attempts and basis points: int32 in every projection, so past it is refused."""
+    if not -INT32_MAX - 1 <= value <= INT32_MAX:
+        raise PydanticCustomError("out_of_range", "{value} is outside int32", {"value": str(value)})
+    return value
+
+
+#: A decimal the projections hold exactly: DECIMAL(18,6), read through a double without loss
+#: (at most 6 decimal places and 15 significant digits). More would be rounded somewhere.
+_SIX_PLACES: Final = Decimal("0.000001")
+DECIMAL6_LIMIT: Final = Decimal(10) ** 9
+
+
+def _decimal6(value: Decimal) -> Decimal:
+    if not value.is_finite() or abs(value) >= DECIMAL6_LIMIT:
+        raise PydanticCustomError(
+            "out_of_range", "{value} is outside +-10^9", {"value": str(value)}
+        )
+    if value != value.quantize(_SIX_PLACES):
+        raise PydanticCustomError(
+            "out_of_range",
+            "{value} has more than 6 decimal places (the projections keep 6; no rounding)",
+            {"value": str(value)},
+        )
+    return value
+
+
 UtcDatetime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 Int64 = Annotated[int, AfterValidator(_int64)]
+Int32 = Annotated[int, AfterValidator(_int64), AfterValidator(_int32)]
 PositiveAmount = Annotated[int, AfterValidator(_int64), AfterValidator(_positive)]
 #: A non-integer JSON number (``score``, ``confidence``), read as an exact Decimal.
 JsonNumber = Annotated[Decimal, BeforeValidator(_json_number)]
 Currency = Annotated[str, AfterValidator(_currency)]
 Rate = Annotated[str, AfterValidator(_rate)]
-UnitInterval = Annotated[Decimal, BeforeValidator(_json_number), AfterValidator(_unit_interval)]
+UnitInterval = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    AfterValidator(_decimal6),
+    AfterValidator(_unit_interval),
+]
+#: A JSON number kept exactly as DECIMAL(18,6) (``score``).
+Decimal6 = Annotated[Decimal, BeforeValidator(_json_number), AfterValidator(_decimal6)]
 
 
 class Payload(BaseModel):

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from .aggregate import AggregateState, check_transition, evolve
-from .events import Currency, Event, Int64, Payload, PositiveAmount, Rate, UtcDatetime
+from .events import Currency, Event, Int32, Int64, Payload, PositiveAmount, Rate, UtcDatetime
 from .violations import INVALID_TRANSITION
 
 Direction = Literal["payin", "payout"]
@@ -62,7 +62,7 @@ def upcast_created_v1(p: OrderCreatedV1) -> OrderCreated:
 class OrderAssigned(Payload):
     KIND = "payment_order.assigned"
     trader_id: str
-    attempt: Int64
+    attempt: Int32
     rate: Rate
     settlement_currency: Currency
     settlement_amount: Int64

@@ -10,19 +10,19 @@ from fractions import Fraction
 from typing import Final
 
 from .aggregate import AggregateState
-from .events import Event, Int64, JsonNumber, Payload, UtcDatetime
+from .events import Decimal6, Event, Int32, Payload, UtcDatetime
 from .money import div_round_half_even
 
 
 class RatingPublished(Payload):
     KIND = "trader_rating.published"
     as_of: UtcDatetime
-    window_days: Int64
-    assignments: Int64
-    completed: Int64
-    on_time: Int64
-    disputed: Int64
-    score: JsonNumber
+    window_days: Int32
+    assignments: Int32
+    completed: Int32
+    on_time: Int32
+    disputed: Int32
+    score: Decimal6
 
 
 PAYLOADS: tuple[type[Payload], ...] = (RatingPublished,)

@@ -12,14 +12,14 @@ from datetime import datetime
 from types import MappingProxyType
 
 from .aggregate import AggregateState
-from .events import Currency, Event, Int64, Payload, PositiveAmount
+from .events import Currency, Event, Int32, Int64, Payload, PositiveAmount
 from .violations import INVALID_TRANSITION, TRADER_LEDGER_DRIFT
 
 
 class Limits(Payload):
     min_amount: Int64
     max_amount: Int64
-    max_active_orders: Int64
+    max_active_orders: Int32
 
 
 class TraderRegisteredV1(Payload):
@@ -30,8 +30,8 @@ class TraderRegisteredV1(Payload):
     settlement_currency: Currency
     min_amount: Int64
     max_amount: Int64
-    max_active_orders: Int64
-    reward_bps: Int64
+    max_active_orders: Int32
+    reward_bps: Int32
 
 
 class TraderRegistered(Payload):
@@ -43,7 +43,7 @@ class TraderRegistered(Payload):
     fiat_currency: Currency
     settlement_currency: Currency
     limits: Limits
-    reward_bps: Int64
+    reward_bps: Int32
     country: str | None
 
 
@@ -65,7 +65,7 @@ class TraderLimitsChanged(Payload):
     KIND = "trader.limits_changed"
     min_amount: Int64
     max_amount: Int64
-    max_active_orders: Int64
+    max_active_orders: Int32
 
 
 class TraderWentOnline(Payload):

@@ -218,16 +218,16 @@ mover AS (
                 AND starts_with(v.detail, 'deposit_balance '))
     QUALIFY row_number() OVER (PARTITION BY aggregate_id ORDER BY ord) = 1
 )
-SELECT CASE WHEN seq > ver + 1 THEN 'SEQUENCE_GAP' ELSE 'CONFLICTING_DUPLICATE' END AS code,
+SELECT CASE WHEN seq > ver::BIGINT + 1 THEN 'SEQUENCE_GAP' ELSE 'CONFLICTING_DUPLICATE' END AS code,
     event_id, 'trader:' || aggregate_id AS subject,
     CASE
-        WHEN seq = ver + 2 THEN 'seq ' || (ver + 1) || ' missing before seq ' || seq
-        WHEN seq > ver + 2
-            THEN 'seq ' || (ver + 1) || '..' || (seq - 1) || ' missing before seq ' || seq
+        WHEN seq = ver::BIGINT + 2 THEN 'seq ' || (ver::BIGINT + 1) || ' missing before seq ' || seq
+        WHEN seq > ver::BIGINT + 2
+            THEN 'seq ' || (ver::BIGINT + 1) || '..' || (seq - 1) || ' missing before seq ' || seq
         ELSE 'seq ' || seq || ' was already taken (the aggregate is at seq ' || ver || ')'
     END AS detail
 FROM w
-WHERE seq <> ver + 1
+WHERE seq <> ver::BIGINT + 1
 UNION ALL
 SELECT 'INVALID_TRANSITION', event_id, 'trader:' || aggregate_id,
     kind || ' is not allowed in status ' || CASE WHEN reg_before THEN 'registered' ELSE 'unregistered' END

@@ -287,7 +287,10 @@ def _copies(ctx: _Context, rows: str) -> None:
         FROM (SELECT *, {_pj(ctx.max_payload_bytes)} AS pj FROM incoming)""",
     )
     # The decoder's word on every copy the SQL could not vouch for.
-    doubtful = _rows(con, f"SELECT rid, {_COLS}, source FROM copies WHERE NOT ok ORDER BY rid")
+    doubtful = _rows(
+        con,
+        f"SELECT rid, {_COLS}, source FROM copies WHERE NOT ok AND event_id IS NOT NULL ORDER BY rid",
+    )
     good: list[int] = []
     for r in doubtful:
         rid, source = r.pop("rid"), r.pop("source")

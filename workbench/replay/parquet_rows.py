@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..domain.events import ENVELOPE_FIELDS
@@ -186,9 +187,33 @@ def _batch(source: str, table: pa.Table, why: str | None) -> Batch:
             table.validate(full=True)  # strings must be UTF-8 (DuckDB would stop the run)
         except pa.ArrowInvalid as exc:
             why = f"invalid data ({exc})"
+    if why is None:
+        why = _times_outside_calendar(table)
     if why is not None:
         return Batch(source, foreign=rows(table), why=why)
     return Batch(source, native=canonical(table))
+
+
+#: The calendar a ``datetime`` holds (years 1..9999), in microseconds since the epoch.
+_FIRST_US = -62_135_596_800_000_000
+_LAST_US = 253_402_300_799_999_999
+
+
+def _times_outside_calendar(table: pa.Table) -> str | None:
+    """A timestamp column with a value outside years 1..9999 (or past int64 microseconds once
+    widened): its rows go to the decoder, which refuses such a value instead of wrapping it."""
+    for name in ("occurred_at", "recorded_at"):
+        if name not in table.column_names:
+            continue
+        col = table.column(name)
+        if not pa.types.is_timestamp(col.type) or col.null_count == len(col):
+            continue
+        mul = _PER_US[col.type.unit][0]
+        ints = col.cast(pa.int64())
+        lo, hi = pc.min(ints).as_py(), pc.max(ints).as_py()
+        if lo * mul < _FIRST_US or hi * mul > _LAST_US:
+            return f"{name} holds a timestamp outside the years 1..9999"
+    return None
 
 
 def canonical(table: pa.Table) -> pa.Table:

@@ -337,7 +337,7 @@ def _event_checks(name: str, where: str, partition: str, hash_expr: str) -> str:
 {name}_flagged AS MATERIALIZED (
     SELECT *
     FROM (
-        SELECT *, seq <> ver + 1 AS bad_seq, (mask >> coalesce(st_prev, 0)) & 1 = 0 AS bad_state
+        SELECT *, seq <> ver::BIGINT + 1 AS bad_seq, (mask >> coalesce(st_prev, 0)) & 1 = 0 AS bad_state
         FROM {name}
     )
     WHERE bad_seq OR bad_state OR mixed
@@ -412,13 +412,13 @@ flagged AS (
 ),
 event_v AS (
     SELECT
-        CASE WHEN seq > ver + 1 THEN 'SEQUENCE_GAP' ELSE 'CONFLICTING_DUPLICATE' END AS code,
+        CASE WHEN seq > ver::BIGINT + 1 THEN 'SEQUENCE_GAP' ELSE 'CONFLICTING_DUPLICATE' END AS code,
         event_id,
         subject,
         CASE
-            WHEN seq = ver + 2 THEN 'seq ' || (ver + 1) || ' missing before seq ' || seq
-            WHEN seq > ver + 2
-                THEN 'seq ' || (ver + 1) || '..' || (seq - 1) || ' missing before seq ' || seq
+            WHEN seq = ver::BIGINT + 2 THEN 'seq ' || (ver::BIGINT + 1) || ' missing before seq ' || seq
+            WHEN seq > ver::BIGINT + 2
+                THEN 'seq ' || (ver::BIGINT + 1) || '..' || (seq - 1) || ' missing before seq ' || seq
             ELSE 'seq ' || seq || ' was already taken (the aggregate is at seq ' || ver || ')'
         END AS detail
     FROM flagged

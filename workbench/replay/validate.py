@@ -71,7 +71,8 @@ def _check(col: str, path: str, annotation: Any) -> str:
             return f"({jt} = 'VARCHAR' AND regexp_full_match({text}, '^(client|trader):.+'))"
         if "_int64" in names:
             positive = f" AND TRY_CAST({text} AS BIGINT) > 0" if "_positive" in names else ""
-            return f"({jt} IN {INTS} AND TRY_CAST({text} AS BIGINT) IS NOT NULL{positive})"
+            narrow = f" AND TRY_CAST({text} AS INTEGER) IS NOT NULL" if "_int32" in names else ""
+            return f"({jt} IN {INTS} AND TRY_CAST({text} AS BIGINT) IS NOT NULL{positive}{narrow})"
         if base is Decimal:
             return f"({jt} IN {NUMBERS})"
         return "FALSE"  # an annotated type this compiler does not know: let the decoder decide
@@ -183,6 +184,8 @@ def _typed_value(annotation: Any) -> tuple[Any, Any] | None:
         if "_int64" in names:
             if "_positive" in names:
                 return "BIGINT", lambda x: f"{x} > 0"
+            if "_int32" in names:
+                return "BIGINT", lambda x: f"{x} BETWEEN -2147483648 AND 2147483647"
             return "BIGINT", lambda x: "TRUE"
         if base is Decimal:
             return "JSON", lambda x: f"json_type({x}) IN {NUMBERS}"
@@ -274,6 +277,30 @@ def payload_predicate(col: str = "pj", *, per_path: bool = True) -> str:
     return f"CASE WHEN NOT json_valid({col}) THEN FALSE " + " ".join(branches) + " ELSE FALSE END"
 
 
+def _decimal_fields() -> list[str]:
+    """Payload fields held as DECIMAL(18,6) (validated by ``_decimal6``)."""
+    out: set[str] = set()
+    for model in PAYLOADS.values():
+        for name, f in model.model_fields.items():
+            if any(
+                getattr(m, "func", None).__name__ == "_decimal6"
+                for m in f.metadata
+                if getattr(m, "func", None)
+            ):
+                out.add(f.alias or name)
+    return sorted(out)
+
+
+#: A ``score`` or ``confidence`` written with an exponent, more than 6 decimals or 10 integer
+#: digits: DuckDB reads JSON numbers through a double, which could make such a number look
+#: like one the decoder accepts, so the SQL never vouches for it and the decoder judges it.
+DECIMAL_GUARD = (
+    '"('
+    + "|".join(_decimal_fields())
+    + r')"\s*:\s*(-?[0-9]{10,}|-?[0-9]*\.[0-9]{7,}|-?[0-9.]+[eE])'
+)
+
+
 def envelope_predicate(max_payload_bytes: int | None = None) -> str:
     """SQL true only for rows whose envelope is certainly valid (types come from the input
     table, already the catalog's: see :mod:`.parquet_rows`). ``occurred_at`` after
@@ -288,5 +315,8 @@ def envelope_predicate(max_payload_bytes: int | None = None) -> str:
         " AND kind IS NOT NULL AND starts_with(kind, stream || '.')"
         " AND schema_version IS NOT NULL AND schema_version >= 1"
         " AND occurred_at IS NOT NULL AND recorded_at IS NOT NULL"
-        " AND payload IS NOT NULL" + size + " AND json_valid(payload))"
+        " AND payload IS NOT NULL" + size + " AND json_valid(payload)"
+        f" AND NOT regexp_matches(payload, {_q(DECIMAL_GUARD)})"
+        # a \\u escape could spell a key the guard above does not see: the decoder judges it
+        " AND NOT contains(payload, '\\u'))"
     )
