@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -185,7 +187,7 @@ def refresh_conflicts(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) 
         return
     cols = ", ".join(ENVELOPE_FIELDS)
     winners = {
-        r["event_id"]: json.loads(raw_json(r))
+        r["event_id"]: _comparable(raw_json(r))
         for r in con.sql(
             f"SELECT {cols} FROM events WHERE event_id IN (SELECT unnest(?))", params=[ids]
         )
@@ -200,9 +202,35 @@ def refresh_conflicts(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) 
         winner = winners.get(eid)
         if winner is None:
             continue
-        mine = json.loads(raw)
+        mine = _comparable(raw)
         diff = [c for c in ENVELOPE_FIELDS if mine.get(c) != winner.get(c)]
         con.execute(
             "UPDATE quarantine SET field = ?, error = ? WHERE rowid = ?",
             [diff[0] if diff else None, conflict_error(eid, diff), rowid],
         ).fetchall()
+
+
+def _comparable(raw: str) -> dict[str, Any]:
+    """A kept row's envelope values from its raw text, comparable whatever carried it: an export
+    row (``raw_json``: payload as text, Python's timestamps) or a stream message's body (payload
+    nested: its exact text is taken; RFC 3339 timestamps)."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(obj, dict):
+        return {}
+    if isinstance(obj.get("payload"), dict | list):
+        from .stream import BodyError, envelope_row, parse_body
+
+        try:
+            body, text = parse_body(raw)
+            obj = envelope_row(body, text)
+        except BodyError:
+            return obj
+    for k in ("occurred_at", "recorded_at"):
+        v = obj.get(k)
+        if isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                obj[k] = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return obj

@@ -190,7 +190,12 @@ def _batch(source: str, table: pa.Table, why: str | None) -> Batch:
     if why is None:
         why = _times_outside_calendar(table)
     if why is not None:
-        return Batch(source, foreign=rows(table), why=why)
+        found = rows(table)
+        for name in _OPTIONAL:  # as a native batch has them: null (the raw text is the same)
+            if name not in table.column_names:
+                for r in found:
+                    r[name] = None
+        return Batch(source, foreign=found, why=why)
     return Batch(source, native=canonical(table))
 
 

@@ -297,7 +297,7 @@ def _decimal_fields() -> list[str]:
 DECIMAL_GUARD = (
     '"('
     + "|".join(_decimal_fields())
-    + r')"\s*:\s*(-?[0-9]{10,}|-?[0-9]*\.[0-9]{7,}|-?[0-9.]+[eE])'
+    + r')"\s*:\s*(-?[0-9]{10,}|-?[0-9]*\.[0-9]{7,}|-?[0-9.]+[eE]|-?(Infinity|NaN))'
 )
 
 
