@@ -925,11 +925,7 @@ def build_column(name: str, label: str, values: Sequence[Any]) -> pa.Array:
     cells = [cell(name, label, v) for v in values]
     try:
         if label == "struct":
-            arr = pa.array(cells)
-            if not pa.types.is_struct(arr.type) or arr.type.num_fields == 0:
-                raise Unfit("struct")
-            pq.write_table(pa.table({"p": arr}), pa.BufferOutputStream())  # writable?
-            return arr
+            return _struct_column(cells)
         storage, view = _storage(name, label)
         arr = pa.array(cells, storage)
         if view is not None:
@@ -939,6 +935,31 @@ def build_column(name: str, label: str, values: Sequence[Any]) -> pa.Array:
         if isinstance(exc, Unfit):
             raise
         raise Unfit(f"{label}: {exc}") from None
+
+
+@functools.cache
+def _payload_struct() -> pa.DataType:
+    """One struct type for every payload of the catalog (the union of the base payloads'
+    fields; ``flags`` as a list of strings)."""
+    t = pa.array([json.loads(r["payload"]) for r in base_rows()]).type
+    i = t.get_field_index("flags")
+    return pa.struct(
+        [f if n != i else pa.field("flags", pa.list_(pa.string())) for n, f in enumerate(t)]
+    )
+
+
+def _struct_column(cells: Sequence[Any]) -> pa.Array:
+    """The payloads as one struct column: an object whose values do not fit the catalog's
+    struct (a string amount, say) is written as a null payload."""
+    t = _payload_struct()
+    kept = []
+    for c in cells:
+        try:
+            pa.array([c], type=t)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            c = None
+        kept.append(c)
+    return pa.array(kept, type=t)
 
 
 def fits(name: str, label: str, v: Any) -> bool:
