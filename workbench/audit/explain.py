@@ -201,7 +201,7 @@ def _timeline(f: dict[str, Any], ev: dict[str, Any]) -> pl.DataFrame:
             ">>" if r["event_id"] == f["event_id"] else ("*" if r["event_id"] in evidence else "")
         )
     ordered = _window(ordered, f["event_id"], evidence)
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "position": pl.Int64,
         "occurred_at": pl.Datetime("us", "UTC"),
         "event_id": pl.String,

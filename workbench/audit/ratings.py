@@ -15,7 +15,14 @@ import duckdb
 import polars as pl
 
 from ..domain.rating import RatingCounts, score
-from .checks import _ev, prepare
+from ..models import tables_read
+from ..models.macros import events_of
+from . import shared
+
+#: The check this module computes (the only one in Python: the score needs exact decimals), and
+#: its severity; :func:`workbench.models.severity` reads them beside the SQL checks' headers.
+CHECK = "RATING_MISMATCH"
+SEVERITY = "low"
 
 #: Timestamps the formula counts, per trader: assignments, completions, on-time completions,
 #: disputes (of orders the trader completed). A completion is on time if it came by the
@@ -47,7 +54,7 @@ c_on_time AS (
 ),
 d AS (
     SELECT o.completed_by AS trader_id, e.occurred_at
-    FROM {_ev("payment_order.disputed")} e JOIN payment_orders o ON o.order_id = e.aggregate_id
+    FROM {events_of("payment_order.disputed")} e JOIN payment_orders o ON o.order_id = e.aggregate_id
     WHERE o.completed_by IS NOT NULL
 )
 SELECT trader_id, assigned_at AS ts, 'a' AS what FROM audit_attempts  -- one row per assignment
@@ -87,6 +94,10 @@ GROUP BY ALL
 ORDER BY r.trader_id, r.seq
 """
 
+#: The tables the check reads (derived from its SQL, as the models' are): the audit builds the
+#: shared ones before it.
+READS = tables_read(RECOMPUTED_COUNTS)
+
 
 def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every published rating with its recomputed counts and score side by side, and ``matches``.
@@ -94,7 +105,7 @@ def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     Columns: trader_id, seq, as_of, window_days, event_id, the published ``assignments``,
     ``completed``, ``on_time``, ``disputed``, ``score``, the same with ``_recomputed``, and
     ``matches`` (every figure equal)."""
-    prepare(con, ["audit_attempts", "audit_order_payloads"])  # unless the audit has them
+    shared.prepare(con, READS)  # unless the audit has them
     frame = pl.from_arrow(con.sql(RECOMPUTED_COUNTS).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     cache: dict[tuple[Any, ...], Decimal] = {}  # counts repeat: score each set once
@@ -133,7 +144,7 @@ def findings(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         )
         out.append(
             {
-                "check": "RATING_MISMATCH",
+                "check": CHECK,
                 "subject": f"trader_rating:{r['trader_id']}",
                 "event_id": r["event_id"],
                 "evidence": [r["event_id"]],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,39 +19,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from .. import models
 from ..domain.clock import ERA_END, ERA_START
 from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay import store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
-from . import assignment, ratings
-from .checks import COLUMNS, SQL, prepare
+from . import ratings, shared
 
-#: How bad each kind of break is: money wrong or at risk is ``high``; the platform's data or
-#: process being wrong without money moving wrongly is ``medium``; process slips are ``low``.
-SEVERITY: dict[str, str] = {
-    "MALFORMED_EVENT": "medium",
-    "CONFLICTING_DUPLICATE": "medium",
-    "SEQUENCE_GAP": "medium",
-    "INVALID_TRANSITION": "medium",
-    "LEDGER_PLAN_MISMATCH": "high",
-    "NEGATIVE_AVAILABLE": "high",
-    "TRADER_LEDGER_DRIFT": "high",
-    "ORDER_SETTLEMENT_MISMATCH": "high",
-    "FX_MISMATCH": "high",
-    "FEE_MISMATCH": "high",
-    "RECEIPT_MISSING": "high",
-    "RECEIPT_AMOUNT_MISMATCH": "high",
-    "RECEIPT_REUSED": "high",
-    "ASSIGNMENT_VIOLATION": "medium",
-    "DEADLINE_MISSED": "low",
-    "HOLD_LEAK": "high",
-    "PAYOUT_MISMATCH": "high",
-    "RATING_MISMATCH": "low",
-    "CLOCK_SKEW": "medium",
-    "AMOUNT_OVERFLOW": "high",
-}
-assert set(SEVERITY) == set(CHECK_CODES)
+#: The columns every check returns (:data:`workbench.models.FINDING_COLUMNS`).
+COLUMNS = models.FINDING_COLUMNS
 
 FINDING_COLUMNS = (
     "finding_id",
@@ -65,7 +42,7 @@ FINDING_COLUMNS = (
     "evidence",
 )
 
-_SCHEMA = {
+_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "finding_id": pl.String,
     "check": pl.String,
     "severity": pl.String,
@@ -142,33 +119,116 @@ def _restricted(
     return mem
 
 
-#: The order the checks run in: the readers of each shared table but the attempts (see
-#: :data:`LIFETIME`) one after the other, so it is held only while they run.
-ORDER = (
-    "fold",
-    "MALFORMED_EVENT",
-    "RATING_MISMATCH",
-    "ORDER_SETTLEMENT_MISMATCH",
-    "RECEIPT_REUSED",
-    "DEADLINE_MISSED",
-    "TRADER_LEDGER_DRIFT",
-    "HOLD_LEAK",
-    "ASSIGNMENT_VIOLATION",
-    "NEGATIVE_AVAILABLE",
-    "FX_MISMATCH",
-    "FEE_MISMATCH",
-    "RECEIPT_MISSING",
-    "RECEIPT_AMOUNT_MISMATCH",
-    "PAYOUT_MISMATCH",
-)
+@dataclass(frozen=True)
+class Step:
+    """One check of an audit run, with the shared tables (``workbench/models/audit/``) built just
+    before it and dropped around it."""
 
-#: Shared tables (:data:`~.checks.SHARED`) built before their first reader and dropped after their
-#: last (after its stages, for the assignment check: only they read the trader events), as
-#: (first, last). The attempts are built first and kept: nearly every check reads them.
-LIFETIME = {
-    "audit_order_payloads": ("RATING_MISMATCH", "DEADLINE_MISSED"),
-    "audit_trader_events": ("TRADER_LEDGER_DRIFT", "ASSIGNMENT_VIOLATION"),
-}
+    check: str
+    #: Shared tables built just before the check, in build order.
+    build: tuple[str, ...] = ()
+    #: Shared tables read only by those builds: dropped before the check runs.
+    drop_before: tuple[str, ...] = ()
+    #: Shared tables nothing after the check reads: dropped after it.
+    drop_after: tuple[str, ...] = ()
+
+
+def plan() -> list[Step]:
+    """The order the checks run in, and when each shared table is built and dropped, derived
+    from what the models read (:attr:`workbench.models.Model.reads`; the Python
+    RATING_MISMATCH's from its SQL)."""
+    reads = {code: m.reads for code, m in models.checks().items()}
+    reads[ratings.CHECK] = ratings.READS
+    if set(reads) != set(CHECK_CODES):
+        raise ValueError(
+            f"the checks ({sorted(reads)}) are not the check codes ({sorted(CHECK_CODES)}): "
+            "each code needs one model in workbench/models/checks/"
+        )
+    return schedule(reads, {name: m.reads for name, m in shared.tables().items()})
+
+
+def schedule(reads: dict[str, frozenset[str]], tables: dict[str, frozenset[str]]) -> list[Step]:
+    """The checks (code -> tables read) in the order that holds the fewest shared tables
+    (``tables``: name -> tables read, in build order), each built before its first reader and
+    dropped after its last.
+
+    At ten million events a shared table holds hundreds of MB, so the readers of each run one
+    after the other where possible, and a table read only to build another (the trader events,
+    for the assignments' trader state) is dropped before the check that reads the latter runs.
+    The order minimizes the sum, over the checks, of the shared tables held while each runs: the
+    checks that read the same shared tables are run together, and the groups are ordered by
+    dynamic programming over the sets of groups already run (a handful of groups, so exact);
+    ties go to the order of the groups' first codes."""
+
+    def closure(names: Iterable[str]) -> frozenset[str]:
+        out: set[str] = set()
+        todo = [t for t in names if t in tables]
+        while todo:
+            t = todo.pop()
+            if t not in out:
+                out.add(t)
+                todo.extend(u for u in tables[t] if u in tables)
+        return frozenset(out)
+
+    direct = {c: frozenset(t for t in r if t in tables) for c, r in reads.items()}
+    need = {c: closure(direct[c]) for c in reads}
+    by_sig: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
+    for c in sorted(reads):
+        by_sig.setdefault((direct[c], need[c]), []).append(c)
+    groups = sorted(by_sig.values())
+    g_direct = [direct[g[0]] for g in groups]
+    g_need = [need[g[0]] for g in groups]
+    n = len(groups)
+
+    def held(mask: int, g: int) -> int:
+        """How many shared tables are held while group ``g`` runs, ``mask`` the groups run so far
+        (``g`` included)."""
+        built = frozenset().union(*(g_need[h] for h in range(n) if mask >> h & 1))
+        rest = [h for h in range(n) if not mask >> h & 1]
+        # a table is read later by a check, or by a build of a table not built yet
+        later = {t for h in rest for t in g_direct[h]}
+        later |= {t for h in rest for m in g_need[h] - built for t in tables[m]}
+        return sum(1 for t in built if t in g_direct[g] or t in later)
+
+    best: dict[int, tuple[int, tuple[int, ...]]] = {0: (0, ())}
+    for mask in range(1 << n):  # every subset comes before its supersets
+        if mask not in best:
+            continue
+        cost, seq = best[mask]
+        for g in range(n):
+            if mask >> g & 1:
+                continue
+            nxt = mask | 1 << g
+            cand = (cost + len(groups[g]) * held(nxt, g), (*seq, g))
+            if nxt not in best or cand < best[nxt]:
+                best[nxt] = cand
+    order = [c for g in best[(1 << n) - 1][1] for c in groups[g]]
+
+    # Build each shared table just before the first check that needs it; drop it after the last
+    # operation (a check, or a build) that reads it.
+    built: set[str] = set()
+    builds: list[tuple[str, ...]] = []
+    last: dict[str, tuple[int, int]] = {}  # table -> (step, 0: a build in it, 1: its check)
+    for i, c in enumerate(order):
+        new = tuple(t for t in tables if t in need[c] and t not in built)
+        built.update(new)
+        builds.append(new)
+        for t in new:
+            last.setdefault(t, (i, 1))
+            for u in tables[t]:
+                if u in tables:
+                    last[u] = (i, 0)
+        for t in direct[c]:
+            last[t] = (i, 1)
+    return [
+        Step(
+            c,
+            builds[i],
+            tuple(t for t in tables if last.get(t) == (i, 0)),
+            tuple(t for t in tables if last.get(t) == (i, 1)),
+        )
+        for i, c in enumerate(order)
+    ]
 
 
 def run_checks(
@@ -176,40 +236,38 @@ def run_checks(
     as_of: datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
-    """Every check over ``con``; returns the findings (sorted, with ids) and seconds per check."""
+    """Every check over ``con`` (:func:`plan`); returns the findings (sorted, with ids) and
+    seconds per check and per shared table built."""
     ref = _ref_time(con, as_of)
+    checks = models.checks()
+    severity = models.severity()
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
-    queries = {**SQL, "ASSIGNMENT_VIOLATION": assignment.ASSIGNMENT_VIOLATION}
-    assert set(ORDER) == {*queries, "RATING_MISMATCH"}
-    stages = {"ASSIGNMENT_VIOLATION": assignment.STAGES}  # temp tables a check builds first
-    start = time.perf_counter()
     no_progress_bar(con)
-    prepare(con, ["audit_attempts"])
-    timings["attempts"] = time.perf_counter() - start
-    for name in ORDER:
+    have = shared.temporary(con)
+    for step in plan():
         if progress is not None:
-            progress(name)
+            progress(step.check)
+        for table in step.build:
+            start = time.perf_counter()
+            if table not in have:
+                shared.build(con, table)
+            timings[table] = time.perf_counter() - start
+        for table in step.drop_before:
+            con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
         start = time.perf_counter()
-        prepare(con, [t for t, (first, _) in LIFETIME.items() if first == name])
-        done = [t for t, (_, last) in LIFETIME.items() if last == name]
-        staged = stages.get(name, {})
-        for table, stage in staged.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stage}").fetchall()
-        for table in done if staged else []:  # read by the stages only
-            con.execute(f"DROP TABLE {table}").fetchall()
-        if name == "RATING_MISMATCH":
+        if step.check == ratings.CHECK:
             frame = pl.DataFrame(ratings.findings(con), schema={c: _SCHEMA[c] for c in COLUMNS})
         else:
             names = ", ".join(f'"{c}"' for c in COLUMNS)
-            named = f"SELECT * FROM ({queries[name].replace('{ref_time}', ref)}) AS t({names})"
-            arrow = pl.from_arrow(con.sql(named).to_arrow_table())
+            sql = checks[step.check].sql(ref_time=ref)
+            arrow = pl.from_arrow(con.sql(f"SELECT * FROM ({sql}) AS t({names})").to_arrow_table())
             assert isinstance(arrow, pl.DataFrame)
-            frame = arrow.cast({"amount_delta": pl.Int64}, strict=False)  # type: ignore[dict-item]
-        for table in [*staged, *([] if staged else done)]:
-            con.execute(f"DROP TABLE {table}").fetchall()
+            frame = arrow.cast({"amount_delta": pl.Int64}, strict=False)
+        for table in step.drop_after:
+            con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
         frames.append(frame)
-        timings[name] = time.perf_counter() - start
+        timings[step.check] = time.perf_counter() - start
     out = pl.concat([f.select([pl.col(c).cast(_SCHEMA[c]) for c in COLUMNS]) for f in frames])
     # The offending event first, then the rest of the evidence once each, in the order given.
     out = out.with_columns(
@@ -226,7 +284,7 @@ def run_checks(
             lambda r: finding_id(r["check"], r["subject"], r["event_id"]), return_dtype=pl.String
         )
         .alias("finding_id"),
-        pl.col("check").replace_strict(SEVERITY, return_dtype=pl.String).alias("severity"),
+        pl.col("check").replace_strict(severity, return_dtype=pl.String).alias("severity"),
     )
     out = out.unique(subset=["finding_id"], keep="first", maintain_order=True)
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
