@@ -6,7 +6,7 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.audit import sql_money as m
+from workbench.models import sql_money as m
 from workbench.domain.money import EXPONENTS, bps_share, div_round_half_even, settlement_amount
 
 CURRENCIES = sorted(EXPONENTS)

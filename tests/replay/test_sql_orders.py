@@ -25,9 +25,9 @@ from workbench.domain import payment_order, payout
 from workbench.export import COLUMNS, ENVELOPE_SCHEMA
 from workbench.generator import generate
 from workbench.replay import connect, rebuild
-from workbench.replay.bulk import PRELUDE
+from workbench.replay.bulk import differences
 from workbench.replay.schema import BY_NAME
-from workbench.replay.sql_orders import _STATUS_AFTER, SQL, _violations
+from workbench.models.macros import STATUS_AFTER as _STATUS_AFTER
 
 TABLES = ("payment_orders", "order_attempts", "violations")
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -364,19 +364,13 @@ def _only(con: duckdb.DuckDBPyConnection, left: str, right: str) -> list[tuple[A
     return con.execute(f"SELECT COLUMNS(*)::VARCHAR FROM ({query}) LIMIT 5").fetchall()
 
 
-def _diff(db: Path, sql: dict[str, str] | None = None) -> dict[str, Any]:
-    """Differences between the fold's tables and their SQL, for this module's tables only."""
-    sql = sql or SQL
+def _diff(db: Path, **context: str) -> dict[str, Any]:
+    """Differences between the fold's tables and their models, for this module's tables only
+    (``context``: the models' template values, e.g. the per-aggregate hash)."""
     con = connect(db)
     try:
-        con.execute(PRELUDE).fetchall()
-        out = {}
-        for t in TABLES:
-            fold = f"SELECT {', '.join(BY_NAME[t].column_names)} FROM {t}"
-            only_fold, only_sql = _only(con, fold, sql[t]), _only(con, sql[t], fold)
-            if only_fold or only_sql:
-                out[t] = {"only_in_fold": only_fold, "only_in_sql": only_sql}
-        return out
+        found = differences(con, **context)
+        return {t: d for t, d in found.items() if t in TABLES}
     finally:
         con.close()
 
@@ -412,7 +406,7 @@ def test_hand_made_export_sql_equals_fold(hand_made_db: Path) -> None:
 def test_hash_collisions_take_the_exact_path(hand_made_db: Path, collisions: str) -> None:
     """The per-aggregate window is partitioned by a hash; with a hash that collides all the time
     the result is still exact."""
-    assert _diff(hand_made_db, {**SQL, "violations": _violations(collisions)}) == {}
+    assert _diff(hand_made_db, hash_expr=collisions) == {}
 
 
 def test_status_table_is_the_domains() -> None:

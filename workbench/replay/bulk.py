@@ -1,13 +1,12 @@
-"""The columnar path: every projection computed by DuckDB over the whole ``events`` table.
+"""The full build: every projection computed by DuckDB from the models, over all events.
+
+The models (:mod:`workbench.models`: one SQL file per staging table, projection and violation
+rule family) are run in the order the registry derives from what each reads. Staging tables and
+rule families are temporary tables of the build; projections replace their table's rows.
 
 The per-event fold (:mod:`workbench.domain.world` laid out by :mod:`.rows`) *defines* each
-projection; this module computes the same tables in SQL, column by column, which is what makes a
-rebuild of millions of events fast. They must agree row for row: :func:`differences` compares
-them and the differential tests run it on generated histories, anomalies included.
-
-Each projection's SQL is a ``SELECT`` whose columns are the table's columns in schema order. It
-reads only ``events`` (valid, deduplicated events; payload as JSON text in the version written)
-and earlier projections, in the order of :data:`ORDER`.
+projection; :func:`differences` compares a database the fold wrote with the models' results,
+and the differential tests run it on generated histories, anomalies included.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from typing import Any
 
 import duckdb
 
+from .. import models
 from .schema import BY_NAME
-from .sql_entities import SQL as ENTITY_SQL
-from .sql_entities import TRADER_HOLDS
-from .sql_orders import SQL as ORDER_SQL
 
 #: Events numbered once per build in ``(position, event_id)`` order (a temp table, not a view:
-#: every projection reads ``ord``, and a view would sort all events again for each one). Only the
+#: every model reads ``ord``, and a view would sort all events again for each one). Only the
 #: two key columns are sorted; the rows are joined to their number (sorting whole rows with their
 #: payloads costs twice as much).
 PRELUDE = """
@@ -34,21 +31,24 @@ JOIN (SELECT event_id, row_number() OVER (ORDER BY position, event_id) AS ord FR
 USING (event_id)
 """
 
-SQL: dict[str, str] = {**ENTITY_SQL, **ORDER_SQL}
+#: The layers a replay builds (the audit's and the incremental path's models are run by them).
+BUILD_LAYERS = ("staging", "projections", "violations")
 
-#: The order in which projections are built (a projection may read those before it).
-ORDER: tuple[str, ...] = (
-    "clients",
-    "payment_orders",
-    "order_attempts",
-    "traders",
-    "receipts",
-    "payouts",
-    "ledger_plans",
-    "ledger_postings",
-    "account_balances",
-    "trader_ratings",
-    "violations",
+
+def plan(only: tuple[str, ...] | None = None) -> list[models.Model]:
+    """The models a build runs, in order: all of them, or what ``only``'s projections need."""
+    if only is None:
+        return models.order(m for m in models.load().values() if m.layer in BUILD_LAYERS)
+    needed: dict[str, models.Model] = {}
+    for name in only:
+        for m in models.upstream(name):
+            needed.setdefault(m.name, m)
+    return models.order(needed.values())
+
+
+#: Projections in build order (``trader_holds`` is state, not a projection: see its model).
+ORDER: tuple[str, ...] = tuple(
+    m.name for m in plan() if m.layer == "projections" and BY_NAME[m.name].projection
 )
 
 
@@ -56,64 +56,94 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     con.execute(sql).fetchall()
 
 
-def build(
-    con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None, progress: Any = None
-) -> dict[str, float]:
-    """Replace every projection (or ``only`` those) with its SQL result; returns seconds per step.
+def run_model(con: duckdb.DuckDBPyConnection, model: models.Model, **context: Any) -> None:
+    """Materialize one model: a projection replaces its table's rows, anything else becomes a
+    temp table of that name."""
+    sql = model.sql(**context)
+    if model.layer == "projections":
+        cols = ", ".join(BY_NAME[model.name].column_names)
+        _exec(con, f"DELETE FROM {model.name}")
+        _exec(con, f"INSERT INTO {model.name} ({cols}) {sql}")
+    else:
+        _exec(con, f"CREATE OR REPLACE TEMP TABLE {model.name} AS {sql}")
 
-    ``progress`` is an optional tqdm-like bar, advanced once per projection."""
+
+def build(
+    con: duckdb.DuckDBPyConnection,
+    only: tuple[str, ...] | None = None,
+    progress: Any = None,
+    **context: Any,
+) -> dict[str, float]:
+    """Replace every projection (or ``only`` those, with what they read) with its model's
+    result; returns seconds per model. ``progress`` is an optional tqdm-like bar, advanced once
+    per projection. ``context`` goes to the templates (a test's ``hash_expr``)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     _exec(con, PRELUDE)
     timings["ev"] = time.perf_counter() - start
-    for name in ORDER:
-        if only is not None and name not in only:
-            continue
-        t = BY_NAME[name]
+    steps = plan(only)
+    last_read = _last_readers(steps)
+    for i, model in enumerate(steps):
         start = time.perf_counter()
-        _exec(con, f"DELETE FROM {t.name}")
-        if progress is not None:
-            progress.set_description(f"replay: {name}")
-        _exec(con, f"INSERT INTO {t.name} ({', '.join(t.column_names)}) {SQL[name]}")
-        timings[name] = time.perf_counter() - start
-        if progress is not None:
+        if progress is not None and model.name in ORDER:
+            progress.set_description(f"replay: {model.name}")
+        run_model(con, model, **context)
+        # a temp table is dropped as soon as its last reader has run: memory at 10M events
+        for done in steps[: i + 1]:
+            if done.layer != "projections" and last_read.get(done.name) == i:
+                _exec(con, f"DROP TABLE IF EXISTS {done.name}")
+        timings[model.name] = time.perf_counter() - start
+        if progress is not None and model.name in ORDER:
             progress.update(1)
-    if only is None:
-        start = time.perf_counter()
-        _exec(con, "DELETE FROM trader_holds")
-        _exec(con, f"INSERT INTO trader_holds (trader_id, ref, last_kind, amount) {TRADER_HOLDS}")
-        timings["trader_holds"] = time.perf_counter() - start
+    for model in steps:
+        if model.layer != "projections":
+            _exec(con, f"DROP TABLE IF EXISTS {model.name}")
     _exec(con, "DROP TABLE IF EXISTS ev")
     return timings
 
 
-def differences(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, dict[str, Any]]:
-    """Row-for-row differences between each projection table and its SQL (EXCEPT ALL both ways).
+def _last_readers(steps: list[models.Model]) -> dict[str, int]:
+    """For each model, the index in ``steps`` of the last model that reads it."""
+    out: dict[str, int] = {}
+    for i, model in enumerate(steps):
+        for dep in model.reads:
+            out[dep] = i
+    return out
 
-    Run it on a database written by the per-event path: an empty result means both paths agree.
-    """
+
+def differences(
+    con: duckdb.DuckDBPyConnection, limit: int = 5, **context: Any
+) -> dict[str, dict[str, Any]]:
+    """Row-for-row differences between each projection table and its model (EXCEPT ALL both
+    ways). Run it on a database written by the per-event path: an empty result means both
+    paths agree."""
     _exec(con, PRELUDE)
     out: dict[str, dict[str, Any]] = {}
-    for name in ORDER:
-        if name not in SQL:
-            out[name] = {"missing_sql": True}
+    steps = plan()
+    for model in steps:  # staging, rule families and state (`trader_holds`), not projections
+        if model.layer != "projections" or not BY_NAME[model.name].projection:
+            run_model(con, model, **context)
+    for model in steps:
+        if model.layer != "projections" or not BY_NAME[model.name].projection:
             continue
-        t = BY_NAME[name]
+        # what the model computes, over the fold's own tables for what it reads
+        t = BY_NAME[model.name]
         cols = ", ".join(t.column_names)
+        sql = model.sql(**context)
         only_fold = (
-            con.sql(
-                f"SELECT {cols} FROM {name} EXCEPT ALL SELECT * FROM ({SQL[name]}) LIMIT {limit}"
-            )
+            con.sql(f"SELECT {cols} FROM {t.name} EXCEPT ALL SELECT * FROM ({sql}) LIMIT {limit}")
             .to_arrow_table()
             .to_pylist()
         )
         only_sql = (
-            con.sql(
-                f"SELECT * FROM ({SQL[name]}) EXCEPT ALL SELECT {cols} FROM {name} LIMIT {limit}"
-            )
+            con.sql(f"SELECT * FROM ({sql}) EXCEPT ALL SELECT {cols} FROM {t.name} LIMIT {limit}")
             .to_arrow_table()
             .to_pylist()
         )
         if only_fold or only_sql:
-            out[name] = {"only_in_fold": only_fold, "only_in_sql": only_sql}
+            out[t.name] = {"only_in_fold": only_fold, "only_in_sql": only_sql}
+    for model in steps:
+        if model.layer != "projections":
+            _exec(con, f"DROP TABLE IF EXISTS {model.name}")
+    _exec(con, "DROP TABLE IF EXISTS ev")
     return out

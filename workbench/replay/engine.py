@@ -196,6 +196,8 @@ def rebuild(
             ing, world = _ingest_fold(con, files, run_id, max_payload_bytes)
             _keep_quarantine(con, ing)
             summary = _write_projections(con, world)
+            # the open holds by ref, state the audit and the live stream read, by its model
+            bulk.build(con, only=("trader_holds",))
         hashes = store.projection_hashes(con)
         total = store.one(con, "SELECT count(*) FROM events")
         result = ReplaySummary(

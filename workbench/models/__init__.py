@@ -1,0 +1,221 @@
+"""The models: every projection, violation rule family and audit check as one SQL file.
+
+A model is a file named after what it produces, in a folder named after its layer:
+
+``staging/``
+    the events of a stream or a kind, their payloads typed once per build (temp tables over
+    ``ev``, the events numbered in ``(position, event_id)`` order);
+``projections/``
+    the tables a replay leaves in the database (``replay/schema.py`` declares their columns);
+``violations/``
+    the rule families whose union is the ``violations`` projection;
+``audit/``
+    what several audit checks share (temp tables, built before their first reader and dropped
+    after their last);
+``checks/``
+    one audit check per file, returning :data:`FINDING_COLUMNS`;
+``incremental/``
+    the running rules carried on from the stored state when a batch is appended (see
+    :mod:`workbench.replay.incremental`).
+
+Each file starts with a header of ``-- key: value`` lines (``produces`` always; ``check`` and
+``severity`` for a check), then free ``--`` lines saying what it is and why. The SQL is a Jinja
+template: the rules' inputs that the domain defines (state machines, clocks, money formulas) come
+from :mod:`.macros`, never copied. What a model reads is derived from its SQL with sqlglot, and
+the build order from that: no list is kept by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sqlglot
+from sqlglot import exp
+
+from . import macros
+
+ROOT = Path(__file__).parent
+LAYERS = ("staging", "projections", "violations", "audit", "checks", "incremental")
+#: The tables a model may read without a model producing them: the stored log, the per-build
+#: numbered events and, for the incremental models, the batch and its scratch tables.
+SOURCES = frozenset(
+    {"events", "quarantine", "ev", "batch_new", "bt", "trader_exact", "account_exact"}
+)
+#: The columns every check returns, in order.
+FINDING_COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency", "detail")
+SEVERITIES = ("high", "medium", "low")
+
+_HEADER = re.compile(r"^--\s*([a-z_]+):\s*(.+?)\s*$")
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(ROOT / "partials"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+_ENV.globals.update(macros.GLOBALS)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model file: its header, its documentation and its SQL template."""
+
+    name: str
+    layer: str
+    path: Path
+    header: dict[str, str] = field(hash=False)
+    doc: str
+    template: str
+
+    @property
+    def check(self) -> str | None:
+        return self.header.get("check")
+
+    @property
+    def severity(self) -> str | None:
+        return self.header.get("severity")
+
+    def sql(self, **context: Any) -> str:
+        """The SQL, rendered with the macros and ``context`` (a check's ``ref_time``, a test's
+        ``hash_expr``)."""
+        values = {**macros.DEFAULTS, **context}
+        try:
+            return _ENV.from_string(self.template).render(**values)
+        except jinja2.TemplateError as e:
+            raise ValueError(f"{self.path}: {e}") from e
+
+    @functools.cached_property
+    def reads(self) -> frozenset[str]:
+        """The tables this model's SQL reads (its CTEs excluded), parsed by sqlglot."""
+        return tables_read(self.sql())
+
+    def first_line(self) -> str:
+        return self.doc.split("\n", 1)[0]
+
+
+def tables_read(sql: str) -> frozenset[str]:
+    """Every table ``sql`` reads, but its own CTEs."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    return frozenset(t.name for t in tree.find_all(exp.Table) if t.name not in ctes)
+
+
+def _parse(path: Path, layer: str) -> Model:
+    header: dict[str, str] = {}
+    doc: list[str] = []
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines) and lines[i].startswith("--"):
+        m = _HEADER.match(lines[i])
+        if m and not doc:
+            header[m.group(1)] = m.group(2)
+        else:
+            doc.append(lines[i][2:].strip())
+        i += 1
+    name = header.get("produces", path.stem if layer == "checks" else "")
+    if not name:
+        raise ValueError(f"{path}: the header has no `-- produces:` line")
+    if name != path.stem:
+        raise ValueError(f"{path}: a model is named after what it produces ({name})")
+    if layer == "checks":
+        if header.get("check", "").lower() != path.stem:
+            raise ValueError(f"{path}: a check's file is named after its code")
+        if header.get("severity") not in SEVERITIES:
+            raise ValueError(f"{path}: severity must be one of {SEVERITIES}")
+    text = "\n".join(lines[i:]).strip() + "\n"
+    return Model(name, layer, path, header, " ".join(doc).strip(), text)
+
+
+@functools.cache
+def load() -> dict[str, Model]:
+    """Every model, by the name of what it produces (checks by their code)."""
+    out: dict[str, Model] = {}
+    for layer in LAYERS:
+        for path in sorted((ROOT / layer).glob("*.sql")):
+            model = _parse(path, layer)
+            key = model.check or model.name
+            if key in out:
+                raise ValueError(f"{path}: {key} is produced by {out[key].path} too")
+            out[key] = model
+    return out
+
+
+def layer(name: str) -> list[Model]:
+    """The models of one layer, in build order."""
+    return order(m for m in load().values() if m.layer == name)
+
+
+def order(models: Iterable[Model] | None = None) -> list[Model]:
+    """``models`` (all of them by default) sorted so that each comes after the models it reads;
+    ties by layer, then name, so the order is the same on every machine."""
+    chosen = list(load().values()) if models is None else list(models)
+    by_name = {m.name: m for m in load().values() if m.layer != "checks"}
+    lookup = {m.name: m for m in chosen}
+    needs: dict[str, set[str]] = {n: set() for n in lookup}
+    for m in chosen:
+        for dep in m.reads:
+            if dep in lookup and dep != m.name:
+                needs[m.name].add(dep)
+            elif dep not in by_name and dep not in SOURCES and not _is_projection(dep):
+                raise ValueError(f"{m.path}: reads {dep}, which no model produces")
+    # Kahn's algorithm, the lowest-ranked ready model first (graphlib would check cycles but
+    # hands out ready nodes in an order of its own).
+    rank = {n: (LAYERS.index(m.layer), n) for n, m in lookup.items()}
+    ready = [rank[n] for n, deps in needs.items() if not deps]
+    heapq.heapify(ready)
+    out: list[Model] = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        out.append(lookup[n])
+        for other, deps in needs.items():
+            if n in deps:
+                deps.discard(n)
+                if not deps:
+                    heapq.heappush(ready, rank[other])
+    if len(out) < len(lookup):
+        stuck = sorted(n for n, deps in needs.items() if deps)
+        raise ValueError(f"models read each other in a cycle: {', '.join(stuck)}")
+    return out
+
+
+def _is_projection(name: str) -> bool:
+    from ..replay.schema import BY_NAME
+
+    return name in BY_NAME
+
+
+def checks() -> dict[str, Model]:
+    """Every SQL check, by its code."""
+    return {m.check: m for m in load().values() if m.check is not None}
+
+
+def severity() -> dict[str, str]:
+    """Every check code's severity, from the models' headers (and the Python checks')."""
+    from ..audit.ratings import CHECK as RATING_CHECK
+    from ..audit.ratings import SEVERITY as RATING_SEVERITY
+
+    out = {code: m.severity or "" for code, m in checks().items()}
+    out[RATING_CHECK] = RATING_SEVERITY
+    return out
+
+
+def upstream(name: str) -> list[Model]:
+    """Every model ``name`` reads, directly or not, in build order (``name`` last)."""
+    models = load()
+    by_name = {m.name: m for m in models.values()}
+    seen: dict[str, Model] = {}
+
+    def visit(m: Model) -> None:
+        for dep in sorted(m.reads):
+            if dep in by_name and dep not in seen:
+                visit(by_name[dep])
+        seen[m.name] = m
+
+    visit(models[name])
+    return order(seen.values())

@@ -1,0 +1,290 @@
+"""What the models' SQL takes from the domain, generated from it: never a copy of a rule.
+
+The state machines (which kinds are allowed in which status), the clocks' tolerance and era,
+int64's range, the money formulas and the scheduler's sweep are defined once in
+:mod:`workbench.domain`; the models read them through these names (Jinja globals), so a change
+there changes the SQL too. Everything here is a SQL fragment or a function returning one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from . import sql_money
+from ..domain import clock, payment_order, payout, receipt
+from ..domain.client import PAYLOADS as _CLIENT_PAYLOADS
+from ..domain.events import STREAMS
+from ..domain.money import INT64_MAX, INT64_MIN
+from ..domain.scheduler import SWEEP_DELAY
+from ..domain.trader import PAYLOADS as _TRADER_PAYLOADS
+
+_CLIENT_KINDS = tuple(dict.fromkeys(p.KIND for p in _CLIENT_PAYLOADS))
+_TRADER_KINDS = tuple(dict.fromkeys(p.KIND for p in _TRADER_PAYLOADS))
+
+#: A position (or ``ord``) after every other: "until the end".
+NEVER = 9223372036854775807
+
+
+def names(kinds: tuple[str, ...] | list[str]) -> str:
+    """SQL string literals, comma-separated."""
+    return ", ".join(f"'{k}'" for k in kinds)
+
+
+# ------------------------------------------------------------------------------ status
+#: The status each kind leaves its aggregate in (payment_order._STATUS_AFTER, the receipt and
+#: payout appliers); ``receipt_attached`` keeps the status and ``dispute_resolved`` sets it from
+#: its outcome. For clients and traders the only status is being registered.
+STATUS_AFTER: dict[str, str] = {
+    "payment_order.created": "pending",
+    "payment_order.assigned": "assigned",
+    "payment_order.accepted": "in_progress",
+    "payment_order.assignment_declined": "pending",
+    "payment_order.assignment_expired": "pending",
+    "payment_order.review_started": "in_review",
+    "payment_order.completed": "completed",
+    "payment_order.cancelled": "cancelled",
+    "payment_order.disputed": "disputed",
+    "receipt.uploaded": "uploaded",
+    "receipt.analyzed": "analyzed",
+    "receipt.approved": "approved",
+    "receipt.rejected": "rejected",
+    "payout.created": "unpaid",
+    "payout.paid": "paid",
+    "payout.confirmed": "confirmed",
+    "payout.cancelled": "cancelled",
+    "payout.failed": "failed",
+    "client.registered": "registered",
+    "trader.registered": "registered",
+}
+#: Statuses as small integers (0 is "no status yet"), so windows carry no strings.
+STATUS_CODES: dict[str, int] = {
+    name: i + 1 for i, name in enumerate(dict.fromkeys(STATUS_AFTER.values()))
+}
+
+
+def _allowed() -> dict[str, frozenset[str | None]]:
+    """For each checked kind, the statuses it is allowed in (the domain's state machines; a
+    client or trader event other than its registration needs one, a registration none)."""
+    out: dict[str, set[str | None]] = {}
+    for machine in (payment_order.ALLOWED, receipt.ALLOWED, payout.ALLOWED):
+        for status, kinds in machine.items():
+            for kind in kinds:
+                out.setdefault(kind, set()).add(status)  # type: ignore[arg-type]
+    for kind in (*_CLIENT_KINDS, *_TRADER_KINDS):
+        out[kind] = {None} if kind.endswith(".registered") else {"registered"}
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _mask(statuses: frozenset[str | None]) -> int:
+    return sum(1 << (0 if s is None else STATUS_CODES[s]) for s in statuses)
+
+
+def kinds_table() -> str:
+    """``(kind, st, mask)`` for every checked kind: the status code after it (NULL: unchanged or
+    set from the payload) and the bitmask of the status codes it is allowed in (bit 0: none)."""
+    rows = [
+        f"('{kind}', {STATUS_CODES[STATUS_AFTER[kind]] if kind in STATUS_AFTER else 'NULL'}, "
+        f"{_mask(statuses)})"
+        for kind, statuses in sorted(_allowed().items())
+    ]
+    return "(VALUES " + ", ".join(rows) + ") AS kinds(kind, st, mask)"
+
+
+def status_code(name: str) -> int:
+    return STATUS_CODES[name]
+
+
+def status_name(code: str) -> str:
+    """The status named by a code column (``'None'`` for no status, as the fold prints it)."""
+    whens = " ".join(f"WHEN {c} THEN '{n}'" for n, c in STATUS_CODES.items())
+    return f"CASE {code} {whens} ELSE 'None' END"
+
+
+def stream_code() -> str:
+    """The ``stream`` column as a small integer."""
+    whens = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STREAMS))
+    return f"CASE stream {whens} END::UTINYINT"
+
+
+# ------------------------------------------------------------------------------ clocks
+def _ts(value: object) -> str:
+    return f"TIMESTAMPTZ '{value:%Y-%m-%d %H:%M:%S}+00'"
+
+
+def stamp(column: str) -> str:
+    """A timestamp as :func:`workbench.domain.clock.stamp` writes it."""
+    return f"strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+
+
+def _outside(column: str) -> str:
+    return f"NOT ({column} >= {_ts(clock.ERA_START)} AND {column} < {_ts(clock.ERA_END)})"
+
+
+def clock_rows(source: str, subject: str) -> str:
+    """``CLOCK_SKEW`` rows (code, event_id, subject, detail) of the events of ``source`` (with
+    ``event_id``, ``occurred_at``, ``recorded_at``), as
+    :func:`workbench.domain.clock.clock_violations` finds them."""
+    skew_us = clock.SKEW_TOLERANCE // timedelta(microseconds=1)
+    skew = f"epoch_us(occurred_at) - epoch_us(recorded_at) > {skew_us}"
+    occ, rec = _outside("occurred_at"), _outside("recorded_at")
+    return f"""SELECT 'CLOCK_SKEW' AS code, event_id, {subject} AS subject,
+        'occurred_at ' || {stamp("occurred_at")} || ', recorded_at ' || {stamp("recorded_at")}
+            || ': ' || concat_ws('; ',
+                CASE WHEN {skew} THEN '{clock.SKEW_REASON}' END,
+                CASE WHEN {occ} THEN '{clock.OCCURRED_OUTSIDE}' END,
+                CASE WHEN {rec} THEN '{clock.RECORDED_OUTSIDE}' END) AS detail
+    FROM {source}
+    WHERE {skew} OR {occ} OR {rec}"""
+
+
+def era_start() -> str:
+    return _ts(clock.ERA_START)
+
+
+def era_end() -> str:
+    return _ts(clock.ERA_END)
+
+
+# --------------------------------------------------------------------------- money sums
+def fits(expr: str) -> str:
+    """``expr`` (exact, HUGEINT) fits a BIGINT column."""
+    return f"(({expr}) BETWEEN {INT64_MIN} AND {INT64_MAX})"
+
+
+def _past(figures: tuple[tuple[str, str], ...]) -> str:
+    """The names of the figures (name, expression) outside int64, as the fold lists them."""
+    cases = ", ".join(f"CASE WHEN NOT {fits(e)} THEN '{n}' END" for n, e in figures)
+    return f"concat_ws(', ', {cases}) || ' outside the int64 range'"
+
+
+def out_of_int64(balance: str, held: str) -> str:
+    """A balance, its held amount or their difference (the available amount) is past int64."""
+    return f"NOT ({fits(balance)} AND {fits(held)} AND {fits(f'{balance} - {held}')})"
+
+
+def deposit_overflow_detail(balance: str, held: str, kind: str, ref: str) -> str:
+    """The detail of a trader deposit's ``AMOUNT_OVERFLOW`` (``World._deposit_overflow``)."""
+    available = f"{balance} - {held}"
+    figures = (("deposit_balance", balance), ("held", held), ("available", available))
+    return (
+        f"'deposit_balance ' || {balance} || ', held ' || {held} || ', available ' || "
+        f"({available}) || ' after ' || {kind} || ' of ' || {ref} || ': ' || {_past(figures)}"
+    )
+
+
+def account_overflow_detail(
+    account: str, currency: str, own: str, held: str, kind: str, plan: str
+) -> str:
+    """The detail of a ledger account's ``AMOUNT_OVERFLOW`` (``World._book``)."""
+    available = f"{own} - {held}"
+    figures = (("own", own), ("held", held), ("available", available))
+    return (
+        f"{account} || ' ' || {currency} || ' own ' || {own} || ', held ' || {held} || "
+        f"', available ' || ({available}) || ' after ' || {kind} || ' of ' || {plan} || ': ' || "
+        f"{_past(figures)}"
+    )
+
+
+def negative_detail(account: str, currency: str, own: str, held: str, kind: str, plan: str) -> str:
+    """The detail of a ``NEGATIVE_AVAILABLE`` (``World._book``)."""
+    return (
+        f"{account} || ' available ' || ({own} - {held}) || ' ' || {currency} || ' < 0 (own ' "
+        f"|| {own} || ', held ' || {held} || ') after ' || {kind} || ' of ' || {plan}"
+    )
+
+
+#: The trader stream's kinds, by what they do to the deposit.
+CREDITS = "'trader.deposit_topped_up', 'trader.deposit_credited'"
+DEBITS = "'trader.deposit_debited', 'trader.hold_captured'"
+HOLD_KINDS = "'trader.hold_placed', 'trader.hold_released', 'trader.hold_captured'"
+MONEY_KINDS = f"{CREDITS}, 'trader.deposit_debited', {HOLD_KINDS}"
+#: A money event's change to the deposit balance (``amount`` exact, HUGEINT).
+D_BALANCE = (
+    f"CASE WHEN kind IN ({CREDITS}) THEN amount WHEN kind IN ({DEBITS}) THEN -amount ELSE 0 END"
+)
+
+# ------------------------------------------------------------------------------ audit
+#: The trader stream's money kinds: deposits and holds.
+TRADER_MONEY = (
+    "trader.deposit_topped_up",
+    "trader.hold_placed",
+    "trader.hold_released",
+    "trader.hold_captured",
+    "trader.deposit_credited",
+    "trader.deposit_debited",
+)
+#: The kinds that change what the scheduler's rules read of a trader.
+TRADER_STATE = (
+    "trader.registered",
+    "trader.limits_changed",
+    "trader.went_online",
+    "trader.went_offline",
+    "trader.blocked",
+    "trader.unblocked",
+)
+#: The registration and limit fields the scheduler's rules read (v2 nests limits).
+STATE_FIELDS = (
+    "fiat_currency",
+    "settlement_currency",
+    "limits.min_amount",
+    "min_amount",
+    "limits.max_amount",
+    "max_amount",
+    "limits.max_active_orders",
+    "max_active_orders",
+)
+
+
+def events_of(*kinds: str) -> str:
+    """The stored events of the given kinds, as a subquery.
+
+    DuckDB pushes ``kind IN (...)`` into the scan only as a row-group filter, so every payload
+    would be read; the range of the kinds' names is pushed down as a real filter, so the payloads
+    read are (mostly) those of the kinds asked for."""
+    return (
+        "(SELECT event_id, position AS pos, stream, aggregate_id, kind, occurred_at, payload, "
+        f"rowid AS row FROM events WHERE kind BETWEEN '{min(kinds)}' AND '{max(kinds)}' "
+        f"AND kind IN ({names(kinds)}))"
+    )
+
+
+#: The scheduler acts on a deadline within its sweep.
+GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
+
+GLOBALS: dict[str, Any] = {
+    "names": names,
+    "kinds_table": kinds_table,
+    "status_code": status_code,
+    "status_name": status_name,
+    "stream_code": stream_code,
+    "clock_rows": clock_rows,
+    "era_start": era_start,
+    "era_end": era_end,
+    "fits": fits,
+    "out_of_int64": out_of_int64,
+    "deposit_overflow_detail": deposit_overflow_detail,
+    "account_overflow_detail": account_overflow_detail,
+    "negative_detail": negative_detail,
+    "CREDITS": CREDITS,
+    "DEBITS": DEBITS,
+    "HOLD_KINDS": HOLD_KINDS,
+    "MONEY_KINDS": MONEY_KINDS,
+    "D_BALANCE": D_BALANCE,
+    "INT64_MAX": INT64_MAX,
+    "INT64_MIN": INT64_MIN,
+    "NEVER": NEVER,
+    "TRADER_MONEY": TRADER_MONEY,
+    "TRADER_STATE": TRADER_STATE,
+    "STATE_FIELDS": STATE_FIELDS,
+    "events_of": events_of,
+    "GRACE": GRACE,
+    "money": sql_money,
+}
+
+#: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and
+#: state rules (the tests use one with many collisions) and the audit's "now".
+DEFAULTS: dict[str, Any] = {
+    "hash_expr": "hash(stream, aggregate_id)",
+    "ref_time": "now()",
+}
