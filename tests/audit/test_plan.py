@@ -1,0 +1,90 @@
+"""The audit's plan (:func:`workbench.audit.run.plan`), derived from what the models read: every
+check once, each shared table built before its first reader and dropped after its last, and the
+readers of a shared table one after the other, so few are held at once."""
+
+from __future__ import annotations
+
+from workbench.audit import ratings, shared
+from workbench.audit.run import Step, plan, schedule
+from workbench.domain.violations import CHECK_CODES
+from workbench.models import checks
+
+
+def _reads(check: str) -> frozenset[str]:
+    return ratings.READS if check == ratings.CHECK else checks()[check].reads
+
+
+def _held(steps: list[Step], tables: dict[str, frozenset[str]]) -> list[tuple[set[str], set[str]]]:
+    """Replays ``steps``: per step, the shared tables present while its check runs and those its
+    builds or check read; fails on a table read before it is built or after it is dropped, built
+    twice, or never dropped."""
+    present: set[str] = set()
+    done: set[str] = set()
+    out = []
+    for step in steps:
+        for t in step.build:
+            assert t not in present and t not in done, f"{t} built twice"
+            assert {u for u in tables[t] if u in tables} <= present, f"{t} built before its inputs"
+            present.add(t)
+        read = {u for t in step.build for u in tables[t] if u in tables}
+        assert set(step.drop_before) <= present
+        present -= set(step.drop_before)
+        done |= set(step.drop_before)
+        direct = {t for t in _reads(step.check) if t in tables}
+        assert direct <= present, f"{step.check} reads {direct - present}, not built or dropped"
+        out.append((set(present), read | direct))
+        assert set(step.drop_after) <= present
+        present -= set(step.drop_after)
+        done |= set(step.drop_after)
+    assert not present, f"{present} never dropped"
+    return out
+
+
+def test_the_plan_runs_every_check_once() -> None:
+    steps = plan()
+    assert sorted(s.check for s in steps) == sorted(CHECK_CODES)
+
+
+def test_each_shared_table_lives_from_its_first_reader_to_its_last() -> None:
+    tables = {name: m.reads for name, m in shared.tables().items()}
+    steps = plan()
+    held = _held(steps, tables)
+    assert {t for s in steps for t in s.build} == set(tables)
+    # the readers of each shared table run one after the other: at most what two checks share
+    # is held at once (the attempts with the order payloads, or with the trader events)
+    assert max(len(p) for p, _ in held) <= 2
+    for t in tables:
+        span = [i for i, (p, _) in enumerate(held) if t in p]
+        readers = [i for i, (_, r) in enumerate(held) if t in r]
+        assert set(span) <= set(range(min(readers), max(readers) + 1)), t
+        assert all(i in readers for i in span), f"{t} is held while checks that do not read it run"
+
+
+def test_a_table_read_only_to_build_another_is_dropped_before_the_check_runs() -> None:
+    step = next(s for s in plan() if s.check == "ASSIGNMENT_VIOLATION")
+    assert step.build == ("audit_assignment_trader",)
+    assert step.drop_before == ("audit_trader_events",)
+    assert "audit_assignment_trader" in step.drop_after
+
+
+def test_the_readers_of_a_table_are_grouped_whatever_their_names() -> None:
+    tables = {"x": frozenset({"events"}), "y": frozenset({"events"}), "z": frozenset({"x"})}
+    reads = {
+        "A": frozenset({"x"}),
+        "B": frozenset({"y"}),
+        "C": frozenset({"x", "payment_orders"}),
+        "D": frozenset({"y", "x"}),
+        "E": frozenset({"events"}),
+        "F": frozenset({"z"}),
+    }
+    steps = schedule(reads, tables)
+    order = [s.check for s in steps]
+    assert sorted(order) == sorted(reads)
+    for t in ("x", "y"):
+        at = [order.index(c) for c in reads if t in reads[c]]
+        assert max(at) - min(at) == len(at) - 1, (t, order)
+    built = {t: i for i, s in enumerate(steps) for t in s.build}
+    dropped = {t: i for i, s in enumerate(steps) for t in (*s.drop_before, *s.drop_after)}
+    assert set(built) == set(dropped) == set(tables)
+    assert built["z"] == order.index("F")
+    assert all(built[t] <= dropped[t] for t in tables)
