@@ -19,8 +19,9 @@ WITH ends AS (  -- what ended each plan's business: an attempt, or a payout
     SELECT 'payout:' || aggregate_id, arg_min(event_id, pos), arg_min(kind, pos), 'payout:' || aggregate_id
     FROM {{ events_of("payout.confirmed", "payout.cancelled", "payout.failed") }} GROUP BY aggregate_id
 ),
-open_plans AS (
-    SELECT p.plan_id AS ref, any_value(lp.held_event_id) AS held_event_id
+open_plans AS (  -- evidence: the plan's first batch held
+    SELECT p.plan_id AS ref,
+           arg_min(lp.held_event_id, {'batch_id': lp.batch_id, 'event_id': lp.held_event_id}) AS held_event_id
     FROM ledger_plans p JOIN ledger_postings lp USING (plan_id)
     WHERE p.status = 'held' GROUP BY p.plan_id
 ),

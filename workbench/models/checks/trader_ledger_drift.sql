@@ -12,10 +12,11 @@
 -- held. The events listed as evidence are gathered afterwards, for the drifting refs only
 -- (listing them for the million refs that agree was most of the cost).
 {% set ledger_moves %}
-SELECT plan_id, substr(from_account, 8) AS trader_id, -amount AS amt, batch_status, held_event_id, currency
+SELECT plan_id, substr(from_account, 8) AS trader_id, -amount AS amt, batch_status, batch_id,
+       held_event_id, currency
 FROM ledger_postings WHERE from_account LIKE 'trader:%'
 UNION ALL
-SELECT plan_id, substr(to_account, 8), amount, batch_status, held_event_id, currency
+SELECT plan_id, substr(to_account, 8), amount, batch_status, batch_id, held_event_id, currency
 FROM ledger_postings WHERE to_account LIKE 'trader:%'
 {% endset %}
 WITH t AS (
@@ -63,11 +64,13 @@ t_ev AS (
     JOIN events e ON e.rowid = m.row
     GROUP BY ALL
 ),
-l_ev AS (
-    SELECT d.l_trader, d.l_ref, list(DISTINCT m.held_event_id) AS events
+l_ev AS (  -- the batches held, in batch order
+    SELECT d.l_trader, d.l_ref, list(m.held_event_id ORDER BY m.batch_id, m.held_event_id) AS events
     FROM (SELECT DISTINCT l_trader, l_ref FROM drift WHERE has_l) d
-    JOIN (SELECT * FROM ({{ ledger_moves }})  -- the drifting plans' moves only, found by plan first
-          WHERE plan_id IN (SELECT l_ref FROM drift) OR plan_id IS NULL) m
+    JOIN (SELECT trader_id, plan_id, held_event_id, min(batch_id) AS batch_id
+          FROM ({{ ledger_moves }})  -- the drifting plans' moves only, found by plan first
+          WHERE plan_id IN (SELECT l_ref FROM drift) OR plan_id IS NULL
+          GROUP BY ALL) m
       ON m.trader_id IS NOT DISTINCT FROM d.l_trader AND m.plan_id IS NOT DISTINCT FROM d.l_ref
     GROUP BY ALL
 )
