@@ -72,3 +72,36 @@ def test_every_check_returns_the_finding_columns() -> None:
             assert len(rel.columns) == len(models.FINDING_COLUMNS), (code, rel.columns)
     finally:
         con.close()
+
+
+def test_every_reads_header_is_what_the_sql_reads() -> None:
+    """The ``-- reads:`` line is derived (``workbench.models.refresh_headers()`` writes it)."""
+    for m in models.load().values():
+        assert m.header.get("reads") == ", ".join(sorted(m.reads)), (
+            f"{m.path}: run workbench.models.refresh_headers()"
+        )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_docs_are_generated_from_the_models_and_the_schema() -> None:
+    from workbench.replay import schema
+
+    assert (ROOT / "docs/models.md").read_text() == models.markdown(), (
+        "docs/models.md is stale: write workbench.models.markdown() to it"
+    )
+    assert (ROOT / "docs/projections.md").read_text() == schema.markdown(), (
+        "docs/projections.md is stale: write workbench.replay.schema.markdown() to it"
+    )
+
+
+def test_the_audit_docs_list_every_check_with_its_severity() -> None:
+    rows = [
+        line.split("|")[1:3]
+        for line in (ROOT / "docs/audit.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    documented = {code.strip().strip("`"): sev.strip() for code, sev in rows}
+    checks = {k: v for k, v in documented.items() if k in CHECK_CODES}
+    assert checks == models.severity()

@@ -1,4 +1,5 @@
 -- produces: audit_assignment_trader
+-- reads: audit_attempts, audit_trader_events
 -- The trader's side of every assignment, for ASSIGNMENT_VIOLATION: one narrow row per attempt
 -- (`k`: the attempt's row in `audit_attempts`) with the trader's state just before it, so the
 -- `ASOF` joins sort a few columns, not whole attempts, and stay within the memory limit instead of

@@ -1,4 +1,5 @@
 -- produces: audit_attempts
+-- reads: events
 -- Each assignment attempt with the events that opened, accepted and ended it (the first ender
 -- after the assignment, or the next assignment, which supersedes it). Most checks read it, so the
 -- audit computes it once, as a temp table.

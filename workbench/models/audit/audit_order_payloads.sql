@@ -1,4 +1,5 @@
 -- produces: audit_order_payloads
+-- reads: events
 -- The payload fields that four checks read of order and receipt events, parsed in one scan:
 -- `what` is `created` (`a`: `expires_at`), `completed` (`a`: `trader_id`), `resolved` (a
 -- dispute; `a`: `outcome`) or `uploaded` (a receipt; `a`: `order_id`, `b`: `file_sha256`); the

@@ -1,4 +1,5 @@
 -- produces: audit_trader_events
+-- reads: events
 -- The trader stream's events, with their payload parsed once: the drift, the hold leaks and the
 -- scheduler's rules all read them, so the audit keeps them in a temp table (one scan of the
 -- payloads instead of four). Money events (`TRADER_MONEY`) have their `ref` and `amount`;

@@ -1,5 +1,6 @@
 -- check: AMOUNT_OVERFLOW
 -- severity: high
+-- reads: violations
 -- A summed money figure whose exact value left the int64 range (a trader's deposit balance,
 -- held or available amount; an account's own, held or available amount), once per deposit and
 -- per account and currency; the offending event is the one after which it first left int64.

@@ -1,5 +1,6 @@
 -- check: ASSIGNMENT_VIOLATION
 -- severity: medium
+-- reads: audit_assignment_trader, audit_attempts, events, ledger_plans, ledger_postings, payment_orders
 -- An assignment that broke a rule of the scheduler (catalog section 4) as things stood just
 -- before it: registered, not blocked, online, currency, amount limits, capacity, not assigned
 -- before, trader deposit (payin), client balance (payout); the rules broken are named as

@@ -1,5 +1,6 @@
 -- check: CLOCK_SKEW
 -- severity: medium
+-- reads: violations
 -- An event whose `occurred_at` is more than the clock's tolerance after its `recorded_at`, or
 -- whose `occurred_at` or `recorded_at` is outside the platform's era (`workbench/domain/clock.py`).
 -- Judged event by event as the fold judges it: raised by the violations projection

@@ -1,5 +1,6 @@
 -- check: CONFLICTING_DUPLICATE
 -- severity: medium
+-- reads: violations
 -- One `event_id` delivered with two contents, or one `(stream, aggregate, seq)` used by two
 -- events; the offending event is the second copy.
 -- Judged event by event as the fold judges it: raised by the violations projection

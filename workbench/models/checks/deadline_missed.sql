@@ -1,5 +1,6 @@
 -- check: DEADLINE_MISSED
 -- severity: low
+-- reads: audit_attempts, audit_order_payloads, events
 -- A deadline the platform let pass: an acceptance after `accept_by` (offending event: the late
 -- acceptance); an attempt in progress past `complete_by` (plus the scheduler's sweep, `GRACE`)
 -- with no review (the event that ended the attempt, or its acceptance); an order still pending or

@@ -1,5 +1,6 @@
 -- check: FEE_MISMATCH
 -- severity: high
+-- reads: audit_attempts, events, payment_orders
 -- An attempt whose platform fee or trader reward is not `round_half_even(settlement * bps /
 -- 10000)` at the client's `fee_bps` and the trader's `reward_bps` in force at the assignment, or
 -- whose reward is above its fee. The offending event is the `assigned` event.

@@ -1,5 +1,6 @@
 -- check: FX_MISMATCH
 -- severity: high
+-- reads: audit_attempts, payment_orders
 -- An attempt whose settlement amount is not the catalog's `round_half_even(amount / 10^exp_fiat
 -- / rate * 10^exp_settle)` for its order (the formula is the domain's, as exact integer SQL:
 -- `money.settlement`), or whose rate is not a plain positive decimal. The offending event is the

@@ -1,5 +1,6 @@
 -- check: HOLD_LEAK
 -- severity: high
+-- reads: audit_attempts, audit_trader_events, events, ledger_plans, ledger_postings, trader_holds
 -- A ledger plan still held, or a trader hold still open, after the attempt or payout it belongs
 -- to ended (`order:<order>:<attempt>` ended by its attempt's end in `audit_attempts`;
 -- `payout:<id>` by the payout's first `confirmed`, `cancelled` or `failed`). The offending event

@@ -1,5 +1,6 @@
 -- check: INVALID_TRANSITION
 -- severity: medium
+-- reads: violations
 -- An event the catalog's state machines do not allow in the state it met (a kind in the
 -- wrong status, hold misuse on the trader stream, anything before registration).
 -- Judged event by event as the fold judges it: raised by the violations projection

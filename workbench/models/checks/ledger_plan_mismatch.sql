@@ -1,5 +1,6 @@
 -- check: LEDGER_PLAN_MISMATCH
 -- severity: high
+-- reads: violations
 -- A commit or rollback whose batches differ from the held ones, a plan ended twice, a posting
 -- with `from == to` or `amount <= 0`; the offending event is the commit, rollback or batch.
 -- Judged event by event as the fold judges it: raised by the violations projection

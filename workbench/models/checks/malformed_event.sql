@@ -1,5 +1,6 @@
 -- check: MALFORMED_EVENT
 -- severity: medium
+-- reads: quarantine
 -- A row the replay quarantined (bad JSON, unknown kind or version, missing field, wrong type,
 -- missing envelope column), with the quarantine's reason and field. The offending event is the
 -- row's `event_id`, or `raw:<md5 of the row>` when it has none. A conflicting duplicate is

@@ -1,5 +1,6 @@
 -- check: NEGATIVE_AVAILABLE
 -- severity: high
+-- reads: events, ledger_plans, ledger_postings, violations
 -- A `client:*` or `trader:*` account whose available amount went below zero (raised by the
 -- violations projection, workbench/models/violations/), proven by the event that made it negative
 -- and the open holds that were debiting the account at that moment (largest first, at most

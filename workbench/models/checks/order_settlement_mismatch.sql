@@ -1,5 +1,6 @@
 -- check: ORDER_SETTLEMENT_MISMATCH
 -- severity: high
+-- reads: audit_attempts, audit_order_payloads, events, ledger_plans, ledger_postings, payment_orders
 -- An attempt's plan (`order:<order>:<attempt>`) whose postings are not the catalog's for its
 -- direction and pricing (offending event: the `batch_held`, else the assignment); an attempt
 -- completed whose plan was not committed, or ended otherwise whose plan was (the event that ended

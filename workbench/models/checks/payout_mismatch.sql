@@ -1,5 +1,6 @@
 -- check: PAYOUT_MISMATCH
 -- severity: high
+-- reads: events, ledger_plans, payouts
 -- A payout whose plan ended the wrong way for its status (offending event: the payout's last
 -- event); a cancel after confirmation with no committed `revert:` plan (the cancel); a payout
 -- with the same owner, amount, currency and destination as one created at most 10 minutes before

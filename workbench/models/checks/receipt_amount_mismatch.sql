@@ -1,5 +1,6 @@
 -- check: RECEIPT_AMOUNT_MISMATCH
 -- severity: high
+-- reads: events, payment_orders, receipts
 -- An approved receipt whose amount or currency differs from its order's. The offending event is
 -- the `receipt.approved` event (then the upload); `amount_delta` is the receipt's amount less the
 -- order's.

@@ -1,5 +1,6 @@
 -- check: RECEIPT_MISSING
 -- severity: high
+-- reads: events, payment_orders, receipts
 -- A payout order completed with no receipt approved before it. The offending event is the
 -- `completed` event.
 WITH c AS (

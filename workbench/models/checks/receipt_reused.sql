@@ -1,5 +1,6 @@
 -- check: RECEIPT_REUSED
 -- severity: high
+-- reads: audit_order_payloads, events
 -- One receipt file (`file_sha256`) used for a second order. The offending event is the later
 -- `receipt.uploaded`, then the first upload of that file.
 WITH u AS (

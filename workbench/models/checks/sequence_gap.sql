@@ -1,5 +1,6 @@
 -- check: SEQUENCE_GAP
 -- severity: medium
+-- reads: violations
 -- A missing `seq` in an aggregate; the offending event is the one after the gap.
 -- Judged event by event as the fold judges it: raised by the violations projection
 -- (workbench/models/violations/), here only listed as findings.

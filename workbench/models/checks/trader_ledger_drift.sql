@@ -1,5 +1,6 @@
 -- check: TRADER_LEDGER_DRIFT
 -- severity: high
+-- reads: audit_trader_events, events, ledger_postings, traders
 -- Per trader and `ref`: the trader stream's net effect on the deposit (top-ups, credits,
 -- captures, debits) differs from what the ledger committed for that trader in plan `ref`, or the
 -- hold placed differs from the debits the plan holds. The offending event is the trader event for

@@ -1,4 +1,5 @@
 -- produces: account_exact
+-- reads: account_balances, ledger_postings
 -- The exact balances of the accounts whose row holds NULL because a figure is past int64, from
 -- `ledger_postings` before the batch (so run before `ledger_postings` takes the batch).
 SELECT s.account, s.currency, s.own, s.held

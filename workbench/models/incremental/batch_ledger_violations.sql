@@ -1,4 +1,5 @@
 -- produces: batch_ledger_violations
+-- reads: account_balances, account_exact, batch_end, batch_new, ev, ledger_events, ledger_posts, violations
 -- NEGATIVE_AVAILABLE and the accounts' AMOUNT_OVERFLOW for the batch's own ledger effects, run
 -- on from the balances before it (`account_balances`, not yet updated; the exact figures in
 -- `account_exact` where it holds NULL). `negative_violations` and `overflow_violations` run

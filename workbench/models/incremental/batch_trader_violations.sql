@@ -1,4 +1,5 @@
 -- produces: batch_trader_violations
+-- reads: batch_traders, trader_exact, trader_holds, traders, violations
 -- The batch's trader events judged from each trader's row and holds before the batch: the rules
 -- of `sequence_violations` (sequence, registration, blocking), `hold_violations`,
 -- `clock_violations` and the deposit's AMOUNT_OVERFLOW of `overflow_violations`, run on from

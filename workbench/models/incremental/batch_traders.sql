@@ -1,4 +1,5 @@
 -- produces: batch_traders
+-- reads: batch_new
 -- The batch's trader events, numbered in log order, payloads typed as `trader_events` types
 -- them (plus `hj`, the hold fields as text, read by the hold rules).
 SELECT aggregate_id, event_id, seq, kind, schema_version, occurred_at, recorded_at,

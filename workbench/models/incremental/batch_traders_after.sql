@@ -1,4 +1,5 @@
 -- produces: batch_traders_after
+-- reads: batch_traders, payment_orders, trader_exact, trader_holds, traders
 -- The rows of the traders with events in the batch: their row before it carried forward with
 -- the batch's events by the same fold as the traders projection (`partials/trader_fold.sql`).
 -- Run after `trader_holds` took the batch's holds.

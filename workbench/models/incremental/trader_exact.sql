@@ -1,4 +1,5 @@
 -- produces: trader_exact
+-- reads: batch_new, batch_traders, events, traders
 -- The exact deposit balance before the batch of the batch's traders whose row holds NULL
 -- because it is past int64 (none, on real data), from their stored money events.
 SELECT aggregate_id AS trader_id, sum({{ D_BALANCE }}) AS balance

@@ -1,4 +1,5 @@
 -- produces: account_balances
+-- reads: ledger_postings
 -- The account book: holding a batch adds each posting's amount to its `from` account's held;
 -- ending it takes that back, and a commit moves `own` from `from` to `to`. So the accounts are
 -- every `from` of a held posting (zero or not) and every `to` of a committed one, and the

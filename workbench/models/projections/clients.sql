@@ -1,4 +1,5 @@
 -- produces: clients
+-- reads: ev
 -- One row per client: its registration and the fee in force now (the last `client.registered`
 -- or `client.fee_changed`), as the fold (`domain/client.py`) leaves it.
 SELECT

@@ -1,4 +1,5 @@
 -- produces: ledger_plans
+-- reads: batch_end, ledger_events, ledger_held
 -- One row per ledger plan. Its status is its first end event's outcome (even one before any
 -- batch); `ended_at` / `end_event_id` are that event's only if a batch was held before it (the
 -- fold ends a plan only from `held`). A batch's end is `batch_end`'s.

@@ -1,4 +1,5 @@
 -- produces: ledger_postings
+-- reads: batch_end, ledger_posts
 -- Every posting, with the status of its batch (`batch_end`: committed, rolled back, or still
 -- held).
 SELECT

@@ -1,4 +1,5 @@
 -- produces: order_attempts
+-- reads: ev, order_assigned
 -- One row per assignment attempt. An attempt is opened by each `assigned` and ended by the
 -- first `assignment_declined`, `assignment_expired`, `cancelled` or `completed` after it, or
 -- superseded by the next `assigned`. An event is inside the open attempt when the last of those

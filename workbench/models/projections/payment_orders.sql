@@ -1,4 +1,5 @@
 -- produces: payment_orders
+-- reads: ev, order_assigned
 -- One row per payment order, as the fold (`domain/payment_order.py`) leaves it. An order's
 -- fields are those of the last event of each kind: the `ord` of that event is found with
 -- integer aggregates and its payload fetched by `ord`, so each payload needed is parsed once,

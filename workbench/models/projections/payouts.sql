@@ -1,4 +1,5 @@
 -- produces: payouts
+-- reads: ev
 -- One row per payout. Its status is set by every event; a cancel remembers the status it came
 -- from, the status set by the event just before it in the payout's own order.
 WITH x AS (

@@ -1,4 +1,5 @@
 -- produces: receipts
+-- reads: ev
 -- One row per receipt: its upload, the analysis and the decision (the last event of each kind;
 -- every receipt event sets the status named by its kind). `confidence` is exact for the
 -- catalog's values: the decoder admits at most six decimals and DECIMAL(18,6) holds them.

@@ -1,4 +1,5 @@
 -- produces: trader_holds
+-- reads: trader_events
 -- The last hold event of each trader and `ref`. The catalog keeps one hold per ref ("held: sum
 -- of open holds by ref"): a hold is open when the last hold event on its ref places it (placing
 -- twice keeps the last amount; a release or a capture ends the ref whatever its amount). This

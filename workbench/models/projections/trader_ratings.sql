@@ -1,4 +1,5 @@
 -- produces: trader_ratings
+-- reads: ev
 -- Every rating the rating service published, one row per event. `score` is exact for the
 -- catalog's values (at most six decimals, admitted by the decoder).
 SELECT

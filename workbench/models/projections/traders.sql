@@ -1,4 +1,5 @@
 -- produces: traders
+-- reads: payment_orders, trader_events, trader_holds
 -- One row per trader: registration, limits, block and presence (the last event of each kind),
 -- the deposit (exact sums: HUGEINT, NULL where past int64, as the fold does), its open holds
 -- (`trader_holds`) and the count of its active orders (`payment_orders`: the latest attempt's

@@ -1,4 +1,5 @@
 -- produces: batch_end
+-- reads: ledger_ends, ledger_held
 -- How each held batch ended: at the first end after it, in the same plan, that lists its
 -- batch_id, whatever the plan's status (a batch held after the plan ended stays held unless a
 -- later end lists it). No row: the batch is still held. The postings' status, the account

@@ -1,4 +1,5 @@
 -- produces: hold_events
+-- reads: trader_events
 -- The trader stream's hold events, each with what was open on its ref just before it (the
 -- previous hold event of the same trader and ref: one hold per ref, as the catalog says).
 SELECT *,

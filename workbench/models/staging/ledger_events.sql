@@ -1,4 +1,5 @@
 -- produces: ledger_events
+-- reads: ev
 -- The ledger_plan stream, each payload typed once: held batches with their postings, plan ends
 -- (commit or rollback) with the batches they list. Every ledger projection and rule reads it.
 SELECT aggregate_id AS plan_id, ord, seq, occurred_at, event_id, kind,

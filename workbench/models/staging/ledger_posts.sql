@@ -1,4 +1,5 @@
 -- produces: ledger_posts
+-- reads: ledger_held
 -- Every posting of every held batch, numbered within its batch from 0.
 SELECT plan_id, batch_id, ord, occurred_at, event_id,
     posting_index, post."from" AS from_account, post."to" AS to_account,

@@ -1,4 +1,5 @@
 -- produces: order_assigned
+-- reads: ev
 -- Every `payment_order.assigned`, its payload typed once: the orders, their attempts and the
 -- attempt-number rule read it.
 SELECT aggregate_id, ord, event_id, occurred_at,

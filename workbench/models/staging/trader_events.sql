@@ -1,4 +1,5 @@
 -- produces: trader_events
+-- reads: ev
 -- The trader stream, each payload typed once (every kind's fields in one struct `j`; fields a
 -- kind does not have are null; v1 limits at top level, v2 under `limits`). The traders
 -- projection, its holds and the hold rules read it.

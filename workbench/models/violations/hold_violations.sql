@@ -1,5 +1,6 @@
 -- produces: hold_violations
 -- scope: aggregate
+-- reads: hold_events
 -- Holds by ref (`hold_events`): placing a hold on a ref already open, or releasing or
 -- capturing one with no open hold (INVALID_TRANSITION); ending a hold for another amount than
 -- was held (TRADER_LEDGER_DRIFT).

@@ -1,5 +1,6 @@
 -- produces: negative_violations
 -- scope: ledger
+-- reads: batch_end, ledger_events, ledger_posts
 -- NEGATIVE_AVAILABLE: a client or trader account whose available amount (own - held) goes below
 -- zero, event by event over the whole ledger in log order (`batch_end` says when each held
 -- batch's amounts move). The running balances are one cumulative sum in (id, ord) order minus

@@ -1,5 +1,6 @@
 -- produces: overflow_violations
 -- scope: ledger
+-- reads: batch_end, ledger_events, ledger_posts, trader_events
 -- AMOUNT_OVERFLOW: a trader's deposit figures or a ledger account's balances left int64. Only
 -- the traders and accounts whose figures *could* leave it are followed event by event: no
 -- figure can exceed twice the sum of the absolute amounts that ever moved it, so the others

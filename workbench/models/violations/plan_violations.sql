@@ -1,5 +1,6 @@
 -- produces: plan_violations
 -- scope: aggregate
+-- reads: ledger_ends, ledger_held, ledger_posts
 -- Ledger plans: a batch held after the plan ended, a batch held twice, a batch with no
 -- postings, a posting to itself or of a non-positive amount (LEDGER_PLAN_MISMATCH); an end
 -- with no batch held, a second end, an end that lists other batches than were held.

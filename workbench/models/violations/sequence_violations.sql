@@ -1,5 +1,6 @@
 -- produces: sequence_violations
 -- scope: aggregate
+-- reads: ev, order_assigned
 -- Sequence and state-machine rules, each over one aggregate's own events: a `seq` that skips
 -- (SEQUENCE_GAP) or is taken (CONFLICTING_DUPLICATE), a kind not allowed in the status its
 -- aggregate was in (INVALID_TRANSITION; the allowed statuses are the domain's state machines,
