@@ -46,7 +46,7 @@ LAYERS = ("staging", "projections", "violations", "audit", "checks", "incrementa
 #: The tables a model may read without a model producing them: the stored log, the per-build
 #: numbered events and, for the incremental models, the batch and its scratch tables.
 SOURCES = frozenset(
-    {"events", "quarantine", "ev", "batch_new", "bt", "trader_exact", "account_exact"}
+    {"events", "quarantine", "ev", "batch_new", "scope", "trader_exact", "account_exact"}
 )
 #: The columns every check returns, in order.
 FINDING_COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency", "detail")
@@ -160,7 +160,7 @@ def order(models: Iterable[Model] | None = None) -> list[Model]:
     needs: dict[str, set[str]] = {n: set() for n in lookup}
     for m in chosen:
         for dep in m.reads:
-            if dep in lookup and dep != m.name:
+            if dep in lookup and dep != m.name and not _reads_stored(m, lookup[dep]):
                 needs[m.name].add(dep)
             elif dep not in by_name and dep not in SOURCES and not _is_projection(dep):
                 raise ValueError(f"{m.path}: reads {dep}, which no model produces")
@@ -184,6 +184,12 @@ def order(models: Iterable[Model] | None = None) -> list[Model]:
     return out
 
 
+def _reads_stored(model: Model, dep: Model) -> bool:
+    """An incremental model reads a projection as stored before the build (the state the build
+    runs on from), not as the build leaves it: no ordering between them."""
+    return model.layer == "incremental" and dep.layer == "projections"
+
+
 def _is_projection(name: str) -> bool:
     from ..replay.schema import BY_NAME
 
@@ -205,17 +211,18 @@ def severity() -> dict[str, str]:
     return out
 
 
-def upstream(name: str) -> list[Model]:
-    """Every model ``name`` reads, directly or not, in build order (``name`` last)."""
+def upstream(name: str, layers: tuple[str, ...] = LAYERS) -> list[Model]:
+    """Every model of ``layers`` that ``name`` reads, directly or not, in build order (``name``
+    last)."""
     models = load()
-    by_name = {m.name: m for m in models.values()}
+    by_name = {m.name: m for m in models.values() if m.layer in layers}
     seen: dict[str, Model] = {}
 
     def visit(m: Model) -> None:
-        for dep in sorted(m.reads):
-            if dep in by_name and dep not in seen:
-                visit(by_name[dep])
         seen[m.name] = m
+        for dep in sorted(m.reads):
+            if dep in by_name and dep not in seen and not _reads_stored(m, by_name[dep]):
+                visit(by_name[dep])
 
     visit(models[name])
     return order(seen.values())

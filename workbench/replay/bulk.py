@@ -25,11 +25,33 @@ from .schema import BY_NAME
 #: payloads costs twice as much).
 PRELUDE = """
 CREATE OR REPLACE TEMP TABLE ev AS
-SELECT e.* EXCLUDE (source), o.ord
+SELECT e.* EXCLUDE (source), o.ord, TRUE AS fresh
 FROM events e
 JOIN (SELECT event_id, row_number() OVER (ORDER BY position, event_id) AS ord FROM events) o
 USING (event_id)
 """
+
+#: The state a model runs on from (:mod:`.incremental` loads it from the stored projections
+#: when a batch is appended): empty in a full build, which starts from nothing. ``fresh`` in
+#: ``ev`` marks the events whose effects move running figures (all of them here).
+EMPTY_PRIORS = {
+    "prior_traders": "SELECT *, NULL::HUGEINT AS exact_balance FROM traders LIMIT 0",
+    "prior_holds": "SELECT * FROM trader_holds LIMIT 0",
+    "prior_balances": "SELECT account, currency, NULL::HUGEINT AS own, NULL::HUGEINT AS held "
+    "FROM account_balances LIMIT 0",
+    "prior_overflows": "SELECT subject, detail FROM violations LIMIT 0",
+}
+
+
+def empty_priors(con: duckdb.DuckDBPyConnection) -> None:
+    for name, sql in EMPTY_PRIORS.items():
+        _exec(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+
+def drop_priors(con: duckdb.DuckDBPyConnection) -> None:
+    for name in EMPTY_PRIORS:
+        _exec(con, f"DROP TABLE IF EXISTS {name}")
+
 
 #: The layers a replay builds (the audit's and the incremental path's models are run by them).
 BUILD_LAYERS = ("staging", "projections", "violations")
@@ -41,7 +63,7 @@ def plan(only: tuple[str, ...] | None = None) -> list[models.Model]:
         return models.order(m for m in models.load().values() if m.layer in BUILD_LAYERS)
     needed: dict[str, models.Model] = {}
     for name in only:
-        for m in models.upstream(name):
+        for m in models.upstream(name, BUILD_LAYERS):
             needed.setdefault(m.name, m)
     return models.order(needed.values())
 
@@ -80,6 +102,7 @@ def build(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     _exec(con, PRELUDE)
+    empty_priors(con)
     timings["ev"] = time.perf_counter() - start
     steps = plan(only)
     last_read = _last_readers(steps)
@@ -99,6 +122,7 @@ def build(
         if model.layer != "projections":
             _exec(con, f"DROP TABLE IF EXISTS {model.name}")
     _exec(con, "DROP TABLE IF EXISTS ev")
+    drop_priors(con)
     return timings
 
 
@@ -118,6 +142,7 @@ def differences(
     ways). Run it on a database written by the per-event path: an empty result means both
     paths agree."""
     _exec(con, PRELUDE)
+    empty_priors(con)
     out: dict[str, dict[str, Any]] = {}
     steps = plan()
     for model in steps:  # staging, rule families and state (`trader_holds`), not projections
@@ -146,4 +171,5 @@ def differences(
         if model.layer != "projections":
             _exec(con, f"DROP TABLE IF EXISTS {model.name}")
     _exec(con, "DROP TABLE IF EXISTS ev")
+    drop_priors(con)
     return out

@@ -1,25 +1,21 @@
 """Incremental apply: every projection brought up to date with one batch of new events.
 
-A full build (:mod:`.bulk`) recomputes every projection from every event. The live stream
-commits a batch every few hundred milliseconds, so it recomputes only what the batch can change,
-with the *same* SQL as the full build:
+A full build (:mod:`.bulk`) runs every model over every event. The live stream commits a batch
+every few hundred milliseconds, and a Parquet replay into a database that holds events appends
+one, so they run the *same* models over what the batch can change:
 
-* every projection row is a function of one aggregate's events (a client, a trader, an order…),
-  sometimes with another projection: the aggregates the batch touches form its ``scope``, a
-  temporary ``ev`` holds all their events (old and new, numbered in ``(position, event_id)``
-  order like the full build's ``ev``), each projection's SQL runs over it and its rows replace
-  the scope's old rows. A trader's row counts the trader's active orders, so the traders of the
-  orders the batch touches (before and after it) are in scope too. ``account_balances`` is a
-  small sum over ``ledger_postings``, recomputed whole;
-* the violation rules of one aggregate (sequence, state machines, holds, plans) likewise: the
-  scope's old ones are deleted and recomputed. The running-balance rule (``NEGATIVE_AVAILABLE``)
-  reads the whole ledger in log order; when the batch comes after every stored event in
-  ``(position, event_id)`` order (a live stream's normal case), the balances before the batch
-  are exactly ``account_balances``, so only the batch's own ledger effects are run on from them.
-  ``AMOUNT_OVERFLOW`` likewise runs the batch's effects on from the balances before it (for a
-  trader's deposit, from its row and ``trader_holds``); a balance past int64, NULL in its row,
-  is recomputed exactly for that row only. Conflicting copies come from the batch's quarantine
-  rows;
+* the aggregates the batch touches form its ``scope`` (a trader's row counts its active orders,
+  so the traders of the orders the batch touches, before and after it, are in scope too). A
+  temporary ``ev`` holds the scope's events, numbered in ``(position, event_id)`` order like the
+  full build's, with ``fresh`` marking the batch's own;
+* most aggregates are short-lived (an order, a receipt, a payout, a plan): ``ev`` holds all of
+  their events and the models recompute their rows, which replace the scope's old ones;
+* traders live as long as the platform and the running balances span the whole ledger: for
+  them the models run on from the stored state (``prior_traders``, ``prior_holds``,
+  ``prior_balances``, ``prior_overflows``: the models of ``workbench/models/incremental/``),
+  which a full build leaves empty, with only the ``fresh`` events. So no rule has a second,
+  incremental copy: the traders model, the hold rules, the sequence rules and the running
+  balances are each one file, run from nothing or from where the database stands;
 * a batch that reaches back before a stored event (a hole in the log filled late, an old export
   replayed after the stream) changes the order of what is stored: it is applied by a full build,
   exact but slower.
@@ -45,6 +41,7 @@ KEYED: dict[str, tuple[str, str]] = {
     "payment_orders": ("order_id", "payment_order"),
     "order_attempts": ("order_id", "payment_order"),
     "traders": ("trader_id", "trader"),
+    "trader_holds": ("trader_id", "trader"),
     "receipts": ("receipt_id", "receipt"),
     "payouts": ("payout_id", "payout"),
     "ledger_plans": ("plan_id", "ledger_plan"),
@@ -162,69 +159,82 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
             AND json_extract_string(payload, '$.trader_id') IS NOT NULL""",
     )
     # The scope's events: their row ids first (a scan of the two key columns only), then those
-    # rows (a join on all columns would read every stored payload).
+    # rows (a join on all columns would read every stored payload). A trader's events are the
+    # batch's only: the trader models run on from its stored row (``prior_traders``).
     step(
         "ev",
         """CREATE OR REPLACE TEMP TABLE scope_rows AS
         SELECT e.rowid AS rid FROM events e
         SEMI JOIN (SELECT * FROM scope WHERE stream <> 'trader') s
-            ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id""",
+            ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id
+        UNION ALL
+        SELECT e.rowid FROM events e SEMI JOIN batch_new b ON b.event_id = e.event_id
+        WHERE e.stream = 'trader'""",
     )
     step(
         "ev",
         """CREATE OR REPLACE TEMP TABLE ev AS
-        SELECT e.* EXCLUDE (source), row_number() OVER (ORDER BY position, event_id) AS ord
+        SELECT e.* EXCLUDE (source), row_number() OVER (ORDER BY position, event_id) AS ord,
+            e.event_id IN (SELECT event_id FROM batch_new) AS fresh
         FROM events e WHERE e.rowid IN (SELECT rid FROM scope_rows)""",
     )
     present = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM scope")}
-    empty = "SELECT * FROM violations LIMIT 0"
-    # the staging tables over the scope's events (the same models as a full build)
-    staging = models.layer("staging")
-    for model in staging:
-        step(f"staging:{model.name}", f"CREATE OR REPLACE TEMP TABLE {model.name} AS {model.sql()}")
-    if "trader" not in present:
-        step("traders", f"CREATE OR REPLACE TEMP TABLE batch_trader_violations AS {empty}")
-    if "ledger_plan" not in present:  # no ledger effects: no new negative balance
-        step("negative", f"CREATE OR REPLACE TEMP TABLE batch_ledger_violations AS {empty}")
-    else:  # the exact balances of the accounts past int64, before the batch
-        step(
-            "negative",
-            "CREATE OR REPLACE TEMP TABLE account_exact "
-            "(account VARCHAR, currency VARCHAR, own HUGEINT, held HUGEINT)",
-        )
-        null_balance = "own IS NULL OR held IS NULL OR available IS NULL"
-        if _exec(con, f"SELECT 1 FROM account_balances WHERE {null_balance} LIMIT 1"):
-            step("negative", f"INSERT INTO account_exact {_sql('account_exact')}")
-    for name in bulk.ORDER:
-        if name in ("account_balances", "violations"):
+    _priors(con, step)
+    # the same models as a full build, over the scope's events and from the stored state
+    steps = bulk.plan()
+    for model in steps:
+        if model.layer != "projections":
+            step(model.name, f"CREATE OR REPLACE TEMP TABLE {model.name} AS {model.sql()}")
             continue
-        table = BY_NAME[name]
-        key, stream = KEYED[name]
+        if model.name == "violations":
+            _violations(con, step, model)
+            continue
+        cols = ", ".join(BY_NAME[model.name].column_names)
+        if model.name == "account_balances":  # a small sum over ledger_postings, whole
+            if "ledger_plan" in present:
+                step(model.name, "DELETE FROM account_balances")
+                step(model.name, f"INSERT INTO account_balances ({cols}) {model.sql()}")
+            continue
+        key, stream = KEYED[model.name]
         if stream not in present:  # the batch cannot change this projection
             continue
-        if name == "traders":
-            _traders(con, step)
-            continue
         step(
-            name,
-            f"DELETE FROM {name} WHERE {key} IN "
+            model.name,
+            f"DELETE FROM {model.name} WHERE {key} IN "
             f"(SELECT aggregate_id FROM scope WHERE stream = '{stream}')",
         )
-        step(name, f"INSERT INTO {name} ({', '.join(table.column_names)}) {_sql(name)}")
-        if name == "ledger_postings":
-            # Before the balances move on: the batch's NEGATIVE_AVAILABLE and AMOUNT_OVERFLOW
-            # from the old balances.
-            step(
-                "negative",
-                "CREATE OR REPLACE TEMP TABLE batch_ledger_violations AS "
-                + _sql("batch_ledger_violations"),
-            )
-            cols = ", ".join(BY_NAME["account_balances"].column_names)
-            step("account_balances", "DELETE FROM account_balances")
-            step(
-                "account_balances",
-                f"INSERT INTO account_balances ({cols}) {_sql('account_balances')}",
-            )
+        step(model.name, f"INSERT INTO {model.name} ({cols}) {model.sql()}")
+    scratch = [m.name for m in steps if m.layer != "projections"]
+    for t in ("scope", "scope_rows", "ev", "trader_exact", "account_exact", *scratch):
+        _exec(con, f"DROP TABLE IF EXISTS {t}")
+    bulk.drop_priors(con)
+
+
+def _priors(con: duckdb.DuckDBPyConnection, step: Any) -> None:
+    """The stored state the models run on from: the scope's traders and their holds, every
+    account's balances, the overflows on record; exact figures where a stored one is NULL
+    because it is past int64 (recomputed for those rows only: none, on real data)."""
+    step("priors", "CREATE OR REPLACE TEMP TABLE trader_exact (trader_id VARCHAR, balance HUGEINT)")
+    null_deposit = """SELECT 1 FROM traders WHERE deposit_balance IS NULL
+        AND trader_id IN (SELECT aggregate_id FROM scope WHERE stream = 'trader') LIMIT 1"""
+    if _exec(con, null_deposit):
+        step("priors", f"INSERT INTO trader_exact {_sql('trader_exact')}")
+    step(
+        "priors",
+        "CREATE OR REPLACE TEMP TABLE account_exact "
+        "(account VARCHAR, currency VARCHAR, own HUGEINT, held HUGEINT)",
+    )
+    null_balance = "own IS NULL OR held IS NULL OR available IS NULL"
+    if _exec(con, f"SELECT 1 FROM account_balances WHERE {null_balance} LIMIT 1"):
+        step("priors", f"INSERT INTO account_exact {_sql('account_exact')}")
+    for name in bulk.EMPTY_PRIORS:
+        step("priors", f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(name)}")
+
+
+def _violations(con: duckdb.DuckDBPyConnection, step: Any, model: models.Model) -> None:
+    """The scope's violations replaced: those of its events (but the running-balance rules',
+    which the batch's effects only add to, and the conflicts on record) go, the rule families'
+    results over the scope come in (a set: none twice)."""
     step(
         "violations",
         f"""DELETE FROM violations
@@ -234,59 +244,5 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
     )
     step(
         "violations",
-        f"""INSERT INTO violations
-        SELECT * FROM ({_union(_families("aggregate"))})
-        UNION SELECT * FROM batch_trader_violations
-        UNION SELECT * FROM batch_ledger_violations
-        EXCEPT SELECT * FROM violations""",
-    )
-    scratch = [m.name for m in staging] + [m.name for m in models.layer("incremental")]
-    for t in ("scope", "scope_rows", "ev", *scratch):
-        _exec(con, f"DROP TABLE IF EXISTS {t}")
-
-
-def _traders(con: duckdb.DuckDBPyConnection, step: Any) -> None:
-    """The traders of the scope, carried forward (``batch_traders_after``); their violations
-    into ``batch_trader_violations``, computed from the state before the batch."""
-    step("traders", f"CREATE OR REPLACE TEMP TABLE batch_traders AS {_sql('batch_traders')}")
-    step(
-        "traders",
-        "CREATE OR REPLACE TEMP TABLE trader_exact (trader_id VARCHAR, balance HUGEINT)",
-    )
-    null_deposit = """SELECT 1 FROM traders WHERE deposit_balance IS NULL
-        AND trader_id IN (SELECT aggregate_id FROM batch_traders) LIMIT 1"""
-    if _exec(con, null_deposit):
-        step("traders", f"INSERT INTO trader_exact {_sql('trader_exact')}")
-    for name in ("batch_trader_violations", "batch_trader_holds"):
-        step("traders", f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(name)}")
-    step(
-        "traders",
-        """DELETE FROM trader_holds USING batch_trader_holds h
-        WHERE trader_holds.trader_id = h.trader_id
-            AND trader_holds.ref IS NOT DISTINCT FROM h.ref""",
-    )
-    step(
-        "traders",
-        "INSERT INTO trader_holds (trader_id, ref, last_kind, amount) "
-        "SELECT * FROM batch_trader_holds",
-    )
-    cols = ", ".join(BY_NAME["traders"].column_names)
-    step(
-        "traders",
-        f"CREATE OR REPLACE TEMP TABLE batch_traders_after AS {_sql('batch_traders_after')}",
-    )
-    step(
-        "traders",
-        "DELETE FROM traders WHERE trader_id IN (SELECT trader_id FROM batch_traders_after)",
-    )
-    step("traders", f"INSERT INTO traders ({cols}) SELECT * FROM batch_traders_after")
-    # traders in scope only through their orders: only their count of active orders moves
-    step(
-        "traders",
-        """UPDATE traders SET active_orders = coalesce((
-            SELECT count(*) FROM payment_orders p
-            WHERE p.trader_id = traders.trader_id
-                AND p.status IN ('assigned', 'in_progress', 'in_review')), 0)
-        WHERE trader_id IN (SELECT aggregate_id FROM scope WHERE stream = 'trader')
-            AND trader_id NOT IN (SELECT trader_id FROM batch_traders_after)""",
+        f"INSERT INTO violations SELECT * FROM ({model.sql()}) EXCEPT SELECT * FROM violations",
     )

@@ -1,6 +1,6 @@
 -- produces: trader_exact
--- reads: batch_new, batch_traders, events, traders
--- The exact deposit balance before the batch of the batch's traders whose row holds NULL
+-- reads: batch_new, events, scope, traders
+-- The exact deposit balance before the batch of the traders it touches whose row holds NULL
 -- because it is past int64 (none, on real data), from their stored money events.
 SELECT aggregate_id AS trader_id, sum({{ D_BALANCE }}) AS balance
 FROM (
@@ -9,7 +9,8 @@ FROM (
     WHERE stream = 'trader'
         AND aggregate_id IN (
             SELECT trader_id FROM traders
-            WHERE deposit_balance IS NULL AND trader_id IN (SELECT aggregate_id FROM batch_traders))
+            WHERE deposit_balance IS NULL
+                AND trader_id IN (SELECT aggregate_id FROM scope WHERE stream = 'trader'))
         AND kind IN ({{ MONEY_KINDS }})
         AND event_id NOT IN (SELECT event_id FROM batch_new)
 )

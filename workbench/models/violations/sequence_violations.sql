@@ -1,6 +1,6 @@
 -- produces: sequence_violations
 -- scope: aggregate
--- reads: ev, order_assigned
+-- reads: ev, order_assigned, prior_traders
 -- Sequence and state-machine rules, each over one aggregate's own events: a `seq` that skips
 -- (SEQUENCE_GAP) or is taken (CONFLICTING_DUPLICATE), a kind not allowed in the status its
 -- aggregate was in (INVALID_TRANSITION; the allowed statuses are the domain's state machines,
@@ -10,12 +10,13 @@
 -- (a collision) are detected (`mixed`) and checked again with the exact partition, so the
 -- result never depends on the hash (the tests use a hash with many collisions). The last
 -- status before an event is the largest `ord * 32 + status` before it (a max is cheaper than a
--- last_value).
+-- last_value). A trader's stored row (`prior_traders`, empty in a full build) gives its version
+-- and status before its first event here, when the live stream appends a batch.
 {%- macro event_checks(name, where, partition) %}
 {{ name }} AS (
     SELECT ord, seq, h, mask,
-        coalesce(max(seq) OVER wp, 0) AS ver,
-        (max(st_at) OVER wp) % 32 AS st_prev,
+        greatest(coalesce(p_ver, 0), coalesce(max(seq) OVER wp, 0)) AS ver,
+        coalesce((max(st_at) OVER wp) % 32, p_st) AS st_prev,
         coalesce(lag(aggregate_id) OVER wl <> aggregate_id OR lag(sc) OVER wl <> sc, false)
             AS mixed
     FROM (
@@ -25,9 +26,11 @@
                      THEN CASE WHEN payload->>'outcome' = 'upheld'
                                THEN {{ status_code('completed') }}
                                ELSE {{ status_code('cancelled') }} END END) AS st_at,
-            kinds.mask AS mask
+            kinds.mask AS mask, p.version AS p_ver,
+            CASE WHEN p.registered THEN {{ status_code('registered') }} END AS p_st
         FROM ev
         LEFT JOIN {{ kinds_table() }} ON kinds.kind = ev.kind
+        LEFT JOIN prior_traders p ON ev.stream = 'trader' AND p.trader_id = ev.aggregate_id
         WHERE {{ where }}
     )
     WINDOW wl AS (PARTITION BY {{ partition }} ORDER BY ord),
@@ -82,9 +85,10 @@ SELECT 'INVALID_TRANSITION', event_id, 'trader:' || aggregate_id,
     kind || ' is not allowed in status ' || CASE WHEN blocked_prev THEN 'blocked' ELSE 'active' END
 FROM (
     SELECT event_id, aggregate_id, kind,
-        coalesce(lag(kind) OVER (PARTITION BY aggregate_id ORDER BY ord) = 'trader.blocked', false)
-            AS blocked_prev
+        coalesce(lag(kind) OVER (PARTITION BY aggregate_id ORDER BY ord) = 'trader.blocked',
+                 p.status = 'blocked', false) AS blocked_prev
     FROM ev
+    LEFT JOIN prior_traders p ON p.trader_id = ev.aggregate_id
     WHERE kind IN ('trader.blocked', 'trader.unblocked')
 )
 WHERE (kind = 'trader.blocked') = blocked_prev
