@@ -345,7 +345,9 @@ class HistoryGenerator:
             self.platform.unblock_trader(tid, self.now)
 
     def _change_fee(self, cid: str) -> None:
-        c = self.platform.world.clients[cid]
+        c = self.platform.world.clients.get(cid)
+        if c is None:  # not registered yet (many clients register over the first hours)
+            return
         fee = min(300, max(150, (c.fee_bps or 200) + self.rng.choice([-25, 25])))
         self.platform.change_client_fee(cid, fee, self.now)
 
