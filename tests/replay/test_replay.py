@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,36 @@ def test_redelivered_export_changes_nothing(
     assert again.balanced
     assert again.hashes == first.hashes
     assert again.total_events == first.total_events
+
+
+@ENGINES
+def test_files_already_taken_in_are_not_read_again(
+    engine: str, export: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Bytes this database took in (same SHA-256, same code) are recognised, not judged again;
+    a file whose bytes changed is read; ``reread`` and a full replay read everything."""
+    folder, _ = export
+    db = tmp_path / "r.duckdb"
+    first = rebuild([folder], db, progress=False, engine=engine)
+    again = rebuild([folder], db, progress=False, engine=engine)
+    assert (again.applied, again.duplicates, again.quarantined) == (0, 0, 0)
+    assert again.unchanged == again.read == first.read and again.balanced
+    assert again.hashes == first.hashes
+    # one file rewritten with its rows in another order: other bytes, the same events
+    day = sorted(folder.rglob("*.parquet"))[0]
+    table = pq.read_table(day)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    target = copy / day.relative_to(folder)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), target)
+    moved = rebuild([copy], db, progress=False, engine=engine)
+    assert moved.duplicates == table.num_rows and moved.applied == 0
+    assert moved.unchanged == moved.read - table.num_rows
+    judged = rebuild([folder], db, progress=False, engine=engine, reread=True)
+    assert judged.unchanged == 0 and judged.duplicates + judged.quarantined == judged.read
+    assert judged.hashes == first.hashes
+    full = rebuild([folder], db, progress=False, engine=engine, full=True)
+    assert full.unchanged == 0 and full.hashes == first.hashes
 
 
 @ENGINES

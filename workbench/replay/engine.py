@@ -65,6 +65,7 @@ class ReplaySummary:
     conflicting: int = 0
     quarantined: int = 0
     displaced: int = 0  # stored events a new copy beat, moved to quarantine (not rows read)
+    unchanged: int = 0  # rows of files taken in before, byte for byte, by this code: not read
     total_events: int = 0
     seconds: float = 0.0
     violations: dict[str, int] = field(default_factory=dict)
@@ -74,7 +75,7 @@ class ReplaySummary:
 
     @property
     def balanced(self) -> bool:
-        return self.read == self.applied + self.duplicates + self.quarantined
+        return self.read == self.applied + self.duplicates + self.quarantined + self.unchanged
 
     @property
     def events_per_second(self) -> float:
@@ -87,6 +88,14 @@ class ReplaySummary:
             f"  applied {self.applied:,} new, skipped {self.duplicates:,} identical redeliveries, "
             f"quarantined {self.quarantined:,} ({self.conflicting:,} conflicting duplicates) — "
             + ("nothing lost" if self.balanced else "NOT BALANCED"),
+            *(
+                [
+                    f"  {self.unchanged:,} rows of file(s) this database already took in, byte "
+                    "for byte, were not read again"
+                ]
+                if self.unchanged
+                else []
+            ),
             f"  database now holds {self.total_events:,} events"
             + (
                 f" ({self.displaced:,} stored event(s) displaced by an earlier-recorded copy, "
@@ -135,6 +144,7 @@ def rebuild(
     engine: str = "sql",
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    reread: bool = False,
 ) -> ReplaySummary:
     """Replay exports into ``db``: only new events are added, then every projection is rebuilt.
 
@@ -146,6 +156,8 @@ def rebuild(
     ``"1200MB"``; ``None`` for DuckDB's default of 80% of RAM): past it, DuckDB spills to a
     temporary directory beside the database instead of growing. ``max_payload_bytes``: a
     payload larger than this is quarantined as ``too_large`` unparsed (``None``: no limit).
+    A file whose bytes this database already took in (same SHA-256, same code, since the last
+    full replay) is not read again (``unchanged`` in the summary); ``reread`` judges it again.
     """
     if engine not in ("fold", "sql"):
         raise ValueError(f"engine must be 'fold' or 'sql', not {engine!r}")
@@ -161,6 +173,7 @@ def rebuild(
             for t in (EVENTS, QUARANTINE, *PROJECTIONS, STREAM_POSITIONS):
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
+        known = frozenset() if full or reread else _files_taken_in(con)
         if engine == "sql":
             stages = _stages(progress, len(bulk.ORDER) + 1)
             if stages is not None:
@@ -175,6 +188,7 @@ def rebuild(
                 run_id,
                 max_payload_bytes=max_payload_bytes,
                 record="batch_new" if before is not None else None,
+                known=known,
             )
             if stages is not None:
                 stages.update(1)
@@ -193,7 +207,7 @@ def rebuild(
                 ).fetchall()
             }
         else:
-            ing, world = _ingest_fold(con, files, run_id, max_payload_bytes)
+            ing, world = _ingest_fold(con, files, run_id, max_payload_bytes, known)
             _keep_quarantine(con, ing)
             summary = _write_projections(con, world)
             # the open holds by ref, state the audit and the live stream read, by its model
@@ -211,6 +225,7 @@ def rebuild(
             conflicting=ing.conflicts,
             quarantined=ing.quarantined,
             displaced=ing.displaced,
+            unchanged=ing.unchanged,
             total_events=int(total[0]),
             violations=summary,
             quarantine_reasons=_count(r[6] for r in ing.quarantine),
@@ -222,7 +237,8 @@ def rebuild(
         )
         if not result.balanced:
             raise ReplayError(
-                f"nothing-lost check failed: read {result.read} != applied + duplicates + quarantined"
+                f"nothing-lost check failed: read {result.read} != applied + duplicates + "
+                "quarantined + unchanged"
             )
         source_info = [{"file": str(f.path), "sha256": f.sha256, "rows": f.rows} for f in ing.files]
         result.seconds = time.perf_counter() - started
@@ -271,8 +287,30 @@ def _keep_quarantine(con: Any, ing: ingest_sql.Ingested) -> None:
     judging.refresh_conflicts(con, ing.displaced_ids)
 
 
+def _files_taken_in(con: Any) -> frozenset[str]:
+    """The SHA-256 of every file this database took in since its last full replay, by runs of
+    this very code: replaying such bytes again can only judge them the same way, so they are
+    not read again (a replay of what is already there costs next to nothing)."""
+    rows = con.execute(
+        """SELECT sources FROM replay_runs
+        WHERE code_version = ? AND mode <> 'stream'
+            AND run_id >= (SELECT coalesce(max(run_id), 0) FROM replay_runs WHERE mode = 'full')""",
+        [code_version()],
+    ).fetchall()
+    out: set[str] = set()
+    for (text,) in rows:
+        for f in json.loads(text or "[]"):
+            if isinstance(f, dict) and f.get("sha256"):
+                out.add(str(f["sha256"]))
+    return frozenset(out)
+
+
 def _ingest_fold(
-    con: Any, files: Sequence[Path], run_id: int, max_payload_bytes: int | None
+    con: Any,
+    files: Sequence[Path],
+    run_id: int,
+    max_payload_bytes: int | None,
+    known: frozenset[str] = frozenset(),
 ) -> tuple[ingest_sql.Ingested, World]:
     """The per-event path: every row decoded in Python, copies resolved in Python (the same
     rules as the SQL, :mod:`.judging`), every event folded by the domain."""
@@ -280,8 +318,12 @@ def _ingest_fold(
     existing = _load_existing(con)
     candidates: dict[str, list[tuple[dict[str, Any], str]]] = {}
     decoded_of: dict[str, Event] = {}
-    for info, batches in parquet_rows.read(list(files)):
+    for info, batches in parquet_rows.read(list(files), known):
         out.files.append(info)
+        if info.unchanged:
+            out.read += info.rows
+            out.unchanged += info.rows
+            continue
         for batch in batches:
             out.read += batch.num_rows
             rows = batch.native.to_pylist() if batch.native is not None else batch.foreign or []

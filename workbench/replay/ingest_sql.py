@@ -51,6 +51,7 @@ class Ingested:
     conflicts: int = 0
     displaced: int = 0  # stored events a new copy beat (moved to quarantine)
     quarantined: int = 0  # rows read that were kept in quarantine (set when stored)
+    unchanged: int = 0  # rows of files this database already took in, byte for byte
     quarantine: list[tuple[Any, ...]] = field(default_factory=list)
     displaced_ids: set[str] = field(default_factory=set)
     displaced_rows: list[tuple[Any, ...]] = field(default_factory=list)  # not rows read
@@ -81,9 +82,11 @@ def ingest(
     *,
     max_payload_bytes: int | None,
     record: str | None = None,
+    known: frozenset[str] = frozenset(),
 ) -> Ingested:
     """Load ``files`` into ``events`` (inside the caller's transaction); returns the counts and
-    the quarantine rows (not yet stored). ``record``: as for :func:`ingest_relation`."""
+    the quarantine rows (not yet stored). ``record``: as for :func:`ingest_relation`.
+    ``known``: SHA-256s of files already taken in (:func:`.parquet_rows.read`)."""
     out = Ingested()
     _exec(
         con,
@@ -92,8 +95,12 @@ def ingest(
         + ", source VARCHAR, judged BOOLEAN)",
     )
     schema = _input_schema()
-    for info, batches in parquet_rows.read(list(files)):
+    for info, batches in parquet_rows.read(list(files), known):
         out.files.append(info)
+        if info.unchanged:
+            out.read += info.rows
+            out.unchanged += info.rows
+            continue
         for batch in batches:
             out.read += batch.num_rows
             if batch.native is not None:

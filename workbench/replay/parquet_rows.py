@@ -132,12 +132,31 @@ class ExportFile:
     path: Path
     sha256: str = ""
     rows: int = 0
+    #: the same bytes were replayed before by the same code: not read again (see :func:`read`)
+    unchanged: bool = False
 
 
-def read(files: list[Path]) -> Iterator[tuple[ExportFile, Iterator[Batch]]]:
-    """Each file with its batches (iterate the batches before the next file)."""
+def read(
+    files: list[Path], known: frozenset[str] = frozenset()
+) -> Iterator[tuple[ExportFile, Iterator[Batch]]]:
+    """Each file with its batches (iterate the batches before the next file).
+
+    A file whose SHA-256 is in ``known`` (bytes this database already took in, judged by the
+    same code) yields no batches: every row of it was applied, skipped or quarantined then, and
+    judging the same bytes again can only find the same (``unchanged`` says so; its row count
+    comes from the file's footer)."""
     for path in files:
         info = ExportFile(path)
+        if known:
+            mm, pf = _open(path)
+            try:
+                info.sha256 = _sha256(mm)
+                if info.sha256 in known:
+                    info.rows, info.unchanged = pf.metadata.num_rows, True
+                    yield info, iter(())
+                    continue
+            finally:
+                mm.close()
         yield info, _batches(path, info)
 
 
