@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from . import sql_money
 from ..domain import clock, payment_order, payout, receipt
 from ..domain.client import PAYLOADS as _CLIENT_PAYLOADS
 from ..domain.events import STREAMS
 from ..domain.money import INT64_MAX, INT64_MIN
 from ..domain.scheduler import SWEEP_DELAY
 from ..domain.trader import PAYLOADS as _TRADER_PAYLOADS
+from . import sql_money
 
 _CLIENT_KINDS = tuple(dict.fromkeys(p.KIND for p in _CLIENT_PAYLOADS))
 _TRADER_KINDS = tuple(dict.fromkeys(p.KIND for p in _TRADER_PAYLOADS))
