@@ -51,23 +51,24 @@ class Deadlines:
 def pricing_for(
     world: World, order: PaymentOrderState, trader_id: str, rate: str, settlement: int | None = None
 ) -> OrderPricing | None:
-    """Price the order for this trader at ``rate`` (None if client or trader is unknown).
+    """Price the order for this trader at ``rate``, at the fee and reward in force now
+    (:meth:`World.bps_in_force`); None if the client's fee or the trader is unknown.
 
     ``settlement`` may be passed in when the caller already priced the fiat amount (it depends
     only on amount, rate and the settlement currency, not on the trader).
     """
+    fee_bps, reward_bps = world.bps_in_force(order.client_id, trader_id)
     t = world.traders.get(trader_id)
-    c = world.clients.get(order.client_id or "")
-    if t is None or c is None or c.fee_bps is None or order.currency is None:
+    if fee_bps is None or reward_bps is None or t is None or order.currency is None:
         return None
     if t.settlement_currency is None:
         return None
     if settlement is None:
         return price_order(
-            order.amount, order.currency, rate, t.settlement_currency, c.fee_bps, t.reward_bps
+            order.amount, order.currency, rate, t.settlement_currency, fee_bps, reward_bps
         )
     return OrderPricing(
-        settlement, platform_fee(settlement, c.fee_bps), trader_reward(settlement, t.reward_bps)
+        settlement, platform_fee(settlement, fee_bps), trader_reward(settlement, reward_bps)
     )
 
 

@@ -105,6 +105,26 @@ class World:
     def active_count(self, trader_id: str) -> int:
         return len(self.active_orders.get(trader_id, ()))
 
+    def bps_in_force(
+        self, client_id: str | None, trader_id: str | None
+    ) -> tuple[int | None, int | None]:
+        """The client's ``fee_bps`` and the trader's ``reward_bps`` in force now (None where
+        there is none): those of the latest ``client.registered`` or ``client.fee_changed`` and of
+        the latest ``trader.registered`` folded so far.
+
+        The catalog (section 2) prices an assignment at those in force at its moment: asked just
+        before the assignment is folded (events in ``(position, event_id)`` order), this is that
+        rule, once. The processors price through it (:func:`.scheduler.pricing_for`); the audit's
+        ``audit_fees_in_force`` model is its SQL twin, held to it by
+        ``tests/audit/test_fees_in_force.py``.
+        """
+        c = self.clients.get(client_id or "")
+        t = self.traders.get(trader_id or "")
+        return (
+            c.fee_bps if c is not None else None,
+            t.reward_bps if t is not None and t.registered else None,
+        )
+
     # ------------------------------------------------------------------------ folding
     def apply(self, event: Event) -> list[Violation]:
         """Fold one event; returns the violations it produced (also kept in ``violations``)."""

@@ -19,7 +19,7 @@ from ..domain import bookings as bk
 from ..domain import payment_order as po
 from ..domain.events import Event, Payload
 from ..domain.ledger import BatchHeld, PlanCommitted
-from ..domain.money import OrderPricing, platform_fee, trader_reward
+from ..domain.money import OrderPricing
 from ..domain.scheduler import broken_rules, pricing_for
 from ..domain.trader import DepositCredited
 
@@ -160,14 +160,13 @@ class Planter:
             )
             if choice is None:
                 return False
-            t = g.platform.world.traders[choice.trader_id]
-            c = g.platform.world.clients[o.client_id or ""]
-            assert c.fee_bps is not None
             p = choice.pricing
             if "fx" in tags:
                 self._variant = "fx"
                 s = p.settlement_amount + 1
-                wrong = OrderPricing(s, platform_fee(s, c.fee_bps), trader_reward(s, t.reward_bps))
+                # the fee and the reward right (those in force), on a wrong settlement
+                wrong = pricing_for(g.platform.world, o, choice.trader_id, rate, s)
+                assert wrong is not None
                 events = g.assign(oid, choice.trader_id, rate, pricing=wrong)
                 self.record(
                     "FX_MISMATCH",
