@@ -78,7 +78,7 @@ def test_every_check_returns_the_finding_columns() -> None:
 def test_every_reads_header_is_what_the_sql_reads() -> None:
     """The ``-- reads:`` line is derived (``workbench.models.refresh_headers()`` writes it)."""
     for m in models.load().values():
-        assert m.header.get("reads") == ", ".join(sorted(m.reads)), (
+        assert m.header.get("reads") == ", ".join(sorted(m.derived_reads)), (
             f"{m.path}: run workbench.models.refresh_headers()"
         )
 

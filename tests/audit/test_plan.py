@@ -11,7 +11,7 @@ from workbench.models import checks
 
 
 def _reads(check: str) -> frozenset[str]:
-    return ratings.READS if check == ratings.CHECK else checks()[check].reads
+    return ratings.reads() if check == ratings.CHECK else checks()[check].reads
 
 
 def _held(steps: list[Step], tables: dict[str, frozenset[str]]) -> list[tuple[set[str], set[str]]]:

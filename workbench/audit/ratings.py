@@ -8,6 +8,7 @@ computed once per distinct set of counts.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -94,9 +95,12 @@ GROUP BY ALL
 ORDER BY r.trader_id, r.seq
 """
 
-#: The tables the check reads (derived from its SQL, as the models' are): the audit builds the
-#: shared ones before it.
-READS = tables_read(RECOMPUTED_COUNTS)
+
+@functools.cache
+def reads() -> frozenset[str]:
+    """The tables the check reads (derived from its SQL, as the models' are): the audit builds
+    the shared ones before it."""
+    return tables_read(RECOMPUTED_COUNTS)
 
 
 def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -105,7 +109,7 @@ def recompute(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     Columns: trader_id, seq, as_of, window_days, event_id, the published ``assignments``,
     ``completed``, ``on_time``, ``disputed``, ``score``, the same with ``_recomputed``, and
     ``matches`` (every figure equal)."""
-    shared.prepare(con, READS)  # unless the audit has them
+    shared.prepare(con, reads())  # unless the audit has them
     frame = pl.from_arrow(con.sql(RECOMPUTED_COUNTS).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     cache: dict[tuple[Any, ...], Decimal] = {}  # counts repeat: score each set once

@@ -138,7 +138,7 @@ def plan() -> list[Step]:
     from what the models read (:attr:`workbench.models.Model.reads`; the Python
     RATING_MISMATCH's from its SQL)."""
     reads = {code: m.reads for code, m in models.checks().items()}
-    reads[ratings.CHECK] = ratings.READS
+    reads[ratings.CHECK] = ratings.reads()
     if set(reads) != set(CHECK_CODES):
         raise ValueError(
             f"the checks ({sorted(reads)}) are not the check codes ({sorted(CHECK_CODES)}): "
