@@ -129,11 +129,10 @@ def ingest(
 
 
 def _append(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-    con.register("_batch", table)
-    try:
-        _exec(con, "INSERT INTO input SELECT * FROM _batch")
-    finally:
-        con.unregister("_batch")
+    """Copy a batch into ``input``. Not through ``register``: inside a transaction DuckDB keeps
+    every registered Arrow table alive until the transaction ends, so a replay held all of its
+    input in Python's memory as well as DuckDB's (5.3 GB at 10M events)."""
+    con.from_arrow(table).insert_into("input")
 
 
 def ingest_relation(
