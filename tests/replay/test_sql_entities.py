@@ -15,7 +15,6 @@ import pytest
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.replay import connect, rebuild
 from workbench.replay.bulk import differences
-from workbench.replay.schema import BY_NAME
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 

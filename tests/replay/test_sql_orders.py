@@ -24,10 +24,9 @@ import pytest
 from workbench.domain import payment_order, payout
 from workbench.export import COLUMNS, ENVELOPE_SCHEMA
 from workbench.generator import generate
+from workbench.models.macros import STATUS_AFTER as _STATUS_AFTER
 from workbench.replay import connect, rebuild
 from workbench.replay.bulk import differences
-from workbench.replay.schema import BY_NAME
-from workbench.models.macros import STATUS_AFTER as _STATUS_AFTER
 
 TABLES = ("payment_orders", "order_attempts", "violations")
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
