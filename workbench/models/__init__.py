@@ -15,8 +15,9 @@ A model is a file named after what it produces, in a folder named after its laye
 ``checks/``
     one audit check per file, returning :data:`FINDING_COLUMNS`;
 ``incremental/``
-    the running rules carried on from the stored state when a batch is appended (see
-    :mod:`workbench.replay.incremental`).
+    the stored state a build runs on from when a batch is appended (the traders and holds it
+    touches, the accounts' balances, the overflows on record): a full build runs the same
+    models with that state empty (see :mod:`workbench.replay.incremental`).
 
 Each file starts with a header of ``-- key: value`` lines (``produces`` always; ``check`` and
 ``severity`` for a check), then free ``--`` lines saying what it is and why. The SQL is a Jinja
@@ -255,7 +256,7 @@ def markdown() -> str:
         "violations": "Violation rule families: their union is `violations`",
         "audit": "Audit: tables several checks share",
         "checks": "Checks: one per code",
-        "incremental": "Incremental: rules carried on from the stored state for an appended batch",
+        "incremental": "Incremental: the stored state the models run on from when a batch is appended (empty in a full build)",
     }
     for name in LAYERS:
         models = [m for m in load().values() if m.layer == name]
