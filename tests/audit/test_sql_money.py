@@ -6,8 +6,8 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.models import sql_money as m
 from workbench.domain.money import EXPONENTS, bps_share, div_round_half_even, settlement_amount
+from workbench.models import sql_money as m
 
 CURRENCIES = sorted(EXPONENTS)
 rates = st.builds(
