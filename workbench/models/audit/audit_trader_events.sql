@@ -5,10 +5,9 @@
 -- payloads instead of four). Money events (`TRADER_MONEY`) have their `ref` and `amount`;
 -- registrations and limit changes their fields in `state` (`STATE_FIELDS`, in that order).
 -- Narrow, as it stays in memory: the event is its `row` in `events` (its `rowid`), and the few
--- ids a finding shows are fetched by it; only the state events (`TRADER_STATE`), a few per
--- trader, keep their `event_id` (it orders them at one position).
-SELECT row, pos, aggregate_id AS trader_id, kind, money[1] AS ref, (money[2])::BIGINT AS amount, state,
-       CASE WHEN kind IN ({{ names(TRADER_STATE) }}) THEN event_id END AS event_id
+-- ids needed (those a finding shows, those that order two events at one position) are fetched
+-- by it.
+SELECT row, pos, aggregate_id AS trader_id, kind, money[1] AS ref, (money[2])::BIGINT AS amount, state
 FROM (
     SELECT *,
            CASE WHEN kind IN ({{ names(TRADER_MONEY) }})

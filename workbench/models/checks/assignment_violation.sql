@@ -5,16 +5,24 @@
 -- before it: registered, not blocked, online, currency, amount limits, capacity, not assigned
 -- before, trader deposit (payin), client balance (payout); the rules broken are named as
 -- `workbench.domain.scheduler.broken_rules` names them for the fold. The offending event is the
--- `assigned` event.
+-- `assigned` event. An unregistered trader breaks `registered` only; an order never created is the
+-- fold's empty order (amount 0, as `payment_orders` has it; no currency, no direction), so it
+-- breaks `currency`, and `amount_limits` unless the trader's limits take 0. "Before" is in the
+-- fold's order, `(position, event_id)`.
 --
 -- The trader's side of each assignment (registration, presence, blocks, limits, active orders,
 -- the available deposit) is looked up first, into `audit_assignment_trader`. The client's
 -- available balance, the costliest lookup, is taken only where it can matter: for payouts (the
 -- only rule that reads it) and for the assignments that break another rule (whose detail shows
 -- it). It is a running sum per account over the ledger's moves (debits leave at hold, credits
--- arrive at commit, rolled-back debits come back), looked up with an `ASOF` join at the
--- assignment's position. The wide columns (ids, the detail's figures) are carried by `k`, the
--- attempt's row, and fetched for the breaking assignments only.
+-- arrive at commit, rolled-back debits come back), looked up with an `ASOF` join before the
+-- assignment's position; an assignment that shares its position with a ledger event
+-- (`audit_assignment_trader.shared`: none in a valid log, where positions are unique) adds what
+-- the ledger events there that come before it by `event_id` move on its account (`same`). The
+-- wide columns (ids, the detail's figures) are carried by `k`, the attempt's row, and fetched for
+-- the breaking assignments only; a figure the detail cannot show (no registration, no order) is
+-- `missing` (`m`: DuckDB's `format()` is NULL if an argument is).
+{%- macro m(x) -%}coalesce({{ x }}::VARCHAR, 'missing'){%- endmacro %}
 WITH x AS (
     SELECT a.k, a.assigned_pos AS pos, a.settlement_amount, a.platform_fee, a.trader_reward,
            o.client_id, o.direction, o.amount, o.currency,
@@ -28,7 +36,8 @@ WITH x AS (
 ),
 tried AS (
     SELECT DISTINCT b.rowid AS k FROM audit_attempts b JOIN audit_attempts c
-      ON c.order_id = b.order_id AND c.trader_id = b.trader_id AND c.assigned_pos < b.assigned_pos
+      ON c.order_id = b.order_id AND c.trader_id = b.trader_id
+     AND (c.assigned_pos < b.assigned_pos OR c.assigned_pos = b.assigned_pos AND c.assigned_event_id < b.assigned_event_id)
 ),
 trader_rules AS (  -- every rule but the client's balance
     SELECT *, CASE WHEN NOT registered THEN ['registered'] ELSE list_filter([
@@ -68,10 +77,36 @@ ca AS (  -- a client account's available amount after each ledger event that mov
     SELECT account, currency, pos, sum(d) OVER (PARTITION BY account, currency ORDER BY pos) AS available
     FROM by_pos
 ),
+shared AS MATERIALIZED (  -- the assignments at a position another event shares (materialized, so first)
+    SELECT a.rowid AS k, a.order_id, a.assigned_pos, a.assigned_event_id, s.reg.settlement_currency AS currency
+    FROM audit_attempts a JOIN audit_assignment_trader s ON s.k = a.rowid AND s.shared
+),
+tie AS MATERIALIZED (  -- each with its client account and each ledger event before it at that position
+    SELECT a.k, 'client:' || o.client_id AS account, a.currency, l.event_id
+    FROM shared a
+    JOIN {{ events_of("ledger_plan.batch_held", "ledger_plan.committed", "ledger_plan.rolled_back") }} l
+      ON l.pos = a.assigned_pos AND l.event_id < a.assigned_event_id
+    JOIN payment_orders o USING (order_id)
+),
+same AS (  -- what those ledger events move on the assignment's client account (as in `moves`)
+    SELECT t.k, sum(m.d) AS d
+    FROM tie t
+    JOIN (SELECT held_event_id AS event_id, from_account AS account, currency, -amount AS d
+          FROM ledger_postings WHERE held_event_id IN (SELECT event_id FROM tie)
+          UNION ALL
+          SELECT pl.end_event_id, CASE p.batch_status WHEN 'committed' THEN p.to_account ELSE p.from_account END,
+                 p.currency, p.amount
+          FROM (SELECT * FROM ledger_plans WHERE end_event_id IN (SELECT event_id FROM tie)) pl
+          JOIN ledger_postings p USING (plan_id)
+          WHERE p.batch_status IN ('committed', 'rolled_back')) m
+      ON m.event_id = t.event_id AND m.account = t.account AND m.currency = t.currency
+    GROUP BY t.k
+),
 judged AS (  -- a payin breaks no client rule, so it needs the balance only if it breaks another
-    SELECT r.*, coalesce(ca.available, 0) AS client_available
+    SELECT r.*, coalesce(ca.available, 0) + coalesce(same.d, 0) AS client_available
     FROM (SELECT * FROM trader_rules WHERE direction = 'payout' OR len(trader_broken) > 0) r
     ASOF LEFT JOIN ca ON ca.account = 'client:' || r.client_id AND ca.currency = r.settlement_currency AND r.pos > ca.pos
+    LEFT JOIN same USING (k)
 ),
 rules AS (
     SELECT *, CASE WHEN NOT registered THEN trader_broken ELSE list_concat(trader_broken, list_filter([
@@ -83,8 +118,8 @@ SELECT 'ASSIGNMENT_VIOLATION' AS check, 'payment_order:' || a.order_id AS subjec
        a.assigned_event_id AS event_id, [a.assigned_event_id] AS evidence,
        NULL::BIGINT AS amount_delta, NULL AS currency,
        format('attempt {} assigned to {} breaking rule {} (online {}, blocked {}, active {} of {}, amount {} {} within {}..{} {}, deposit available {}, client available {})',
-              a.attempt, a.trader_id, array_to_string(r.broken, ', '), r.online, r.blocked, r.active, r.cap,
-              r.amount, r.currency, r.min_amount, r.max_amount, r.fiat_currency, r.trader_available,
-              r.client_available) AS detail
+              {{ m("a.attempt") }}, {{ m("a.trader_id") }}, array_to_string(r.broken, ', '), r.online, r.blocked, r.active,
+              {{ m("r.cap") }}, r.amount, {{ m("r.currency") }}, {{ m("r.min_amount") }}, {{ m("r.max_amount") }},
+              {{ m("r.fiat_currency") }}, r.trader_available, r.client_available) AS detail
 FROM rules r JOIN (SELECT rowid AS k, * FROM audit_attempts) a USING (k)
 WHERE len(r.broken) > 0
