@@ -255,7 +255,12 @@ class Status:
             out.append("  follower: none has written this database")
         else:
             state = "running" if self.follower_running else "not running"
-            when = f" (stopped {_iso(f.stopped_at)})" if f.stopped_at else ""
+            if f.stopped_at:
+                when = f" (stopped {_iso(f.stopped_at)})"
+            elif not self.follower_running:
+                when = " (it ended without stopping cleanly: killed or crashed)"
+            else:
+                when = ""
             out.append(
                 f"  follower: PID {f.pid} on {f.host}, {state}{when}; {f.url} stream "
                 f"{f.stream}, consumer {f.consumer}"

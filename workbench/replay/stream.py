@@ -1115,9 +1115,10 @@ def catch_up(
     """Apply everything published on the stream since this database last read it, up to the
     stream's last message when called (what comes later waits for the next call), then return
     (a notebook's refresh): ``workbench.replay.catch_up("out/sample.duckdb", "nats://127.0.0.1:4222")``.
-    Works inside a running event loop (Jupyter) too. It writes the database: close this
-    process's read-only connections to it first (DuckDB will not mix the two), and reopen them
-    after."""
+    Works inside a running event loop (Jupyter) too. It writes the database and, where a
+    follower published read snapshots of it, publishes a new one when it ends; a reader
+    connection that attached the file itself (no snapshot) must be closed first (DuckDB will not
+    mix a reader and a writer of one file in a process)."""
     opts = Options(max_batch=max_batch, max_messages=max_messages, status_every=0)
     return run_sync(
         lambda: run(
@@ -1144,9 +1145,12 @@ def follow(
     signals: bool = True,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    reader_lag: float = 5.0,
 ) -> StreamSummary:
     """Follow the stream until SIGINT or SIGTERM (with ``signals``) or until ``stop`` is set;
-    stops between batches, so the database always ends on a committed batch."""
+    stops between batches, so the database always ends on a committed batch. Meanwhile readers
+    (``workbench.connect(db, read_only=True)``, ``audit``, notebooks) see a read snapshot at most
+    about ``reader_lag`` seconds behind the last commit (see :mod:`.snapshots`)."""
 
     async def main() -> StreamSummary:
         halt = stop or asyncio.Event()
@@ -1166,7 +1170,12 @@ def follow(
                 open_source(url, stream=stream, reconnect_forever=True),
                 db,
                 consumer=consumer,
-                options=Options(max_batch=max_batch, follow=True, status_every=status_every),
+                options=Options(
+                    max_batch=max_batch,
+                    follow=True,
+                    status_every=status_every,
+                    reader_lag=reader_lag,
+                ),
                 stop=halt,
                 status=status,
                 memory_limit=memory_limit,
