@@ -70,9 +70,11 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def snapshot_of(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """What a reader connection sees: the database, the snapshot file (or the database itself),
     its generation, the stream position and when it was committed and published."""
-    cols = [d[0] for d in con.execute("SELECT * FROM reader_snapshot").description]
-    row = con.execute("SELECT * FROM reader_snapshot").fetchall()[0]
-    return dict(zip(cols, row, strict=True))
+    # through Arrow: fetching a TIMESTAMPTZ as Python needs pytz, which need not be installed
+    row: dict[str, Any] = (
+        con.execute("SELECT * FROM reader_snapshot").to_arrow_table().to_pylist()[0]
+    )
+    return row
 
 
 def _attach(con: duckdb.DuckDBPyConnection, db: Path) -> None:

@@ -28,6 +28,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -158,6 +160,21 @@ def in_use(path: Path) -> bool:
     return False
 
 
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` in another process. Closing any descriptor of a file drops every POSIX lock
+    the process holds on it, DuckDB's write lock included: a copy made in the writer's own
+    process would leave its database unlocked, open to a second writer."""
+    cp = shutil.which("cp")
+    if cp is not None:
+        cmd = [cp, "--", str(src), str(dst)]
+    else:  # pragma: no cover - every Linux and macOS has cp
+        cmd = [sys.executable, "-c", "import shutil,sys; shutil.copyfile(*sys.argv[1:])"]
+        cmd += [str(src), str(dst)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise OSError(f"copying {src} to {dst} failed: {done.stderr.strip()}")
+
+
 class Publisher:
     """Publishes snapshots of the database this process writes (see the module doc).
 
@@ -252,7 +269,7 @@ class Publisher:
     def _copy(self, gen: int, pos: Position, began: float) -> None:
         tmp = self.dir / f".tmp-{gen:010d}.duckdb"
         try:
-            shutil.copyfile(self.db, tmp)
+            copy_file(self.db, tmp)
             check = duckdb.connect(str(tmp), read_only=True)
             try:
                 got = position(check, pos.committed_at)
