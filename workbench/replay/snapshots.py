@@ -15,7 +15,11 @@ opened and its position and counts compared with the writer's before it is publi
 
 Old snapshots are removed once unused: a reader holds DuckDB's shared lock on the file it
 attached, so the writer deletes a superseded snapshot only when it can take the file's lock
-itself (and always keeps the newest two). The follower also writes a small status file
+itself (and always keeps the newest two). The lock is for disk accounting, not for safety: a
+process that closes one of two connections to a file loses its lock on it (POSIX locks belong
+to the process), and a snapshot removed then stays readable through the descriptor the other
+connection holds, since DuckDB never reopens an attached file; its space is freed when that
+connection closes. The follower also writes a small status file
 (``<db>.follower.json``) so ``workbench status`` can say who writes the database and how far
 it is, without opening the file the follower holds.
 """
