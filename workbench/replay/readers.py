@@ -81,17 +81,17 @@ def _attach(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     name = _quote(alias(db))
     deadline = time.monotonic() + WAIT
     while True:
-        snaps = snapshots.published(db)
-        target = snaps[0].path if snaps else db
-        if not snaps and not db.exists():
+        snap = newest(db)
+        if snap is None and not db.exists():
             raise FileNotFoundError(
                 f"{db}: no such database (run `workbench replay SOURCE --db {db}` first)"
             )
+        target = snap.path if snap else db
         try:
             con.execute(f"ATTACH '{_sql_text(target)}' AS {name} (READ_ONLY)").fetchall()
             break
         except duckdb.IOException as exc:
-            if snaps and not snaps[0].path.exists():
+            if snap is not None and not snap.path.exists():
                 continue  # removed between listing and attaching: take the next newest
             busy = busy_from(exc, db)
             if busy is None:
@@ -103,7 +103,23 @@ def _attach(con: duckdb.DuckDBPyConnection, db: Path) -> None:
             time.sleep(0.1)
     con.execute(f"USE {name}").fetchall()
     con.execute("SET TimeZone = 'UTC'").fetchall()
-    _describe(con, db, snaps[0] if snaps else None)
+    _describe(con, db, snap)
+
+
+def newest(db: Path) -> Snapshot | None:
+    """The snapshot a reader opens: the newest published, unless nobody writes ``db`` and it
+    changed since (or none was ever published): then a fresh one is copied first, so a reader
+    never holds the database file itself and a follower can always start. Only where that
+    copy cannot be made (a write-ahead log a dead writer left, no room) does the reader fall
+    back to the file."""
+    snaps = snapshots.published(db)
+    latest = snaps[0] if snaps else None
+    if not db.exists() or (latest is not None and latest.source == snapshots.stamp(db)):
+        return latest
+    try:
+        return snapshots.seed(db) or latest
+    except (duckdb.Error, OSError):  # a writer holds it: what it published is what readers see
+        return latest
 
 
 def _publisher_starting(db: Path) -> bool:

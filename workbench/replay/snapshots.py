@@ -107,11 +107,15 @@ class Snapshot:
     generation: int
     published_at: float
     position: Position
+    #: ``(size, mtime_ns)`` of the database when a reader copied it (:func:`seed`); ``None``
+    #: when a writer published it (its file changes on with every commit).
+    source: tuple[int, int] | None = None
 
     def meta(self) -> dict[str, Any]:
         return {
             "generation": self.generation,
             "published_at": self.published_at,
+            "source": None if self.source is None else list(self.source),
             "position": asdict(self.position),
         }
 
@@ -134,12 +138,90 @@ def published(db: str | Path) -> list[Snapshot]:
                 meta = json.loads((d / f"{gen:010d}.json").read_text())
                 pos = meta["position"]
                 pos["streams"] = tuple(tuple(s) for s in pos["streams"])
+                src = meta.get("source")
                 found.append(
-                    Snapshot(Path(entry.path), gen, float(meta["published_at"]), Position(**pos))
+                    Snapshot(
+                        Path(entry.path),
+                        gen,
+                        float(meta["published_at"]),
+                        Position(**pos),
+                        None if src is None else (int(src[0]), int(src[1])),
+                    )
                 )
             except (FileNotFoundError, ValueError, KeyError, TypeError):
                 continue  # removed meanwhile, or not finished: not a published snapshot
     return sorted(found, key=lambda s: s.generation, reverse=True)
+
+
+def stamp(db: str | Path) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of the database file: what tells a reader its snapshot is stale."""
+    try:
+        st = os.stat(db)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def seed(db: str | Path) -> Snapshot | None:
+    """Publish a snapshot of a database nobody writes (a reader's first look at a database a
+    Parquet replay built, or one changed since its newest snapshot), so that readers never hold
+    the file itself and a follower can start while notebooks stay open.
+
+    Holds DuckDB's shared lock on ``db`` while it copies (no writer can start meanwhile) and
+    checks the copy like a writer's. Returns ``None`` where it cannot: a write-ahead log left
+    beside the file (a writer that died: only a writer may replay it) or no room to write the
+    snapshot. Raises DuckDB's lock error when a writer holds ``db``."""
+    path = Path(db)
+    d = snapshot_dir(path)
+    if path.with_name(path.name + ".wal").exists():
+        return None
+    src = duckdb.connect(str(path), read_only=True)  # the lock error goes to the caller
+    tmp = d / f".tmp-seed-{os.getpid()}-{threading.get_ident()}.duckdb"
+    try:
+        try:
+            d.mkdir(exist_ok=True)
+            source = stamp(path)
+            assert source is not None
+            pos = position(src, source[1] / 1e9)
+            copy_file(path, tmp)
+        finally:
+            src.close()
+        check = duckdb.connect(str(tmp), read_only=True)
+        try:
+            if position(check, pos.committed_at) != pos:
+                return None
+        finally:
+            check.close()
+        return _link_next(path, tmp, pos, source)
+    except (OSError, duckdb.Error):  # no room, or a writer removed the half copy meanwhile
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_next(db: Path, tmp: Path, pos: Position, source: tuple[int, int]) -> Snapshot | None:
+    """Publish ``tmp`` under the next free generation (a hard link never replaces a file, so two
+    readers seeding at once both publish, one after the other)."""
+    d = snapshot_dir(db)
+    for _ in range(5):
+        gen = 1 + max((_generation(p.name) or 0 for p in d.glob("*.duckdb")), default=0)
+        snap = Snapshot(d / f"{gen:010d}.duckdb", gen, time.time(), pos, source)
+        try:
+            os.link(tmp, snap.path)
+        except FileExistsError:
+            continue
+        _write_json(d / f"{gen:010d}.json", snap.meta())  # visible from here on
+        remove_unused(db)
+        return snap
+    return None
+
+
+def remove_unused(db: str | Path) -> None:
+    """Remove superseded snapshots no process holds (the newest :data:`KEEP` always stay)."""
+    for old in published(db)[KEEP:]:
+        if not in_use(old.path):
+            old.path.unlink(missing_ok=True)
+            old.path.with_suffix(".json").unlink(missing_ok=True)
 
 
 def writer_settings(con: duckdb.DuckDBPyConnection) -> None:
@@ -191,7 +273,7 @@ class Publisher:
         self.dir = snapshot_dir(db)
         self.reader_lag = reader_lag
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(".tmp-*"):  # a copy a killed writer left half-done
+        for stale in self.dir.glob(".tmp-*"):  # a copy a killed writer or reader left half-done
             stale.unlink(missing_ok=True)
         known = published(db)
         self.latest: Snapshot | None = known[0] if known else None
@@ -290,18 +372,12 @@ class Publisher:
             os.replace(tmp, snap.path)  # the moment readers can see it
             self.latest = snap
             self.last_cost = time.perf_counter() - began
-            self._remove_unused()
+            remove_unused(self.db)
             if self.on_publish is not None:
                 self.on_publish(snap)
         except BaseException as exc:  # handed to the writer by wait()
             tmp.unlink(missing_ok=True)
             self._error = exc
-
-    def _remove_unused(self) -> None:
-        for old in published(self.db)[KEEP:]:
-            if not in_use(old.path):
-                old.path.unlink(missing_ok=True)
-                old.path.with_suffix(".json").unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- the status file

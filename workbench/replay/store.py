@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,17 +77,30 @@ def connect(
         configure(con, memory_limit=memory_limit, threads=threads)
         return con
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.IOException as exc:  # another process holds the file: say which
-        refused = _refused(exc, path)
-        if refused is exc:
-            raise
-        raise refused from exc
+    con = _open_writer(path)
     configure(con, memory_limit=memory_limit, threads=threads)
     if create_tables if create_tables is not None else not read_only:
         create_schema(con)
     return con
+
+
+def _open_writer(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` to write. A reader copying it into a snapshot holds it for a moment (see
+    :func:`.snapshots.seed`): wait for that; any writer, or a reader that holds the file itself,
+    is named at once or after the wait."""
+    from . import readers, snapshots
+
+    deadline = time.monotonic() + readers.WAIT
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:  # another process holds the file: say which
+            refused = _refused(exc, path)
+            if refused is exc:
+                raise
+            if snapshots.write_holder(path) is not None or time.monotonic() >= deadline:
+                raise refused from exc
+            time.sleep(0.05)
 
 
 def _refused(exc: duckdb.IOException, path: Path) -> BaseException:
