@@ -384,5 +384,61 @@ def test_a_reader_holds_the_analyst_database_only_while_it_opens(tmp_path: Path)
     assert before == 1
 
 
+def test_a_notebook_left_open_does_not_stop_a_follower_from_starting(
+    nats_server: LocalServer, small_export: Path, tmp_path: Path
+) -> None:
+    """A database built from the export, a notebook's connection open on it, then the stream
+    taken in on top: the follower starts, and the notebook sees it once it refreshes."""
+    from workbench.replay import rebuild
+
+    db = tmp_path / "month.duckdb"
+    rebuild([small_export], db, progress=False)
+    notebook = workbench.connect(str(db), read_only=True)
+    try:
+        before = seen(notebook)
+        assert readers.snapshot_of(notebook)["generation"] == 1  # a snapshot, not the file
+        publish([small_export], nats_server.url)
+        summary = catch_up(db, nats_server.url)  # would be refused if the notebook held db
+        assert summary.messages > 0
+        assert seen(notebook) == before  # its snapshot does not move under it
+        workbench.refresh(notebook)
+        after = seen(notebook)
+        assert after["last_seq"] == summary.last_seq and after["events"] == before["events"]
+    finally:
+        notebook.close()
+
+
+def test_a_database_changed_since_its_snapshot_is_read_as_it_is_now(tmp_path: Path) -> None:
+    """Whatever wrote the file last (a replay, a stopped follower, DuckDB by hand), a reader
+    that opens it sees its current state, not an older snapshot."""
+    import duckdb
+
+    from workbench.replay import rebuild
+
+    db = tmp_path / "sample.duckdb"
+    rebuild([ROOT / "data" / "sample_events"], db, progress=False)
+    first = workbench.connect(str(db), read_only=True)
+    n = first.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    writer = duckdb.connect(str(db))
+    writer.execute(
+        "DELETE FROM events WHERE event_id = (SELECT min(event_id) FROM events)"
+    ).fetchall()
+    writer.close()
+    second = workbench.connect(str(db), read_only=True)
+    try:
+        assert second.execute("SELECT count(*) FROM events").fetchall()[0][0] == n - 1
+        assert first.execute("SELECT count(*) FROM events").fetchall()[0][0] == n
+        assert readers.snapshot_of(second)["generation"] == 2
+    finally:
+        first.close()
+        second.close()
+    # unchanged since: the next reader opens the same snapshot, no copy
+    third = workbench.connect(str(db), read_only=True)
+    try:
+        assert readers.snapshot_of(third)["generation"] == 2
+    finally:
+        third.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v", "-p", "no:xdist"]))

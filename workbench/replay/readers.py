@@ -71,9 +71,7 @@ def snapshot_of(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """What a reader connection sees: the database, the snapshot file (or the database itself),
     its generation, the stream position and when it was committed and published."""
     # through Arrow: fetching a TIMESTAMPTZ as Python needs pytz, which need not be installed
-    row: dict[str, Any] = (
-        con.execute("SELECT * FROM reader_snapshot").to_arrow_table().to_pylist()[0]
-    )
+    row: dict[str, Any] = con.sql("SELECT * FROM reader_snapshot").to_arrow_table().to_pylist()[0]
     return row
 
 
