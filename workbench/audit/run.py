@@ -103,7 +103,7 @@ def _restricted(
 ) -> duckdb.DuckDBPyConnection:
     """The database as it was at ``as_of``: the events that had occurred by then, replayed into
     an in-memory database (the same projections a replay of that export would have built)."""
-    from ..replay import bulk, store
+    from ..replay import bulk, store, typed
 
     mem = duckdb.connect()
     store.configure(mem)
@@ -111,6 +111,7 @@ def _restricted(
     mem.execute(f"ATTACH '{db}' AS src (READ_ONLY)").fetchall()
     ts = f"'{as_of.astimezone(UTC).isoformat()}'::TIMESTAMPTZ"
     mem.execute(f"INSERT INTO events SELECT * FROM src.events WHERE occurred_at <= {ts}").fetchall()
+    typed.add(mem, "events")
     mem.execute(
         "INSERT INTO quarantine SELECT * FROM src.quarantine WHERE event_id IS NULL OR event_id "
         f"NOT IN (SELECT event_id FROM src.events WHERE occurred_at > {ts})"
