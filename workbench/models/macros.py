@@ -262,6 +262,19 @@ def typed(stream: str) -> str:
     )
 
 
+def typed_of(stream: str, *kinds: str) -> str:
+    """The stored events of ``stream`` of the given kinds with their typed payloads (the stored
+    ``payload_<stream>``), as a subquery: what the audit reads instead of ``events_of`` where it
+    needs a payload field. ``row`` is the event's row in ``payload_<stream>`` (its ``rowid``),
+    so a narrow temp table can fetch the few ids a finding shows from that table by it."""
+    from ..replay.schema import PAYLOAD_TABLES
+
+    return (
+        f"(SELECT *, position AS pos, rowid AS row FROM {PAYLOAD_TABLES[stream].name} "
+        f"WHERE kind IN ({names(kinds)}))"
+    )
+
+
 #: The scheduler acts on a deadline within its sweep.
 GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 
@@ -292,6 +305,7 @@ GLOBALS: dict[str, Any] = {
     "STATE_FIELDS": STATE_FIELDS,
     "events_of": events_of,
     "typed": typed,
+    "typed_of": typed_of,
     "GRACE": GRACE,
     "money": sql_money,
 }
