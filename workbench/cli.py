@@ -82,6 +82,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be positive and finite")
+    return value
+
+
 def _days(text: str) -> float:
     value = _non_negative(text)
     if value == 0:
@@ -321,6 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stream with --follow: a status line every S seconds (default 5; 0: none)",
     )
+    r.add_argument(
+        "--reader-lag",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="stream with --follow: readers (audit, notebooks, connect(read_only=True)) see a "
+        "read snapshot at most about S seconds behind the last commit (default 5); publishing "
+        "one copies the database, so a large database wants a larger S",
+    )
 
     pb = sub.add_parser(
         "publish",
@@ -362,8 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
             "built by `workbench replay`. Each finding has a stable id (the same break has the "
             "same id in every run), a check code, a severity, a subject, the money at stake, a "
             "detail sentence and its evidence: the ids of the events that prove it, the offending "
-            "one first. Each run is stored in audit_runs / audit_findings and every finding is "
-            "marked new, open (with its age in runs), resolved or reopened. Exits 1 if there are "
+            "one first. Each run is stored in audit_runs / audit_findings of the analyst database "
+            "beside it (out/x.analyst.duckdb for out/x.duckdb, kept apart so a live follower's snapshots never "
+            "replace it) and every finding is marked new, open (with its age in runs), resolved "
+            "or reopened. It reads the newest read snapshot while a follower writes DB. Exits 1 if there are "
             "findings. Python: workbench.audit.audit() returns a Polars DataFrame."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -389,8 +407,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--no-record",
         action="store_true",
-        help="do not store the run (the database is opened read-only)",
+        help="do not store the run in the analyst database",
     )
+
+    st = sub.add_parser(
+        "status",
+        help="who writes a database (a live follower?), its stream position, what readers see",
+        description=(
+            "Say which follower writes the database (its PID, host, stream and consumer, and "
+            "whether it still runs), its stream position and last commit, and the read snapshot "
+            "a reader opening the database now would see: its stream position, when it was "
+            "committed and how far it is behind the follower. Readers (audit, notebooks, "
+            "workbench.connect(db, read_only=True)) open that snapshot, so they never wait for "
+            "the follower nor stop it. Python: workbench.status(db)."
+        ),
+    )
+    st.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+    st.add_argument("--json", action="store_true", help="print it as JSON")
 
     x = sub.add_parser(
         "explain",
@@ -660,6 +693,8 @@ def _run(args: argparse.Namespace) -> int:
         return _audit(args)
     if args.command == "explain":
         return _explain(args)
+    if args.command == "status":
+        return _status(args)
     if args.command in ("reconcile", "ratings"):
         return _table_command(args)
     if args.command == "simulate":
@@ -780,6 +815,7 @@ def _replay_stream(args: argparse.Namespace, url: str) -> int:
             status_every=args.status_every,
             memory_limit=memory,
             max_payload_bytes=args.max_payload_bytes,
+            reader_lag=args.reader_lag,
         )
     else:
         summary = catch_up(
@@ -922,6 +958,19 @@ def _table_command(args: argparse.Namespace) -> int:
             args.out.write_text(text)
     print(f"{args.command}: {frame.height} row(s), {mismatched} not matching", file=sys.stderr)
     return 1 if mismatched else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from .replay.readers import status
+
+    found = status(args.db)
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=2))
+    else:
+        print("\n".join(found.lines()))
+    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:

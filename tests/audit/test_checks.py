@@ -19,7 +19,7 @@ import pytest
 from workbench.audit.run import run_checks
 from workbench.domain.scheduler import SWEEP_DELAY
 from workbench.generator import generate
-from workbench.replay import bulk, rebuild, typed
+from workbench.replay import bulk, rebuild, store, typed
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +351,7 @@ def test_runs_mark_findings_new_open_resolved_and_reopened(clean_db: Path, tmp_p
     _build(con)
     con.close()
     assert audit(path).findings.is_empty()
-    con = duckdb.connect(str(path))
+    con = store.connect(path, read_only=True)  # the runs live in the analyst database beside it
     resolved = con.execute(
         "SELECT DISTINCT status FROM audit_findings WHERE audit_run_id = 3"
     ).fetchall()

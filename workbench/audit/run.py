@@ -1,7 +1,8 @@
 """``workbench audit``: every check over a replayed database, as findings with stable ids.
 
 A finding's id is a hash of its check, subject and offending event, so the same break has the
-same id in every run. Each run is stored (``audit_runs``, ``audit_findings``) and compared with
+same id in every run. Each run is stored (``audit_runs``, ``audit_findings``, in the analyst
+database beside the projections, so new snapshots and replays keep them) and compared with
 the previous one: a finding is ``new``, ``open`` (seen before; ``age_runs`` and ``first_seen``
 say since when), ``resolved`` (in the previous run, gone now) or ``reopened`` (resolved once,
 back again).
@@ -23,7 +24,7 @@ from .. import models
 from ..domain.clock import ERA_END, ERA_START
 from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
-from ..replay import store
+from ..replay import readers, store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
 from . import ratings, shared
 
@@ -98,26 +99,33 @@ def _ref_time(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> str:
     )
 
 
-def _restricted(
-    con: duckdb.DuckDBPyConnection, db: Path, as_of: datetime
-) -> duckdb.DuckDBPyConnection:
-    """The database as it was at ``as_of``: the events that had occurred by then, replayed into
-    an in-memory database (the same projections a replay of that export would have built)."""
-    from ..replay import bulk, store, typed
+def _restrict(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
+    """Make ``con`` see the database as it was at ``as_of``: the events that had occurred by
+    then, replayed into an in-memory catalog of the same connection (the same projections a
+    replay of that export would have built); returns the catalog to go back to."""
+    from ..replay import bulk, typed
 
-    mem = duckdb.connect()
-    store.configure(mem)
-    store.create_schema(mem)
-    mem.execute(f"ATTACH '{db}' AS src (READ_ONLY)").fetchall()
+    src = str(con.execute("SELECT current_database()").fetchall()[0][0])
+    quoted = '"' + src.replace('"', '""') + '"'
+    con.execute("ATTACH ':memory:' AS as_of").fetchall()
+    con.execute("USE as_of").fetchall()
+    store.create_schema(con)
     ts = f"'{as_of.astimezone(UTC).isoformat()}'::TIMESTAMPTZ"
-    mem.execute(f"INSERT INTO events SELECT * FROM src.events WHERE occurred_at <= {ts}").fetchall()
-    typed.add(mem, "events")
-    mem.execute(
-        "INSERT INTO quarantine SELECT * FROM src.quarantine WHERE event_id IS NULL OR event_id "
-        f"NOT IN (SELECT event_id FROM src.events WHERE occurred_at > {ts})"
+    con.execute(
+        f"INSERT INTO events SELECT * FROM {quoted}.main.events WHERE occurred_at <= {ts}"
     ).fetchall()
-    bulk.build(mem)
-    return mem
+    typed.add(con, "events")  # their typed payloads, as a replay stores them with the events
+    con.execute(
+        f"INSERT INTO quarantine SELECT * FROM {quoted}.main.quarantine WHERE event_id IS NULL "
+        f"OR event_id NOT IN (SELECT event_id FROM {quoted}.main.events WHERE occurred_at > {ts})"
+    ).fetchall()
+    bulk.build(con)
+    return quoted
+
+
+def _unrestrict(con: duckdb.DuckDBPyConnection, back: str) -> None:
+    con.execute(f"USE {back}").fetchall()
+    con.execute("DETACH as_of").fetchall()
 
 
 @dataclass(frozen=True)
@@ -325,21 +333,23 @@ def audit(
         raise FileNotFoundError(
             f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
         )
-    con = store.connect(
-        path, read_only=not record, memory_limit=DEFAULT_MEMORY_LIMIT, create_tables=False
-    )
+    # The projections are only read (a follower may write the file meanwhile: the reader sees
+    # its newest snapshot); the run is recorded in the analyst database beside them.
+    con = store.connect(path, read_only=True, memory_limit=DEFAULT_MEMORY_LIMIT)
     try:
         _require_a_replay(con, path)
-        work = _restricted(con, path, as_of) if as_of is not None else con
+        back = _restrict(con, as_of) if as_of is not None else None
         try:
-            findings, timings = run_checks(work, as_of, progress)
-            events = int(work.execute("SELECT count(*) FROM events").fetchall()[0][0])
+            findings, timings = run_checks(con, as_of, progress)
+            events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
         finally:
-            if work is not con:
-                work.close()
+            if back is not None:
+                _unrestrict(con, back)
         run_id = None
         if record:
-            findings, run_id = _record(con, findings, as_of, events, time.perf_counter() - started)
+            findings, run_id = record_run(
+                path, con, findings, as_of, events, time.perf_counter() - started
+            )
         else:
             findings = findings.with_columns(
                 pl.lit("new").alias("status"),
@@ -349,6 +359,51 @@ def audit(
         return AuditResult(findings, run_id, time.perf_counter() - started, timings)
     finally:
         con.close()
+
+
+def record_run(
+    db: Path,
+    projections: duckdb.DuckDBPyConnection,
+    findings: pl.DataFrame,
+    as_of: datetime | None,
+    events: int,
+    seconds: float,
+) -> tuple[pl.DataFrame, int]:
+    """Store a run in the analyst database beside ``db`` (see
+    :func:`workbench.replay.snapshots.analyst_db`), carrying over the runs an older version
+    stored in the projections themselves, once."""
+    analyst = readers.analyst_writer(db)
+    try:
+        for ddl in DDL:
+            analyst.execute(ddl).fetchall()
+        _carry_over(projections, analyst)
+        return _record(analyst, findings, as_of, events, seconds)
+    finally:
+        analyst.close()
+
+
+def _carry_over(projections: duckdb.DuckDBPyConnection, analyst: duckdb.DuckDBPyConnection) -> None:
+    """Audit runs an older version stored in the projections' own file, copied into an analyst
+    database that has none yet (nothing is lost by the move)."""
+    if analyst.execute("SELECT count(*) FROM audit_runs").fetchall()[0][0]:
+        return
+    catalog = str(projections.execute("SELECT current_database()").fetchall()[0][0])
+    main = {
+        r[0]
+        for r in projections.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND NOT temporary",
+            [catalog],
+        ).fetchall()
+    }
+    quoted = '"' + catalog.replace('"', '""') + '"'
+    for name in ("audit_runs", "audit_findings"):
+        if name in main:
+            rows = projections.execute(f"SELECT * FROM {quoted}.main.{name}").to_arrow_table()
+            analyst.register("_old", rows)
+            try:
+                analyst.execute(f"INSERT INTO {name} SELECT * FROM _old").fetchall()
+            finally:
+                analyst.unregister("_old")
 
 
 def _record(

@@ -271,6 +271,7 @@ def rebuild(
             ],
         )
         con.execute("COMMIT").fetchall()
+        _publish_for_readers(con, db)
         return result
     except BaseException:
         # A COMMIT that failed (a full disk) has ended the transaction already: DuckDB's
@@ -280,6 +281,15 @@ def rebuild(
         raise
     finally:
         con.close()
+
+
+def _publish_for_readers(con: Any, db: str | Path) -> None:
+    """Where a follower published read snapshots of ``db`` (readers open those), publish this
+    replay's state too, or they would keep seeing the state before it."""
+    from . import snapshots
+
+    if snapshots.snapshot_dir(db).exists():
+        snapshots.Publisher(db).publish_now(con, time.time())
 
 
 def _keep_quarantine(con: Any, ing: ingest_sql.Ingested) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import busy_from
+from ..errors import DatabaseBusy, busy_from
 from .schema import BY_NAME, PROJECTIONS, TABLES, Table
 
 # DuckDB column types → Arrow types, for handing rows over as Arrow tables (fast, exact).
@@ -29,6 +29,19 @@ _ARROW: dict[str, pa.DataType] = {
     "DECIMAL(18,6)": pa.decimal128(18, 6),
     "VARCHAR[]": pa.list_(pa.string()),
 }
+
+
+class FollowerWrites(DatabaseBusy):
+    """A writer refused because a live follower writes the database (exit 3, database busy)."""
+
+    def __init__(self, path: Path, pid: int, url: str, stream: str) -> None:
+        super().__init__(path, f"PID {pid}: a follower of {url} stream {stream}", pid)
+        RuntimeError.__init__(
+            self,
+            f"{path} is written by a live follower (PID {pid}, {url} stream {stream}); readers "
+            "can open it meanwhile, but a replay cannot write it: stop the follower first, or "
+            "replay into another database",
+        )
 
 
 def arrow_schema(table: Table) -> pa.Schema:
@@ -49,25 +62,45 @@ def connect(
     zone), DuckDB's memory cap and threads where given, the tables created for a writer unless
     ``create_tables`` is false (an audit must not turn a stray file into an empty database).
 
-    Raises :class:`~workbench.errors.DatabaseBusy` (naming the holder's PID where DuckDB says)
-    if another process holds the file: DuckDB allows one writer, or readers without a writer."""
+    A reader (``read_only``) gets an in-memory connection with the newest read snapshot a
+    follower published attached (or the file itself where none did), so it never waits for a
+    follower nor stops one (:mod:`.readers`). A writer raises
+    :class:`~workbench.errors.DatabaseBusy` (naming the holder's PID where DuckDB says, or the
+    follower that writes the file) if another process holds it."""
     path = Path(db)
-    if read_only and not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no such database (run `workbench replay SOURCE --db {path}` first)"
-        )
+    if read_only:
+        # a reader: the newest snapshot a follower published, or the file itself (readers.py)
+        from . import readers
+
+        con = readers.connect(path)
+        configure(con, memory_limit=memory_limit, threads=threads)
+        return con
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path))
     except duckdb.IOException as exc:  # another process holds the file: say which
-        busy = busy_from(exc, path)
-        if busy is None:
+        refused = _refused(exc, path)
+        if refused is exc:
             raise
-        raise busy from exc
+        raise refused from exc
     configure(con, memory_limit=memory_limit, threads=threads)
     if create_tables if create_tables is not None else not read_only:
         create_schema(con)
     return con
+
+
+def _refused(exc: duckdb.IOException, path: Path) -> BaseException:
+    """Why a writer cannot open ``path``: a follower that writes it (named from its status
+    file), another process (named by DuckDB), or DuckDB's own error."""
+    busy = busy_from(exc, path)
+    if busy is None:
+        return exc
+    from . import snapshots
+
+    follower = snapshots.read_status(path)
+    if follower is not None and follower.stopped_at is None and follower.pid == busy.pid:
+        return FollowerWrites(path, follower.pid, follower.url, follower.stream)
+    return busy
 
 
 def configure(

@@ -58,6 +58,7 @@ from ..sources import SourceError
 from . import bulk, incremental, ingest_sql, judging, store
 from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, code_version
 from .judging import quarantine_row
+from .live import LiveReaders
 from .schema import EVENTS, REPLAY_RUNS, STREAM_POSITIONS, Table
 from .validate import TIMESTAMP_RE
 
@@ -444,6 +445,7 @@ class StreamDatabase:
         self.run_id = int(
             store.one(self.con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0]
         )
+        self._events_base = int(store.one(self.con, "SELECT count(*) FROM events")[0])
         self.started = time.perf_counter()
         self.started_at = datetime.now(UTC)
         self.totals = BatchResult()
@@ -753,6 +755,10 @@ class StreamDatabase:
             raise
         return hashes
 
+    def events_now(self) -> int:
+        """Events held after the last commit (the running count, no query)."""
+        return self._events_base + self.totals.applied
+
     def total_events(self) -> int:
         return int(store.one(self.con, "SELECT count(*) FROM events")[0])
 
@@ -834,6 +840,8 @@ class Options:
     status_every: float = 5.0  # follow: a status line this often (seconds); 0: never
     keep_latencies: bool = False
     reconnect_timeout: float = 60.0  # catch-up: give up after the broker is gone this long
+    reader_lag: float = 5.0  # readers see a snapshot at most about this far behind (seconds)
+    publish: bool = True  # publish read snapshots for readers (see replay/snapshots.py)
 
 
 async def run(
@@ -879,10 +887,14 @@ async def run(
     summary = StreamSummary(db=Path(db), url=source.url, run_id=store_db.run_id)
     started = time.perf_counter()
     last_status = started
+    readers = LiveReaders(db, source.url, reader_lag=opts.reader_lag) if opts.publish else None
+    failed = True
     try:
         store_db.key = key
         name = store_db.consumer_name(key, consumer)
         store_db.consumer = summary.consumer = name
+        if readers is not None:
+            await in_db(lambda: readers.start(store_db.con, key.source, name))
         committed = store_db.committed(key)
         gone_from = await _restart(source, committed, name, opts)
         if gone_from is not None:
@@ -912,6 +924,8 @@ async def run(
                     summary.skipped_gone += gone_from - (committed or 0) - 1
                 continue
             if not msgs:
+                if readers is not None:
+                    await in_db(lambda: readers.idle(store_db.con))
                 pending = source.pending()
                 summary.lag_events = pending
                 if pending == 0:
@@ -933,6 +947,12 @@ async def run(
             idle_since = time.perf_counter()
             result = await in_db(lambda m=msgs: store_db.apply(key, m))
             await source.ack(msgs)
+            if readers is not None:
+                await in_db(
+                    lambda at=result.committed_at, seq=store_db.totals.last_seq: readers.committed(
+                        store_db.con, at, seq, store_db.events_now()
+                    )
+                )
             summary.batches += 1
             summary.full_builds += result.how == "full"
             for name_ in (
@@ -967,18 +987,35 @@ async def run(
             if status is not None and opts.status_every and now - last_status >= opts.status_every:
                 last_status = now
                 status(_status_line(summary, now - started))
+                if readers is not None and readers.over_budget:
+                    status(_over_budget(readers))
+        failed = False
     finally:
         summary.seconds = time.perf_counter() - started
         try:
             await source.close()
         finally:
             try:
+                if readers is not None:  # no checkpoint (finish, close) while a copy runs
+                    await in_db(readers.publisher.wait)
                 summary.hashes = await in_db(store_db.finish)
                 summary.total_events = await in_db(store_db.total_events)
             finally:
-                await in_db(store_db.close)
-                pool.shutdown(wait=True)
+                try:
+                    if readers is not None:
+                        await in_db(lambda: readers.stop(store_db.con, publish=not failed))
+                finally:
+                    await in_db(store_db.close)
+                    pool.shutdown(wait=True)
     return summary
+
+
+def _over_budget(readers: LiveReaders) -> str:
+    cost = readers.publisher.last_cost or 0.0
+    return (
+        f"stream: publishing a read snapshot takes {cost:.1f} s, more than half the reader lag "
+        f"of {readers.publisher.reader_lag:g} s: readers may fall further behind"
+    )
 
 
 async def _restart(
@@ -1078,9 +1115,10 @@ def catch_up(
     """Apply everything published on the stream since this database last read it, up to the
     stream's last message when called (what comes later waits for the next call), then return
     (a notebook's refresh): ``workbench.replay.catch_up("out/sample.duckdb", "nats://127.0.0.1:4222")``.
-    Works inside a running event loop (Jupyter) too. It writes the database: close this
-    process's read-only connections to it first (DuckDB will not mix the two), and reopen them
-    after."""
+    Works inside a running event loop (Jupyter) too. It writes the database and, where a
+    follower published read snapshots of it, publishes a new one when it ends; a reader
+    connection that attached the file itself (no snapshot) must be closed first (DuckDB will not
+    mix a reader and a writer of one file in a process)."""
     opts = Options(max_batch=max_batch, max_messages=max_messages, status_every=0)
     return run_sync(
         lambda: run(
@@ -1107,9 +1145,12 @@ def follow(
     signals: bool = True,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    reader_lag: float = 5.0,
 ) -> StreamSummary:
     """Follow the stream until SIGINT or SIGTERM (with ``signals``) or until ``stop`` is set;
-    stops between batches, so the database always ends on a committed batch."""
+    stops between batches, so the database always ends on a committed batch. Meanwhile readers
+    (``workbench.connect(db, read_only=True)``, ``audit``, notebooks) see a read snapshot at most
+    about ``reader_lag`` seconds behind the last commit (see :mod:`.snapshots`)."""
 
     async def main() -> StreamSummary:
         halt = stop or asyncio.Event()
@@ -1129,7 +1170,12 @@ def follow(
                 open_source(url, stream=stream, reconnect_forever=True),
                 db,
                 consumer=consumer,
-                options=Options(max_batch=max_batch, follow=True, status_every=status_every),
+                options=Options(
+                    max_batch=max_batch,
+                    follow=True,
+                    status_every=status_every,
+                    reader_lag=reader_lag,
+                ),
                 stop=halt,
                 status=status,
                 memory_limit=memory_limit,
