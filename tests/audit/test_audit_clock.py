@@ -25,7 +25,7 @@ from workbench.audit import audit
 from workbench.audit.run import run_checks
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
-from workbench.replay import bulk, rebuild
+from workbench.replay import bulk, rebuild, typed
 
 FAR = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -121,6 +121,7 @@ def test_a_business_time_claim_moves_no_deadline(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'test')",
             [row[c] for c in ENVELOPE_SCHEMA.names],
         ).fetchall()
+        typed.add_missing(con)  # its typed payload, as a replay stores it with the event
         bulk.build(con)
         after, _ = run_checks(con)
     finally:

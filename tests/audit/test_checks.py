@@ -19,7 +19,7 @@ import pytest
 from workbench.audit.run import run_checks
 from workbench.domain.scheduler import SWEEP_DELAY
 from workbench.generator import generate
-from workbench.replay import bulk, rebuild, store
+from workbench.replay import bulk, rebuild, store, typed
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,15 @@ def _edit(
     ).fetchall()
 
 
-def _findings(con: duckdb.DuckDBPyConnection, check: str) -> pl.DataFrame:
+def _build(con: duckdb.DuckDBPyConnection) -> None:
+    """The projections again after a test edited ``events`` by hand: the typed payloads are
+    decoded again first (the models read them, not the JSON text)."""
+    typed.sync(con)
     bulk.build(con)
+
+
+def _findings(con: duckdb.DuckDBPyConnection, check: str) -> pl.DataFrame:
+    _build(con)
     found, _ = run_checks(con)
     return found.filter(pl.col("check") == check)
 
@@ -330,7 +337,7 @@ def test_runs_mark_findings_new_open_resolved_and_reopened(clean_db: Path, tmp_p
         "payload"
     ]
     _edit(con, e["event_id"], lambda p: p.update(platform_fee=p["platform_fee"] + 1))
-    bulk.build(con)
+    _build(con)
     con.close()
     first = audit(path).findings
     assert set(first["status"]) == {"new"} and first.height >= 1
@@ -341,7 +348,7 @@ def test_runs_mark_findings_new_open_resolved_and_reopened(clean_db: Path, tmp_p
     con.execute(
         "UPDATE events SET payload = ? WHERE event_id = ?", [original, e["event_id"]]
     ).fetchall()
-    bulk.build(con)
+    _build(con)
     con.close()
     assert audit(path).findings.is_empty()
     con = store.connect(path, read_only=True)  # the runs live in the analyst database beside it
@@ -352,7 +359,7 @@ def test_runs_mark_findings_new_open_resolved_and_reopened(clean_db: Path, tmp_p
     assert resolved == [("resolved",)]
     con = duckdb.connect(str(path))
     _edit(con, e["event_id"], lambda p: p.update(platform_fee=p["platform_fee"] + 1))
-    bulk.build(con)
+    _build(con)
     con.close()
     assert set(audit(path).findings["status"]) == {"reopened"}
 

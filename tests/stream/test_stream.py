@@ -25,6 +25,7 @@ from workbench.replay import catch_up, connect, rebuild
 from workbench.replay import stream as stream_mod
 from workbench.replay.nats_local import LocalServer
 from workbench.replay.nats_source import STREAM, NatsSource, ensure_stream, publish
+from workbench.replay.schema import PAYLOAD_TABLES
 from workbench.replay.store import projection_hashes
 from workbench.replay.stream import Options, run, run_sync
 
@@ -199,6 +200,34 @@ def test_stream_replay_gives_the_parquet_replays_projections(
     live.close()
     again = catch_up(tmp_path / "live.duckdb", nats_server.url)
     assert again.messages == 0 and again.hashes == ref_hashes
+
+
+def test_readers_see_the_runs_record_and_the_typed_payloads_of_the_last_batch(
+    nats_server: LocalServer, small_export: Path, tmp_path: Path
+) -> None:
+    """With no reader lag a snapshot follows every batch, the last one included; the run's
+    record (its hashes), committed after that batch, moves no position a snapshot is judged by,
+    and is published all the same. The snapshot holds every event's typed payload row."""
+    publish([small_export], nats_server.url)
+    ref_hashes, _ = parquet_replay(small_export, tmp_path)
+    db = tmp_path / "live.duckdb"
+    source = NatsSource(nats_server.url)
+    summary = run_sync(lambda: run(source, db, options=Options(max_batch=400, reader_lag=0.0)))
+    assert summary.hashes == ref_hashes and summary.batches > 1
+    live = connect(db, read_only=True)
+    try:
+        assert live.execute("SELECT generation FROM reader_snapshot").fetchall()[0][0] is not None
+        (hashes,) = live.execute("SELECT hashes FROM replay_runs").fetchall()[0]
+        assert json.loads(hashes) == ref_hashes
+        untyped = " AND ".join(
+            f"event_id NOT IN (SELECT event_id FROM {t.name})" for t in PAYLOAD_TABLES.values()
+        )
+        assert live.execute(f"SELECT count(*) FROM events WHERE {untyped}").fetchall() == [(0,)]
+        typed = " + ".join(f"(SELECT count(*) FROM {t.name})" for t in PAYLOAD_TABLES.values())
+        same = live.execute(f"SELECT {typed} = (SELECT count(*) FROM events)").fetchall()
+        assert same == [(True,)]
+    finally:
+        live.close()
 
 
 def test_sigkill_mid_stream_then_restart_gives_the_same_hashes(

@@ -103,7 +103,7 @@ def _restrict(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
     """Make ``con`` see the database as it was at ``as_of``: the events that had occurred by
     then, replayed into an in-memory catalog of the same connection (the same projections a
     replay of that export would have built); returns the catalog to go back to."""
-    from ..replay import bulk
+    from ..replay import bulk, typed
 
     src = str(con.execute("SELECT current_database()").fetchall()[0][0])
     quoted = '"' + src.replace('"', '""') + '"'
@@ -114,6 +114,7 @@ def _restrict(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
     con.execute(
         f"INSERT INTO events SELECT * FROM {quoted}.main.events WHERE occurred_at <= {ts}"
     ).fetchall()
+    typed.add(con, "events")  # their typed payloads, as a replay stores them with the events
     con.execute(
         f"INSERT INTO quarantine SELECT * FROM {quoted}.main.quarantine WHERE event_id IS NULL "
         f"OR event_id NOT IN (SELECT event_id FROM {quoted}.main.events WHERE occurred_at > {ts})"

@@ -249,6 +249,32 @@ def events_of(*kinds: str) -> str:
     )
 
 
+def typed(stream: str) -> str:
+    """The events of ``ev`` of one stream with their payloads' typed columns (the stored
+    ``payload_<stream>``, decoded once at ingest), and those columns as one struct ``j``."""
+    from ..replay.payload_types import PAYLOAD_ENVELOPE, payload_columns
+    from ..replay.schema import PAYLOAD_TABLES
+
+    fields = ", ".join(f"'{c.name}': p.\"{c.name}\"" for c in payload_columns(stream))
+    return (
+        f"(SELECT ev.*, p.* EXCLUDE ({', '.join(PAYLOAD_ENVELOPE)}), {{{fields}}} AS j "
+        f"FROM ev JOIN {PAYLOAD_TABLES[stream].name} p USING (event_id))"
+    )
+
+
+def typed_of(stream: str, *kinds: str) -> str:
+    """The stored events of ``stream`` of the given kinds with their typed payloads (the stored
+    ``payload_<stream>``), as a subquery: what the audit reads instead of ``events_of`` where it
+    needs a payload field. ``row`` is the event's row in ``payload_<stream>`` (its ``rowid``),
+    so a narrow temp table can fetch the few ids a finding shows from that table by it."""
+    from ..replay.schema import PAYLOAD_TABLES
+
+    return (
+        f"(SELECT *, position AS pos, rowid AS row FROM {PAYLOAD_TABLES[stream].name} "
+        f"WHERE kind IN ({names(kinds)}))"
+    )
+
+
 #: The scheduler acts on a deadline within its sweep.
 GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 
@@ -278,6 +304,8 @@ GLOBALS: dict[str, Any] = {
     "TRADER_STATE": TRADER_STATE,
     "STATE_FIELDS": STATE_FIELDS,
     "events_of": events_of,
+    "typed": typed,
+    "typed_of": typed_of,
     "GRACE": GRACE,
     "money": sql_money,
 }

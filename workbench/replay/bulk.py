@@ -22,10 +22,11 @@ from .schema import BY_NAME
 #: Events numbered once per build in ``(position, event_id)`` order (a temp table, not a view:
 #: every model reads ``ord``, and a view would sort all events again for each one). Only the
 #: two key columns are sorted; the rows are joined to their number (sorting whole rows with their
-#: payloads costs twice as much).
+#: payloads costs twice as much). The JSON text is left out: the models read the payloads typed
+#: once at ingest (``payload_<stream>``, joined by ``event_id``), never the text.
 PRELUDE = """
 CREATE OR REPLACE TEMP TABLE ev AS
-SELECT e.* EXCLUDE (source), o.ord, TRUE AS fresh
+SELECT e.* EXCLUDE (source, payload), o.ord, TRUE AS fresh
 FROM events e
 JOIN (SELECT event_id, row_number() OVER (ORDER BY position, event_id) AS ord FROM events) o
 USING (event_id)

@@ -40,9 +40,16 @@ from ..domain.events import ENVELOPE_FIELDS, Event
 from ..domain.violations import CONFLICTING_DUPLICATE
 from ..domain.world import World
 from ..sources import parquet_files
-from . import bulk, incremental, ingest_sql, judging, parquet_rows, store
+from . import bulk, incremental, ingest_sql, judging, parquet_rows, store, typed
 from . import rows as projection_rows
-from .schema import EVENTS, PROJECTIONS, QUARANTINE, REPLAY_RUNS, STREAM_POSITIONS
+from .schema import (
+    EVENTS,
+    PAYLOAD_TABLES,
+    PROJECTIONS,
+    QUARANTINE,
+    REPLAY_RUNS,
+    STREAM_POSITIONS,
+)
 
 CONFLICT = "conflicting_duplicate"
 
@@ -170,7 +177,7 @@ def rebuild(
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
             # the live stream's position goes too: the events it stands for are gone
-            for t in (EVENTS, QUARANTINE, *PROJECTIONS, STREAM_POSITIONS):
+            for t in (EVENTS, *PAYLOAD_TABLES.values(), QUARANTINE, *PROJECTIONS, STREAM_POSITIONS):
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
         known = frozenset() if full or reread else _files_taken_in(con)
@@ -362,8 +369,12 @@ def _ingest_fold(
         con.execute(
             "DELETE FROM events WHERE event_id IN (SELECT unnest(?))", [sorted(out.displaced_ids)]
         ).fetchall()
+        typed.remove(con, out.displaced_ids)
+    if typed.missing(con):  # a database written before the typed payload tables existed
+        typed.sync(con)
     new_events.sort(key=lambda e: e[0].event_id)
     _append_events(con, new_events)
+    typed.add_missing(con)
     out.applied = len(new_events)
     world = _fold(
         {eid: row for eid, (row, _) in existing.items()}, {e.event_id: e for e, _, _ in new_events}

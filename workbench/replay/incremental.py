@@ -154,9 +154,9 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         WHERE trader_id IS NOT NULL
             AND order_id IN (SELECT aggregate_id FROM batch_new WHERE stream = 'payment_order')
         UNION
-        SELECT 'trader', json_extract_string(payload, '$.trader_id') FROM batch_new
-        WHERE kind = 'payment_order.assigned'
-            AND json_extract_string(payload, '$.trader_id') IS NOT NULL""",
+        SELECT 'trader', trader_id FROM payload_payment_order
+        WHERE kind = 'payment_order.assigned' AND trader_id IS NOT NULL
+            AND event_id IN (SELECT event_id FROM batch_new)""",
     )
     # The scope's events: their row ids first (a scan of the two key columns only), then those
     # rows (a join on all columns would read every stored payload). A trader's events are the
@@ -174,7 +174,7 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
     step(
         "ev",
         """CREATE OR REPLACE TEMP TABLE ev AS
-        SELECT e.* EXCLUDE (source), row_number() OVER (ORDER BY position, event_id) AS ord,
+        SELECT e.* EXCLUDE (source, payload), row_number() OVER (ORDER BY position, event_id) AS ord,
             e.event_id IN (SELECT event_id FROM batch_new) AS fresh
         FROM events e WHERE e.rowid IN (SELECT rid FROM scope_rows)""",
     )

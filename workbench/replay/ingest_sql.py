@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..domain.catalog import DecodingError
 from ..domain.events import ENVELOPE_FIELDS
-from . import judging, parquet_rows
+from . import judging, parquet_rows, typed
 from .judging import WINNER_ORDER
 from .validate import envelope_predicate, payload_predicate
 
@@ -164,6 +164,8 @@ def ingest_relation(
     ctx = _Context(
         con, run_id, max_payload_bytes, record, valid or full_check(max_payload_bytes), raw_of, out
     )
+    if typed.missing(con):  # a database written before the typed payload tables existed
+        typed.sync(con)
     # Rows identical to a stored event are redeliveries whatever else happens: set aside first,
     # without judging them again (a replay of input already stored costs little).
     if _exec(con, "SELECT 1 FROM events LIMIT 1"):
@@ -210,6 +212,11 @@ def ingest_relation(
             accepted.append({**r, "source": source})
     if accepted:
         out.applied += ctx.insert_rows(accepted)
+    # the payloads of the events stored by this call, typed once, in the same transaction
+    if record is not None:
+        typed.add(con, record)
+    else:
+        typed.add_missing(con)
     for t in ("multi", "doubtful", "fresh"):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
     return out
@@ -355,6 +362,7 @@ def _copies(ctx: _Context, rows: str) -> None:
             con,
             "DELETE FROM events WHERE event_id IN (SELECT event_id FROM judged WHERE known AND diff <> '')",
         )
+        typed.remove(con, out.displaced_ids)
     out.applied += ctx.insert(
         f"SELECT {_COLS}, source FROM ranked WHERE pick = 1 AND NOT known ORDER BY event_id"
     )

@@ -70,11 +70,25 @@ class LiveReaders:
         if self.publisher.due(self.committed_at):
             self.publisher.checkpoint(con, self.committed_at or time.time())
 
-    def stop(self, con: duckdb.DuckDBPyConnection | None, publish: bool) -> None:
+    def stop(
+        self,
+        con: duckdb.DuckDBPyConnection | None,
+        publish: bool,
+        finished_at: float | None = None,
+    ) -> None:
         """At the end: the last state published (``publish``), the status file marked stopped.
-        Always waits for a running copy (the writer's close checkpoints)."""
+        Always waits for a running copy (the writer's close checkpoints).
+
+        ``finished_at``: when the writer committed the run's record after its last batch (its
+        hashes). That commit moves no event, quarantine row, run id nor stream position, so a
+        snapshot taken after the last batch would look current while it lacks the record:
+        published again whatever its position says."""
         try:
-            if publish and con is not None:
+            if publish and con is not None and finished_at is not None:
+                self.publisher.wait()
+                self.publisher.checkpoint(con, finished_at)
+                self.publisher.wait()
+            elif publish and con is not None:
                 self.publisher.publish_now(con, self.committed_at or time.time())
             else:
                 self.publisher.wait()

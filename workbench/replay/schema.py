@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..domain.clock import ERA_END, ERA_START, SKEW_TOLERANCE
+from ..domain.events import STREAMS
+from .payload_types import PAYLOAD_ENVELOPE, payload_columns
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Table:
         return tuple(c.name for c in self.columns)
 
     def ddl(self) -> str:
-        cols = ",\n    ".join(f"{c.name} {c.type}" for c in self.columns)
+        cols = ",\n    ".join(f'"{c.name}" {c.type}' for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {cols}\n)"
 
 
@@ -466,8 +468,32 @@ PROJECTIONS: Final[tuple[Table, ...]] = (
     VIOLATIONS,
 )
 
+def _payload_table(stream: str) -> Table:
+    """``payload_<stream>``: every event of ``stream`` in ``events`` with its payload decoded
+    once into typed columns (see :mod:`.payload_types`, derived from the domain's models)."""
+    envelope = {c.name: c for c in EVENTS.columns}
+    return Table(
+        f"payload_{stream}",
+        f"Every `{stream}` event of `events`, its payload decoded once into typed columns (one "
+        "per payload field of the stream's kinds, derived from the domain's payload models; "
+        "the fields as written in the event's `schema_version`, not upcast: a field the kind "
+        "does not have is NULL). Written with `events`, in the same transaction; the models, "
+        "rules and checks read these columns, never the JSON text.",
+        tuple(envelope[name] for name in PAYLOAD_ENVELOPE)
+        + tuple(C(c.name, c.type, c.doc) for c in payload_columns(stream)),
+        ("event_id",),
+        projection=False,
+    )
+
+
+#: The typed payload tables, one per stream (``payload_trader``, …).
+PAYLOAD_TABLES: Final[dict[str, Table]] = {
+    stream: _payload_table(stream) for stream in STREAMS
+}
+
 TABLES: Final[tuple[Table, ...]] = (
     EVENTS,
+    *PAYLOAD_TABLES.values(),
     QUARANTINE,
     *PROJECTIONS,
     REPLAY_RUNS,

@@ -449,6 +449,8 @@ class StreamDatabase:
         self.started = time.perf_counter()
         self.started_at = datetime.now(UTC)
         self.totals = BatchResult()
+        #: When :meth:`finish` committed the run's record (``None``: it wrote nothing).
+        self.finished_at: float | None = None
         self.key: StreamKey | None = None
         self.first_seq: int | None = None
         self.consumer = ""
@@ -747,9 +749,12 @@ class StreamDatabase:
         con.execute("BEGIN TRANSACTION").fetchall()
         try:
             hashes = store.projection_hashes(con)
-            if self.key is not None and self.totals.messages:
-                self._write_run(con, self.key, extra=None, hashes=hashes)
+            key = self.key if self.totals.messages else None
+            if key is not None:
+                self._write_run(con, key, extra=None, hashes=hashes)
             con.execute("COMMIT").fetchall()
+            if key is not None:
+                self.finished_at = time.time()
         except BaseException:
             con.execute("ROLLBACK").fetchall()
             raise
@@ -1003,7 +1008,11 @@ async def run(
             finally:
                 try:
                     if readers is not None:
-                        await in_db(lambda: readers.stop(store_db.con, publish=not failed))
+                        await in_db(
+                            lambda: readers.stop(
+                                store_db.con, publish=not failed, finished_at=store_db.finished_at
+                            )
+                        )
                 finally:
                     await in_db(store_db.close)
                     pool.shutdown(wait=True)

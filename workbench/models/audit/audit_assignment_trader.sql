@@ -1,5 +1,5 @@
 -- produces: audit_assignment_trader
--- reads: audit_attempts, audit_trader_events, events
+-- reads: audit_attempts, audit_trader_events, events, payload_trader
 -- The trader's side of every assignment, for ASSIGNMENT_VIOLATION: one narrow row per attempt
 -- (`k`: the attempt's row in `audit_attempts`) with the trader's state just before it, so the
 -- `ASOF` joins sort a few columns, not whole attempts, and stay within the memory limit instead of
@@ -7,7 +7,7 @@
 -- per trader and looked up with an `ASOF` join at the assignment:
 --
 -- * `state`: registration, limits, presence and block after each of the trader's state events
---   (`TRADER_STATE`, a few per trader; `audit_trader_events.state` holds `STATE_FIELDS`), one
+--   (`TRADER_STATE`, a few per trader; `audit_trader_events.state` holds their fields), one
 --   series, so one lookup instead of four;
 -- * `ta`: the deposit's available amount after each trader money event, as the catalog (3.2) and
 --   the fold define it: the balance (top-ups and credits in; debits and captures out) less the
@@ -38,11 +38,11 @@
 (WITH state_events AS (
     SELECT trader_id, {{ key("pos", "event_id") }} AS key,
            CASE WHEN kind = 'trader.registered'
-                THEN {'fiat_currency': state[1], 'settlement_currency': state[2]} END AS reg,
+                THEN {'fiat_currency': state.fiat_currency, 'settlement_currency': state.settlement_currency} END AS reg,
            CASE WHEN kind IN ('trader.registered', 'trader.limits_changed') THEN {
-               'min_amount': coalesce(state[3], state[4])::BIGINT,
-               'max_amount': coalesce(state[5], state[6])::BIGINT,
-               'cap': coalesce(state[7], state[8])::BIGINT}
+               'min_amount': state.min_amount::BIGINT,
+               'max_amount': state.max_amount::BIGINT,
+               'cap': state.max_active_orders::BIGINT}
            END AS lim,
            CASE kind WHEN 'trader.went_online' THEN TRUE WHEN 'trader.went_offline' THEN FALSE END AS online,
            CASE kind WHEN 'trader.blocked' THEN TRUE WHEN 'trader.unblocked' THEN FALSE END AS blocked
@@ -107,5 +107,5 @@ SELECT f.* FROM {{ side(by_pos, "audit_trader_events", "(SELECT rowid AS k, *, a
 ANTI JOIN (SELECT a.rowid AS k FROM audit_attempts a SEMI JOIN tied USING (trader_id)) USING (k)
 UNION ALL
 SELECT * FROM {{ side(by_pos_and_id,
-                      "(SELECT t.*, e.event_id FROM audit_trader_events t SEMI JOIN tied USING (trader_id) JOIN events e ON e.rowid = t.row)",
+                      "(SELECT t.*, e.event_id FROM audit_trader_events t SEMI JOIN tied USING (trader_id) JOIN payload_trader e ON e.rowid = t.row)",
                       "(SELECT a.rowid AS k, a.*, a.assigned_pos IN (SELECT pos FROM shared) AS shared FROM audit_attempts a SEMI JOIN tied USING (trader_id))") }}

@@ -1,5 +1,5 @@
 -- produces: audit_attempts
--- reads: events
+-- reads: payload_payment_order
 -- Each assignment attempt with the events that opened, accepted and ended it (the first ender
 -- after the assignment, or the next assignment, which supersedes it). Most checks read it, so the
 -- audit computes it once, as a temp table.
@@ -8,15 +8,19 @@
 -- assignment, the first boundary (an assignment or an ender), the first acceptance and the first
 -- review after it, each a `first_value(... IGNORE NULLS)` over the rows that follow; the
 -- acceptance and the review count only when they come before that boundary. The three share one
--- window, so the events are sorted once (range joins per attempt cost twice as much). Payloads
--- are parsed after the window, only for the assignments (and `complete_by` of acceptances).
+-- window, so the events are sorted once (range joins per attempt cost twice as much). The
+-- payload fields are the typed ones (`payload_payment_order`, decoded once at ingest).
 WITH o AS (
     SELECT event_id, pos, aggregate_id, kind, occurred_at,
            kind NOT IN ('payment_order.accepted', 'payment_order.review_started') AS boundary,
-           CASE WHEN kind = 'payment_order.assigned' THEN payload END AS payload,
-           CASE WHEN kind = 'payment_order.accepted'
-                THEN TRY_CAST(payload->>'complete_by' AS TIMESTAMPTZ) END AS complete_by
-    FROM {{ events_of(
+           CASE WHEN kind = 'payment_order.assigned'
+                THEN {'attempt': attempt, 'trader_id': trader_id, 'rate': rate,
+                      'settlement_currency': settlement_currency, 'accept_by': accept_by,
+                      'settlement_amount': settlement_amount, 'trader_reward': trader_reward,
+                      'platform_fee': platform_fee} END AS f,
+           CASE WHEN kind = 'payment_order.accepted' THEN complete_by END AS complete_by
+    FROM {{ typed_of(
+        "payment_order",
         "payment_order.assigned",
         "payment_order.accepted",
         "payment_order.assignment_declined",
@@ -47,19 +51,14 @@ att AS (  -- the acceptance and the review belong to this attempt only if before
               CASE WHEN nr.pos < coalesce(nb.pos, {{ NEVER }}) THEN nr END AS rv
     FROM nxt
 )
-SELECT aggregate_id AS order_id, (f[1])::INTEGER AS attempt,
-       f[2] AS trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
-       f[3] AS rate, f[4] AS settlement_currency,
-       occurred_at AS assigned_at, TRY_CAST(f[5] AS TIMESTAMPTZ) AS accept_by,
-       (f[6])::BIGINT AS settlement_amount,
-       (f[7])::BIGINT AS trader_reward,
-       (f[8])::BIGINT AS platform_fee,
+SELECT aggregate_id AS order_id, f.attempt::INTEGER AS attempt,
+       f.trader_id, event_id AS assigned_event_id, pos AS assigned_pos,
+       f.rate, f.settlement_currency,
+       occurred_at AS assigned_at, f.accept_by,
+       f.settlement_amount::BIGINT AS settlement_amount,
+       f.trader_reward::BIGINT AS trader_reward,
+       f.platform_fee::BIGINT AS platform_fee,
        nb.pos AS end_pos, nb.event_id AS end_event_id, nb.kind AS end_kind, nb.at AS ended_at,
        acc.event_id AS accepted_event_id, acc.at AS accepted_at, acc.complete_by AS complete_by,
        rv.event_id AS review_event_id, rv.pos AS review_pos
-FROM (  -- the assignment's fields, in one parse of its payload
-    SELECT *, json_extract_string(payload, ['$.attempt', '$.trader_id', '$.rate', '$.settlement_currency',
-                                            '$.accept_by', '$.settlement_amount', '$.trader_reward',
-                                            '$.platform_fee']) AS f
-    FROM att
-)
+FROM att

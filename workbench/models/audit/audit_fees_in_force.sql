@@ -1,5 +1,5 @@
 -- produces: audit_fees_in_force
--- reads: audit_attempts, events, payment_orders
+-- reads: audit_attempts, payload_client, payload_trader, payment_orders
 -- One row per assignment attempt: the client's `fee_bps` and the trader's `reward_bps` in force
 -- just before it, at which the catalog (section 2) says the attempt's platform fee and trader
 -- reward are priced. FEE_MISMATCH reads it. The rule, as the fold applies it
@@ -28,15 +28,15 @@ WITH a AS (
     JOIN payment_orders o USING (order_id)
 ),
 fees AS (
-    SELECT aggregate_id AS client_id, pos, event_id, (payload->>'fee_bps')::BIGINT AS fee_bps,
+    SELECT aggregate_id AS client_id, pos, event_id, fee_bps::BIGINT AS fee_bps,
            lead(pos) OVER w AS until_pos, lead(event_id) OVER w AS until_id
-    FROM {{ events_of("client.registered", "client.fee_changed") }}
+    FROM {{ typed_of("client", "client.registered", "client.fee_changed") }}
     WINDOW w AS (PARTITION BY aggregate_id ORDER BY pos, event_id)
 ),
 rewards AS (
-    SELECT aggregate_id AS trader_id, pos, event_id, (payload->>'reward_bps')::BIGINT AS reward_bps,
+    SELECT aggregate_id AS trader_id, pos, event_id, reward_bps::BIGINT AS reward_bps,
            lead(pos) OVER w AS until_pos, lead(event_id) OVER w AS until_id
-    FROM {{ events_of("trader.registered") }}
+    FROM {{ typed_of("trader", "trader.registered") }}
     WINDOW w AS (PARTITION BY aggregate_id ORDER BY pos, event_id)
 )
 SELECT a.order_id, a.attempt, a.assigned_event_id, a.client_id, a.trader_id, f.fee_bps,

@@ -1,6 +1,6 @@
 -- check: DEADLINE_MISSED
 -- severity: low
--- reads: audit_attempts, audit_order_payloads, events
+-- reads: audit_attempts, audit_order_payloads, events, payload_payment_order
 -- A deadline the platform let pass: an acceptance after `accept_by` (offending event: the late
 -- acceptance); an attempt in progress past `complete_by` (plus the scheduler's sweep, `GRACE`)
 -- with no review (the event that ended the attempt, or its acceptance); an order still pending or
@@ -24,7 +24,7 @@ no_review AS (
       AND coalesce(ended_at, {{ ref_time }}) > complete_by + {{ GRACE }}
 ),
 o AS (
-    SELECT aggregate_id AS order_id, row AS created_row, TRY_CAST(coalesce(a, '') AS TIMESTAMPTZ) AS expires_at
+    SELECT aggregate_id AS order_id, row AS created_row, expires_at
     FROM audit_order_payloads WHERE what = 'created'
 ),
 left_at AS (  -- the first event that took each order out of pending/assigned for good
@@ -42,7 +42,7 @@ expiry AS (
            CASE WHEN o.left_event_id IS NULL
                 THEN format('still pending or assigned at {}, past expires_at {}', {{ ref_time }}, o.expires_at)
                 ELSE format('left pending or assigned only at {}, past expires_at {}', o.at, o.expires_at) END
-    FROM late o JOIN events c ON c.rowid = o.created_row
+    FROM late o JOIN payload_payment_order c ON c.rowid = o.created_row
 )
 SELECT 'DEADLINE_MISSED', subject, event_id, evidence, NULL::BIGINT, NULL, detail FROM (
     SELECT subject, event_id, evidence, detail FROM late_accept

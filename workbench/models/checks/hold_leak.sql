@@ -1,6 +1,6 @@
 -- check: HOLD_LEAK
 -- severity: high
--- reads: audit_attempts, audit_trader_events, events, ledger_plans, ledger_postings, trader_holds
+-- reads: audit_attempts, audit_trader_events, events, ledger_plans, ledger_postings, payload_trader, trader_holds
 -- A ledger plan still held, or a trader hold still open, after the attempt or payout it belongs
 -- to ended (`order:<order>:<attempt>` ended by its attempt's end in `audit_attempts`;
 -- `payout:<id>` by the payout's first `confirmed`, `cancelled` or `failed`). The offending event
@@ -31,7 +31,7 @@ open_holds AS (  -- the open trader holds, with their latest placement as eviden
     FROM (SELECT trader_id, ref FROM trader_holds WHERE last_kind = 'trader.hold_placed') h
     LEFT JOIN (SELECT * FROM audit_trader_events WHERE kind = 'trader.hold_placed') t
            ON t.trader_id = h.trader_id AND t.ref = h.ref
-    LEFT JOIN events e ON e.rowid = t.row
+    LEFT JOIN payload_trader e ON e.rowid = t.row
     QUALIFY row_number() OVER (PARTITION BY h.trader_id, h.ref ORDER BY t.pos DESC, e.event_id DESC) = 1
 ),
 leaks AS (

@@ -1,6 +1,6 @@
 -- check: ORDER_SETTLEMENT_MISMATCH
 -- severity: high
--- reads: audit_attempts, audit_order_payloads, events, ledger_plans, ledger_postings, payment_orders
+-- reads: audit_attempts, audit_order_payloads, ledger_plans, ledger_postings, payload_payment_order, payment_orders
 -- An attempt's plan (`order:<order>:<attempt>`) whose postings are not the catalog's for its
 -- direction and pricing (offending event: the `batch_held`, else the assignment); an attempt
 -- completed whose plan was not committed, or ended otherwise whose plan was (the event that ended
@@ -93,7 +93,7 @@ reversed AS (
     FROM audit_order_payloads r
     LEFT JOIN (SELECT plan_id, status, end_event_id FROM ledger_plans) p
            ON p.plan_id = 'reverse:order:' || r.aggregate_id
-    JOIN events e ON e.rowid = r.row
+    JOIN payload_payment_order e ON e.rowid = r.row
     WHERE r.what = 'resolved' AND r.a = 'reversed' AND p.status IS DISTINCT FROM 'committed'
 )
 SELECT 'ORDER_SETTLEMENT_MISMATCH', * FROM (

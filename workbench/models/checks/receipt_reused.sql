@@ -1,6 +1,6 @@
 -- check: RECEIPT_REUSED
 -- severity: high
--- reads: audit_order_payloads, events
+-- reads: audit_order_payloads, payload_receipt
 -- One receipt file (`file_sha256`) used for a second order. The offending event is the later
 -- `receipt.uploaded`, then the first upload of that file.
 WITH u AS (
@@ -13,7 +13,7 @@ reused AS (
     WHERE u.order_id <> f.first_order AND u.row <> f.first_row
 ),
 ids AS (  -- the ids of the few events involved
-    SELECT rowid AS row, event_id FROM events
+    SELECT rowid AS row, event_id FROM payload_receipt
     WHERE rowid IN (SELECT row FROM reused UNION ALL SELECT first_row FROM reused)
 )
 SELECT 'RECEIPT_REUSED', 'receipt:' || r.receipt_id, e.event_id, [e.event_id, f.event_id],

@@ -1,6 +1,6 @@
 -- check: TRADER_LEDGER_DRIFT
 -- severity: high
--- reads: audit_trader_events, events, ledger_postings, traders
+-- reads: audit_trader_events, ledger_postings, payload_trader, traders
 -- Per trader and `ref`: the trader stream's net effect on the deposit (top-ups, credits,
 -- captures, debits) differs from what the ledger committed for that trader in plan `ref`, or the
 -- hold placed differs from the debits the plan holds. The offending event is the trader event for
@@ -62,7 +62,7 @@ t_ev AS (
       -- take this and the sums' scan for one subplan and materialize it, which costs more)
       ON m.trader_id IS NOT DISTINCT FROM d.t_trader AND m.ref IS NOT DISTINCT FROM d.t_ref
      AND m.kind NOT IN ({{ names(TRADER_STATE) }})
-    JOIN events e ON e.rowid = m.row
+    JOIN payload_trader e ON e.rowid = m.row
     GROUP BY ALL
 ),
 l_ev AS (  -- the batches held, in batch order
@@ -86,4 +86,4 @@ LEFT JOIN t_ev te ON d.has_t
      AND te.t_trader IS NOT DISTINCT FROM d.t_trader AND te.t_ref IS NOT DISTINCT FROM d.t_ref
 LEFT JOIN l_ev le ON d.has_l
      AND le.l_trader IS NOT DISTINCT FROM d.l_trader AND le.l_ref IS NOT DISTINCT FROM d.l_ref
-LEFT JOIN events last ON last.rowid = d.last_row
+LEFT JOIN payload_trader last ON last.rowid = d.last_row

@@ -1,5 +1,5 @@
 -- produces: order_attempts
--- reads: ev, order_assigned
+-- reads: ev, order_assigned, payload_payment_order
 -- One row per assignment attempt. An attempt is opened by each `assigned` and ended by the
 -- first `assignment_declined`, `assignment_expired`, `cancelled` or `completed` after it, or
 -- superseded by the next `assigned`. An event is inside the open attempt when the last of those
@@ -53,7 +53,7 @@ SELECT
 FROM order_assigned asg
 LEFT JOIN open o ON o.assigned_ord = asg.ord
 LEFT JOIN (
-    SELECT ord, payload->>'complete_by' AS complete_by
-    FROM ev
+    SELECT ord, complete_by
+    FROM {{ typed("payment_order") }}
     WHERE kind = 'payment_order.accepted'
 ) acc ON acc.ord = o.accepted_ord

@@ -1,14 +1,13 @@
 -- produces: payouts
--- reads: ev
+-- reads: ev, payload_payout
 -- One row per payout. Its status is set by every event; a cancel remembers the status it came
 -- from, the status set by the event just before it in the payout's own order.
 WITH x AS (
     SELECT aggregate_id, ord, seq, kind, occurred_at,
-        json_transform(payload, '{"owner": "VARCHAR", "amount": "BIGINT", "fee": "BIGINT", "currency": "VARCHAR", "destination_masked": "VARCHAR", "plan_id": "VARCHAR", "bank_ref": "VARCHAR", "details": "VARCHAR", "error": "VARCHAR"}') AS j,
+        j,
         CASE kind WHEN 'payout.created' THEN 'unpaid' ELSE split_part(kind, '.', 2) END
             AS status_after
-    FROM ev
-    WHERE stream = 'payout'
+    FROM {{ typed("payout") }}
 ),
 y AS (
     SELECT *, lag(status_after) OVER (PARTITION BY aggregate_id ORDER BY ord) AS status_before

@@ -1,13 +1,12 @@
 -- produces: receipts
--- reads: ev
+-- reads: ev, payload_receipt
 -- One row per receipt: its upload, the analysis and the decision (the last event of each kind;
 -- every receipt event sets the status named by its kind). `confidence` is exact for the
 -- catalog's values: the decoder admits at most six decimals and DECIMAL(18,6) holds them.
 WITH r AS (
     SELECT aggregate_id, ord, seq, kind, occurred_at,
-        json_transform(payload, '{"order_id": "VARCHAR", "trader_id": "VARCHAR", "amount": "BIGINT", "currency": "VARCHAR", "paid_at": "VARCHAR", "bank": "VARCHAR", "file_sha256": "VARCHAR", "extracted_amount": "BIGINT", "extracted_paid_at": "VARCHAR", "confidence": "VARCHAR", "flags": ["VARCHAR"], "by": "VARCHAR", "reason": "VARCHAR"}') AS j
-    FROM ev
-    WHERE stream = 'receipt'
+        j
+    FROM {{ typed("receipt") }}
 )
 SELECT
     aggregate_id AS receipt_id,

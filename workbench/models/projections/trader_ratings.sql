@@ -1,5 +1,5 @@
 -- produces: trader_ratings
--- reads: ev
+-- reads: ev, payload_trader_rating
 -- Every rating the rating service published, one row per event. `score` is exact for the
 -- catalog's values (at most six decimals, admitted by the decoder).
 SELECT
@@ -15,8 +15,6 @@ SELECT
     occurred_at AS published_at,
     event_id
 FROM (
-    SELECT aggregate_id, seq, occurred_at, event_id,
-        json_transform(payload, '{"as_of": "VARCHAR", "window_days": "INTEGER", "assignments": "INTEGER", "completed": "INTEGER", "on_time": "INTEGER", "disputed": "INTEGER", "score": "VARCHAR"}') AS j
-    FROM ev
-    WHERE stream = 'trader_rating'
+    SELECT aggregate_id, seq, occurred_at, event_id, j
+    FROM {{ typed("trader_rating") }}
 )

@@ -1,5 +1,5 @@
 -- produces: ledger_events
--- reads: ev
+-- reads: ev, payload_ledger_plan
 -- The ledger_plan stream, each payload typed once: held batches with their postings, plan ends
 -- (commit or rollback) with the batches they list. Every ledger projection and rule reads it.
 SELECT aggregate_id AS plan_id, ord, seq, occurred_at, event_id, kind, fresh,
@@ -9,8 +9,6 @@ SELECT aggregate_id AS plan_id, ord, seq, occurred_at, event_id, kind, fresh,
               WHEN 'ledger_plan.rolled_back' THEN 'rolled_back' END AS outcome,
     j.batch_id, j.batch_ids, j.postings
 FROM (
-    SELECT *,
-        json_transform(payload, '{"batch_id": "BIGINT", "batch_ids": ["BIGINT"], "postings": [{"from": "VARCHAR", "to": "VARCHAR", "amount": "BIGINT", "currency": "VARCHAR", "description": "VARCHAR"}]}') AS j
-    FROM ev
-    WHERE stream = 'ledger_plan'
+    SELECT aggregate_id, ord, seq, occurred_at, event_id, kind, fresh, j
+    FROM {{ typed("ledger_plan") }}
 )

@@ -1,5 +1,5 @@
 -- produces: order_assigned
--- reads: ev
+-- reads: ev, payload_payment_order
 -- Every `payment_order.assigned`, its payload typed once: the orders, their attempts and the
 -- attempt-number rule read it.
 SELECT aggregate_id, ord, event_id, occurred_at,
@@ -7,7 +7,7 @@ SELECT aggregate_id, ord, event_id, occurred_at,
     j.trader_reward, j.accept_by
 FROM (
     SELECT aggregate_id, ord, event_id, occurred_at,
-        json_transform(payload, '{"attempt": "BIGINT", "trader_id": "VARCHAR", "rate": "VARCHAR", "settlement_currency": "VARCHAR", "settlement_amount": "BIGINT", "platform_fee": "BIGINT", "trader_reward": "BIGINT", "accept_by": "VARCHAR"}') AS j
-    FROM ev
+        j
+    FROM {{ typed("payment_order") }}
     WHERE kind = 'payment_order.assigned'
 )

@@ -1,6 +1,6 @@
 -- produces: sequence_violations
 -- scope: aggregate
--- reads: ev, order_assigned, prior_traders
+-- reads: ev, order_assigned, payload_payment_order, prior_traders
 -- Sequence and state-machine rules, each over one aggregate's own events: a `seq` that skips
 -- (SEQUENCE_GAP) or is taken (CONFLICTING_DUPLICATE), a kind not allowed in the status its
 -- aggregate was in (INVALID_TRANSITION; the allowed statuses are the domain's state machines,
@@ -23,7 +23,7 @@
         SELECT ord, seq, aggregate_id, {{ hash_expr }} AS h, {{ stream_code() }} AS sc,
             ord * 32 + coalesce(kinds.st,
                 CASE WHEN ev.kind = 'payment_order.dispute_resolved'
-                     THEN CASE WHEN payload->>'outcome' = 'upheld'
+                     THEN CASE WHEN res.outcome = 'upheld'
                                THEN {{ status_code('completed') }}
                                ELSE {{ status_code('cancelled') }} END END) AS st_at,
             kinds.mask AS mask, p.version AS p_ver,
@@ -31,6 +31,8 @@
         FROM ev
         LEFT JOIN {{ kinds_table() }} ON kinds.kind = ev.kind
         LEFT JOIN prior_traders p ON ev.stream = 'trader' AND p.trader_id = ev.aggregate_id
+        LEFT JOIN (SELECT event_id, outcome FROM payload_payment_order
+                   WHERE kind = 'payment_order.dispute_resolved') res ON res.event_id = ev.event_id
         WHERE {{ where }}
     )
     WINDOW wl AS (PARTITION BY {{ partition }} ORDER BY ord),
