@@ -313,6 +313,14 @@ def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             f"{path}: no replay has completed into this database, so there is nothing to audit "
             f"(run `workbench replay SOURCE --db {path}`)"
         )
+    from ..replay.schema import PAYLOAD_TABLES
+
+    if any(t.name not in tables for t in PAYLOAD_TABLES.values()):
+        raise ValueError(
+            f"{path} was built by an older workbench, without the typed payload tables the "
+            f"checks read: replay into it once more (`workbench replay SOURCE --db {path}`, or "
+            "a catch-up from the stream) to add them; nothing else changes"
+        )
 
 
 def audit(
