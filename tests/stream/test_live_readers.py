@@ -34,6 +34,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- helpers
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Any:
+    """A test that fails half-way leaves no follower or publisher running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
 class Follower:
     """The follower CLI in a child process, with a short reader lag so a test sees many
     snapshots."""
@@ -49,6 +63,7 @@ class Follower:
             stderr=subprocess.PIPE,
             text=True,
         )
+        _STARTED.append(self.proc)
 
     def wait_for(self, test: Callable[[snaps.FollowerStatus], bool], timeout: float = 60) -> None:
         """Until the follower's status file passes ``test``."""
@@ -72,12 +87,14 @@ class Follower:
 
 def publisher(url: str, export: Path, rate: int) -> subprocess.Popen[str]:
     """``workbench publish --rate``: a steady publisher in its own process."""
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [str(WORKBENCH), "publish", str(export), "--to", url, "--rate", str(rate)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(proc)
+    return proc
 
 
 def published_count(pub: subprocess.Popen[str]) -> int:
