@@ -39,6 +39,7 @@ class LiveReaders:
         self._written = 0.0
         self._lock = threading.Lock()  # the copy thread writes the status file too
         self.committed_at: float | None = None
+        self._final = False  # the last state was published at the end
 
     def start(self, con: duckdb.DuckDBPyConnection, stream: str, consumer: str) -> None:
         """The writer's connection is set for publishing, and the state it starts from is
@@ -92,9 +93,18 @@ class LiveReaders:
                 self.publisher.publish_now(con, self.committed_at or time.time())
             else:
                 self.publisher.wait()
+            self._final = publish and con is not None
         finally:
             self.status.stopped_at = time.time()
             self._write(force=True)
+
+    def closed(self) -> None:
+        """After the writer closed the database: its last snapshot, published after the last
+        commit, holds what the file now holds, so it is stamped with the file's size and time
+        (:func:`.snapshots.restamp`) and the next reader opens it instead of copying again."""
+        if self._final and self.publisher.latest is not None:
+            snapshots.restamp(self.db, self.publisher.latest)
+        snapshots.remove_unused(self.db)
 
     @property
     def over_budget(self) -> bool:

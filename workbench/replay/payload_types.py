@@ -63,7 +63,11 @@ def _validators(annotation: Any) -> set[str]:
 
 def _annotation(field: Any) -> Any:
     """A model field's annotation with its validators (pydantic keeps them in ``metadata``)."""
-    return typing.Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return (
+        typing.Annotated[(field.annotation, *field.metadata)]
+        if field.metadata
+        else field.annotation
+    )
 
 
 def _ident(name: str) -> str:
@@ -136,7 +140,9 @@ def payload_columns(stream: str) -> tuple[PayloadColumn, ...]:
         for name, f in model.model_fields.items():
             key = f.alias or name
             if key in PAYLOAD_ENVELOPE or key in ("stream", "ord", "fresh", "payload"):
-                raise TypeError(f"{kind} v{version}: field {key!r} is named like an envelope column")
+                raise TypeError(
+                    f"{kind} v{version}: field {key!r} is named like an envelope column"
+                )
             t, r = duck_type(_annotation(f))
             seen = out.get(key)
             if seen is not None and (seen.type, seen.read) != (t, r):

@@ -468,6 +468,7 @@ PROJECTIONS: Final[tuple[Table, ...]] = (
     VIOLATIONS,
 )
 
+
 def _payload_table(stream: str) -> Table:
     """``payload_<stream>``: every event of ``stream`` in ``events`` with its payload decoded
     once into typed columns (see :mod:`.payload_types`, derived from the domain's models)."""
@@ -487,9 +488,7 @@ def _payload_table(stream: str) -> Table:
 
 
 #: The typed payload tables, one per stream (``payload_trader``, …).
-PAYLOAD_TABLES: Final[dict[str, Table]] = {
-    stream: _payload_table(stream) for stream in STREAMS
-}
+PAYLOAD_TABLES: Final[dict[str, Table]] = {stream: _payload_table(stream) for stream in STREAMS}
 
 TABLES: Final[tuple[Table, ...]] = (
     EVENTS,

@@ -216,6 +216,25 @@ def _link_next(db: Path, tmp: Path, pos: Position, source: tuple[int, int]) -> S
     return None
 
 
+def restamp(db: str | Path, snap: Snapshot) -> None:
+    """Record in ``snap``'s sidecar the stamp of ``db`` as it is now, for a writer that has
+    published its last commit and closed the file. Takes DuckDB's shared lock while it reads
+    the stamp, so no writer can have changed the file meanwhile; leaves it alone if one holds
+    the file or the file no longer holds ``snap``'s position."""
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return
+    try:
+        now = stamp(db)
+        same = position(con, snap.position.committed_at) == snap.position
+    finally:
+        con.close()
+    if now is not None and same and snap.path.exists():
+        stamped = Snapshot(snap.path, snap.generation, snap.published_at, snap.position, now)
+        _write_json(snap.path.with_suffix(".json"), stamped.meta())
+
+
 def remove_unused(db: str | Path) -> None:
     """Remove superseded snapshots no process holds (the newest :data:`KEEP` always stay)."""
     for old in published(db)[KEEP:]:

@@ -1015,6 +1015,8 @@ async def run(
                         )
                 finally:
                     await in_db(store_db.close)
+                    if readers is not None:
+                        await in_db(readers.closed)
                     pool.shutdown(wait=True)
     return summary
 
