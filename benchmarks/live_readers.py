@@ -2,7 +2,7 @@
 
     uv run python benchmarks/live_readers.py                        # 5,000 events/s for 60 s
     uv run python benchmarks/live_readers.py --rate 5000 --seconds 60 --reader-lag 5 \\
-        --also-reader-lag 2
+        --also-reader-lag 2 [--held]
 
 For each reader lag (--reader-lag, then --also-reader-lag unless 0), one after the other: a
 fresh local nats-server (JetStream, file storage) and database; the follower runs as the CLI
@@ -113,8 +113,18 @@ def size_mb(path: Path) -> float:
     return path.stat().st_size / 1e6 if path.exists() else 0.0
 
 
-def phase(work: Path, prefix: Path, rate: float, lag: float) -> dict[str, Any]:
-    tag = f"lag{lag:g}"
+#: A reader that keeps one connection for the whole run, querying it every second (--held).
+HOLDER = (
+    "import sys, time, workbench\n"
+    "con = workbench.connect(sys.argv[1], read_only=True)\n"
+    "while True:\n"
+    "    print(con.execute('SELECT count(*) FROM events').fetchall()[0][0], flush=True)\n"
+    "    time.sleep(1)\n"
+)
+
+
+def phase(work: Path, prefix: Path, rate: float, lag: float, held: bool = False) -> dict[str, Any]:
+    tag = f"lag{lag:g}" + ("-held" if held else "")
     base = work / tag
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
@@ -135,6 +145,13 @@ def phase(work: Path, prefix: Path, rate: float, lag: float) -> dict[str, Any]:
             if follower.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the follower did not start; see {base / 'follower.err'}")
             time.sleep(0.05)
+        holder = (
+            subprocess.Popen(
+                [sys.executable, "-c", HOLDER, str(db)], stdout=subprocess.PIPE, text=True
+            )
+            if held
+            else None
+        )
         publisher = subprocess.Popen(
             [WB, "publish", str(prefix), "--to", server.url, "--rate", str(rate)],
             stdout=subprocess.PIPE,
@@ -173,6 +190,12 @@ def phase(work: Path, prefix: Path, rate: float, lag: float) -> dict[str, Any]:
         follower.send_signal(signal.SIGTERM)
         f_out, _ = follower.communicate(timeout=120)
         flog.close()
+        if holder is not None:
+            alive = holder.poll() is None
+            holder.kill()
+            counts = set(holder.communicate(timeout=30)[0].split())
+            if not alive or len(counts) != 1:
+                mismatches.append(f"held reader: alive {alive}, counts seen {sorted(counts)}")
         p_out = publisher.stdout.read() if publisher.stdout else ""
         times = asyncio.run(publish_times(server.url))
     load_after = os.getloadavg()
@@ -197,6 +220,7 @@ def phase(work: Path, prefix: Path, rate: float, lag: float) -> dict[str, Any]:
     final = seen[-1][0].position
     return {
         "lag": lag,
+        "held": held,
         "messages": len(pub),
         "publisher": pub_line,
         "publish_rate": len(pub) / (max(pub.values()) - min(pub.values())),
@@ -266,7 +290,7 @@ def report(runs: list[dict[str, Any]]) -> None:
     ]
     width = max(len(k) for k, _ in rows)
     cols = [max(len(v[i]) for _, v in rows) for i in range(len(runs))]
-    head = [f"reader-lag {r['lag']:g} s" for r in runs]
+    head = [f"reader-lag {r['lag']:g} s" + (", one held" if r["held"] else "") for r in runs]
     print(f"{'':{width}}  " + "  ".join(h.ljust(c) for h, c in zip(head, cols, strict=True)))
     for k, vs in rows:
         print(f"{k:{width}}  " + "  ".join(v.ljust(c) for v, c in zip(vs, cols, strict=True)))
@@ -279,6 +303,12 @@ def main() -> None:
     ap.add_argument("--reader-lag", type=float, default=5.0)
     ap.add_argument("--also-reader-lag", type=float, default=2.0, help="0: none")
     ap.add_argument("--events", type=int, help="export size (default: 1.15 × rate × seconds)")
+    ap.add_argument(
+        "--held",
+        action="store_true",
+        help="also run --reader-lag again with a reader process holding one connection open for "
+        "the whole run (does the follower keep its lag?)",
+    )
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "wb-live-readers")
     args = ap.parse_args()
@@ -287,9 +317,16 @@ def main() -> None:
     export = make_export(args.work, args.events or int(rows * 1.15), args.seed)
     prefix = make_prefix(args.work, export, rows)
     runs = []
-    for lag in [args.reader_lag] + ([args.also_reader_lag] if args.also_reader_lag else []):
-        print(f"-- reader lag {lag:g} s: {rows:,} messages at {args.rate:,.0f}/s", flush=True)
-        r = phase(args.work, prefix, args.rate, lag)
+    plan = [(args.reader_lag, False)]
+    plan += [(args.also_reader_lag, False)] if args.also_reader_lag else []
+    plan += [(args.reader_lag, True)] if args.held else []
+    for lag, held in plan:
+        print(
+            f"-- reader lag {lag:g} s{', a reader held' if held else ''}: {rows:,} messages "
+            f"at {args.rate:,.0f}/s",
+            flush=True,
+        )
+        r = phase(args.work, prefix, args.rate, lag, held)
         print(r["publisher"])
         print(r["summary"], flush=True)
         runs.append(r)

@@ -11,6 +11,8 @@ import pytest
 from workbench.generator import generate
 from workbench.replay.nats_local import LocalServer
 
+from .live import STARTED
+
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[LocalServer]:
@@ -29,3 +31,14 @@ def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("stream") / "export"
     generate(out, seed=5, days=2, orders_per_day=150, traders=10, clients=3, progress=False)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """A test that fails half-way leaves no follower or publisher it started running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
