@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__, errors
 
@@ -904,11 +904,13 @@ def _write_findings(found: object, fmt: str, out: Path | None) -> None:
 def _table(found: object) -> str:
     import polars as pl
 
+    from .domain.money import format_money
+
     assert isinstance(found, pl.DataFrame)
     lines = []
-    for r in found.iter_rows(named=True):
+    for r in _by_severity(found).iter_rows(named=True):
         money = (
-            f" [{r['amount_delta']:+} {r['currency'] or ''}]"
+            f" [{format_money(r['amount_delta'], r['currency'], signed=True)}]"
             if r["amount_delta"] is not None
             else ""
         )
@@ -917,6 +919,37 @@ def _table(found: object) -> str:
             f"{r['subject']}{money}\n    {r['detail']}\n    evidence: {', '.join(r['evidence'])}"
         )
     return "\n".join(lines)
+
+
+#: Worst first, for a person reading the list.
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+def _by_severity(found: object) -> Any:
+    """Findings as a person reads them: the worst severity first, then the most money at stake
+    (amounts of different currencies compared in major units), then as the audit lists them."""
+    import polars as pl
+
+    from .domain.money import EXPONENTS
+
+    assert isinstance(found, pl.DataFrame)
+    scale = pl.col("currency").replace_strict(
+        {c: 10**e for c, e in EXPONENTS.items()}, default=1, return_dtype=pl.Int64
+    )
+    # exact: the amount's integer part in major units decides, its remainder after it
+    major = pl.col("amount_delta").abs() // scale
+    rest = (pl.col("amount_delta").abs() % scale) * (10**6 // scale)
+    return (
+        found.with_row_index("_listed")
+        .sort(
+            pl.col("severity").replace_strict(SEVERITY_ORDER, default=3, return_dtype=pl.Int8),
+            major.fill_null(-1),
+            rest.fill_null(-1),
+            pl.col("_listed"),
+            descending=[False, True, True, False],
+        )
+        .drop("_listed")
+    )
 
 
 def _table_command(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from ..domain.catalog import try_decode
 from ..domain.events import ENVELOPE_FIELDS, STREAMS, Event
 from ..domain.ledger import apply as apply_plan
 from ..domain.ledger import balance_effects
+from ..domain.money import EXPONENTS, format_major, format_money
 from ..domain.world import APPLIERS
 from ..replay import store
 
@@ -60,13 +61,16 @@ class Explanation:
         ]
         if f.get("amount_delta") is not None:
             lines.append(
-                f"  amount at stake: {f['amount_delta']} {f.get('currency') or ''}".rstrip()
+                "  amount at stake: "
+                + format_money(f["amount_delta"], f.get("currency"), signed=True)
             )
         lines.append(f"  evidence: {', '.join(f['evidence'])}")
         lines.append("")
-        lines.append("  timeline (>> offending event, *  other evidence):")
+        cur = f.get("currency")
+        unit = f"money in {cur}" if cur in EXPONENTS else "money in minor units"
+        lines.append(f"  timeline (>> offending event, *  other evidence; {unit}):")
         for r in self.timeline.iter_rows(named=True):
-            state = _state_text(r)
+            state = _state_text(r, f.get("currency"))
             lines.append(
                 f"  {r['mark']:>2} {r['position']:>9} {str(r['occurred_at'])[:19]}  "
                 f"{r['kind']:<34} {r['stream']}:{r['aggregate_id']}  {state}".rstrip()
@@ -74,15 +78,22 @@ class Explanation:
         return "\n".join(lines)
 
 
-def _state_text(r: dict[str, Any]) -> str:
+def _state_text(r: dict[str, Any], currency: str | None) -> str:
+    """The subject's state around an event; money in the finding's currency, in major units
+    (the timeline's columns stay exact minor units)."""
     parts = []
     if r["status_before"] is not None or r["status_after"] is not None:
         parts.append(f"status {r['status_before']} → {r['status_after']}")
     for name in ("balance", "held", "available"):
         b, a = r[f"{name}_before"], r[f"{name}_after"]
         if b is not None or a is not None:
-            parts.append(f"{name} {b} → {a}" if b != a else f"{name} {a}")
+            bt, at = (_amount(v, currency) for v in (b, a))
+            parts.append(f"{name} {bt} → {at}" if b != a else f"{name} {at}")
     return "; ".join(parts)
+
+
+def _amount(minor: int | None, currency: str | None) -> str:
+    return "none" if minor is None else format_major(minor, currency)
 
 
 def explain(db: str | Path, finding: str) -> Explanation:

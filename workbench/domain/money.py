@@ -42,6 +42,30 @@ def as_int64(value: int) -> int | None:
     return value if INT64_MIN <= value <= INT64_MAX else None
 
 
+def format_money(minor: int, currency: str | None, *, signed: bool = False) -> str:
+    """``minor`` units as a person reads them: major units with the currency's decimals,
+    thousands separators, a minus (and with ``signed`` a plus) sign, the currency after:
+    ``format_money(-1001000000, "USDT") == "-1,001.000000 USDT"``.
+
+    Integer arithmetic only, so any size prints exactly. An amount whose currency is missing
+    or unknown is not guessed into major units: it says ``minor units``."""
+    if currency not in EXPONENTS:
+        unit = f"minor units {currency}" if currency else "minor units"
+        return f"{format_major(minor, None, signed=signed)} {unit}"
+    return f"{format_major(minor, currency, signed=signed)} {currency}"
+
+
+def format_major(minor: int, currency: str | None, *, signed: bool = False) -> str:
+    """The number :func:`format_money` prints, without the currency (for columns and timelines
+    that name it once); a missing or unknown currency leaves the minor units as they are."""
+    sign = "-" if minor < 0 else ("+" if signed and minor > 0 else "")
+    exp = EXPONENTS.get(currency or "")
+    if exp is None:
+        return f"{sign}{abs(minor):,}"
+    whole, frac = divmod(abs(minor), 10**exp)
+    return f"{sign}{whole:,}" + (f".{frac:0{exp}d}" if exp else "")
+
+
 class MoneyError(ValueError):
     """A money rule was broken: unknown currency, mixed currencies, bad rate."""
 
