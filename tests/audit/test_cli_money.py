@@ -72,3 +72,43 @@ def test_explain_prints_the_amount_at_stake_in_major_units(sample: Path) -> None
     sign = "-" if row["amount_delta"] < 0 else "+"
     assert f"amount at stake: {sign}{whole:,}.{frac:06d} USDT" in out.stdout
     assert "money in USDT" in out.stdout
+
+
+def test_as_of_records_its_run_and_leaves_the_database_as_it_was(sample: Path) -> None:
+    """`--as-of` used to crash unless `--no-record` was given ("already attached")."""
+    import workbench
+
+    def counts() -> tuple[int, int]:
+        con = workbench.connect(str(sample), read_only=True)
+        try:
+            events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+            have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            runs = (
+                con.execute("SELECT count(*) FROM audit_runs").fetchall()[0][0]
+                if "audit_runs" in have
+                else 0
+            )
+        finally:
+            con.close()
+        return events, runs
+
+    events_before, runs_before = counts()
+    for _ in range(2):  # twice: the second run is judged against the first
+        out = subprocess.run(
+            [str(WORKBENCH), "audit", "--db", str(sample), "--as-of", "2026-11-04T00:00:00Z"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode in (0, 1), out.stderr
+        assert "Traceback" not in out.stderr and "attached" not in out.stderr, out.stderr
+    whole = audit(sample, record=False).findings
+    earlier = audit(sample, record=False, as_of=_instant("2026-11-04T00:00:00Z")).findings
+    assert 0 < earlier.height < whole.height  # the later events really were left out
+    assert counts() == (events_before, runs_before + 2)
+
+
+def _instant(text: str) -> object:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
