@@ -31,7 +31,7 @@ def test_a_killed_follower_leaves_readers_on_the_last_good_snapshot(
     """(d) SIGKILL mid-stream: readers still open the last published snapshot, which is a
     whole prefix of the stream; `status` says the follower is gone; a new follower goes on."""
     db = tmp_path / "live.duckdb"
-    follower = Follower(nats_server.url, db, batch=40, reader_lag=0.5)
+    follower = Follower(nats_server.url, db, batch=40, reader_lag=1.0)
     pub = publisher(nats_server.url, small_export, rate=1500)
     follower.wait_for(lambda st: st.snapshot is not None and st.snapshot["position"]["streams"])
     follower.wait_for(lambda st: (st.last_seq or 0) > 1000)

@@ -67,7 +67,7 @@ def test_readers_see_whole_batches_while_a_held_connection_keeps_its_snapshot(
             except BaseException as exc:  # reported by the test below
                 errors.append(exc)
                 return
-            time.sleep(0.05)
+            time.sleep(0.2)  # each look opens a connection: leave the cores to the follower
 
     reader = threading.Thread(target=poll)
     reader.start()
