@@ -141,15 +141,26 @@ def _counts(db: Path) -> tuple[int, int, int]:
     return events, quarantine, n_typed
 
 
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two days with every anomaly planted: quarantined rows, duplicates (the fold engine is
+    slow on the whole sample, and a small history has every case)."""
+    from workbench.generator import generate
+
+    out = tmp_path_factory.mktemp("typed") / "export"
+    generate(out, seed=5, days=2, orders_per_day=150, traders=10, clients=3, progress=False)
+    return out
+
+
 @pytest.mark.parametrize("engine_name", ["sql", "fold"])
 def test_replays_again_keep_the_typed_tables_and_the_quarantine_once(
-    tmp_path: Path, engine_name: str
+    tmp_path: Path, engine_name: str, small_export: Path
 ) -> None:
     db = tmp_path / "r.duckdb"
-    engine.rebuild([SAMPLE], db, engine=engine_name, progress=False)
+    engine.rebuild([small_export], db, engine=engine_name, progress=False)
     first = _counts(db)
-    assert first[1] > 0  # the sample has quarantined rows
-    engine.rebuild([SAMPLE], db, engine=engine_name, progress=False, reread=True)
+    assert first[1] > 0  # the export has quarantined rows
+    engine.rebuild([small_export], db, engine=engine_name, progress=False, reread=True)
     assert _counts(db) == first  # no second copy of a quarantined row, no typed row twice
-    engine.rebuild([SAMPLE], db, engine=engine_name, progress=False, full=True)
+    engine.rebuild([small_export], db, engine=engine_name, progress=False, full=True)
     assert _counts(db) == first
