@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 from ..errors import busy_from
 from . import snapshots
 from .snapshots import FollowerStatus, Snapshot
+
+T = TypeVar("T")
 
 #: The analysts' tables, copied into each reader connection.
 ANALYST_TABLES = ("audit_runs", "audit_findings")
@@ -158,16 +161,10 @@ def _copy_analyst(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     path = snapshots.analyst_db(db)
     if not path.exists():
         return
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            con.execute(f"ATTACH '{_sql_text(path)}' AS analyst_copy (READ_ONLY)").fetchall()
-            break
-        except duckdb.IOException as exc:
-            busy = busy_from(exc, path)
-            if busy is None or time.monotonic() >= deadline:
-                raise busy or exc from exc
-            time.sleep(0.05)
+    _while_busy(
+        path,
+        lambda: con.execute(f"ATTACH '{_sql_text(path)}' AS analyst_copy (READ_ONLY)").fetchall(),
+    )
     try:
         have = {
             r[0]
@@ -189,18 +186,24 @@ def analyst_writer(db: str | Path) -> duckdb.DuckDBPyConnection:
     """The analyst database of ``db``, opened to write (briefly: readers copy from it), waiting
     a moment while another process has it."""
     path = snapshots.analyst_db(db)
+    con = _while_busy(path, lambda: duckdb.connect(str(path)))
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    return con
+
+
+def _while_busy(path: Path, open_it: Callable[[], T]) -> T:
+    """``open_it()``, tried again for up to :data:`WAIT` seconds while another process holds
+    ``path`` for a moment (the analyst database is only ever held briefly); then the holder is
+    named (:class:`~workbench.errors.DatabaseBusy`)."""
     deadline = time.monotonic() + WAIT
     while True:
         try:
-            con = duckdb.connect(str(path))
-            break
+            return open_it()
         except duckdb.IOException as exc:
             busy = busy_from(exc, path)
             if busy is None or time.monotonic() >= deadline:
                 raise busy or exc from exc
             time.sleep(0.05)
-    con.execute("SET TimeZone = 'UTC'").fetchall()
-    return con
 
 
 def _sql_text(path: Path) -> str:
