@@ -393,12 +393,12 @@ def test_bad_input_still_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_an_unexpected_error_is_one_line_with_a_hint(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import workbench.cli
+    import workbench.summary
 
-    def broken(args: object) -> int:
+    def broken(sources: object) -> object:
         raise RuntimeError("the summary broke\n  on a second line")
 
-    monkeypatch.setattr(workbench.cli, "_summary", broken)
+    monkeypatch.setattr(workbench.summary, "summarize", broken)
     monkeypatch.delenv("WORKBENCH_DEBUG", raising=False)
     assert main(["summary", "data/sample_events"]) == 1
     line = only_line(capsys.readouterr().err)
@@ -415,12 +415,12 @@ def test_an_unexpected_error_is_one_line_with_a_hint(
 def test_ctrl_c_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import workbench.cli
+    import workbench.summary
 
-    def interrupted(args: object) -> int:
+    def interrupted(sources: object) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(workbench.cli, "_summary", interrupted)
+    monkeypatch.setattr(workbench.summary, "summarize", interrupted)
     assert main(["summary", "data/sample_events"]) == 130
     assert only_line(capsys.readouterr().err) == "workbench summary: interrupted"
 

@@ -1,0 +1,5 @@
+"""`python -m workbench.cli`."""
+
+from . import main
+
+raise SystemExit(main())

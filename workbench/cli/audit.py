@@ -1,0 +1,286 @@
+"""Commands that read a replayed database: audit, explain, status, reconcile, ratings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from . import options as opt
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser(
+        "audit",
+        help="run every reconciliation check over a replayed database; list the findings",
+        description=(
+            "Run every check of the audit (MALFORMED_EVENT … RATING_MISMATCH) over a database "
+            "built by `workbench replay`. Each finding has a stable id (the same break has the "
+            "same id in every run), a check code, a severity, a subject, the money at stake, a "
+            "detail sentence and its evidence: the ids of the events that prove it, the offending "
+            "one first. Each run is stored in audit_runs / audit_findings of the analyst database "
+            "beside it (out/x.analyst.duckdb for out/x.duckdb, kept apart so a live follower's snapshots never "
+            "replace it) and every finding is marked new, open (with its age in runs), resolved "
+            "or reopened. It reads the newest read snapshot while a follower writes DB. Exits 1 if there are "
+            "findings. Python: workbench.audit.audit() returns a Polars DataFrame."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+    a.add_argument(
+        "--as-of",
+        type=opt.instant,
+        metavar="TIME",
+        help="audit the platform as it stood at TIME (events after it left out, deadlines judged "
+        "then), e.g. 2026-11-03T12:00:00Z",
+    )
+    a.add_argument(
+        "--format",
+        choices=["table", "json", "jsonl", "csv", "parquet"],
+        default="table",
+        help="output format (default table; parquet needs --out)",
+    )
+    a.add_argument("--out", type=Path, help="write the findings to this file instead of stdout")
+    a.add_argument(
+        "--check", action="append", metavar="CODE", help="only these check codes (repeatable)"
+    )
+    a.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not store the run in the analyst database",
+    )
+    a.set_defaults(run=_audit)
+
+    st = sub.add_parser(
+        "status",
+        help="who writes a database (a live follower?), its stream position, what readers see",
+        description=(
+            "Say which follower writes the database (its PID, host, stream and consumer, and "
+            "whether it still runs), its stream position and last commit, and the read snapshot "
+            "a reader opening the database now would see: its stream position, when it was "
+            "committed and how far it is behind the follower. Readers (audit, notebooks, "
+            "workbench.connect(db, read_only=True)) open that snapshot, so they never wait for "
+            "the follower nor stop it. Python: workbench.status(db)."
+        ),
+    )
+    st.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+    st.add_argument("--json", action="store_true", help="print it as JSON")
+    st.set_defaults(run=_status)
+
+    x = sub.add_parser(
+        "explain",
+        help="show why a finding is a finding: the subject's timeline with state before and after",
+        description=(
+            "Show a finding from `workbench audit` with its subject's timeline around the "
+            "offending event: every event of the subject folded again through the domain, with "
+            "the status, balance, held and available before and after each one, and the other "
+            "evidence events in place. Python: workbench.audit.explain()."
+        ),
+    )
+    x.add_argument("finding_id", metavar="FINDING_ID", help="a finding id, e.g. F-0123456789ab")
+    x.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+    x.set_defaults(run=_explain)
+
+    for name, text in (
+        (
+            "reconcile",
+            "payout reconciliation: per account and day, orders settled, ledger committed, paid "
+            "out, and the differences (Python: workbench.audit.reconcile_payouts())",
+        ),
+        (
+            "ratings",
+            "every published rating beside the counts and score the catalog's formula gives "
+            "(Python: workbench.audit.recompute_ratings())",
+        ),
+    ):
+        t = sub.add_parser(name, help=text.split(" (")[0], description=text)
+        t.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+        t.add_argument(
+            "--format",
+            choices=["table", "csv", "json", "parquet"],
+            default="table",
+            help="output format (default table; parquet needs --out)",
+        )
+        t.add_argument("--out", type=Path, help="write to this file instead of stdout")
+        t.add_argument(
+            "--differences",
+            action="store_true",
+            help="only rows that do not match (non-zero differences, ratings that differ)",
+        )
+        t.set_defaults(run=_table_command)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from ..audit import audit
+
+    if args.format == "parquet" and args.out is None:
+        raise ValueError("--format parquet needs --out FILE")
+    progress = None
+    if sys.stderr.isatty():
+
+        def progress(name: str) -> None:
+            print(f"\raudit: {name:<28}", end="", file=sys.stderr, flush=True)
+
+    result = audit(args.db, as_of=args.as_of, record=not args.no_record, progress=progress)
+    if progress is not None:
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    found = result.findings
+    if args.check:
+        unknown = sorted(set(args.check) - set(found["check"].unique()) - _codes())
+        if unknown:
+            raise ValueError(f"unknown check code(s) {unknown}; known: {sorted(_codes())}")
+        found = found.filter(pl.col("check").is_in(args.check))
+    _write_findings(found, args.format, args.out)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(Counter(found["check"]).items())) or "none"
+    print(
+        f"audit run {result.run_id or '-'}: {found.height} finding(s) in {result.seconds:.1f} s"
+        f" ({summary})",
+        file=sys.stderr if args.format != "table" or args.out else sys.stdout,
+    )
+    return 1 if found.height else 0
+
+
+def _codes() -> set[str]:
+    from ..domain.violations import CHECK_CODES
+
+    return set(CHECK_CODES)
+
+
+def _write_findings(found: object, fmt: str, out: Path | None) -> None:
+    import polars as pl
+
+    assert isinstance(found, pl.DataFrame)
+    flat = found.with_columns(pl.col("evidence").list.join(" "))
+    if fmt == "parquet":
+        assert out is not None
+        found.write_parquet(out)
+        return
+    if fmt == "table":
+        text = _table(found)
+    elif fmt == "csv":
+        text = flat.write_csv()
+    elif fmt == "json":
+        text = found.write_json()
+    else:
+        text = found.write_ndjson()
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+def _table(found: object) -> str:
+    import polars as pl
+
+    from ..domain.money import format_money
+
+    assert isinstance(found, pl.DataFrame)
+    lines = []
+    for r in _by_severity(found).iter_rows(named=True):
+        money = (
+            f" [{format_money(r['amount_delta'], r['currency'], signed=True)}]"
+            if r["amount_delta"] is not None
+            else ""
+        )
+        lines.append(
+            f"{r['finding_id']}  {r['status']:<8} {r['severity']:<6} {r['check']:<25} "
+            f"{r['subject']}{money}\n    {r['detail']}\n    evidence: {', '.join(r['evidence'])}"
+        )
+    return "\n".join(lines)
+
+
+#: Worst first, for a person reading the list.
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+def _by_severity(found: object) -> Any:
+    """Findings as a person reads them: the worst severity first, then the most money at stake
+    (amounts of different currencies compared in major units), then as the audit lists them."""
+    import polars as pl
+
+    from ..domain.money import EXPONENTS
+
+    assert isinstance(found, pl.DataFrame)
+    scale = pl.col("currency").replace_strict(
+        {c: 10**e for c, e in EXPONENTS.items()}, default=1, return_dtype=pl.Int64
+    )
+    # exact: the amount's integer part in major units decides, its remainder after it
+    major = pl.col("amount_delta").abs() // scale
+    rest = (pl.col("amount_delta").abs() % scale) * (10**6 // scale)
+    return (
+        found.with_row_index("_listed")
+        .sort(
+            pl.col("severity").replace_strict(SEVERITY_ORDER, default=3, return_dtype=pl.Int8),
+            major.fill_null(-1),
+            rest.fill_null(-1),
+            pl.col("_listed"),
+            descending=[False, True, True, False],
+        )
+        .drop("_listed")
+    )
+
+
+def _table_command(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from ..audit import recompute_ratings, reconcile_payouts
+    from ..replay import store
+
+    if not args.db.exists():
+        raise FileNotFoundError(f"{args.db}: no such database (run `workbench replay` first)")
+    con = store.connect(args.db, read_only=True)
+    try:
+        if args.command == "reconcile":
+            frame = reconcile_payouts(con)
+            bad = (pl.col("orders_difference") != 0) | (pl.col("payouts_difference") != 0)
+        else:
+            frame = recompute_ratings(con)
+            bad = ~pl.col("matches")
+    finally:
+        con.close()
+    mismatched = frame.filter(bad).height
+    if args.differences:
+        frame = frame.filter(bad)
+    if args.format == "parquet":
+        if args.out is None:
+            raise ValueError("--format parquet needs --out FILE")
+        frame.write_parquet(args.out)
+    else:
+        if args.format == "csv":
+            text = frame.write_csv()
+        elif args.format == "json":
+            text = frame.write_json()
+        else:
+            with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200):
+                text = str(frame)
+        if args.out is None:
+            print(text)
+        else:
+            args.out.write_text(text)
+    print(f"{args.command}: {frame.height} row(s), {mismatched} not matching", file=sys.stderr)
+    return 1 if mismatched else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from ..replay.readers import status
+
+    found = status(args.db)
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=2))
+    else:
+        print("\n".join(found.lines()))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from ..audit import explain
+
+    print(explain(args.db, args.finding_id))
+    return 0

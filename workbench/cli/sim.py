@@ -1,0 +1,312 @@
+"""Commands that simulate the scheduler: simulate, sweep."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import options as opt
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..sim.policies import POLICIES
+
+    policies = ", ".join(POLICIES)
+
+    m = sub.add_parser(
+        "simulate",
+        help="simulate the platform under one policy, or compare policies with paired intervals",
+        description=(
+            "Run the simulation (workbench.sim) for --replications independent replications. "
+            "With one --policy: one row of metrics per replication (fill and expiry rates, "
+            "waits to acceptance and completion, utilisation, Gini of orders and earnings over "
+            "traders, hold times, revenue in minor units), and their means with Student-t "
+            "intervals. With several: a comparison on common random numbers (replication r of "
+            "every policy sees the same orders and draws), each policy's paired difference from "
+            "the first one with its interval. Metrics cover orders created after the warm-up, "
+            "which every output states. Writes OUT/replications.parquet and OUT/summary.parquet, "
+            "and with several policies OUT/differences.parquet. "
+            "Python: workbench.sim.simulate() and workbench.sim.compare()."
+        ),
+    )
+    m.add_argument(
+        "--policy",
+        action="append",
+        metavar="NAME",
+        help=f"assignment policy, repeatable; the first is the baseline (default production; "
+        f"shipped: {policies})",
+    )
+    _sim_source_options(m, trace=True)
+    m.add_argument(
+        "--replications",
+        type=opt.positive,
+        default=5,
+        help="independent replications per policy (default 5; one gives no interval)",
+    )
+    m.add_argument(
+        "--independent",
+        action="store_true",
+        help="give each policy its own random streams instead of common random numbers "
+        "(the control: intervals of differences get wider)",
+    )
+    m.add_argument("--out", type=Path, metavar="DIR", help="directory for the Parquet results")
+    m.add_argument(
+        "--export",
+        type=Path,
+        metavar="DIR",
+        help="also write replication 0 of the first policy as a platform event export "
+        "(Parquet, the catalog's envelope) that replay and audit read "
+        "(workbench.sim.platform.simulate_events); DIR must not exist",
+    )
+    m.set_defaults(run=_simulate)
+
+    w = sub.add_parser(
+        "sweep",
+        help="simulate policies over a grid of parameters on Dask (local processes or a cluster)",
+        description=(
+            "Run every --policy at every combination of the --param values for --replications "
+            "replications each, as independent tasks on dask.distributed: a local cluster of "
+            "--workers processes, or the cluster at --scheduler. Each task is a pure function of "
+            "(configuration, policy, seed, replication), and rows come back sorted by grid "
+            "point, policy and replication, so the result does not depend on the number of "
+            "workers. Parameters: traders, orders_per_day, clients, config_seed (synthetic), "
+            "accept_minutes, complete_minutes, expire_minutes (deadlines), and plain SimConfig "
+            "fields such as days, warmup (seconds), sweep_delay, rating_every, top_up_every. "
+            "Writes OUT/sweep.parquet (one row per cell) and OUT/summary.parquet (means and "
+            "intervals per point and policy). Python: workbench.sim.sweep.sweep()."
+        ),
+    )
+    w.add_argument(
+        "--policy",
+        action="append",
+        metavar="NAME",
+        help=f"assignment policy, repeatable (default production; shipped: {policies})",
+    )
+    w.add_argument(
+        "--param",
+        action="append",
+        type=opt.param,
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a parameter and its values, repeatable: the grid is every combination "
+        "(e.g. --param traders=40,60,80 --param expire_minutes=30,60)",
+    )
+    _sim_source_options(w, trace=False)
+    w.add_argument(
+        "--replications", type=opt.positive, default=3, help="replications per cell (default 3)"
+    )
+    w.add_argument(
+        "--workers",
+        type=opt.positive,
+        default=2,
+        help="worker processes of the local Dask cluster (default 2; ignored with --scheduler)",
+    )
+    w.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers need "
+        "workbench installed)",
+    )
+    w.add_argument("--out", type=Path, metavar="DIR", help="directory for the Parquet results")
+    w.set_defaults(run=_sweep)
+
+
+def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
+    """The options saying what is simulated: synthetic, calibrated or (simulate only) a trace."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--from-db",
+        type=Path,
+        metavar="DB",
+        help="calibrate traders, behaviour and demand from a replayed database "
+        "(workbench.sim.calibrate) and simulate synthetic demand from the fitted profile; "
+        "without it (and without --trace) a synthetic platform (presets.synthetic_config)",
+    )
+    if trace:
+        src.add_argument(
+            "--trace",
+            type=Path,
+            metavar="DB",
+            help="replay the real orders of the last --days days of a replayed database, at "
+            "their real times and amounts, served by the calibrated traders under each policy",
+        )
+    p.add_argument(
+        "--days", type=opt.days, default=2.0, help="simulated days, warm-up included (default 2)"
+    )
+    p.add_argument(
+        "--warmup-hours",
+        type=opt.non_negative,
+        default=6.0,
+        metavar="H",
+        help="hours at the start left out of every metric while queues fill (default 6); "
+        "stated in every output",
+    )
+    p.add_argument(
+        "--traders",
+        type=opt.positive,
+        metavar="N",
+        help="traders: the synthetic platform's count, or the calibrated roster cut to (or "
+        "repeated up to) this many (default: 60 synthetic, all calibrated)",
+    )
+    p.add_argument(
+        "--orders-per-day",
+        type=opt.non_negative,
+        metavar="N",
+        help="mean orders per day of synthetic or calibrated demand (default: 3000 synthetic, "
+        "the fitted rate calibrated; not with --trace)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the runs (default 0)")
+    p.add_argument(
+        "--level",
+        type=opt.fraction,
+        default=0.95,
+        help="confidence level of the intervals (default 0.95)",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it only shows on a terminal anyway)",
+    )
+
+
+def _sim_config(args: argparse.Namespace) -> object:
+    """The configuration the simulate and sweep options describe (warm-up in seconds)."""
+    from ..sim.sweep import configure
+
+    warmup = args.warmup_hours * 3600.0
+    if warmup >= args.days * 86_400:
+        raise ValueError(
+            f"a warm-up of {args.warmup_hours:g} h leaves nothing of {args.days:g} days"
+        )
+    trace = getattr(args, "trace", None)
+    db = args.from_db or trace
+    scale = {}
+    if args.traders is not None:
+        scale["traders"] = args.traders
+    if args.orders_per_day is not None:
+        if trace is not None:
+            raise ValueError(
+                "--orders-per-day does not apply to --trace (the trace has its orders)"
+            )
+        scale["orders_per_day"] = args.orders_per_day
+    if db is None:
+        return configure(None, days=args.days, warmup=warmup, **scale)
+    if not Path(db).exists():
+        raise FileNotFoundError(f"{db}: no such database (run `workbench replay` first)")
+    from ..sim.calibrate import calibrate
+
+    cal = calibrate(db)
+    if trace is not None:
+        base = cal.trace_config(days=args.days, warmup=warmup)
+    else:
+        base = cal.config(days=args.days, warmup=warmup)
+    return configure(base, **scale)
+
+
+def _write_frames(out: Path | None, **frames: object) -> None:
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.write_parquet(out / f"{name}.parquet")  # type: ignore[attr-defined]
+    names = ", ".join(f"{n}.parquet" for n in frames)
+    print(f"wrote {names} to {out}", file=sys.stderr)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ..sim.study import compare, describe, policy_name, simulate
+
+    policies = args.policy or ["production"]
+    for p in policies:
+        policy_name(p)  # an unknown name fails before any work
+    if args.export is not None and args.export.exists():
+        raise FileExistsError(f"{args.export} exists; --export writes a new directory")
+    config = _sim_config(args)
+    progress = False if args.no_progress else None
+    common = not args.independent
+    if len(policies) == 1:
+        reps = simulate(
+            config,  # type: ignore[arg-type]
+            policies[0],
+            seed=args.seed,
+            replications=args.replications,
+            common=common,
+            progress=progress,
+        )
+        from ..sim.study import summarize
+
+        print(describe(reps, level=args.level, common=common))
+        _write_frames(args.out, replications=reps, summary=summarize(reps, level=args.level))
+    else:
+        result = compare(
+            config,  # type: ignore[arg-type]
+            policies,
+            seed=args.seed,
+            replications=args.replications,
+            level=args.level,
+            common=common,
+            progress=progress,
+        )
+        print(result.render())
+        _write_frames(
+            args.out,
+            replications=result.replications,
+            differences=result.differences,
+            summary=result.summary,
+        )
+    if args.export is not None:
+        from ..sim.platform import simulate_events
+
+        _, events = simulate_events(config, policies[0], args.seed, args.export, replication=0)  # type: ignore[arg-type]
+        print(
+            f"exported {len(events)} events of {policies[0]} replication 0 to {args.export}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from ..sim.study import policy_name
+    from ..sim.sweep import configure, render_sweep, sweep, sweep_summary
+
+    policies = args.policy or ["production"]
+    for p in policies:
+        policy_name(p)
+    params = dict(args.param)
+    if len(params) != len(args.param):
+        raise ValueError("give each --param once (list all its values after the =)")
+    base = _sim_config(args)
+    if args.from_db is None:  # rebuild the synthetic platform at each point, e.g. its traders
+        warmup = args.warmup_hours * 3600.0
+        scale = {k: getattr(args, k) for k in ("traders", "orders_per_day")}
+        factory = partial(
+            configure,
+            None,
+            days=args.days,
+            warmup=warmup,
+            **{k: v for k, v in scale.items() if v is not None},
+        )
+        configs: object = factory
+    else:
+        configs = base
+    frame = sweep(
+        configs,  # type: ignore[arg-type]
+        policies,
+        params,
+        replications=args.replications,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=False if args.no_progress else None,
+    )
+    summary = sweep_summary(frame, level=args.level)
+    from ..sim.study import header
+
+    print(header(frame, level=args.level))
+    print()
+    print(render_sweep(summary))
+    _write_frames(args.out, sweep=frame, summary=summary)
+    return 0
