@@ -278,7 +278,7 @@ def test_an_unregistered_trader_and_an_order_never_created(tmp_path: Path) -> No
         pl.col("event_id") == unregistered["event_id"]
     )
     [detail] = found.filter(mine)["detail"].to_list()
-    assert "active 0 of missing" in detail and "within missing..missing missing" in detail, detail
+    assert "active 0 of missing" in detail and "within missing..missing," in detail, detail
 
 
 HOLD_EDITS = {

@@ -6,7 +6,13 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.domain.money import EXPONENTS, bps_share, div_round_half_even, settlement_amount
+from workbench.domain.money import (
+    EXPONENTS,
+    bps_share,
+    div_round_half_even,
+    format_money,
+    settlement_amount,
+)
 from workbench.models import sql_money as m
 
 CURRENCIES = sorted(EXPONENTS)
@@ -76,3 +82,28 @@ def test_staged_half_even_division_in_sql_is_the_domains(rows: list[tuple[int, i
         f"SELECT i, q FROM ({m.with_half_even('t', q=('n', 'd'))}) ORDER BY i"
     ).fetchall()
     assert [int(q) for _, q in got] == [div_round_half_even(n, d) for n, d in rows]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(-(2**100), 2**100), st.integers(-(10**7), 10**7)),
+            st.one_of(st.none(), st.sampled_from([*CURRENCIES, "", "XYZ"])),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_an_amount_in_sql_reads_as_the_domain_prints_it(
+    rows: list[tuple[int | None, str | None]], signed: bool
+) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, minor HUGEINT, currency VARCHAR)").fetchall()
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+    got = con.execute(
+        f"SELECT {m.text('minor', 'currency', signed=signed)} FROM t ORDER BY i"
+    ).fetchall()
+    want = [None if a is None else format_money(a, c, signed=signed) for a, c in rows]
+    assert [g for (g,) in got] == want

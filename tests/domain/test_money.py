@@ -204,6 +204,7 @@ def test_money_arithmetic_and_mismatch() -> None:
     assert a - b == Money(125, "USD")
     assert -a == Money(-150, "USD")
     assert str(Money(1_500_000, "USDT")) == "1.500000 USDT"
+    assert str(Money(-1_234_567_890_123, "USDT")) == "-1,234,567.890123 USDT"
     with pytest.raises(CurrencyMismatch):
         _ = a + Money(1, "EUR")
     with pytest.raises(CurrencyMismatch):

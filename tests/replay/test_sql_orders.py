@@ -345,8 +345,10 @@ EXPECTED = [
     r"posting 1 moves 3 from trader:tr-1 to itself",
     r"posting 2 \(trader:tr-1 → client:cl-1\) has amount 0 <= 0",
     r"posting 3 \(trader:tr-1 → client:cl-1\) has amount -4 <= 0",
-    r"client:cl-1 available -\d+ USDT < 0 \(own -?\d+, held \d+\) after ledger_plan.batch_held of p-2",
-    r"trader:tr-1 available -\d+ USDT < 0 \(own \d+, held \d+\) after ledger_plan.batch_held of p-4",
+    r"client:cl-1 available -[\d,]+\.\d{6} USDT < 0 \(own -?[\d,]+\.\d{6} USDT, held [\d,]+\.\d{6} USDT\) "
+    r"after ledger_plan.batch_held of p-2",
+    r"trader:tr-1 available -[\d,]+\.\d{6} USDT < 0 \(own [\d,]+\.\d{6} USDT, held [\d,]+\.\d{6} USDT\) "
+    r"after ledger_plan.batch_held of p-4",
     r"after ledger_plan.committed of p-5",
     r"seq 2 missing before seq 3",
     r"seq 4..5 missing before seq 6",

@@ -146,7 +146,8 @@ class Money:
         return Decimal(self.amount).scaleb(-exponent(self.currency))
 
     def __str__(self) -> str:
-        return f"{self.to_decimal():f} {self.currency}"
+        """As a person reads it; the one display rule, :func:`format_money`."""
+        return format_money(self.amount, self.currency)
 
 
 def settlement_amount(

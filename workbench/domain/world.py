@@ -18,7 +18,7 @@ from .aggregate import AggregateState
 from .catalog import upcast_event
 from .clock import clock_violations
 from .events import Event
-from .money import fits_int64
+from .money import fits_int64, format_money
 from .violations import (
     AMOUNT_OVERFLOW,
     CONFLICTING_DUPLICATE,
@@ -165,8 +165,10 @@ class World:
                 NEGATIVE_AVAILABLE,
                 event.event_id,
                 bal.account,
-                f"{bal.account} available {bal.available} {bal.currency} < 0 "
-                f"(own {bal.own}, held {bal.held}) after {event.kind} of {event.aggregate_id}",
+                f"{bal.account} available {format_money(bal.available, bal.currency)} < 0 "
+                f"(own {format_money(bal.own, bal.currency)}, "
+                f"held {format_money(bal.held, bal.currency)}) "
+                f"after {event.kind} of {event.aggregate_id}",
             )
             for bal in touched
             if ledger.is_guarded(bal.account) and bal.available < 0

@@ -187,10 +187,12 @@ def account_overflow_detail(
 
 
 def negative_detail(account: str, currency: str, own: str, held: str, kind: str, plan: str) -> str:
-    """The detail of a ``NEGATIVE_AVAILABLE`` (``World._book``)."""
+    """The detail of a ``NEGATIVE_AVAILABLE`` (``World._book``), its amounts as people read
+    them (:func:`workbench.models.sql_money.text`, the SQL of ``format_money``)."""
     return (
-        f"{account} || ' available ' || ({own} - {held}) || ' ' || {currency} || ' < 0 (own ' "
-        f"|| {own} || ', held ' || {held} || ') after ' || {kind} || ' of ' || {plan}"
+        f"{account} || ' available ' || {sql_money.text(f'{own} - {held}', currency)} || ' < 0 (own ' "
+        f"|| {sql_money.text(own, currency)} || ', held ' || {sql_money.text(held, currency)} "
+        f"|| ') after ' || {kind} || ' of ' || {plan}"
     )
 
 

@@ -87,3 +87,22 @@ def bps_share(amount: str, bps: str) -> str:
 def bps_share_of(amount: str, bps: str) -> tuple[str, str]:
     """:func:`bps_share` as the ``(n, d)`` of :func:`with_half_even`."""
     return f"({amount})::HUGEINT * ({bps})", str(BPS_DENOMINATOR)
+
+
+def text(minor: str, currency: str, *, signed: bool = False) -> str:
+    """An amount as a person reads it, exactly what :func:`workbench.domain.money.format_money`
+    prints (major units, the currency's decimals, thousands separators, the currency after; a
+    missing or unknown currency left in ``minor units``), so a finding's sentence reads the same
+    whether the fold or a model wrote it. Integer arithmetic only; NULL stays NULL."""
+    m, c = f"({minor})::HUGEINT", f"({currency})"
+    e = exponent(c)
+    sign = f"CASE WHEN {m} < 0 THEN '-' ELSE '' END"
+    if signed:
+        sign = f"CASE WHEN {m} < 0 THEN '-' WHEN {m} > 0 THEN '+' ELSE '' END"
+    scale = pow10(f"coalesce({e}, 0)")
+    frac = f"CASE WHEN coalesce({e}, 0) > 0 THEN '.' || lpad((abs({m}) % {scale})::VARCHAR, {e}, '0') ELSE '' END"
+    unit = f"CASE WHEN {e} IS NULL THEN 'minor units' || coalesce(' ' || nullif({c}, ''), '') ELSE {c} END"
+    return (
+        f"(CASE WHEN {m} IS NULL THEN NULL ELSE {sign} || format('{{:,}}', abs({m}) // {scale}) "
+        f"|| {frac} || ' ' || {unit} END)"
+    )

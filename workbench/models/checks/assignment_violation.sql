@@ -117,9 +117,11 @@ rules AS (
 SELECT 'ASSIGNMENT_VIOLATION' AS check, 'payment_order:' || a.order_id AS subject,
        a.assigned_event_id AS event_id, [a.assigned_event_id] AS evidence,
        NULL::BIGINT AS amount_delta, NULL AS currency,
-       format('attempt {} assigned to {} breaking rule {} (online {}, blocked {}, active {} of {}, amount {} {} within {}..{} {}, deposit available {}, client available {})',
+       format('attempt {} assigned to {} breaking rule {} (online {}, blocked {}, active {} of {}, amount {} within {}..{}, deposit available {}, client available {})',
               {{ m("a.attempt") }}, {{ m("a.trader_id") }}, array_to_string(r.broken, ', '), r.online, r.blocked, r.active,
-              {{ m("r.cap") }}, r.amount, {{ m("r.currency") }}, {{ m("r.min_amount") }}, {{ m("r.max_amount") }},
-              {{ m("r.fiat_currency") }}, r.trader_available, r.client_available) AS detail
+              {{ m("r.cap") }}, {{ m(money.text("r.amount", "r.currency")) }},
+              {{ m(money.text("r.min_amount", "r.fiat_currency")) }}, {{ m(money.text("r.max_amount", "r.fiat_currency")) }},
+              {{ m(money.text("r.trader_available", "r.settlement_currency")) }},
+              {{ m(money.text("r.client_available", "r.settlement_currency")) }}) AS detail
 FROM rules r JOIN (SELECT rowid AS k, * FROM audit_attempts) a USING (k)
 WHERE len(r.broken) > 0

@@ -24,8 +24,11 @@ SELECT 'FEE_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigne
                      ELSE trader_reward::HUGEINT - reward_expected END AS BIGINT),
        settlement_currency,
        format('attempt {}: platform_fee {} (formula {} at {} bps), trader_reward {} (formula {} at {} bps) on settlement {}',
-              attempt, platform_fee, fee_expected, fee_bps, trader_reward, reward_expected,
-              reward_bps, settlement_amount)
+              attempt, {{ money.text("platform_fee", "settlement_currency") }},
+              {{ money.text("fee_expected", "settlement_currency") }}, fee_bps,
+              {{ money.text("trader_reward", "settlement_currency") }},
+              {{ money.text("reward_expected", "settlement_currency") }}, reward_bps,
+              {{ money.text("settlement_amount", "settlement_currency") }})
 FROM x
 WHERE platform_fee IS DISTINCT FROM fee_expected OR trader_reward IS DISTINCT FROM reward_expected
    OR trader_reward > platform_fee

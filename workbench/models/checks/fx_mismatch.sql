@@ -15,7 +15,9 @@ WITH a AS (
 x AS ({{ money.settlement("amount", "currency", "rate", "settlement_currency", "a") }})
 SELECT 'FX_MISMATCH', 'payment_order:' || order_id, assigned_event_id, [assigned_event_id],
        TRY_CAST(settlement_amount::HUGEINT - expected AS BIGINT), settlement_currency,
-       format('attempt {}: settlement {} {} for {} {} at rate {}, the formula gives {}',
-              attempt, settlement_amount, settlement_currency, amount, currency, rate, expected)
+       format('attempt {}: settlement {} for {} at rate {}, the formula gives {}',
+              attempt, {{ money.text("settlement_amount", "settlement_currency") }},
+              {{ money.text("amount", "currency") }}, rate,
+              coalesce({{ money.text("expected", "settlement_currency") }}, 'nothing'))
 FROM x
 WHERE expected IS NULL OR settlement_amount <> expected

@@ -7,8 +7,11 @@
 -- three): the reason it went below zero. `amount_delta` is the available amount.
 WITH n AS (
     SELECT x.subject, x.event_id, x.detail, e.position AS pos,
-           TRY_CAST(regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 1) AS BIGINT) AS available,
-           regexp_extract(x.detail, 'available (-?[0-9]+) ([A-Z]+)', 2) AS currency
+           -- the sentence prints the amount with exactly the currency's decimals (format_money),
+           -- so its digits without separators are the exact minor units
+           TRY_CAST(replace(replace(regexp_extract(x.detail, 'available (-?[0-9,.]+) ([A-Z]+)', 1), ',', ''), '.', '')
+                    AS BIGINT) AS available,
+           regexp_extract(x.detail, 'available (-?[0-9,.]+) ([A-Z]+)', 2) AS currency
     FROM violations x JOIN events e USING (event_id)
     WHERE x.code = 'NEGATIVE_AVAILABLE'
 ),

@@ -12,11 +12,17 @@
 -- with one leg or none in each class, equal to the catalog's, posts the same legs. Only the plans
 -- that differ there (or have NULLs, or more legs in a class) are formatted and compared as
 -- before, which decides: equal values always format equally, so no difference can be missed.
+-- The detail shows each leg as `from → to amount`, the amount in the plan's currency as people
+-- read it (the compared strings keep minor units).
+{%- macro shown(legs, currency) -%}
+array_to_string(list_transform({{ legs }}, lambda l: replace(regexp_replace(l, ':-?[0-9]+$', ''), '>', ' → ') || ' '
+    || {{ money.text("regexp_extract(l, ':(-?[0-9]+)$', 1)::HUGEINT", currency) }}), ', ')
+{%- endmacro %}
 WITH o AS (SELECT order_id, direction, client_id FROM payment_orders),
 -- what each attempt's plan must post, by the catalog
 legs AS (
     SELECT a.order_id, a.attempt, a.assigned_event_id, a.trader_id, a.settlement_amount,
-           a.platform_fee, a.trader_reward, o.direction, o.client_id,
+           a.platform_fee, a.trader_reward, a.settlement_currency, o.direction, o.client_id,
            'order:' || a.order_id || ':' || a.attempt AS plan_id,
            CASE WHEN o.direction = 'payin' THEN 'trader:' || a.trader_id ELSE 'client:' || o.client_id END AS payer,
            CASE WHEN o.direction = 'payin' THEN 'client:' || o.client_id ELSE 'trader:' || a.trader_id END AS payee,
@@ -46,7 +52,7 @@ maybe AS (  -- the attempts whose plan may post other legs than the catalog's
        OR (x.n_other = 1 AND (x.other_from <> e.payer OR x.other_to <> e.payee OR x.other_amount <> e.other_amount))
 ),
 expected AS (
-    SELECT order_id, attempt, assigned_event_id, plan_id,
+    SELECT order_id, attempt, assigned_event_id, plan_id, settlement_currency,
            list_sort(list_filter(CASE WHEN direction = 'payin' THEN [
                format('{}>{}:{}', 'trader:' || trader_id, 'client:' || client_id, settlement_amount - platform_fee),
                format('{}>{}:{}', 'trader:' || trader_id, 'platform:revenue', platform_fee - trader_reward)]
@@ -71,7 +77,8 @@ postings AS (
            list_filter([x.held_event_id, e.assigned_event_id], lambda v: v IS NOT NULL) AS evidence,
            TRY_CAST(coalesce(x.client_leg, 0) - e.client_leg AS BIGINT) AS delta, x.currency,
            format('plan {} posts [{}], the catalog says [{}]', e.plan_id,
-                  array_to_string(coalesce(x.legs, []), ', '), array_to_string(e.legs, ', ')) AS detail
+                  {{ shown("coalesce(x.legs, [])", "coalesce(x.currency, e.settlement_currency)") }},
+                  {{ shown("e.legs", "coalesce(x.currency, e.settlement_currency)") }}) AS detail
     FROM expected e LEFT JOIN actual x USING (plan_id)
     WHERE x.legs IS DISTINCT FROM e.legs
 ),

@@ -41,8 +41,8 @@ revert AS (
 dup AS (
     SELECT 'payout:' || b.payout_id, b.created_event_id, [b.created_event_id, a.created_event_id],
            b.amount, b.currency,
-           format('same owner {}, amount {} {} and destination {} as payout {} created {} s earlier',
-                  b.owner, b.amount, b.currency, b.destination_masked, a.payout_id,
+           format('same owner {}, amount {} and destination {} as payout {} created {} s earlier',
+                  b.owner, {{ money.text("b.amount", "b.currency") }}, b.destination_masked, a.payout_id,
                   epoch(b.created_occ) - epoch(a.created_occ))
     FROM p a JOIN p b ON a.owner = b.owner AND a.amount = b.amount AND a.currency = b.currency
          AND a.destination_masked = b.destination_masked AND a.created_pos < b.created_pos

@@ -13,7 +13,8 @@ WITH approved AS (  -- every approved receipt, with its approval
 SELECT 'RECEIPT_AMOUNT_MISMATCH', 'receipt:' || r.receipt_id, r.approved_event_id,
        list_distinct([r.approved_event_id, r.uploaded_event_id]),
        TRY_CAST(r.amount::HUGEINT - o.amount AS BIGINT), o.currency,
-       format('receipt approved for {} {} on order {} of {} {}',
-              r.amount, r.currency, o.order_id, o.amount, o.currency)
+       format('receipt approved for {} on order {} of {}',
+              coalesce({{ money.text("r.amount", "r.currency") }}, 'no amount'), o.order_id,
+              coalesce({{ money.text("o.amount", "o.currency") }}, 'no amount'))
 FROM approved r JOIN payment_orders o ON o.order_id = r.order_id
 WHERE r.amount IS DISTINCT FROM o.amount OR r.currency IS DISTINCT FROM o.currency

@@ -80,7 +80,10 @@ SELECT 'TRADER_LEDGER_DRIFT', 'trader:' || d.trader_id,
        list_distinct(list_concat(coalesce(te.events, []), coalesce(le.events, []))),
        TRY_CAST(d.t_net - d.l_net AS BIGINT), coalesce(d.currency, d.settlement_currency),
        format('ref {}: trader stream moves {} (held {}), ledger books {} for the trader (debits {})',
-              d.ref, d.t_net, d.placed, d.l_net, d.l_debits)
+              d.ref, {{ money.text("d.t_net", "coalesce(d.currency, d.settlement_currency)") }},
+              {{ money.text("d.placed", "coalesce(d.currency, d.settlement_currency)") }},
+              {{ money.text("d.l_net", "coalesce(d.currency, d.settlement_currency)") }},
+              {{ money.text("d.l_debits", "coalesce(d.currency, d.settlement_currency)") }})
 FROM drift d
 LEFT JOIN t_ev te ON d.has_t
      AND te.t_trader IS NOT DISTINCT FROM d.t_trader AND te.t_ref IS NOT DISTINCT FROM d.t_ref
