@@ -38,9 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a.add_argument(
         "--format",
-        choices=["table", "json", "jsonl", "csv", "parquet"],
+        choices=["table", "json", "jsonl", "csv", "parquet", "xlsx"],
         default="table",
-        help="output format (default table; parquet needs --out)",
+        help="output format (default table; xlsx: an Excel sheet, money as numbers with the "
+        "currency's decimals; parquet and xlsx need --out)",
     )
     a.add_argument("--out", type=Path, help="write the findings to this file instead of stdout")
     a.add_argument(
@@ -99,9 +100,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         t.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
         t.add_argument(
             "--format",
-            choices=["table", "csv", "json", "parquet"],
+            choices=["table", "csv", "json", "parquet", "xlsx"],
             default="table",
-            help="output format (default table; parquet needs --out)",
+            help="output format (default table: for a person, money in major units, at most 120 "
+            "columns; csv, json, parquet: every column, full ids, exact integer minor units; "
+            "xlsx: an Excel sheet, money as numbers with the currency's decimals; parquet and "
+            "xlsx need --out)",
         )
         t.add_argument("--out", type=Path, help="write to this file instead of stdout")
         t.add_argument(
@@ -117,8 +121,8 @@ def _audit(args: argparse.Namespace) -> int:
 
     from ..audit import audit
 
-    if args.format == "parquet" and args.out is None:
-        raise ValueError("--format parquet needs --out FILE")
+    if args.format in ("parquet", "xlsx") and args.out is None:
+        raise ValueError(f"--format {args.format} needs --out FILE")
     progress = None
     if sys.stderr.isatty():
 
@@ -158,6 +162,13 @@ def _write_findings(found: object, fmt: str, out: Path | None) -> None:
     if fmt == "parquet":
         assert out is not None
         found.write_parquet(out)
+        return
+    if fmt == "xlsx":
+        from ..tables_out import Sheet, write_xlsx
+
+        assert out is not None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_xlsx([Sheet("findings", flat, {"amount_delta": "currency"})], out)
         return
     if fmt == "table":
         text = _table(found)
@@ -228,11 +239,14 @@ def _by_severity(found: object) -> Any:
 def _table_command(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from ..audit import recompute_ratings, reconcile_payouts
+    from .. import tables_out
+    from ..audit import recompute_ratings, reconcile_payouts, terminal
     from ..replay import store
 
     if not args.db.exists():
         raise FileNotFoundError(f"{args.db}: no such database (run `workbench replay` first)")
+    if args.format in tables_out.BINARY and args.out is None:
+        raise ValueError(f"--format {args.format} needs --out FILE")
     con = store.connect(args.db, read_only=True)
     try:
         if args.command == "reconcile":
@@ -246,24 +260,27 @@ def _table_command(args: argparse.Namespace) -> int:
     mismatched = frame.filter(bad).height
     if args.differences:
         frame = frame.filter(bad)
-    if args.format == "parquet":
-        if args.out is None:
-            raise ValueError("--format parquet needs --out FILE")
-        frame.write_parquet(args.out)
+    if args.command == "reconcile":
+        sheet = tables_out.Sheet("reconciliation", frame, dict.fromkeys(_RECONCILED, "currency"))
+        text = terminal.reconciliation
     else:
-        if args.format == "csv":
-            text = frame.write_csv()
-        elif args.format == "json":
-            text = frame.write_json()
-        else:
-            with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200):
-                text = str(frame)
-        if args.out is None:
-            print(text)
-        else:
-            args.out.write_text(text)
+        sheet = tables_out.Sheet("rating differences" if args.differences else "ratings", frame)
+        text = terminal.ratings
+    tables_out.write([sheet], args.format, args.out, lambda: text(frame))
     print(f"{args.command}: {frame.height} row(s), {mismatched} not matching", file=sys.stderr)
     return 1 if mismatched else 0
+
+
+#: The money columns of the reconciliation (minor units of the row's ``currency``).
+_RECONCILED = (
+    "orders_settled",
+    "ledger_orders",
+    "paid_out",
+    "ledger_paid_out",
+    "top_ups",
+    "orders_difference",
+    "payouts_difference",
+)
 
 
 def _status(args: argparse.Namespace) -> int:
