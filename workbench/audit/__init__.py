@@ -1,18 +1,29 @@
 """The audit: every reconciliation check of the platform over a replayed database, each finding
 proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
-payouts reconciled."""
+payouts reconciled; analysts' triage of findings (:func:`triage`) and what changed since the
+last recorded run (:func:`since_last`) are kept in the analyst database beside the projections."""
 
+from .changes import SinceLast, since_last
 from .explain import Explanation, explain
 from .ratings import recompute as recompute_ratings
 from .reconcile import reconcile_payouts
 from .run import AuditResult, audit, finding_id
+from .triage_log import STATUSES as TRIAGE_STATUSES
+from .triage_log import TriageError, triage
+from .triage_log import history as triage_history
 
 __all__ = [
+    "TRIAGE_STATUSES",
     "AuditResult",
     "Explanation",
+    "SinceLast",
+    "TriageError",
     "audit",
     "explain",
     "finding_id",
     "recompute_ratings",
     "reconcile_payouts",
+    "since_last",
+    "triage",
+    "triage_history",
 ]

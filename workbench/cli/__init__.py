@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .. import __version__, errors
-from . import audit, data, notebooks, sim
+from . import audit, data, notebooks, sim, triage
 
 EXAMPLES = """\
 examples:
@@ -22,6 +22,8 @@ examples:
   workbench audit --db out/sample.duckdb
   workbench audit --db out/sample.duckdb --format csv --out out/findings.csv
   workbench explain F-0123456789ab --db out/sample.duckdb
+  workbench triage F-0123456789ab --status waived --note "known FX rounding" --by alice --db out/sample.duckdb
+  workbench audit --db out/sample.duckdb --since-last
   workbench summary data/sample_events
   workbench summary ../shared/fixtures/platform-export-3d
   workbench simulate --policy production --days 2 --replications 5 --out out/sim
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for module in (data, audit, sim, notebooks):
+    for module in (data, audit, triage, sim, notebooks):
         module.register(sub)
     return parser
 
