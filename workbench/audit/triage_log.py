@@ -164,15 +164,28 @@ def history(db: str | Path, finding_id: str | None = None) -> pl.DataFrame:
     return frame.cast(_HISTORY_SCHEMA)  # type: ignore[arg-type]
 
 
-def last_seen(db: str | Path, finding_id: str) -> dict[str, Any]:
-    """``finding_id`` as the last recorded audit run that listed it saw it (``audit_run_id``,
-    ``check``, ``subject``, the :data:`FINGERPRINT` and ``audit_status``: new, open, reopened
-    or resolved); refused as in :func:`triage`."""
-    fid = _check_id(finding_id)
+def last_seen(db: str | Path, finding_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each of ``finding_ids`` as the last recorded audit run that listed it saw it
+    (``audit_run_id``, ``check``, ``subject``, the :data:`FINGERPRINT` and ``audit_status``:
+    new, open, reopened or resolved), in one query; an id no run listed is refused as in
+    :func:`triage`."""
+    fids = [_check_id(f) for f in finding_ids]
     _existing_analyst_db(db)
     con = readers.analyst_reader(db)
     try:
-        return _last_seen(con, fid, db)
+        if "audit_findings" not in _tables(con):
+            return {fid: _last_seen(con, fid, db) for fid in fids[:1]}  # refused
+        rows = con.execute(
+            f"""SELECT finding_id, {", ".join(_SEEN)} FROM audit_findings
+            WHERE finding_id IN (SELECT unnest(?::VARCHAR[]))
+            QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY audit_run_id DESC) = 1""",
+            [fids],
+        ).fetchall()
+        found = {r[0]: dict(zip(_SEEN_KEYS, r[1:], strict=True)) for r in rows}
+        for fid in fids:
+            if fid not in found:
+                _last_seen(con, fid, db)  # refused, naming it
+        return found
     finally:
         con.close()
 
@@ -254,8 +267,8 @@ def _last_seen(con: duckdb.DuckDBPyConnection, fid: str, db: str | Path) -> dict
     """The finding as the last recorded audit run that listed it saw it; refused if none did."""
     rows = (
         con.execute(
-            'SELECT audit_run_id, "check", subject, amount_delta, currency, detail, status '
-            "FROM audit_findings WHERE finding_id = ? ORDER BY audit_run_id DESC LIMIT 1",
+            f"SELECT {', '.join(_SEEN)} FROM audit_findings WHERE finding_id = ? "
+            "ORDER BY audit_run_id DESC LIMIT 1",
             [fid],
         ).fetchall()
         if "audit_findings" in _tables(con)
@@ -266,13 +279,9 @@ def _last_seen(con: duckdb.DuckDBPyConnection, fid: str, db: str | Path) -> dict
             f"{fid}: no recorded audit run of {db} has this finding (check the id: "
             f"`workbench audit --db {db}` lists them)"
         )
-    keys = (
-        "audit_run_id",
-        "check",
-        "subject",
-        "amount_delta",
-        "currency",
-        "detail",
-        "audit_status",
-    )
-    return dict(zip(keys, rows[0], strict=True))
+    return dict(zip(_SEEN_KEYS, rows[0], strict=True))
+
+
+#: What :func:`last_seen` reads of a finding's latest stored row, and the keys it returns.
+_SEEN = ("audit_run_id", '"check"', "subject", "amount_delta", "currency", "detail", "status")
+_SEEN_KEYS = (*(c.strip('"') for c in _SEEN[:-1]), "audit_status")

@@ -103,6 +103,7 @@ def _print_history(args: argparse.Namespace) -> None:
     if found.is_empty():
         print(f"{args.finding_id or args.db}: no finding triaged yet")
         return
+    seen = last_seen(args.db, list(found["finding_id"].unique(maintain_order=True)))
     for (fid,), judged in found.group_by("finding_id", maintain_order=True):
         first = judged.row(0, named=True)
         print(f"{fid}  {first['check']}  {first['subject']}")
@@ -112,7 +113,7 @@ def _print_history(args: argparse.Namespace) -> None:
                 f"  {_utc(r['triaged_at'])}  {r['status']:<9}  {r['triaged_by']}: {note}  "
                 f"(as audit run {r['audit_run_id']} saw it:{_money(r) or ' no amount'})"
             )
-        now = last_seen(args.db, str(fid))
+        now = seen[str(fid)]
         latest = judged.row(-1, named=True)
         differs = [c for c in ("amount_delta", "currency", "detail") if now[c] != latest[c]]
         state = "resolved" if now["audit_status"] == "resolved" else "listed"
