@@ -1,17 +1,26 @@
 """The audit: every reconciliation check of the platform over a replayed database, each finding
 proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
-payouts reconciled, and the daily books (:func:`account_ledger`, :func:`revenue`)."""
+payouts reconciled, and the daily books (:func:`account_ledger`, :func:`revenue`); analysts'
+triage of findings (:func:`triage`) and what changed since the last recorded run
+(:func:`since_last`) are kept in the analyst database beside the projections."""
 
 from .books import AccountLedger, account_ledger, revenue
+from .changes import SinceLast, since_last
 from .explain import Explanation, explain
 from .ratings import recompute as recompute_ratings
 from .reconcile import reconcile_payouts
 from .run import AuditResult, audit, finding_id
+from .triage_log import STATUSES as TRIAGE_STATUSES
+from .triage_log import TriageError, triage
+from .triage_log import history as triage_history
 
 __all__ = [
+    "TRIAGE_STATUSES",
     "AccountLedger",
     "AuditResult",
     "Explanation",
+    "SinceLast",
+    "TriageError",
     "account_ledger",
     "audit",
     "explain",
@@ -19,4 +28,7 @@ __all__ = [
     "recompute_ratings",
     "reconcile_payouts",
     "revenue",
+    "since_last",
+    "triage",
+    "triage_history",
 ]

@@ -26,7 +26,7 @@ from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay import readers, store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
-from . import ratings, shared
+from . import ratings, shared, triage_log
 
 #: The columns every check returns (:data:`workbench.models.FINDING_COLUMNS`).
 COLUMNS = models.FINDING_COLUMNS
@@ -74,7 +74,8 @@ def finding_id(check: str, subject: str, event_id: str) -> str:
 
 @dataclass
 class AuditResult:
-    """What one audit run found; ``findings`` is a Polars frame (``FINDING_COLUMNS`` + status)."""
+    """What one audit run found; ``findings`` is a Polars frame (``FINDING_COLUMNS``, status,
+    ``first_seen``, ``age_runs`` and the triage columns, :data:`.triage_log.TRIAGE_COLUMNS`)."""
 
     findings: pl.DataFrame
     run_id: int | None
@@ -334,7 +335,8 @@ def audit(
 
     ``as_of`` audits the platform as it stood then (events that occurred after it are left out
     and deadlines are judged at that time). ``record`` stores the run and marks each finding new,
-    open, resolved or reopened against the previous runs (it needs write access)."""
+    open, resolved or reopened against the previous runs (it needs write access). Each finding
+    carries its latest triage (:func:`workbench.audit.triage`), recorded or not."""
     started = time.perf_counter()
     path = Path(db)
     if not path.exists():
@@ -364,6 +366,7 @@ def audit(
                 pl.lit(None, pl.Int64).alias("first_seen"),
                 pl.lit(1, pl.Int64).alias("age_runs"),
             )
+        findings = triage_log.with_triage(path, findings)  # kept apart from the runs, by id
         return AuditResult(findings, run_id, time.perf_counter() - started, timings)
     finally:
         con.close()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .. import __version__, errors
-from . import audit, books, data, notebooks, sim
+from . import audit, books, data, notebooks, sim, triage
 
 EXAMPLES = """\
 examples:
@@ -24,6 +24,8 @@ examples:
   workbench explain F-0123456789ab --db out/sample.duckdb
   workbench ledger client:cl-01 --db out/sample.duckdb --from 2026-11-05 --to 2026-11-06
   workbench revenue --db out/sample.duckdb --format xlsx --out out/revenue.xlsx
+  workbench triage F-0123456789ab --status waived --note "known FX rounding" --by alice --db out/sample.duckdb
+  workbench audit --db out/sample.duckdb --since-last
   workbench summary data/sample_events
   workbench summary ../shared/fixtures/platform-export-3d
   workbench simulate --policy production --days 2 --replications 5 --out out/sim
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for module in (data, audit, books, sim, notebooks):
+    for module in (data, audit, triage, books, sim, notebooks):
         module.register(sub)
     return parser
 

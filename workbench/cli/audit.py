@@ -23,8 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "one first. Each run is stored in audit_runs / audit_findings of the analyst database "
             "beside it (out/x.analyst.duckdb for out/x.duckdb, kept apart so a live follower's snapshots never "
             "replace it) and every finding is marked new, open (with its age in runs), resolved "
-            "or reopened. It reads the newest read snapshot while a follower writes DB. Exits 1 if there are "
-            "findings. Python: workbench.audit.audit() returns a Polars DataFrame."
+            "or reopened. Every finding shows its triage (`workbench triage`: triage_status, "
+            "triage_note, triage_by, triage_at, and triage_changed when it came back with another "
+            "amount, currency or detail; in the table a mark R/W/E/F, with ! if changed). It "
+            "reads the newest read snapshot while a follower writes DB. Exits 1 if there are "
+            "findings (with --since-last too: findings now, listed or not). Python: "
+            "workbench.audit.audit() returns a Polars DataFrame."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,6 +55,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-record",
         action="store_true",
         help="do not store the run in the analyst database",
+    )
+    a.add_argument(
+        "--since-last",
+        action="store_true",
+        help="list only what changed since the previous recorded run: new, reopened, changed "
+        "(other amount, currency or detail) and resolved findings, with their triage; records "
+        "this run (Python: workbench.audit.since_last(db, run_id))",
     )
     a.set_defaults(run=_audit)
 
@@ -123,6 +134,11 @@ def _audit(args: argparse.Namespace) -> int:
 
     if args.format in ("parquet", "xlsx") and args.out is None:
         raise ValueError(f"--format {args.format} needs --out FILE")
+    if args.since_last and args.no_record:
+        raise ValueError(
+            "--since-last compares this run with the previous recorded one, so it records this "
+            "run: drop --no-record"
+        )
     progress = None
     if sys.stderr.isatty():
 
@@ -138,13 +154,24 @@ def _audit(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"unknown check code(s) {unknown}; known: {sorted(_codes())}")
         found = found.filter(pl.col("check").is_in(args.check))
-    _write_findings(found, args.format, args.out)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(Counter(found["check"]).items())) or "none"
-    print(
+    line = (
         f"audit run {result.run_id or '-'}: {found.height} finding(s) in {result.seconds:.1f} s"
-        f" ({summary})",
-        file=sys.stderr if args.format != "table" or args.out else sys.stdout,
+        f" ({summary})"
     )
+    listed = found
+    if args.since_last:
+        from ..audit import since_last
+
+        assert result.run_id is not None
+        changes = since_last(args.db, result.run_id)
+        listed = changes.findings
+        if args.check:
+            listed = listed.filter(pl.col("check").is_in(args.check))
+        line = f"{changes.line()}; {found.height} finding(s) now"
+    if not (args.format == "table" and listed.is_empty() and args.out is None):
+        _write_findings(listed, args.format, args.out)
+    print(line, file=sys.stderr if args.format != "table" or args.out else sys.stdout)
     return 1 if found.height else 0
 
 
@@ -188,21 +215,60 @@ def _write_findings(found: object, fmt: str, out: Path | None) -> None:
 def _table(found: object) -> str:
     import polars as pl
 
+    assert isinstance(found, pl.DataFrame)
+    state = "change" if "change" in found.columns else "status"  # --since-last lists changes
+    ordered = _by_severity(found)
+    if state == "change":  # new, reopened, changed, resolved; the worst first in each
+        from ..audit.changes import CHANGES
+
+        rank = {c: i for i, c in enumerate(CHANGES)}
+        ordered = ordered.sort(
+            pl.col("change").replace_strict(rank, return_dtype=pl.Int8), maintain_order=True
+        )
+    lines = []
+    for r in ordered.iter_rows(named=True):
+        lines.append(
+            f"{r['finding_id']}  {r[state]:<8} {_triage_mark(r):<2} {r['severity']:<6} "
+            f"{r['check']:<25} {r['subject']}{_money(r)}\n    {r['detail']}\n"
+            f"    evidence: {', '.join(r['evidence'])}"
+        )
+        if r.get(state) == "changed":
+            was = {k: r[f"previous_{k}"] for k in ("amount_delta", "currency", "detail")}
+            lines.append(f"    was:{_money(was) or ' no amount'} {was['detail']}")
+        if r.get("triage_status") is not None:
+            note = " ".join(str(r["triage_note"]).split())
+            changed = (
+                f"; ! changed since (`workbench triage {r['finding_id']} --history` shows how)"
+                if r["triage_changed"]
+                else ""
+            )
+            lines.append(
+                f"    triage: {r['triage_status']} by {r['triage_by']}, "
+                f"{r['triage_at']:%Y-%m-%d %H:%M} UTC: {note}{changed}"
+            )
+    if "triage_status" in found.columns and found["triage_status"].is_not_null().any():
+        from ..audit import TRIAGE_STATUSES
+
+        marks = ", ".join(f"{_triage_mark({'triage_status': s})} {s}" for s in TRIAGE_STATUSES)
+        lines.append(f"triage marks: {marks}; ! came back changed since it was triaged")
+    return "\n".join(lines)
+
+
+def _money(r: dict[str, Any]) -> str:
     from ..domain.money import format_money
 
-    assert isinstance(found, pl.DataFrame)
-    lines = []
-    for r in _by_severity(found).iter_rows(named=True):
-        money = (
-            f" [{format_money(r['amount_delta'], r['currency'], signed=True)}]"
-            if r["amount_delta"] is not None
-            else ""
-        )
-        lines.append(
-            f"{r['finding_id']}  {r['status']:<8} {r['severity']:<6} {r['check']:<25} "
-            f"{r['subject']}{money}\n    {r['detail']}\n    evidence: {', '.join(r['evidence'])}"
-        )
-    return "\n".join(lines)
+    if r.get("amount_delta") is None:
+        return ""
+    return f" [{format_money(r['amount_delta'], r['currency'], signed=True)}]"
+
+
+def _triage_mark(r: dict[str, Any]) -> str:
+    """The table's short triage column: the judgement's initial (each status has its own),
+    and ``!`` if the finding came back changed since."""
+    status = r.get("triage_status")
+    if status is None:
+        return ""
+    return str(status)[0].upper() + ("!" if r.get("triage_changed") else "")
 
 
 #: Worst first, for a person reading the list.

@@ -3,7 +3,7 @@ file itself otherwise, with the analysts' own tables beside it (see :mod:`.snaps
 
 Every reader connection is an in-memory DuckDB with the projections attached read only under
 the database's name and made current, so queries name tables as before (``events``,
-``payment_orders``, ``sample.events``). The analysts' tables (audit runs and findings) are
+``payment_orders``, ``sample.events``). The analysts' tables (audit runs, findings, triage) are
 copied in as temporary tables when it opens: the analyst database is locked only for that
 moment, so a notebook left open never stops an audit from recording. ``reader_snapshot``
 says what a connection sees.
@@ -28,7 +28,7 @@ from .snapshots import FollowerStatus, Snapshot
 T = TypeVar("T")
 
 #: The analysts' tables, copied into each reader connection.
-ANALYST_TABLES = ("audit_runs", "audit_findings")
+ANALYST_TABLES = ("audit_runs", "audit_findings", "audit_triage")
 
 #: How long a reader or writer waits for a database another process holds for a moment.
 WAIT = 10.0
@@ -187,6 +187,15 @@ def analyst_writer(db: str | Path) -> duckdb.DuckDBPyConnection:
     a moment while another process has it."""
     path = snapshots.analyst_db(db)
     con = _while_busy(path, lambda: duckdb.connect(str(path)))
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    return con
+
+
+def analyst_reader(db: str | Path) -> duckdb.DuckDBPyConnection:
+    """The analyst database of ``db``, opened read only (briefly, as :func:`analyst_writer`),
+    waiting a moment while another process writes it."""
+    path = snapshots.analyst_db(db)
+    con = _while_busy(path, lambda: duckdb.connect(str(path), read_only=True))
     con.execute("SET TimeZone = 'UTC'").fetchall()
     return con
 
