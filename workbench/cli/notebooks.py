@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Start JupyterLab (this Python's `python -m jupyterlab`) rooted at the notebooks' "
             "folder, its python3 kernel pinned to this Python, so every notebook imports this "
-            "workbench. As root (a container) it adds --allow-root. Stops with Ctrl-C. Anything "
-            "after -- goes to JupyterLab. "
+            "workbench. As root (a container) it adds JupyterLab's --allow-root. Stops with "
+            "Ctrl-C. Anything after -- goes to JupyterLab. "
             "Python: workbench.notebook.lab.lab()."
         ),
     )
