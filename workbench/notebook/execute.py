@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -125,7 +126,8 @@ def inject(nb: nbformat.NotebookNode, parameters: Mapping[str, Any]) -> nbformat
 def _kernel_manager(private: Path) -> Any:
     """A kernel manager whose kernel is this interpreter running ipykernel (never a kernelspec
     of the same name installed elsewhere on the machine), connected over Unix sockets in the
-    folder ``private`` where ZeroMQ has them (else TCP on localhost, as Jupyter does)."""
+    folder ``private`` where ZeroMQ has them and their path fits (else TCP on localhost, as
+    Jupyter does)."""
     import ipykernel.kernelspec
     import zmq
     from jupyter_client.kernelspec import KernelSpecManager
@@ -140,10 +142,12 @@ def _kernel_manager(private: Path) -> Any:
                 )
             return super().get_kernel_spec(kernel_name)
 
+    from .lab import SOCKET_PATH_MAX
+
     transport: dict[str, str] = {}
-    if zmq.has("ipc"):
-        # Absolute socket paths: the kernel binds them from the notebook's folder, this
-        # process connects from its own (a relative name would be two different files).
+    # Absolute socket paths (the kernel binds them from the notebook's folder, this process
+    # connects from its own: a relative name would be two different files), if they fit.
+    if zmq.has("ipc") and len(os.fsencode(private / "kernel-99")) <= SOCKET_PATH_MAX:
         transport = {
             "transport": "ipc",
             "ip": str(private / "kernel"),
