@@ -2,6 +2,11 @@
 
 The domain model lives in :mod:`workbench.domain` (pure, no I/O); generating histories in
 :mod:`workbench.generator`; reading exports in :mod:`workbench.sources`.
+
+After ``import workbench`` every subpackage is reachable as an attribute
+(``workbench.summary.summarize(...)``, ``workbench.audit.audit(...)``), as the README writes
+them; each is imported the first time it is used, so ``import workbench`` itself stays cheap
+(the CLI's start-up and a notebook's first cell pay only for what they touch).
 """
 
 from __future__ import annotations
@@ -15,6 +20,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = ["__version__", "connect", "refresh", "status"]
+
+
+def __getattr__(name: str) -> Any:
+    """``workbench.summary`` and the like after a bare ``import workbench`` (PEP 562): the
+    submodule is imported now, once, and is then an ordinary attribute (see :mod:`._lazy`)."""
+    from ._lazy import submodule
+
+    return submodule(__name__, name)
+
+
+def __dir__() -> list[str]:
+    from ._lazy import names
+
+    return sorted(set(globals()) | names(__path__))
 
 
 def connect(db: str, read_only: bool = False) -> Any:

@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Start JupyterLab (this Python's `python -m jupyterlab`) rooted at the notebooks' "
             "folder, its python3 kernel pinned to this Python, so every notebook imports this "
-            "workbench. As root (a container) it adds --allow-root. Stops with Ctrl-C. Anything "
-            "after -- goes to JupyterLab. "
+            "workbench. As root (a container) it adds JupyterLab's --allow-root. Stops with "
+            "Ctrl-C. Anything after -- goes to JupyterLab. "
             "Python: workbench.notebook.lab.lab()."
         ),
     )
@@ -43,9 +43,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "folder (or --cwd), with the given parameters written after its cell tagged "
             "'parameters' (papermill's convention), and write a standalone HTML page: the "
             "outputs with every Plotly chart interactive, plotly.js embedded inline (the page "
-            "loads nothing from the network). Relative paths in parameters are relative to that "
-            "folder. Exits 1 if a cell fails (the HTML is still written, with the error). "
-            "Python: workbench.notebook.execute.report()."
+            "loads nothing from the network). Exits 1 if a cell fails (the HTML is still "
+            "written, with the error). Python: workbench.notebook.execute.report()."
+        ),
+        epilog=(
+            "paths in parameters: a parameter named db or export, or ending in _db, _export, "
+            "_path or _out, names a file; its value given with -p is made absolute from the "
+            "current directory (where you run this command, not the notebook's folder or "
+            "--cwd) before it is written into the notebook. Such a db, export, *_db, *_export "
+            "or *_path that does not exist is an error (exit 2) before the notebook runs: "
+            "except a db given together with -p export=EXPORT, which the notebook replays "
+            "into it. Without -p db the notebook keeps its own default (the bundled sample, "
+            "replayed into out/notebooks/ on first run); the defaults in the notebook are "
+            "relative to its folder."
         ),
     )
     rep.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="the .ipynb file to run")
@@ -57,7 +67,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="a parameter, repeatable; VALUE is a Python literal (3, 0.5, None, "
-        "\"['a', 'b']\") or else a string (e.g. -p db=../out/other.duckdb)",
+        "\"['a', 'b']\") or else a string (e.g. -p db=out/other.duckdb: paths are from the "
+        "current directory, see below)",
     )
     rep.add_argument(
         "--notebook-out",
@@ -66,7 +77,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also write the executed notebook (it may be NOTEBOOK itself, to refresh its outputs)",
     )
     rep.add_argument(
-        "--cwd", type=Path, metavar="DIR", help="working directory (default: the notebook's folder)"
+        "--cwd",
+        type=Path,
+        metavar="DIR",
+        help="the kernel's working directory (default: the notebook's folder)",
     )
     rep.add_argument("--no-input", action="store_true", help="leave the code out of the HTML")
     rep.add_argument(

@@ -114,6 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
     """The options saying what is simulated: synthetic, calibrated or (simulate only) a trace."""
+    # Each help names only options of the command it is shown by (sweep has no --trace).
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--from-db",
@@ -121,7 +122,8 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
         metavar="DB",
         help="calibrate traders, behaviour and demand from a replayed database "
         "(workbench.sim.calibrate) and simulate synthetic demand from the fitted profile; "
-        "without it (and without --trace) a synthetic platform (presets.synthetic_config)",
+        f"without it{' (and without --trace)' if trace else ''} a synthetic platform "
+        "(presets.synthetic_config)",
     )
     if trace:
         src.add_argument(
@@ -154,7 +156,7 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
         type=opt.non_negative,
         metavar="N",
         help="mean orders per day of synthetic or calibrated demand (default: 3000 synthetic, "
-        "the fitted rate calibrated; not with --trace)",
+        f"the fitted rate calibrated{'; not with --trace' if trace else ''})",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the runs (default 0)")
     p.add_argument(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
+from .. import _lazy
 from . import figures
 from .breaks import (
     SEVERITIES,
@@ -70,3 +72,13 @@ def setup() -> None:
     pl.Config.set_tbl_rows(20)
     pl.Config.set_tbl_cols(14)
     pl.Config.set_fmt_str_lengths(60)
+
+
+def __getattr__(name: str) -> Any:
+    """A submodule (``workbench.notebook.execute``) imported on first use, so that it works after a
+    bare ``import workbench`` (see :mod:`workbench._lazy`)."""
+    return _lazy.submodule(__name__, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _lazy.names(__path__))

@@ -4,7 +4,13 @@ Parameters follow papermill's convention: the notebook's cell tagged ``parameter
 defaults as plain assignments, and the values given are written into a new cell tagged
 ``injected-parameters`` right after it, so they override the defaults and the notebook says
 what it was run with. The notebook runs top to bottom in a kernel of this Python (the one
-``workbench`` is installed in), in the notebook's folder unless told otherwise.
+``workbench`` is installed in), in the notebook's folder unless told otherwise; parameters that
+name files are made absolute from the caller's current directory first, and a database or
+export that does not exist is refused before the kernel starts (:mod:`.path_parameters`).
+
+The kernel talks to this process over Unix sockets in a private temporary folder (ZeroMQ's
+``ipc`` transport), not TCP on localhost: nothing else on the machine can connect to it, and
+ipykernel has no reason to warn that the kernel "is running over TCP without encryption".
 
 The HTML is nbconvert's ``lab`` page with every Plotly figure (the plotly mimetype the
 notebooks display) turned into a ``<div>`` drawn by plotly.js, which is embedded once, inline:
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,10 +123,13 @@ def inject(nb: nbformat.NotebookNode, parameters: Mapping[str, Any]) -> nbformat
     return out
 
 
-def _kernel_manager() -> Any:
+def _kernel_manager(private: Path) -> Any:
     """A kernel manager whose kernel is this interpreter running ipykernel (never a kernelspec
-    of the same name installed elsewhere on the machine)."""
+    of the same name installed elsewhere on the machine), connected over Unix sockets in the
+    folder ``private`` where ZeroMQ has them and their path fits (else TCP on localhost, as
+    Jupyter does)."""
     import ipykernel.kernelspec
+    import zmq
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -131,25 +142,40 @@ def _kernel_manager() -> Any:
                 )
             return super().get_kernel_spec(kernel_name)
 
-    return KernelManager(kernel_name=HERE_KERNEL, kernel_spec_manager=HereSpecs())
+    from .lab import SOCKET_PATH_MAX
+
+    transport: dict[str, str] = {}
+    # Absolute socket paths (the kernel binds them from the notebook's folder, this process
+    # connects from its own: a relative name would be two different files), if they fit.
+    if zmq.has("ipc") and len(os.fsencode(private / "kernel-99")) <= SOCKET_PATH_MAX:
+        transport = {
+            "transport": "ipc",
+            "ip": str(private / "kernel"),
+            "connection_file": str(private / "kernel.json"),
+        }
+    return KernelManager(kernel_name=HERE_KERNEL, kernel_spec_manager=HereSpecs(), **transport)
 
 
 def execute(
     nb: nbformat.NotebookNode, cwd: str | Path, *, timeout: float | None = 600
 ) -> nbformat.NotebookNode:
     """Run ``nb`` top to bottom in a fresh kernel of this Python with working directory
-    ``cwd``; its outputs are filled in place (also up to a failing cell: nbclient's
-    ``CellExecutionError`` is raised after it). No timing metadata is recorded."""
+    ``cwd``, stopped when done; its outputs are filled in place (also up to a failing cell:
+    nbclient's ``CellExecutionError`` is raised after it). No timing metadata is recorded."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(
-        nb,
-        km=_kernel_manager(),
-        timeout=timeout,
-        record_timing=False,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    client.execute()
+    # Short, private (mode 0700) and removed afterwards: the kernel's sockets and connection file.
+    with tempfile.TemporaryDirectory(prefix="workbench-kernel-") as private:
+        client = NotebookClient(
+            nb,
+            km=_kernel_manager(Path(private)),
+            timeout=timeout,
+            record_timing=False,
+            resources={"metadata": {"path": str(cwd)}},
+        )
+        # nbclient leaves a kernel it did not create running; this one is ours to stop, now
+        # (else it lives until this process exits, then complains on stderr that it was left).
+        client.execute(cleanup_kc=True)
     return nb
 
 
@@ -229,11 +255,19 @@ def report(
     """Run ``notebook`` with ``parameters`` (in ``cwd``, default the notebook's folder) and
     write the HTML page to ``out`` and/or the executed notebook to ``notebook_out``. When a
     cell fails, both are still written (up to the failing cell, with its traceback) and the
-    error is raised."""
+    error is raised.
+
+    Parameters naming files (``db``, ``export``, ``*_db``, ``*_export``, ``*_path``, ``*_out``)
+    are made absolute from the current directory, not ``cwd``; a database or export among them
+    that does not exist raises :class:`FileNotFoundError` before the kernel starts
+    (:mod:`.path_parameters`)."""
+    from .path_parameters import resolve
+
     path = Path(notebook)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such notebook")
-    nb = inject(read(path), parameters or {})
+    source = read(path)
+    nb = inject(source, resolve(parameters or {}, declared(source)))
     where = Path(cwd) if cwd is not None else path.resolve().parent
     try:
         execute(nb, where, timeout=timeout)

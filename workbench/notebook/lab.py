@@ -5,6 +5,11 @@ folder. Its ``python3`` kernel is pinned to this interpreter too: a kernelspec o
 written to a private directory put first on ``JUPYTER_PATH``, so a ``python3`` kernel installed
 elsewhere on the machine (``~/.local/share/jupyter``) cannot stand in for it, and every
 notebook imports the ``workbench`` this command belongs to.
+
+Its kernels talk to the server over Unix sockets beside their connection files (ZeroMQ's ``ipc``
+transport) rather than TCP on localhost, which other users of the machine could reach and which
+makes every kernel print that it "is running over TCP without encryption"; where the sockets'
+path would be too long for the system (a deep ``JUPYTER_RUNTIME_DIR``), Jupyter's TCP stays.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: The kernel the notebooks name in their metadata.
 KERNEL_NAME = "python3"
+
+#: The longest Unix socket path we create (the system's limit is 107 bytes on Linux, 103 on
+#: macOS), and what a kernel's socket adds to the runtime folder: /kernel-UUID-ipc-N.
+SOCKET_PATH_MAX = 100
+SOCKET_NAME_LENGTH = len("/kernel-") + 36 + len("-ipc-") + 1
 
 
 def kernel_spec() -> dict[str, object]:
@@ -41,6 +51,19 @@ def write_kernel(jupyter_dir: Path) -> Path:
     return where
 
 
+def kernel_transport(runtime_dir: str | Path | None = None) -> list[str]:
+    """The option that puts the kernels on Unix sockets in ``runtime_dir`` (default: Jupyter's
+    runtime folder, where their connection files go), or nothing where ZeroMQ has no such
+    transport or the sockets' path would be too long."""
+    import zmq
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    where = os.fsencode(Path(runtime_dir or jupyter_runtime_dir()).absolute())
+    if not zmq.has("ipc") or len(where) + SOCKET_NAME_LENGTH > SOCKET_PATH_MAX:
+        return []
+    return ["--KernelManager.transport=ipc"]
+
+
 def command(
     root: Path,
     *,
@@ -49,8 +72,11 @@ def command(
     extra: Sequence[str] = (),
 ) -> list[str]:
     """The command line that starts JupyterLab rooted at ``root`` (as root, e.g. in a container,
-    with ``--allow-root``, which JupyterLab otherwise demands)."""
+    with ``--allow-root``, which JupyterLab otherwise demands), its kernels on Unix sockets
+    (:func:`kernel_transport`) unless ``extra`` says which transport (Jupyter refuses two)."""
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    if not any(a.startswith("--KernelManager.transport") for a in extra):
+        cmd.extend(kernel_transport())
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     if no_browser:

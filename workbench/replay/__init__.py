@@ -8,6 +8,9 @@ published since the database last read it, exactly once (``follow`` keeps at it)
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import _lazy
 from .engine import ReplayError, ReplaySummary, rebuild
 from .store import connect
 from .stream import StreamSummary, catch_up, follow
@@ -21,3 +24,13 @@ __all__ = [
     "follow",
     "rebuild",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A submodule (``workbench.replay.publish``) imported on first use, so that it works after a
+    bare ``import workbench`` (see :mod:`workbench._lazy`)."""
+    return _lazy.submodule(__name__, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _lazy.names(__path__))

@@ -71,13 +71,18 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    """An exported name, else a submodule (``workbench.sim.calibrate``), loaded on first use."""
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from .. import _lazy
+
+        return _lazy.submodule(__name__, name)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    from .. import _lazy
+
+    return sorted({*globals(), *__all__, *_lazy.names(__path__)})
