@@ -1,0 +1,1 @@
+"""The payout provider's statements: imported, matched to payouts, checked."""
