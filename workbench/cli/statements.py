@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "(out/x.analyst.duckdb for out/x.duckdb), `statements list` lists the files "
             "imported, `statements quarantine` shows every line refused and why. See "
             "docs/statements.md."
-        ),
-        epilog=(
-            "examples:\n"
-            "  workbench statements import out/stmt/2026-11-05.csv out/stmt/2026-11-05.xml "
-            "--db out/sample.duckdb\n"
-            "  workbench statements import bank.csv --db out/sample.duckdb --csv-columns "
-            "line_id=Id,value_date=Valuta,amount=Betrag,currency=Whg --delimiter ';' "
-            "--decimal , --thousands .\n"
-            "  workbench statements list --db out/sample.duckdb\n"
-            "  workbench statements quarantine --db out/sample.duckdb --format csv\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -72,6 +63,15 @@ def _register_import(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
             "imported) or a bad option; 3: the database busy. Python: "
             "workbench.statements.import_statements(paths, db, format=, csv_layout=)."
         ),
+        epilog=(
+            "examples:\n"
+            "  workbench statements import out/stmt/2026-11-05.csv out/stmt/2026-11-05.xml "
+            "--db out/sample.duckdb\n"
+            "  workbench statements import bank.csv --db out/sample.duckdb --csv-columns "
+            "line_id=Id,value_date=Valuta,amount=Betrag,currency=Whg --delimiter ';' "
+            "--decimal , --thousands . --date-format %d.%m.%Y\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", metavar="FILE", nargs="+", type=Path, help="statement files")
     p.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
@@ -143,7 +143,7 @@ def _import(args: argparse.Namespace) -> int:
     summary = import_statements(args.files, args.db, format=args.format, csv_layout=layout)
     for line in summary.lines():
         print(line)
-    code = summary.exit_code
+    code: int = summary.exit_code
     if code == errors.BAD_INPUT:
         refused = [f for f in summary.files if f.refused and not f.already_imported]
         what = "; ".join(f"{f.given_path or f.path}: {f.refused}" for f in refused)
@@ -172,6 +172,8 @@ def _register_list(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "lines went (in = stored + duplicates + quarantined + conflicts). Python: "
             "workbench.statements.listing.files(db)."
         ),
+        epilog="example:\n  workbench statements list --db out/sample.duckdb\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
     p.add_argument(
@@ -195,7 +197,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     columns = [
         tt.when("imported (UTC)", "imported_at", "%Y-%m-%d %H:%M", drop=2),
-        tt.text("path", "path", shorten=48),
+        tt.Col("path", lambda r: _tail(r["path"], 48)),
         tt.text("format", "format"),
         tt.Col("period", _period),
         tt.number("in", "lines_in"),
@@ -211,7 +213,12 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _period(row: dict[str, Any]) -> str:
+def _tail(path: str, width: int) -> str:
+    """A path cut from the left to fit (the file's name is what tells files apart)."""
+    return path if len(path) <= width else "…" + path[-(width - 1) :]
+
+
+def _period(row: Mapping[str, Any]) -> str:
     a, b = row["period_from"], row["period_to"]
     if a is None or b is None:
         return "-"
@@ -229,6 +236,8 @@ def _register_quarantine(verbs: argparse._SubParsersAction[argparse.ArgumentPars
             "statement of its format. The table cuts the raw text to fit; --format csv or json "
             "gives it whole. Python: workbench.statements.listing.refused(db)."
         ),
+        epilog="example:\n  workbench statements quarantine --db out/sample.duckdb --format csv\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
     p.add_argument(
@@ -258,7 +267,7 @@ def _quarantine(args: argparse.Namespace) -> int:
         tt.text("raw", "raw", shorten=40, drop=1),
     ]
     rows = [{**r, "field": r["field"] or ""} for r in frame.iter_rows(named=True)]
-    for line in tt.render(rows, columns, group=lambda r: f"{r['path']} ({r['file_sha256'][:12]})"):
+    for line in tt.render(rows, columns, group=lambda r: f"{r['file_sha256'][:12]}  {r['path']}"):
         print(line)
     return 0
 
