@@ -13,12 +13,20 @@ from workbench.replay.snapshots import analyst_db
 Rows = list[dict[str, Any]]
 
 
+_EMPTY: list[bytes] = []
+
+
 def make_db(folder: Path) -> Path:
     """A real (empty) DuckDB file standing for a replayed database: statements live in the
-    analyst database beside it and do not read its projections."""
+    analyst database beside it and do not read its projections. Made once, then copied (a
+    DuckDB file's creation is most of a small test's time)."""
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "book.duckdb"
-    duckdb.connect(str(db)).close()
+    if not _EMPTY:
+        duckdb.connect(str(db)).close()
+        _EMPTY.append(db.read_bytes())
+    else:
+        db.write_bytes(_EMPTY[0])
     return db
 
 

@@ -121,6 +121,24 @@ def test_a_csv_in_another_bank_s_layout(db: Path, write: Write) -> None:
     assert import_statements([path], make_db(db.parent / "other")).exit_code == 2
 
 
+def test_a_csv_in_another_encoding(db: Path, write: Write) -> None:
+    text = "Id;Valuta;Betrag;Währung;Zweck\nX1;2026-11-05;-1.234,50;EUR;Überweisung PO-1\n"
+    layout = CsvLayout(
+        columns={"line_id": "Id", "value_date": "Valuta", "amount": "Betrag",
+                 "currency": "Währung", "reference": "Zweck"},
+        delimiter=";", decimal=",", thousands=".", encoding="cp1252",
+    )  # fmt: skip
+    summary = import_statements([write("w.csv", text.encode("cp1252"))], db, csv_layout=layout)
+    assert summary.exit_code == 0
+    assert stored(db) == [("X1", samples.DAY, -123_450, "EUR", "Überweisung PO-1", None)]
+    # read as UTF-8 it is not a statement: the header's "ä" is not UTF-8; kept as read
+    other = make_db(db.parent / "utf8")
+    assert import_statements([write("w2.csv", text.encode("cp1252"))], other).exit_code == 2
+    assert quarantined(other) == [
+        (0, "not_a_statement", None, text.replace("ä", "\\xe4").replace("Ü", "\\xdc"))
+    ]
+
+
 def test_the_format_is_told_by_content_not_by_name(db: Path, write: Write) -> None:
     summary = import_statements(
         [write("a.txt", samples.CAMT053), write("b.csv", samples.MT940)], db

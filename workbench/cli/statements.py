@@ -262,9 +262,9 @@ def _quarantine(args: argparse.Namespace) -> int:
     columns = [
         tt.number("line", "line_no"),
         tt.text("reason", "reason"),
-        tt.text("field", "field", shorten=16, drop=2),
-        tt.text("detail", "detail", shorten=60),
-        tt.text("raw", "raw", shorten=40, drop=1),
+        tt.text("field", "field", shorten=16, drop=1),
+        tt.text("detail", "detail", shorten=70),
+        tt.text("raw", "raw", shorten=40, drop=2),
     ]
     rows = [{**r, "field": r["field"] or ""} for r in frame.iter_rows(named=True)]
     for line in tt.render(rows, columns, group=lambda r: f"{r['file_sha256'][:12]}  {r['path']}"):

@@ -208,6 +208,9 @@ def import_statements(
         try:
             parsed.append((path, data, fmt, parse_file(data, fmt, csv_layout)))
         except NotAStatement as refused:
+            # the whole file is its raw text: in the CSV layout's encoding, else UTF-8
+            encoding = csv_layout.encoding if fmt == "csv" and csv_layout else "utf-8"
+            refused.raw = data.decode(encoding, "backslashreplace")
             parsed.append((path, data, fmt, refused))
     from ..replay.readers import analyst_writer
 
@@ -269,7 +272,7 @@ def _write(
             given_path=path,
         )
     if isinstance(parsed, NotAStatement):
-        raw = data.decode("utf-8", "backslashreplace")
+        raw = parsed.raw if parsed.raw is not None else data.decode("utf-8", "backslashreplace")
         parsed_ok = Parsed(
             quarantined=[Quarantined(0, raw, parsed.field, parsed.reason, parsed.detail)]
         )

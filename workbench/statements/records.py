@@ -55,11 +55,14 @@ class NotAStatement(ValueError):
     """The whole file cannot be read as a statement of its format: it is quarantined as one
     record at line 0 (``not_a_statement`` or ``unsafe_xml``), with the field at fault if any."""
 
-    def __init__(self, detail: str, *, reason: str = "not_a_statement", field: str | None = None):
+    def __init__(
+        self, detail: str, *, reason: str = "not_a_statement", field: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.field = field
         self.detail = detail
+        self.raw: str | None = None  # the file's text, set by the importer
 
 
 @dataclass(frozen=True)
