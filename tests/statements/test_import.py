@@ -263,6 +263,8 @@ BAD_MT940 = [
     (":61:2611051105d10,00NTRFPO-9//BR-X", "bad_mark", "mark"),
     (":61:2611051105D10,00NMSCNONREF", "missing_reference", "line_id"),
     (":61:NOT A LINE", "bad_line", ":61:"),
+    (":61:2611051105D10,00NTRFPO-7781-K2-TOO-LONG//BR-X", "bad_line", ":61:"),
+    (":61:2611051105D10,00NTRFPO-9//BR-X-" + "9" * 30, "bad_line", ":61:"),
 ]
 
 
@@ -287,10 +289,15 @@ def test_mt940_reversals_are_signed_by_where_the_money_goes(db: Path, write: Wri
         ":61:2611051105RD4999,99NRTIPO-7782-Q9//BR-R1",  # a debit reversed: money back
         ":61:2611051105RC0,50NMSCFEE-1//BR-R2",  # a credit reversed: money out
         ":61:2611051105CD7,00NTRFPO-8//BR-R3",  # D as funds code: a credit of 7.00
+        "SUPPLEMENTARY DETAILS",  # the :61:'s optional second line
     ]
     import_statements([write("x.sta", _mt940("\n".join(lines)))], db)
-    got = {r[0]: r[2] for r in stored(db)}
+    tables = everything(db)
+    got = {r[0]: r[2] for r in stored(tables)}
     assert (got["BR-R1"], got["BR-R2"], got["BR-R3"]) == (499_999, -50, 700)
+    raw = {r["line_id"]: r["raw"] for r in tables["statement_lines"]}
+    assert raw["BR-R3"] == "\n".join(lines[2:])
+    assert quarantined(tables) == []
 
 
 @pytest.mark.parametrize(

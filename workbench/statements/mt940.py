@@ -8,7 +8,10 @@ turn the amount into a ``Decimal`` without the currency's exponent, read a rever
 as positive by default, and stop at the first field that does not match, so one bad line would
 lose the file. Here every value is taken as the text the grammar found and checked like the
 other formats: the amount exactly (comma decimals, :mod:`.amounts`), each line on its own (a
-line that does not match is quarantined as ``bad_line``, the rest are read).
+line that does not match is quarantined as ``bad_line``, the rest are read). Where the grammar
+would cut a reference longer than the standard's 16 (customer) or 23 (bank) characters and call
+the rest "supplementary details", the line is quarantined instead: a cut reference would match
+the wrong payout.
 
 Mapping (what an analyst expects of a payout account's statement):
 
@@ -164,6 +167,18 @@ def _read(out: Parsed, stmt: _Statement, parts: list[_Field], raw: str) -> None:
     if m is None:
         raise LineError("bad_line", ":61:", "not a :61: statement line (date, mark, amount, ...)")
     g = m.groupdict()
+    first_line = parts[0].value.split("\n", 1)[0]
+    read_to = (
+        m.end("bank_reference") if g["bank_reference"] is not None else m.end("customer_reference")
+    )
+    if read_to < len(first_line):
+        # the grammar would cut an over-long reference and call the rest supplementary details
+        raise LineError(
+            "bad_line",
+            ":61:",
+            f"{first_line[read_to:]!r} after the references: a customer reference past 16 "
+            "characters or a bank reference past 23 (never cut)",
+        )
     value_date = parse_date(f"20{g['year']}-{g['month']}-{g['day']}", "value date")
     _check_entry_date(g["entry_month"], g["entry_day"], value_date)
     mark = g["status"]
