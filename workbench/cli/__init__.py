@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .. import __version__, errors
-from . import audit, books, data, notebooks, sim, triage
+from . import audit, books, data, notebooks, sim, statements, triage
 
 EXAMPLES = """\
 examples:
@@ -26,6 +26,7 @@ examples:
   workbench revenue --db out/sample.duckdb --format xlsx --out out/revenue.xlsx
   workbench triage F-0123456789ab --status waived --note "known FX rounding" --by alice --db out/sample.duckdb
   workbench audit --db out/sample.duckdb --since-last
+  workbench statements import out/stmt/2026-11-05.xml --db out/sample.duckdb
   workbench summary data/sample_events
   workbench summary ../shared/fixtures/platform-export-3d
   workbench simulate --policy production --days 2 --replications 5 --out out/sim
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for module in (data, audit, triage, books, sim, notebooks):
+    for module in (data, audit, triage, books, statements, sim, notebooks):
         module.register(sub)
     return parser
 
