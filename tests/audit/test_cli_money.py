@@ -36,6 +36,8 @@ def test_the_audit_table_reads_money_in_major_units_worst_and_largest_first(samp
     )
     assert out.returncode == 1, out.stderr
     heads = [line for line in out.stdout.splitlines() if line.startswith("F-")]
+    # a terminal's 120 columns: sentences and evidence fold between words, never mid-amount
+    assert max(map(len, out.stdout.splitlines())) <= 120
     found = audit(sample, record=False).findings
     assert len(heads) == found.height
     by_id = {r["finding_id"]: r for r in found.iter_rows(named=True)}

@@ -171,6 +171,10 @@ def _audit(args: argparse.Namespace) -> int:
         line = f"{changes.line()}; {found.height} finding(s) now"
     if not (args.format == "table" and listed.is_empty() and args.out is None):
         _write_findings(listed, args.format, args.out)
+    if not args.since_last:  # the count per check folds at a terminal's width
+        import textwrap
+
+        line = textwrap.fill(line, width=WIDTH, subsequent_indent="  ", break_long_words=False)
     print(line, file=sys.stderr if args.format != "table" or args.out else sys.stdout)
     return 1 if found.height else 0
 
@@ -229,8 +233,8 @@ def _table(found: object) -> str:
     for r in ordered.iter_rows(named=True):
         lines.append(
             f"{r['finding_id']}  {r[state]:<8} {_triage_mark(r):<2} {r['severity']:<6} "
-            f"{r['check']:<25} {r['subject']}{_money(r)}\n    {r['detail']}\n"
-            f"    evidence: {', '.join(r['evidence'])}"
+            f"{r['check']:<25} {r['subject']}{_money(r)}\n{_wrapped(r['detail'])}\n"
+            + _wrapped("evidence: " + ", ".join(r["evidence"]))
         )
         if r.get(state) == "changed":
             was = {k: r[f"previous_{k}"] for k in ("amount_delta", "currency", "detail")}
@@ -252,6 +256,25 @@ def _table(found: object) -> str:
         marks = ", ".join(f"{_triage_mark({'triage_status': s})} {s}" for s in TRIAGE_STATUSES)
         lines.append(f"triage marks: {marks}; ! came back changed since it was triaged")
     return "\n".join(lines)
+
+
+#: A terminal's width the table keeps to (an id or event id is never cut: one longer than a
+#: line keeps its own line).
+WIDTH = 120
+
+
+def _wrapped(text: str) -> str:
+    """A finding's sentence under its head line, folded at :data:`WIDTH` between words."""
+    import textwrap
+
+    return textwrap.fill(
+        " ".join(str(text).split()),
+        width=WIDTH,
+        initial_indent="    ",
+        subsequent_indent="      ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _money(r: dict[str, Any]) -> str:
