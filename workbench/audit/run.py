@@ -26,6 +26,8 @@ from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay import readers, store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
+from ..statements import rules as statement_rules
+from ..statements.readable import ensure_tables
 from . import ratings, shared, triage_log
 
 #: The columns every check returns (:data:`workbench.models.FINDING_COLUMNS`).
@@ -245,15 +247,24 @@ def run_checks(
     con: duckdb.DuckDBPyConnection,
     as_of: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    statement_window_days: int = statement_rules.WINDOW_DAYS,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """Every check over ``con`` (:func:`plan`); returns the findings (sorted, with ids) and
-    seconds per check and per shared table built."""
+    seconds per check and per shared table built. ``statement_window_days`` is the statement
+    matching's value-date window (:mod:`workbench.statements.rules`); a connection that has no
+    statement tables gets them empty (the statement checks then find nothing)."""
     ref = _ref_time(con, as_of)
+    context = {
+        "ref_time": ref,
+        "statement_window_days": statement_rules.window_days(statement_window_days),
+    }
     checks = models.checks()
     severity = models.severity()
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
     no_progress_bar(con)
+    ensure_tables(con)
     have = shared.temporary(con)
     for step in plan():
         if progress is not None:
@@ -261,7 +272,7 @@ def run_checks(
         for table in step.build:
             start = time.perf_counter()
             if table not in have:
-                shared.build(con, table)
+                shared.build(con, table, **context)
             timings[table] = time.perf_counter() - start
         for table in step.drop_before:
             con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
@@ -270,7 +281,7 @@ def run_checks(
             frame = pl.DataFrame(ratings.findings(con), schema={c: _SCHEMA[c] for c in COLUMNS})
         else:
             names = ", ".join(f'"{c}"' for c in COLUMNS)
-            sql = checks[step.check].sql(ref_time=ref)
+            sql = checks[step.check].sql(**context)
             arrow = pl.from_arrow(con.sql(f"SELECT * FROM ({sql}) AS t({names})").to_arrow_table())
             assert isinstance(arrow, pl.DataFrame)
             frame = arrow.cast({"amount_delta": pl.Int64}, strict=False)
@@ -330,13 +341,17 @@ def audit(
     as_of: datetime | None = None,
     record: bool = True,
     progress: Callable[[str], None] | None = None,
+    statement_window_days: int = statement_rules.WINDOW_DAYS,
 ) -> AuditResult:
     """Audit a replayed database; returns the findings as a Polars frame.
 
     ``as_of`` audits the platform as it stood then (events that occurred after it are left out
     and deadlines are judged at that time). ``record`` stores the run and marks each finding new,
     open, resolved or reopened against the previous runs (it needs write access). Each finding
-    carries its latest triage (:func:`workbench.audit.triage`), recorded or not."""
+    carries its latest triage (:func:`workbench.audit.triage`), recorded or not. The statement
+    checks compare the statements imported into the analyst database with the payouts, with a
+    value-date window of ``statement_window_days`` (:mod:`workbench.statements.rules`)."""
+    statement_rules.window_days(statement_window_days)
     started = time.perf_counter()
     path = Path(db)
     if not path.exists():
@@ -350,7 +365,9 @@ def audit(
         _require_a_replay(con, path)
         back = _restrict(con, as_of) if as_of is not None else None
         try:
-            findings, timings = run_checks(con, as_of, progress)
+            findings, timings = run_checks(
+                con, as_of, progress, statement_window_days=statement_window_days
+            )
             events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
         finally:
             if back is not None:

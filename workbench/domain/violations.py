@@ -46,6 +46,13 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     "RATING_MISMATCH",
     "CLOCK_SKEW",
     "AMOUNT_OVERFLOW",
+    # the payout provider's statements against the payouts (issue 18; workbench/statements/)
+    "STATEMENT_MISSING",
+    "STATEMENT_UNEXPECTED",
+    "STATEMENT_AMOUNT_MISMATCH",
+    "STATEMENT_DUPLICATE",
+    "MONEY_LEFT_AFTER_CANCEL",
+    "STATEMENT_RETURN_MISSING",
 )
 
 

@@ -39,16 +39,19 @@ from typing import Any
 import jinja2
 
 from ..domain.events import STREAMS
+from ..statements.schema import TABLES as STATEMENT_TABLES
 from . import macros
 
 ROOT = Path(__file__).parent
 LAYERS = ("staging", "projections", "violations", "audit", "checks", "incremental")
 #: The tables a model may read without a model producing them: the stored log, the per-build
-#: numbered events, the typed payloads stored with them and, for the incremental models, the
-#: batch and its scratch tables.
+#: numbered events, the typed payloads stored with them, for the incremental models the batch
+#: and its scratch tables, and the statements analysts import (``statements/schema.py``: empty
+#: where none were, :func:`workbench.statements.readable.ensure_tables`).
 SOURCES = frozenset(
     {"events", "quarantine", "ev", "batch_new", "scope", "trader_exact", "account_exact"}
     | {f"payload_{stream}" for stream in STREAMS}  # the typed payloads (replay/schema.py)
+    | set(STATEMENT_TABLES)
 )
 #: The columns every check returns, in order.
 FINDING_COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency", "detail")

@@ -22,13 +22,14 @@ from typing import Any, TypeVar
 import duckdb
 
 from ..errors import busy_from
+from ..statements import schema as statement_schema
 from . import snapshots
 from .snapshots import FollowerStatus, Snapshot
 
 T = TypeVar("T")
 
 #: The analysts' tables, copied into each reader connection.
-ANALYST_TABLES = ("audit_runs", "audit_findings", "audit_triage")
+ANALYST_TABLES = ("audit_runs", "audit_findings", "audit_triage", *statement_schema.TABLES)
 
 #: How long a reader or writer waits for a database another process holds for a moment.
 WAIT = 10.0
