@@ -265,19 +265,29 @@ def run_checks(
     timings: dict[str, float] = {}
     no_progress_bar(con)
     ensure_tables(con)
+    live = _live(con, checks)
+    wanted = set(
+        shared.needs(
+            t
+            for code in live
+            for t in (ratings.reads() if code == ratings.CHECK else checks[code].reads)
+        )
+    )
     have = shared.temporary(con)
     for step in plan():
         if progress is not None:
             progress(step.check)
         for table in step.build:
             start = time.perf_counter()
-            if table not in have:
+            if table not in have and table in wanted:
                 shared.build(con, table, **context)
             timings[table] = time.perf_counter() - start
         for table in step.drop_before:
             con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
         start = time.perf_counter()
-        if step.check == ratings.CHECK:
+        if step.check not in live:
+            frame = pl.DataFrame(schema={c: _SCHEMA[c] for c in COLUMNS})
+        elif step.check == ratings.CHECK:
             frame = pl.DataFrame(ratings.findings(con), schema={c: _SCHEMA[c] for c in COLUMNS})
         else:
             names = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -309,6 +319,20 @@ def run_checks(
     )
     out = out.unique(subset=["finding_id"], keep="first", maintain_order=True)
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
+
+
+def _live(con: duckdb.DuckDBPyConnection, checks: dict[str, models.Model]) -> set[str]:
+    """The checks to run: all but those that need a table with no row (``-- needs:``, the
+    statement checks without statement lines), which could find nothing and would cost their
+    planning."""
+    empty: dict[str, bool] = {}
+    for m in checks.values():
+        for t in m.needs:
+            if t not in empty:
+                empty[t] = not con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]
+    return {ratings.CHECK} | {
+        code for code, m in checks.items() if not any(empty[t] for t in m.needs)
+    }
 
 
 def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:

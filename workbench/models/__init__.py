@@ -20,7 +20,9 @@ A model is a file named after what it produces, in a folder named after its laye
     models with that state empty (see :mod:`workbench.replay.incremental`).
 
 Each file starts with a header of ``-- key: value`` lines (``produces`` always; ``check`` and
-``severity`` for a check), then free ``--`` lines saying what it is and why. The SQL is a Jinja
+``severity`` for a check; ``needs`` for a check that can find nothing while a table it reads
+has no row, such as the statement checks without statement lines: the audit then skips it and
+the shared tables only it reads), then free ``--`` lines saying what it is and why. The SQL is a Jinja
 template: the rules' inputs that the domain defines (state machines, clocks, money formulas) come
 from :mod:`.macros`, never copied. What a model reads is derived from its SQL with sqlglot, and
 the build order from that: no list is kept by hand.
@@ -85,6 +87,12 @@ class Model:
     @property
     def severity(self) -> str | None:
         return self.header.get("severity")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Tables without whose rows this check finds nothing (its ``-- needs:`` line)."""
+        line = self.header.get("needs", "")
+        return frozenset(t.strip() for t in line.split(",") if t.strip())
 
     def sql(self, **context: Any) -> str:
         """The SQL, rendered with the macros and ``context`` (a check's ``ref_time``, a test's

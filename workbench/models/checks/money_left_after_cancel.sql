@@ -1,5 +1,6 @@
 -- check: MONEY_LEFT_AFTER_CANCEL
 -- severity: high
+-- needs: statement_lines
 -- reads: statement_totals
 -- A payout cancelled or failed before confirmation (its plan rolled back: the owner has the
 -- money again) whose money still left: the lines of money out matched to it exceed the money

@@ -1,5 +1,6 @@
 -- check: STATEMENT_AMOUNT_MISMATCH
 -- severity: high
+-- needs: statement_lines
 -- reads: statement_totals
 -- A payout matched by reference (its `bank_ref` on the lines) whose money out on the statement
 -- is not its `amount` (the fee stays with the platform) or is in another currency: one line of

@@ -1,5 +1,6 @@
 -- check: STATEMENT_DUPLICATE
 -- severity: high
+-- needs: statement_lines
 -- reads: statement_totals
 -- One payout paid out more than once: several lines of money out under its reference, in its
 -- currency, that sum past its amount. The offending event is the `payout.paid` that gave the

@@ -1,5 +1,6 @@
 -- check: STATEMENT_MISSING
 -- severity: high
+-- needs: statement_lines
 -- reads: statement_totals
 -- A payout whose last state is `paid` or `confirmed` (money the platform books as gone) with no
 -- line of money out matched to it, although the statements imported cover every day from the

@@ -1,5 +1,6 @@
 -- check: STATEMENT_RETURN_MISSING
 -- severity: medium
+-- needs: statement_lines
 -- reads: statement_totals
 -- A payout cancelled after confirmation with its revert plan booked (the owner was given the
 -- money back) whose money left (lines of money out matched to it) and did not come back under

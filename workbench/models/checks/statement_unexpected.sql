@@ -1,5 +1,6 @@
 -- check: STATEMENT_UNEXPECTED
 -- severity: high
+-- needs: statement_lines
 -- reads: statement_matches
 -- Money out on a statement that no payout explains: a line of money out (`amount_minor` < 0)
 -- that no rule matched (`statement_matches`), or that is ambiguous (two payouts fit it alike, or
