@@ -26,6 +26,7 @@ from workbench import models
 from workbench.audit import shared
 from workbench.domain.money import EXPONENTS
 from workbench.domain.processors import IdSource, Platform
+from workbench.domain.violations import STATEMENT_CHECK_CODES
 from workbench.export import ExportWriter
 from workbench.replay import readers, rebuild, store
 from workbench.statements import schema
@@ -34,14 +35,7 @@ from workbench.statements.readable import ensure_tables
 USDT = 10**6
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 DAY1 = date(2026, 11, 1)
-STATEMENT_CHECKS = (
-    "STATEMENT_MISSING",
-    "STATEMENT_UNEXPECTED",
-    "STATEMENT_AMOUNT_MISMATCH",
-    "STATEMENT_DUPLICATE",
-    "MONEY_LEFT_AFTER_CANCEL",
-    "STATEMENT_RETURN_MISSING",
-)
+STATEMENT_CHECKS = STATEMENT_CHECK_CODES
 
 
 def at(hours: float) -> datetime:
@@ -78,7 +72,7 @@ STORIES = (
     Story("parts", 200, ("paid", "confirmed")),
     Story("amount", 77, ("confirmed",)),
     Story("twin-a", 55, ("confirmed",), "TRC20:Ttwin****x"),
-    Story("twin-b", 55, ("confirmed",), "TRC20:Ttwin****x"),
+    Story("twin-b", 55, ("paid", "confirmed"), "TRC20:Ttwin****x"),
     Story("missing", 300, ("paid", "confirmed")),
     Story("dup", 120, ("paid", "confirmed")),
     Story("short", 130, ("paid", "confirmed")),
@@ -185,14 +179,20 @@ def reader(db: Path) -> duckdb.DuckDBPyConnection:
     return store.connect(db, read_only=True)
 
 
-def statement_findings(con: duckdb.DuckDBPyConnection, window: int = 3) -> pl.DataFrame:
+def statement_findings(
+    con: duckdb.DuckDBPyConnection, window: int = 3, as_of: datetime | None = None
+) -> pl.DataFrame:
     """The six statement checks alone over ``con`` (the audit runs all of them the same way:
-    ``tests/statements/test_checks.py`` holds the two to each other)."""
-    shared.prepare(con, ["statement_matches", "statement_totals"], statement_window_days=window)
+    ``tests/statements/test_checks.py`` holds the two to each other); ``as_of`` as an audit
+    ``--as-of`` reads the statements."""
+    context = {"statement_window_days": window}
+    if as_of is not None:
+        context["statement_as_of"] = f"'{as_of.isoformat()}'::TIMESTAMPTZ"  # type: ignore[assignment]
+    shared.prepare(con, ["statement_matches", "statement_totals"], **context)
     names = ", ".join(f'"{c}"' for c in models.FINDING_COLUMNS)
     frames = []
     for code in STATEMENT_CHECKS:
-        sql = models.checks()[code].sql(statement_window_days=window)
+        sql = models.checks()[code].sql(**context)
         frame = pl.from_arrow(con.sql(f"SELECT * FROM ({sql}) AS t({names})").to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         frames.append(frame.cast({"amount_delta": pl.Int64}))

@@ -159,6 +159,14 @@ def test_two_payouts_that_fit_alike_are_never_guessed(con: duckdb.DuckDBPyConnec
     )
 
 
+def test_once_its_twin_is_claimed_by_reference_the_payout_fits_alone(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    got = _match(con, [out("twin-b"), Line("L-1", -55 * USDT, None, "TRC20:Ttwin****x")])
+    assert (got["L-1"]["payout_id"], got["L-1"]["rule"]) == ("twin-a", "amount_counterparty")
+    assert got["L-twin-b"]["payout_id"] == "twin-b"
+
+
 def test_two_lines_that_fit_one_payout_alike_are_never_guessed(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
@@ -327,3 +335,41 @@ def test_the_lines_come_back_as_polars_frames(con: duckdb.DuckDBPyConnection) ->
     m = match_lines(con)
     assert isinstance(m.lines, pl.DataFrame)
     assert m.lines.schema["amount_minor"] == pl.Int64
+
+
+def test_the_match_command_lists_the_lines(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``workbench statements match`` (its parser added to the importer's ``statements``
+    command when the two are merged; a parser of its own here)."""
+    import argparse
+
+    from workbench.cli.statement_match import add_match_parser
+    from workbench.replay import readers
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(scenario.db, db)
+    analyst = readers.analyst_writer(db)
+    for ddl in schema.DDL:
+        analyst.execute(ddl).fetchall()
+    put(analyst, [out("ref"), Line("L-tw", -55 * USDT, None, "TRC20:Ttwin****x")])
+    analyst.close()
+    parser = argparse.ArgumentParser(prog="workbench statements")
+    add_match_parser(parser.add_subparsers(dest="sub"))
+
+    args = parser.parse_args(["match", "--db", str(db)])
+    assert args.run(args) == 0
+    shown = capsys.readouterr()
+    assert "L-ref" in shown.out and "-100.000000" in shown.out and "reference" in shown.out
+    assert "? twin-a, twin-b" in shown.out
+    assert "1 matched (reference 1), 1 ambiguous, 0 unmatched (window 3 day(s))" in shown.err
+
+    args = parser.parse_args(
+        ["match", "--db", str(db), "--format", "csv", "--status", "ambiguous", "--window-days", "0"]
+    )
+    assert args.run(args) == 0
+    body = capsys.readouterr().out.splitlines()
+    assert body[0].startswith("line_id,value_date") and len(body) == 2
+    assert body[1].startswith("L-tw,2026-11-01,") and "-55000000" in body[1]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["match", "--db", str(db), "--window-days", "-1"])

@@ -258,6 +258,8 @@ def run_checks(
     context = {
         "ref_time": ref,
         "statement_window_days": statement_rules.window_days(statement_window_days),
+        # --as-of: the statement lines booked by then, the statement days ended by then
+        "statement_as_of": ref if as_of is not None else "NULL::TIMESTAMPTZ",
     }
     checks = models.checks()
     severity = models.severity()

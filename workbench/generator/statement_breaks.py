@@ -36,21 +36,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from ..domain.events import Event
+from ..domain.violations import STATEMENT_CHECK_CODES
 from .anomalies import TruthRow
 from .statements import Line, Statements, Trail, provider_ref
 
 if TYPE_CHECKING:
     from .history import HistoryGenerator
 
-#: The checks the breaks plant, in the order they are planted each day.
-PLANTED = (
-    "STATEMENT_MISSING",
-    "STATEMENT_UNEXPECTED",
-    "STATEMENT_AMOUNT_MISMATCH",
-    "STATEMENT_DUPLICATE",
-    "MONEY_LEFT_AFTER_CANCEL",
-    "STATEMENT_RETURN_MISSING",
-)
+#: The checks the breaks plant (every statement check), in the order they are planted each day.
+PLANTED = STATEMENT_CHECK_CODES
 
 
 class StatementSites:

@@ -314,10 +314,12 @@ GLOBALS: dict[str, Any] = {
 }
 
 #: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and
-#: state rules (the tests use one with many collisions), the audit's "now" and the statement
-#: matching's value-date window in days (:mod:`workbench.statements.rules`).
+#: state rules (the tests use one with many collisions), the audit's "now", the statement
+#: matching's value-date window in days (:mod:`workbench.statements.rules`) and the time an
+#: audit ``--as-of`` reads the statements as they stood (NULL: all of them).
 DEFAULTS: dict[str, Any] = {
     "hash_expr": "hash(stream, aggregate_id)",
     "ref_time": "now()",
     "statement_window_days": STATEMENT_WINDOW_DAYS,
+    "statement_as_of": "NULL::TIMESTAMPTZ",
 }

@@ -1,7 +1,7 @@
 -- produces: statement_matches
 -- reads: statement_lines, statement_payouts
 -- Every statement line with the payout it belongs to and the rule that matched it
--- (`workbench.statements.rules.RULES`), or why it has none: `ambiguous` (two payouts fit it
+-- (`RULES` in `workbench/statements/rules.py`), or why it has none: `ambiguous` (two payouts fit it
 -- alike, or it and another line fit one payout alike: never guessed; `candidates` are the
 -- payouts, `candidate_events` their `payout.created`) or `unmatched`. Money out (`amount_minor`
 -- < 0) is tried first by reference, the payout's `bank_ref` (several lines with one reference
@@ -11,11 +11,14 @@
 -- (`destination_masked`) with a value date from the payout's `sent_on` to
 -- `statement_window_days` after it, among payouts no reference claimed. Money coming back is
 -- matched by reference only: the payout's `bank_ref` or the reference of its money out. A
--- reference is compared trimmed; an empty one is none.
+-- reference is compared trimmed; an empty one is none. An audit `--as-of` reads the lines booked
+-- by then (`statement_as_of`; a line with no booking time counts from the end of its value day).
 WITH lines AS (
     SELECT line_id, value_date, booked_at, amount_minor, currency,
            nullif(trim(reference), '') AS reference, nullif(trim(counterparty), '') AS counterparty
     FROM statement_lines
+    WHERE {{ statement_as_of }} IS NULL  -- an audit --as-of: the lines booked by then
+       OR coalesce(booked_at, (value_date + 1)::TIMESTAMPTZ) <= {{ statement_as_of }}
 ),
 refs AS (  -- each bank_ref with the payouts that have it (one, unless the platform reused it)
     SELECT bank_ref, list(payout_id ORDER BY payout_id) AS payouts

@@ -9,12 +9,20 @@
 -- belong. A payout is judged only where they do: a day is covered when a statement's period
 -- (`statement_files`) holds it, and `sent_due` says every day from `sent_on` to
 -- `statement_window_days` after it is covered (a line may still come on a day not yet seen:
--- until then the payout is not missing); `return_due` the same from the day it ended. Every
+-- until then the payout is not missing; an audit `--as-of` counts the days ended by then);
+-- `return_due` the same from the day it ended. Every
 -- statement check but STATEMENT_UNEXPECTED reads this one table.
-WITH days AS (
+WITH periods AS (  -- an audit --as-of knows the days that had ended by then
+    SELECT period_from,
+           CASE WHEN {{ statement_as_of }} IS NULL THEN period_to
+                ELSE least(period_to, ({{ statement_as_of }} AT TIME ZONE 'UTC')::DATE - 1) END
+               AS period_to
+    FROM statement_files
+),
+days AS (
     SELECT DISTINCT unnest(generate_series(period_from::TIMESTAMP, period_to::TIMESTAMP,
                                            INTERVAL 1 DAY))::DATE AS day
-    FROM statement_files WHERE period_from <= period_to
+    FROM periods WHERE period_from <= period_to
 ),
 runs AS (  -- the covered days as runs of consecutive days
     SELECT min(day) AS run_from, max(day) AS run_to
