@@ -30,18 +30,12 @@ from .helpers import (
     Line,
     Scenario,
     back,
-    build_scenario,
     dest,
     out,
     put,
     reader,
     statement_findings,
 )
-
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    return build_scenario(tmp_path_factory.mktemp("scenario"))
 
 
 @pytest.fixture

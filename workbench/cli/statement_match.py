@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..statements.rules import WINDOW_DAYS
+from . import options as opt
+
 _FORMATS = ["table", "csv", "json", "parquet", "xlsx"]
 
 
@@ -35,8 +38,8 @@ def add_match_parser(
     m.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
     m.add_argument(
         "--window-days",
-        type=_days,
-        default=None,
+        type=opt.window_days,
+        default=WINDOW_DAYS,
         metavar="N",
         help="value-date window of the amount-and-counterparty rule, in days (default 3)",
     )
@@ -58,24 +61,13 @@ def add_match_parser(
     return m
 
 
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} days: the window cannot be negative")
-    return value
-
-
 def run_match(args: argparse.Namespace) -> int:
     import polars as pl
 
     from .. import tables_out
     from ..statements.matching import match_statements
-    from ..statements.rules import WINDOW_DAYS
 
-    window = WINDOW_DAYS if args.window_days is None else args.window_days
+    window = args.window_days
     result = match_statements(args.db, window)
     lines = result.lines
     if args.status:
