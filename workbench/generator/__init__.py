@@ -83,7 +83,9 @@ def generate(
     written to ``truth`` (a CSV that must live outside the export, or replay would read it).
     With ``config.statements`` the payout provider's statements go to ``out_dir/statements/``
     (:mod:`.statements`), made from the finished history with random numbers of their own, with
-    breaks of every statement check planted unless ``config.clean`` (their truth with the rest).
+    breaks of every statement check planted unless ``config.clean`` (their truth with the rest;
+    the history then also gets, each day, the two payout stories the return breaks need, so its
+    events differ from those without statements; a clean history's are byte-identical).
     """
     cfg = dataclasses.replace(config or GeneratorConfig(), **overrides)
     out = Path(out_dir)
