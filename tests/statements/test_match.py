@@ -309,7 +309,7 @@ def statements(draw: st.DrawFn) -> list[Line]:
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(lines=statements(), window=st.sampled_from([0, 1, 3]))
 def test_the_model_is_the_rules(scenario: Scenario, lines: list[Line], window: int) -> None:
