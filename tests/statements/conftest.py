@@ -1,5 +1,6 @@
-"""Fixtures of the statement import tests: a real DuckDB database to import beside (see
-:mod:`stmt_db`), and files the tests write."""
+"""Fixtures of the statement tests: a real DuckDB database to import beside (see
+:mod:`.stmt_db`), files the tests write, and the matching tests' payout history, built once per
+session (each worker's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from stmt_db import make_db
+
+from .helpers import Scenario, build_scenario
+from .stmt_db import make_db
 
 
 @pytest.fixture
@@ -27,3 +30,8 @@ def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return build_scenario(tmp_path_factory.mktemp("scenario"))

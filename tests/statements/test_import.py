@@ -14,14 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import stmt_samples as samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stmt_db import Rows, everything, make_db, table
 
 from workbench.cli import main
 from workbench.replay import readers
 from workbench.statements import CsvLayout, import_statements
+
+from . import stmt_samples as samples
+from .stmt_db import Rows, everything, make_db, table
 
 Write = Callable[[str, str | bytes], Path]
 Tables = dict[str, Rows]

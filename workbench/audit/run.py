@@ -26,6 +26,8 @@ from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay import readers, store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
+from ..statements import rules as statement_rules
+from ..statements.readable import ensure_tables
 from . import ratings, shared, triage_log
 
 #: The columns every check returns (:data:`workbench.models.FINDING_COLUMNS`).
@@ -245,32 +247,53 @@ def run_checks(
     con: duckdb.DuckDBPyConnection,
     as_of: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    statement_window_days: int = statement_rules.WINDOW_DAYS,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """Every check over ``con`` (:func:`plan`); returns the findings (sorted, with ids) and
-    seconds per check and per shared table built."""
+    seconds per check and per shared table built. ``statement_window_days`` is the statement
+    matching's value-date window (:mod:`workbench.statements.rules`); a connection that has no
+    statement tables gets them empty (the statement checks then find nothing)."""
     ref = _ref_time(con, as_of)
+    context = {
+        "ref_time": ref,
+        "statement_window_days": statement_rules.window_days(statement_window_days),
+        # --as-of: the statement lines booked by then, the statement days ended by then
+        "statement_as_of": ref if as_of is not None else "NULL::TIMESTAMPTZ",
+    }
     checks = models.checks()
     severity = models.severity()
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
     no_progress_bar(con)
+    ensure_tables(con)
+    live = _live(con, checks)
+    wanted = set(
+        shared.needs(
+            t
+            for code in live
+            for t in (ratings.reads() if code == ratings.CHECK else checks[code].reads)
+        )
+    )
     have = shared.temporary(con)
     for step in plan():
         if progress is not None:
             progress(step.check)
         for table in step.build:
             start = time.perf_counter()
-            if table not in have:
-                shared.build(con, table)
+            if table not in have and table in wanted:
+                shared.build(con, table, **context)
             timings[table] = time.perf_counter() - start
         for table in step.drop_before:
             con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
         start = time.perf_counter()
-        if step.check == ratings.CHECK:
+        if step.check not in live:
+            frame = pl.DataFrame(schema={c: _SCHEMA[c] for c in COLUMNS})
+        elif step.check == ratings.CHECK:
             frame = pl.DataFrame(ratings.findings(con), schema={c: _SCHEMA[c] for c in COLUMNS})
         else:
             names = ", ".join(f'"{c}"' for c in COLUMNS)
-            sql = checks[step.check].sql(ref_time=ref)
+            sql = checks[step.check].sql(**context)
             arrow = pl.from_arrow(con.sql(f"SELECT * FROM ({sql}) AS t({names})").to_arrow_table())
             assert isinstance(arrow, pl.DataFrame)
             frame = arrow.cast({"amount_delta": pl.Int64}, strict=False)
@@ -298,6 +321,20 @@ def run_checks(
     )
     out = out.unique(subset=["finding_id"], keep="first", maintain_order=True)
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
+
+
+def _live(con: duckdb.DuckDBPyConnection, checks: dict[str, models.Model]) -> set[str]:
+    """The checks to run: all but those that need a table with no row (``-- needs:``, the
+    statement checks without statement lines), which could find nothing and would cost their
+    planning."""
+    empty: dict[str, bool] = {}
+    for m in checks.values():
+        for t in m.needs:
+            if t not in empty:
+                empty[t] = not con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]
+    return {ratings.CHECK} | {
+        code for code, m in checks.items() if not any(empty[t] for t in m.needs)
+    }
 
 
 def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -330,13 +367,17 @@ def audit(
     as_of: datetime | None = None,
     record: bool = True,
     progress: Callable[[str], None] | None = None,
+    statement_window_days: int = statement_rules.WINDOW_DAYS,
 ) -> AuditResult:
     """Audit a replayed database; returns the findings as a Polars frame.
 
     ``as_of`` audits the platform as it stood then (events that occurred after it are left out
     and deadlines are judged at that time). ``record`` stores the run and marks each finding new,
     open, resolved or reopened against the previous runs (it needs write access). Each finding
-    carries its latest triage (:func:`workbench.audit.triage`), recorded or not."""
+    carries its latest triage (:func:`workbench.audit.triage`), recorded or not. The statement
+    checks compare the statements imported into the analyst database with the payouts, with a
+    value-date window of ``statement_window_days`` (:mod:`workbench.statements.rules`)."""
+    statement_rules.window_days(statement_window_days)
     started = time.perf_counter()
     path = Path(db)
     if not path.exists():
@@ -350,7 +391,9 @@ def audit(
         _require_a_replay(con, path)
         back = _restrict(con, as_of) if as_of is not None else None
         try:
-            findings, timings = run_checks(con, as_of, progress)
+            findings, timings = run_checks(
+                con, as_of, progress, statement_window_days=statement_window_days
+            )
             events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
         finally:
             if back is not None:

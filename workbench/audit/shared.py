@@ -9,10 +9,12 @@ recomputation, a notebook), with the shared tables they read, unless the connect
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import duckdb
 
 from .. import models
+from ..statements.readable import ensure_tables
 
 
 def tables() -> dict[str, models.Model]:
@@ -42,16 +44,19 @@ def temporary(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def build(con: duckdb.DuckDBPyConnection, name: str) -> None:
+def build(con: duckdb.DuckDBPyConnection, name: str, **context: Any) -> None:
     """Compute the shared table ``name`` as a temp table of ``con`` (the tables it reads must be
-    there)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {tables()[name].sql()}").fetchall()
+    there), its SQL rendered with ``context`` (the statement window)."""
+    sql = tables()[name].sql(**context)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}").fetchall()
 
 
-def prepare(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> None:
+def prepare(con: duckdb.DuckDBPyConnection, names: Iterable[str], **context: Any) -> None:
     """Compute the shared tables ``names`` (and those they read) once, as temp tables of
-    ``con``; tables ``con`` already has are kept."""
+    ``con``; tables ``con`` already has are kept. The statement tables are made readable
+    (empty where none were imported) first."""
+    ensure_tables(con)
     have = temporary(con)
     for name in needs(names):
         if name not in have:
-            build(con, name)
+            build(con, name, **context)

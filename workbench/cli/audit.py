@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..statements.rules import WINDOW_DAYS
 from . import options as opt
 
 
@@ -55,6 +56,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-record",
         action="store_true",
         help="do not store the run in the analyst database",
+    )
+    a.add_argument(
+        "--statement-window-days",
+        type=opt.window_days,
+        default=WINDOW_DAYS,
+        metavar="N",
+        help="the statement checks' value-date window: a statement line without a usable "
+        "reference matches a payout paid (or confirmed) up to N days before its value date, and "
+        "a payout is missing once the statements cover N days after it was paid (default 3)",
     )
     a.add_argument(
         "--since-last",
@@ -145,7 +155,13 @@ def _audit(args: argparse.Namespace) -> int:
         def progress(name: str) -> None:
             print(f"\raudit: {name:<28}", end="", file=sys.stderr, flush=True)
 
-    result = audit(args.db, as_of=args.as_of, record=not args.no_record, progress=progress)
+    result = audit(
+        args.db,
+        as_of=args.as_of,
+        record=not args.no_record,
+        progress=progress,
+        statement_window_days=args.statement_window_days,
+    )
     if progress is not None:
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     found = result.findings

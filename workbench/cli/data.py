@@ -47,6 +47,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument(
         "--clean", action="store_true", help="plant no anomalies: a history that breaks no rule"
     )
+    g.add_argument(
+        "--statements",
+        action="store_true",
+        help="also write the payout provider's statements, one per day, as CSV and camt.053 "
+        "(OUT_DIR/statements/YYYY-MM-DD.csv and .camt053.xml), with breaks of every statement "
+        "check planted unless --clean (their truth in --truth)",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace an existing export in OUT_DIR")
     g.add_argument(
         "--no-progress",
@@ -223,6 +230,7 @@ def _generate(args: argparse.Namespace) -> int:
         clients=args.clients,
         start=args.start,
         clean=args.clean,
+        statements=args.statements,
     )
     summary = generate(
         args.out_dir,

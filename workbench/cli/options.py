@@ -33,6 +33,17 @@ def positive(text: str) -> int:
     return value
 
 
+def window_days(text: str) -> int:
+    """A window in whole days, zero or more (the statement matching's)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} days: a window cannot be negative")
+    return value
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text)

@@ -33,11 +33,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_import(verbs)
     _register_list(verbs)
     _register_quarantine(verbs)
+    from .statement_match import add_match_parser
+
+    add_match_parser(verbs)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     print(
-        f"{parser.prog}: name a subcommand: import, list or quarantine (see {parser.prog} --help)",
+        f"{parser.prog}: name a subcommand: import, list, quarantine or match (see {parser.prog} --help)",
         file=sys.stderr,
     )
     return errors.BAD_INPUT

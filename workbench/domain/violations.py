@@ -24,6 +24,18 @@ CLOCK_SKEW: Final = "CLOCK_SKEW"
 #: or available) whose exact value left the int64 range: its BIGINT column holds NULL meanwhile.
 AMOUNT_OVERFLOW: Final = "AMOUNT_OVERFLOW"
 
+#: The checks that compare the payout provider's statements with the payouts (issue 18,
+#: ``workbench/statements/``): the audit runs them once statement lines are imported, the
+#: generator plants them with ``--statements``.
+STATEMENT_CHECK_CODES: Final[tuple[str, ...]] = (
+    "STATEMENT_MISSING",
+    "STATEMENT_UNEXPECTED",
+    "STATEMENT_AMOUNT_MISMATCH",
+    "STATEMENT_DUPLICATE",
+    "MONEY_LEFT_AFTER_CANCEL",
+    "STATEMENT_RETURN_MISSING",
+)
+
 #: Every check code of the audit (the audit issue's table), in its order.
 CHECK_CODES: Final[tuple[str, ...]] = (
     "MALFORMED_EVENT",
@@ -46,6 +58,7 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     "RATING_MISMATCH",
     "CLOCK_SKEW",
     "AMOUNT_OVERFLOW",
+    *STATEMENT_CHECK_CODES,
 )
 
 

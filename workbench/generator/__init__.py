@@ -9,18 +9,22 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..domain.events import Event
 from ..export import ExportWriter
+from . import statements
 from .anomalies import Planter, TruthRow
 from .history import GeneratorConfig, HistoryGenerator
+from .statement_breaks import StatementSites
 
 __all__ = ["GenerateSummary", "GeneratorConfig", "TruthRow", "generate", "read_truth"]
 
 TRUTH_COLUMNS = ("check", "event_id", "subject", "variant", "detail")
+#: Where ``--statements`` writes the provider's statements, inside the export.
+STATEMENTS_DIR = "statements"
 
 
 @dataclass
@@ -36,6 +40,9 @@ class GenerateSummary:
     truth: list[TruthRow] = field(default_factory=list)
     truth_path: Path | None = None
     kinds: Counter[str] = field(default_factory=Counter)
+    #: The statement files written (``--statements``), and their lines.
+    statement_files: list[Path] = field(default_factory=list)
+    statement_lines: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -47,6 +54,12 @@ class GenerateSummary:
             f"{self.bytes / 1e6:.1f} MB, to {self.out_dir} in {self.seconds:.1f} s "
             f"({self.events_per_second:,.0f} events/s)",
         ]
+        if self.statement_files:
+            lines.append(
+                f"wrote {self.statement_lines:,} statement lines in "
+                f"{len(self.statement_files) // 2} days of CSV and camt.053 files to "
+                f"{self.statement_files[0].parent}"
+            )
         if self.truth_path is not None:
             by = Counter(t.check for t in self.truth)
             lines.append(
@@ -68,6 +81,11 @@ def generate(
 
     Unless ``config.clean``, anomalies of every audit check are planted and their ground truth is
     written to ``truth`` (a CSV that must live outside the export, or replay would read it).
+    With ``config.statements`` the payout provider's statements go to ``out_dir/statements/``
+    (:mod:`.statements`), made from the finished history with random numbers of their own, with
+    breaks of every statement check planted unless ``config.clean`` (their truth with the rest;
+    the history then also gets, each day, the two payout stories the return breaks need, so its
+    events differ from those without statements; a clean history's are byte-identical).
     """
     cfg = dataclasses.replace(config or GeneratorConfig(), **overrides)
     out = Path(out_dir)
@@ -79,6 +97,7 @@ def generate(
     writer = ExportWriter(out, seed=cfg.seed)
     kinds: Counter[str] = Counter()
     last_day: list[date | None] = [None]
+    payouts = statements.PayoutRecorder() if cfg.statements else None
 
     def sink(items: list[Event | dict[str, Any]]) -> None:
         """Events from the processors, or raw rows from the planter."""
@@ -86,6 +105,8 @@ def generate(
             if isinstance(item, Event):
                 kinds[item.kind] += 1
                 writer.add_event(item)
+                if payouts is not None:
+                    payouts.see(item)
             else:
                 kinds[item["kind"]] += 1
                 writer.add(item)
@@ -104,6 +125,8 @@ def generate(
     if not cfg.clean:
         planter = Planter(gen, seed=cfg.seed * 7919 + 17)
         gen.planter = planter
+        if cfg.statements:
+            gen.sites = StatementSites(gen, seed=cfg.seed * 7919 + 29)
     # The history is a large graph of small immutable objects without reference cycles, so the
     # cyclic collector would only rescan it again and again (17% of the run on a week): pause it.
     collecting = gc.isenabled()
@@ -114,7 +137,20 @@ def generate(
     finally:
         if collecting:
             gc.enable()
-    rows_truth = planter.truth if planter else []
+    rows_truth = list(planter.truth) if planter else []
+    written: list[Path] = []
+    n_lines = 0
+    if payouts is not None:
+        st, planted = statements.make(
+            list(payouts.trails.values()),
+            cfg.start.date(),
+            (cfg.start + timedelta(days=cfg.days) - timedelta(microseconds=1)).date(),
+            cfg.seed * 7919 + 41,
+            breaks=not cfg.clean,
+        )
+        written = statements.write(out / STATEMENTS_DIR, st)
+        n_lines = len(st.lines)
+        rows_truth += planted
     if truth_path is not None:
         write_truth(truth_path, rows_truth)
     return GenerateSummary(
@@ -127,6 +163,8 @@ def generate(
         truth=rows_truth,
         truth_path=truth_path,
         kinds=kinds,
+        statement_files=written,
+        statement_lines=n_lines,
     )
 
 
@@ -163,7 +201,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
                 f"{out} is not empty; pass overwrite=True (--overwrite) to replace it"
             )
         for child in out.iterdir():
-            if child.is_dir() and child.name.startswith("date="):
+            if child.is_dir() and (child.name.startswith("date=") or child.name == STATEMENTS_DIR):
                 shutil.rmtree(child)
             elif child.suffix == ".parquet":
                 child.unlink()

@@ -65,6 +65,9 @@ class GeneratorConfig:
     duplicate_rate: float = 0.002
     position_start: int = 7_500_000
     position_hole_rate: float = 0.01
+    #: Also write the payout provider's statements (``<out>/statements/``, see
+    #: :mod:`.statements`), with their breaks planted unless ``clean``.
+    statements: bool = False
 
     def __post_init__(self) -> None:
         for name in ("days", "orders_per_day", "traders", "clients"):
@@ -123,6 +126,7 @@ class HistoryGenerator:
         self.order_count = 0
         self.rows = 0
         self.planter: Any = None  # set by the anomalies module unless clean
+        self.sites: Any = None  # the statement breaks' payouts (statement_breaks.py), if asked
         self.uploaded_ids: dict[str, str] = {}
         self.full: set[str] = set()  # traders at max_active_orders (kept from drained events)
         self.approval_watch: dict[str, Any] = {}
@@ -294,6 +298,8 @@ class HistoryGenerator:
         self._arrivals(start)
         if self.planter is not None:
             self.planter.plan_day(start)
+        if self.sites is not None:
+            self.sites.plan_day(start)
 
     def _arrivals(self, start: datetime) -> None:
         """Non-homogeneous Poisson arrivals by thinning against the daily profile."""

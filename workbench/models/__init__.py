@@ -20,7 +20,9 @@ A model is a file named after what it produces, in a folder named after its laye
     models with that state empty (see :mod:`workbench.replay.incremental`).
 
 Each file starts with a header of ``-- key: value`` lines (``produces`` always; ``check`` and
-``severity`` for a check), then free ``--`` lines saying what it is and why. The SQL is a Jinja
+``severity`` for a check; ``needs`` for a check that can find nothing while a table it reads
+has no row, such as the statement checks without statement lines: the audit then skips it and
+the shared tables only it reads), then free ``--`` lines saying what it is and why. The SQL is a Jinja
 template: the rules' inputs that the domain defines (state machines, clocks, money formulas) come
 from :mod:`.macros`, never copied. What a model reads is derived from its SQL with sqlglot, and
 the build order from that: no list is kept by hand.
@@ -39,16 +41,19 @@ from typing import Any
 import jinja2
 
 from ..domain.events import STREAMS
+from ..statements.schema import TABLES as STATEMENT_TABLES
 from . import macros
 
 ROOT = Path(__file__).parent
 LAYERS = ("staging", "projections", "violations", "audit", "checks", "incremental")
 #: The tables a model may read without a model producing them: the stored log, the per-build
-#: numbered events, the typed payloads stored with them and, for the incremental models, the
-#: batch and its scratch tables.
+#: numbered events, the typed payloads stored with them, for the incremental models the batch
+#: and its scratch tables, and the statements analysts import (``statements/schema.py``: empty
+#: where none were, :func:`workbench.statements.readable.ensure_tables`).
 SOURCES = frozenset(
     {"events", "quarantine", "ev", "batch_new", "scope", "trader_exact", "account_exact"}
     | {f"payload_{stream}" for stream in STREAMS}  # the typed payloads (replay/schema.py)
+    | set(STATEMENT_TABLES)
 )
 #: The columns every check returns, in order.
 FINDING_COLUMNS = ("check", "subject", "event_id", "evidence", "amount_delta", "currency", "detail")
@@ -82,6 +87,12 @@ class Model:
     @property
     def severity(self) -> str | None:
         return self.header.get("severity")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Tables without whose rows this check finds nothing (its ``-- needs:`` line)."""
+        line = self.header.get("needs", "")
+        return frozenset(t.strip() for t in line.split(",") if t.strip())
 
     def sql(self, **context: Any) -> str:
         """The SQL, rendered with the macros and ``context`` (a check's ``ref_time``, a test's

@@ -17,6 +17,7 @@ from ..domain.events import STREAMS
 from ..domain.money import INT64_MAX, INT64_MIN
 from ..domain.scheduler import SWEEP_DELAY
 from ..domain.trader import PAYLOADS as _TRADER_PAYLOADS
+from ..statements.rules import WINDOW_DAYS as STATEMENT_WINDOW_DAYS
 from . import sql_money
 
 _CLIENT_KINDS = tuple(dict.fromkeys(p.KIND for p in _CLIENT_PAYLOADS))
@@ -313,8 +314,12 @@ GLOBALS: dict[str, Any] = {
 }
 
 #: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and
-#: state rules (the tests use one with many collisions) and the audit's "now".
+#: state rules (the tests use one with many collisions), the audit's "now", the statement
+#: matching's value-date window in days (:mod:`workbench.statements.rules`) and the time an
+#: audit ``--as-of`` reads the statements as they stood (NULL: all of them).
 DEFAULTS: dict[str, Any] = {
     "hash_expr": "hash(stream, aggregate_id)",
     "ref_time": "now()",
+    "statement_window_days": STATEMENT_WINDOW_DAYS,
+    "statement_as_of": "NULL::TIMESTAMPTZ",
 }
