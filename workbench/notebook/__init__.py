@@ -27,6 +27,7 @@ from .breaks import (
     money_at_stake,
     trader_drift,
     with_time,
+    worst_first,
 )
 from .database import connect, database_summary, open_database
 from .drill import Drill, drill, largest_differences
@@ -69,6 +70,7 @@ __all__ = [
     "trader_drift",
     "with_components",
     "with_time",
+    "worst_first",
 ]
 
 

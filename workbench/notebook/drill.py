@@ -10,14 +10,18 @@ drill-down and the reconciliation check each other. Money stays integer minor un
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from ..domain.money import format_money
 from .database import connect, read
 from .scope import as_day
+from .tables import Table, table
 
 #: What the postings of a plan count as in the reconciliation, by the plan id's prefix.
 PLAN_CATEGORIES: dict[str, str] = {
@@ -149,6 +153,134 @@ class Drill:
             "orders_difference": settled - orders,
             "payouts_difference": paid_out - paid_out_ledger,
         }
+
+    def behind(self) -> Drill:
+        """Only what does not reconcile: the orders and payouts whose own figures differ from
+        what their plans committed that day, with those plans and postings."""
+        orders = self.orders.filter(pl.col("difference") != 0)
+        payouts = self.payouts.filter(pl.col("difference") != 0)
+        order_of = pl.col("plan_id").str.extract(ORDER_OF_PLAN, 1)
+        payout_of = pl.col("plan_id").str.extract(PAYOUT_OF_PLAN, 1)
+        theirs = order_of.is_in(orders["order_id"].implode()).fill_null(False) | payout_of.is_in(
+            payouts["payout_id"].implode()
+        ).fill_null(False)
+        return Drill(
+            account=self.account,
+            day=self.day,
+            currency=self.currency,
+            orders=orders,
+            payouts=payouts,
+            plans=self.plans.filter(theirs),
+            postings=self.postings.filter(theirs),
+        )
+
+    def subjects(self) -> list[str]:
+        """The audit subjects of its orders, payouts and plans (``payment_order:…``,
+        ``payout:…``, ``ledger_plan:…``): to find the findings about them."""
+        return sorted(
+            {f"payment_order:{o}" for o in self.orders["order_id"].to_list()}
+            | {f"payout:{p}" for p in self.payouts["payout_id"].to_list()}
+            | {f"ledger_plan:{p}" for p in self.plans["plan_id"].to_list()}
+        )
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        """Whether the parts add up to ``row``'s figures (a row of the reconciliation)."""
+        totals = self.totals()
+        return all(row.get(k) == v for k, v in totals.items())
+
+    def tables(self, findings: pl.DataFrame | None = None) -> list[Table]:
+        """Its parts as tables for reading: payouts, orders, their postings on the account, and
+        (given the audit's ``findings``) the findings about them. Call it on :meth:`behind` to
+        show only what does not reconcile."""
+        out = [
+            table(
+                self.payouts.select(
+                    "payout_id",
+                    "status",
+                    "cancelled_from",
+                    "currency",
+                    "paid_out",
+                    "ledger",
+                    "difference",
+                    "confirmed_at",
+                    "ended_at",
+                    "details",
+                ),
+                money=["paid_out", "ledger", "difference"],
+                title=f"Payouts ({self.payouts.height})",
+                labels={"paid_out": "Paid out that day", "ledger": "Ledger paid out"},
+            ),
+            table(
+                self.orders.select(
+                    "order_id",
+                    "direction",
+                    "on_day",
+                    "trader_id",
+                    "currency",
+                    "settlement",
+                    "fee",
+                    "reward",
+                    "settled",
+                    "ledger",
+                    "difference",
+                ),
+                money=["settlement", "fee", "reward", "settled", "ledger", "difference"],
+                title=f"Orders ({self.orders.height})",
+                labels={"on_day": "That day", "settled": "Settled on the account"},
+            ),
+            table(
+                self.postings.select(
+                    "plan_id",
+                    "batch_status",
+                    "from_account",
+                    "to_account",
+                    "currency",
+                    "amount",
+                    "description",
+                    "held_at",
+                ),
+                signed=["amount"],
+                title=f"Their ledger postings on {self.account} ({self.postings.height})",
+                labels={"amount": "Amount (credit +, debit −)"},
+            ),
+        ]
+        if findings is not None:
+            about = findings.filter(pl.col("subject").is_in(self.subjects()))
+            out.append(
+                table(
+                    about.select(
+                        "finding_id",
+                        "check",
+                        "severity",
+                        "subject",
+                        "amount_delta",
+                        "currency",
+                        "detail",
+                    ),
+                    title=f"The audit's findings about them ({about.height})",
+                    labels={"amount_delta": "Amount at stake"},
+                )
+            )
+        return out
+
+    def summary(self) -> str:
+        """The row in a sentence or two: what differs, by how much, and what is behind it."""
+        t = self.totals()
+        cur = self.currency or next(iter(self.postings["currency"].drop_nulls().to_list()), None)
+        parts = []
+        for name, what in (("orders_difference", "orders"), ("payouts_difference", "payouts")):
+            if t[name]:
+                parts.append(f"{what} {format_money(t[name], cur, signed=True)}")
+        head = f"{self.account} on {self.day.isoformat()}"
+        if not parts:
+            return f"{head} reconciles: orders and payouts match the ledger."
+        off = self.behind()
+        return (
+            f"{head} does not reconcile: settled or paid out minus ledger is "
+            + " and ".join(parts)
+            + f". Behind it: {off.orders.height} order(s) and {off.payouts.height} payout(s) "
+            f"whose ledger plans ({off.plans.height}) do not match them."
+        )
 
 
 def drill(db: str | Path, account: str, day: date | str, currency: str | None = None) -> Drill:

@@ -12,7 +12,7 @@ from the integer minor units (:func:`workbench.domain.money.format_money`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -469,14 +469,25 @@ def _interval_subplots(
     value: str,
     title: str,
     zero: bool,
+    money: Mapping[str, str] | None = None,
 ) -> go.Figure:
+    """One panel per metric: ``value`` with its interval [``low``, ``high``] per ``label``. A
+    metric in ``money`` (metric → currency) is a mean of integer minor units: drawn in major
+    units of its currency, the axis titled with it, the hover to the currency's decimals."""
     metrics = list(metrics)
+    money = dict(money or {})
     fig = make_subplots(rows=len(metrics), cols=1, subplot_titles=metrics, vertical_spacing=0.08)
     for row, metric in enumerate(metrics, start=1):
         part = frame.filter(pl.col("metric") == metric)
-        y = [_finite(v) for v in part[value].to_list()]
-        low = [_finite(v) for v in part["low"].to_list()]
-        high = [_finite(v) for v in part["high"].to_list()]
+        cur = money.get(metric)
+        scale = 10 ** EXPONENTS.get(cur or "", 0) if cur else 1
+
+        def scaled(values: list[Any], scale: int = scale) -> list[float | None]:
+            return [None if v is None else v / scale for v in (_finite(x) for x in values)]
+
+        y = scaled(part[value].to_list())
+        low = scaled(part["low"].to_list())
+        high = scaled(part["high"].to_list())
         plus = [
             h - v if h is not None and v is not None else None for v, h in zip(y, high, strict=True)
         ]
@@ -489,6 +500,8 @@ def _interval_subplots(
             if "significant" in part.columns
             else [False] * part.height
         )
+        number = f",.{EXPONENTS.get(cur or '', 0)}f" if cur in EXPONENTS else ".4g"
+        unit = f" {cur}" if cur else ""
         fig.add_trace(
             go.Scatter(
                 x=part[label].to_list(),
@@ -501,22 +514,29 @@ def _interval_subplots(
                 error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
                 customdata=list(zip(low, high, strict=True)),
                 hovertemplate=(
-                    f"{metric}<br>%{{x}}: %{{y:.4g}}"
-                    "<br>interval [%{customdata[0]:.4g}, %{customdata[1]:.4g}]<extra></extra>"
+                    f"{metric}<br>%{{x}}: %{{y:{number}}}{unit}"
+                    f"<br>interval [%{{customdata[0]:{number}}}, %{{customdata[1]:{number}}}]"
+                    f"{unit}<extra></extra>"
                 ),
                 showlegend=False,
             ),
             row=row,
             col=1,
         )
+        if cur:
+            axis, ticks = _money_axis({cur})
+            fig.update_yaxes(title_text=axis, tickformat=ticks, row=row, col=1)
         if zero:
             fig.add_hline(y=0, line={"color": "#888", "width": 1}, row=row, col=1)
     return _layout(fig, title, height=80 + 230 * len(metrics))
 
 
-def policy_intervals(summary: pl.DataFrame, metrics: Sequence[str]) -> go.Figure:
+def policy_intervals(
+    summary: pl.DataFrame, metrics: Sequence[str], money: Mapping[str, str] | None = None
+) -> go.Figure:
     """Each policy's mean of each of ``metrics`` with its interval (``Comparison.summary``),
-    one panel per metric."""
+    one panel per metric; ``money``: the metrics that are money (e.g. ``{"revenue": "USDT"}``),
+    drawn in major units of their currency."""
     level = summary["level"][0] if summary.height else 0.95
     return _interval_subplots(
         summary.filter(pl.col("metric").is_in(list(metrics))),
@@ -525,12 +545,16 @@ def policy_intervals(summary: pl.DataFrame, metrics: Sequence[str]) -> go.Figure
         "mean",
         f"Policies: mean and {level:.0%} interval over replications",
         zero=False,
+        money=money,
     )
 
 
-def policy_differences(differences: pl.DataFrame, metrics: Sequence[str]) -> go.Figure:
+def policy_differences(
+    differences: pl.DataFrame, metrics: Sequence[str], money: Mapping[str, str] | None = None
+) -> go.Figure:
     """Each policy's paired difference from the baseline (``Comparison.differences``) with its
-    interval, one panel per metric; a difference whose interval excludes zero is in red."""
+    interval, one panel per metric; a difference whose interval excludes zero is in red;
+    ``money`` as in :func:`policy_intervals`."""
     frame = differences.filter(pl.col("metric").is_in(list(metrics))).with_columns(
         (pl.col("policy") + " − " + pl.col("baseline")).alias("pair")
     )
@@ -542,4 +566,5 @@ def policy_differences(differences: pl.DataFrame, metrics: Sequence[str]) -> go.
         "difference",
         f"Paired differences from the baseline, {level:.0%} intervals (red: excludes 0)",
         zero=True,
+        money=money,
     )

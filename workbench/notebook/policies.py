@@ -67,3 +67,13 @@ def ginis(traders: pl.DataFrame, values: Sequence[str] = ("completed", "earnings
     return pl.DataFrame(
         rows, schema={"policy": pl.String, **{f"gini_{v}": pl.Float64 for v in values}}
     )
+
+
+def money_metrics(config: SimConfig) -> dict[str, str]:
+    """The comparison metrics that are money, with their currency (for the figures and
+    tables): ``revenue`` is in the settlement currency, when the whole configuration settles in
+    one; with several, none is named (their sum has no single unit)."""
+    currencies = {t.settlement_currency for t in config.traders} | {
+        c.settlement_currency for c in config.clients
+    }
+    return {"revenue": currencies.pop()} if len(currencies) == 1 else {}

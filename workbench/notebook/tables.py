@@ -50,10 +50,14 @@ MONEY_COLUMNS: frozenset[str] = frozenset(
         "orders_difference",
         "paid_out",
         "ledger_paid_out",
+        "settled",
+        "ledger",
         "payouts_difference",
         "top_ups",
         "difference",
         "drift",
+        "settlement",
+        "reward",
         "settlement_amount",
         "platform_fee",
         "trader_reward",
@@ -152,6 +156,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     max_rows: int | None = 50
     spanners: dict[str, list[str]] = field(default_factory=dict)
+    highlight: list[int] = field(default_factory=list)
 
     @property
     def height(self) -> int:
@@ -221,6 +226,12 @@ class Table:
         ids = [c.name for c in self.columns if c.ids]
         if ids:
             gt = gt.fmt(_id_html, columns=ids)
+        shown = range(body.height)
+        rows = [i for i in self.highlight if i in shown]
+        if rows:
+            gt = gt.tab_style(
+                [style.fill(color="#fde8e8"), style.text(weight="bold")], loc.body(rows=rows)
+            )
         for note in self._notes():
             gt = gt.tab_source_note(note)
         return gt.tab_options(
@@ -326,6 +337,19 @@ def _float(v: Any, decimals: int | None) -> str:
     return f"{v:,.{decimals}f}" if decimals is not None else f"{v:,.6g}"
 
 
+def _decimal(v: Any, decimals: int | None) -> str:
+    """An exact decimal with trailing zeros cut down to ``decimals`` digits, never rounded
+    (a published score of 59.995 must not read as 60.00)."""
+    if v is None:
+        return MISSING
+    text = f"{v:,f}"
+    if decimals is None or "." not in text:
+        return text
+    whole, frac = text.split(".")
+    frac = frac.rstrip("0").ljust(decimals, "0")
+    return f"{whole}.{frac}" if frac else whole
+
+
 def _time(col: pl.Series) -> list[str]:
     if isinstance(col.dtype, pl.Datetime) and col.dtype.time_zone is not None:
         col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
@@ -383,6 +407,7 @@ def table(
     note: str | Sequence[str] | None = None,
     max_rows: int | None = 50,
     spanners: Mapping[str, Sequence[str]] | None = None,
+    highlight: Sequence[int] = (),
 ) -> Table:
     """``frame`` as a :class:`Table` (see the module doc).
 
@@ -392,10 +417,12 @@ def table(
     ``signed``: money columns shown with ``+`` (default :data:`SIGNED_COLUMNS`). ``ids``: columns
     of long ids to shorten (default: the columns whose values are all UUIDs). ``labels``:
     headers instead of the column names' words. ``decimals``: digits after the point per float
-    column (default: 6 significant digits). ``hide``: columns used (e.g. a currency) but not
+    column (default: 6 significant digits), or at least that many per decimal column (which is
+    never rounded). ``hide``: columns used (e.g. a currency) but not
     shown. ``nowrap``, ``right``: more columns never wrapped, right-aligned (numbers, amounts and
     times already are). ``max_rows``: rows shown statically (``None``: all); the interactive table shows
-    every row. ``spanners``: a header over several columns.
+    every row. ``spanners``: a header over several columns. ``highlight``: rows (indices) to
+    mark, e.g. the offending event of a timeline.
     """
     specs = _money_specs(frame, money, currency)
     signed_cols = set(SIGNED_COLUMNS if signed is None else signed)
@@ -431,7 +458,7 @@ def table(
                 signed=name in signed_cols,
                 with_code=one is None and not shows_currency,
             )
-            if one in EXPONENTS and name not in labels:
+            if one in EXPONENTS and f"({one})" not in header:
                 header = f"{header} ({one})"
             columns.append(Column(name, header, cells, numeric=True, nowrap=True))
         elif name in id_cols:
@@ -463,6 +490,7 @@ def table(
         notes=notes,
         max_rows=max_rows,
         spanners={k: list(v) for k, v in (spanners or {}).items()},
+        highlight=list(highlight),
     )
 
 
@@ -496,7 +524,7 @@ def _column(name: str, header: str, col: pl.Series, decimals: int | None) -> Col
     if dtype.is_float():
         return Column(name, header, [_float(v, decimals) for v in col.to_list()], True, True)
     if isinstance(dtype, pl.Decimal):
-        return Column(name, header, [_str(v) for v in col.to_list()], True, True)
+        return Column(name, header, [_decimal(v, decimals) for v in col.to_list()], True, True)
     if isinstance(dtype, pl.Datetime | pl.Date):
         if isinstance(dtype, pl.Datetime) and not header.endswith("(UTC)"):
             header = f"{header} (UTC)"
@@ -506,7 +534,10 @@ def _column(name: str, header: str, col: pl.Series, decimals: int | None) -> Col
         return Column(name, header, cells)
     if isinstance(dtype, pl.List | pl.Array):
         return Column(name, header, [_list(v) for v in col.to_list()])
-    return Column(name, header, [_str(v) for v in col.to_list()])
+    cells = [_str(v) for v in col.to_list()]
+    # ids, accounts and codes are one token: a line break inside ``client:cl-01`` or
+    # ``F-417da0cfa50c`` would read as two things.
+    return Column(name, header, cells, nowrap=all(" " not in c for c in cells))
 
 
 def _str(v: Any) -> str:

@@ -97,6 +97,9 @@ class Timeline:
         options.setdefault("title", f"Timeline of {self.finding['finding_id']}")
         options.setdefault("subtitle", f"{self.finding['check']} · {self.finding['subject']}")
         options.setdefault("max_rows", None)
+        options.setdefault(
+            "highlight", [i for i, m in enumerate(self.frame["mark"].to_list()) if m == ">>"]
+        )
         rows = self.rows()
         amounts = [c for c in AMOUNTS if c in rows.columns]
         return table(
