@@ -12,6 +12,7 @@ A notebook starts with :func:`setup`, so its output is the same on every machine
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from . import figures, tables
@@ -80,7 +81,14 @@ def setup() -> None:
     mimetype (JupyterLab draws them; :mod:`.execute` turns them into HTML with plotly.js
     inline), and Polars tables at fixed sizes whatever ``POLARS_FMT_*`` says. In an interactive
     session (``workbench lab``: :func:`.tables.interactive`) it also loads the interactive
-    tables' library into the page, once, offline."""
+    tables' library into the page, once, offline.
+
+    It also keeps ``rfc3987_syntax`` out of the kernel: Plotly imports nbformat, and so
+    jsonschema, to show the first figure, and jsonschema imports that optional IRI checker,
+    which builds its grammar at import (about 2 s of every notebook's run here, more than any
+    cell). Nothing a notebook does validates IRIs; jsonschema runs without that checker."""
+    if "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import: ImportError
     os.environ["TZ"] = "UTC"
     time.tzset()
     import plotly.io as pio

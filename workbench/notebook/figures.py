@@ -12,7 +12,8 @@ from the integer minor units (:func:`workbench.domain.money.format_money`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -67,6 +68,25 @@ def _times(col: pl.Series) -> list[str | None]:
 
 def _finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """What a chart shows when its frame is empty (a figure without traces would draw an empty
+    frame, which reads as a chart that failed)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def drawn(
+    frame: pl.DataFrame, build: Callable[[pl.DataFrame], go.Figure], nothing: str
+) -> go.Figure | Nothing:
+    """``build(frame)``, or the sentence ``nothing`` when ``frame`` has no rows (a notebook
+    pointed at one account or day may have nothing to draw)."""
+    return Nothing(nothing) if frame.is_empty() else build(frame)
 
 
 # ------------------------------------------------------------------------------ audit

@@ -136,7 +136,7 @@ def pick_trader(ratings: pl.DataFrame) -> str:
         .sort(["off", "n", "trader_id"], descending=[True, True, False])
     )
     if counts.is_empty():
-        raise ValueError("no ratings")
+        raise ValueError("no ratings to pick a trader from (none in scope?)")
     return str(counts["trader_id"][0])
 
 

@@ -220,7 +220,7 @@ class Table:
         nowrap = [c.name for c in self.columns if c.nowrap]
         if nowrap:
             gt = gt.tab_style(
-                style.css("white-space: nowrap; font-variant-numeric: tabular-nums"),
+                style.css("white-space: nowrap; font-variant-numeric: tabular-nums;"),
                 loc.body(columns=nowrap),
             )
         ids = [c.name for c in self.columns if c.ids]
