@@ -181,6 +181,8 @@ def test_interactive_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "gt_table" not in live["text/html"]
     assert "ITable" in live["text/html"]
     assert UUID in live["text/html"] and "1.50" in live["text/html"]  # full id, major units
+    assert "unpkg" not in live["text/html"]  # offline: the library setup() loaded
+    assert "'dtype'>str" not in live["text/html"]  # no dtype row there either
     assert live["text/plain"] == static["text/plain"]
     tables.set_interactive(False)  # a session may turn it off again
     assert "gt_table" in table(frame)._repr_html_()

@@ -206,10 +206,10 @@ class Table:
 
         names = [c.name for c in self.columns]
         body = pl.DataFrame(
-            {c.name: [r[i] for r in self.rows(full_ids=True)] for i, c in enumerate(self.columns)},
-            schema=dict.fromkeys(names, pl.String),
+            self.rows(full_ids=True), schema=dict.fromkeys(names, pl.String), orient="row"
         )
-        gt = GT(body, id=self.table_id).cols_label(**{c.name: c.header for c in self.columns})
+        headers: dict[str, Any] = {c.name: c.header for c in self.columns}
+        gt = GT(body, id=self.table_id).cols_label(cases=headers)
         if self.title:
             gt = gt.tab_header(title=self.title, subtitle=self.subtitle)
         for spanner, cols in self.spanners.items():
@@ -265,6 +265,8 @@ class Table:
                 classes="display compact nowrap",
                 maxBytes=0,
                 showIndex=False,
+                show_dtypes=False,  # every column is text here: a dtype row would say "str"
+                connected=False,  # the library :func:`init_interactive` loaded: no network
             )
         )
 
@@ -549,7 +551,7 @@ def show(frame: pl.DataFrame, **options: Any) -> Table:
     from IPython.display import display
 
     shown = table(frame, **options)
-    display(shown)
+    display(shown)  # type: ignore[no-untyped-call]
     return shown
 
 

@@ -122,8 +122,8 @@ class Timeline:
         from IPython.display import display
 
         print(self.summary())
-        display(self.table())
-        display(self.figure())
+        display(self.table())  # type: ignore[no-untyped-call]
+        display(self.figure())  # type: ignore[no-untyped-call]
 
 
 def _change(before: Any, after: Any, fmt: Any) -> str:
