@@ -126,6 +126,15 @@ def test_a_parameter_that_cannot_mean_anything_is_an_error(
         scope(**kwargs)  # type: ignore[arg-type]
 
 
+def test_an_account_or_trader_that_is_not_there_is_an_error(sample_db: Path) -> None:
+    assert scope("client:cl-01", trader="tr-03").verify(sample_db).trader == "tr-03"
+    assert scope("platform:revenue").verify(sample_db).account == "platform:revenue"
+    with pytest.raises(LookupError, match="no account client:cl-99"):
+        scope("client:cl-99").verify(sample_db)
+    with pytest.raises(LookupError, match="no account trader:tr-99"):
+        scope(trader="tr-99").verify(sample_db)
+
+
 def test_the_scope_filters_what_a_notebook_shows(
     sample_db: Path, reconciliation: pl.DataFrame, timed: pl.DataFrame
 ) -> None:

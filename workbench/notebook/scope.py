@@ -96,6 +96,24 @@ class Scope:
             parts.append("severity " + ", ".join(self.severities))
         return "only " + "; ".join(parts)
 
+    def verify(self, db: str | Path) -> Scope:
+        """This scope, after checking that its account and trader exist in ``db`` (a typo must
+        not give a clean, empty report); raises :class:`LookupError` naming what is missing."""
+        if not self.accounts:
+            return self
+        con = connect(db)
+        try:
+            known = read(con, KNOWN_ACCOUNTS_SQL, {"accounts": list(self.accounts)})
+        finally:
+            con.close()
+        missing = sorted(set(self.accounts) - set(known["account"]))
+        if missing:
+            raise LookupError(
+                f"{db}: no account {', '.join(missing)} (not a client, trader or ledger account "
+                "there)"
+            )
+        return self
+
     def _days(self, col: pl.Expr) -> pl.Expr:
         keep = pl.lit(True)
         if self.day_from is not None:
@@ -191,6 +209,17 @@ def scope(
             )
     return Scope(account, first, last, trader, checks, severities)
 
+
+KNOWN_ACCOUNTS_SQL = """
+SELECT DISTINCT account FROM (
+    SELECT 'client:' || client_id AS account FROM clients
+    UNION ALL SELECT 'trader:' || trader_id FROM traders
+    UNION ALL SELECT from_account FROM ledger_postings
+    UNION ALL SELECT to_account FROM ledger_postings
+    UNION ALL SELECT owner FROM payouts
+)
+WHERE account IN (SELECT unnest($accounts::VARCHAR[]))
+"""
 
 SUBJECT_ACCOUNTS_SQL = """
 WITH s AS (
