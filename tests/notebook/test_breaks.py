@@ -106,6 +106,21 @@ def test_amount_bands(digits: int, band: str) -> None:
     assert breaks.amount_band(digits) == band
 
 
+@pytest.mark.parametrize(
+    ("digits", "currency", "band"),
+    [
+        (1, "USDT", "0.000001 to < 0.00001"),
+        (7, "USDT", "1 to < 10"),
+        (10, "USDT", "1,000 to < 10,000"),
+        (3, "KZT", "1 to < 10"),
+        (1, "RUB", "0.01 to < 0.1"),
+        (3, "XYZ", "100–999"),  # an unknown currency is not guessed into major units
+    ],
+)
+def test_amount_bands_in_major_units(digits: int, currency: str, band: str) -> None:
+    assert breaks.amount_band(digits, currency) == band
+
+
 def test_amount_band_needs_a_digit() -> None:
     with pytest.raises(ValueError):
         breaks.amount_band(0)
@@ -113,12 +128,12 @@ def test_amount_band_needs_a_digit() -> None:
 
 def test_by_amount_counts_each_band_per_currency() -> None:
     out = breaks.breaks_by_amount(FINDINGS)
-    assert out.select("currency", "band", "findings", "at_stake").rows() == [
-        ("KZT", "100–999", 1, 100),
-        ("USDT", "1–9", 2, 2),
-        ("USDT", "10–99", 1, 30),
-        ("USDT", "100–999", 2, 200),
-        ("USDT", "1,000,000,000,000,000–9,999,999,999,999,999", 2, 2 * BIG),
+    assert out.select("currency", "band", "digits", "findings", "at_stake").rows() == [
+        ("KZT", "1 to < 10", 3, 1, 100),
+        ("USDT", "0.000001 to < 0.00001", 1, 2, 2),
+        ("USDT", "0.00001 to < 0.0001", 2, 1, 30),
+        ("USDT", "0.0001 to < 0.001", 3, 2, 200),
+        ("USDT", "1,000,000,000 to < 10,000,000,000", 16, 2, 2 * BIG),
     ]
 
 

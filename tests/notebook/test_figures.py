@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -13,6 +15,7 @@ import polars as pl
 import pytest
 
 from workbench.audit import recompute_ratings, reconcile_payouts
+from workbench.domain.money import EXPONENTS, format_major, format_money
 from workbench.notebook import breaks, connect, figures, policies, ratings
 from workbench.sim import compare
 from workbench.sim.presets import synthetic_config
@@ -51,15 +54,55 @@ def test_breaks_over_time(timed: pl.DataFrame) -> None:
     assert len(by_check.data) == timed["check"].n_unique()
 
 
-def test_money_at_stake_labels_are_exact(sample_findings: pl.DataFrame) -> None:
+def test_money_at_stake_in_major_units_per_currency(sample_findings: pl.DataFrame) -> None:
     at_stake = breaks.money_at_stake(sample_findings)
     fig = _stable(lambda: figures.money_at_stake(at_stake))
-    assert [t.name for t in fig.data] == sorted(at_stake["currency"].unique().to_list())
-    usdt = next(t for t in fig.data if t.name == "USDT")
-    rows = at_stake.filter(pl.col("currency") == "USDT")
-    assert list(usdt.x) == rows["at_stake"].to_list()
-    assert list(usdt.text) == [f"{v:,}" for v in rows["at_stake"].to_list()]
-    assert fig.layout.xaxis.type == "log"
+    currencies = sorted(at_stake["currency"].unique().to_list())
+    assert [t.name for t in fig.data] == currencies  # one panel each: never on one axis
+    for i, (trace, currency) in enumerate(zip(fig.data, currencies, strict=True), start=1):
+        axis = fig.layout[f"xaxis{'' if i == 1 else i}"]
+        assert axis.type == "log"
+        assert axis.title.text == f"{currency} at stake (log scale)"
+        rows = at_stake.filter(pl.col("currency") == currency).sort(
+            "at_stake", "check", descending=[False, True]
+        )
+        exp = EXPONENTS[currency]
+        # drawn in major units (a float, for the axis only) ...
+        assert list(trace.x) == [float(Fraction(v, 10**exp)) for v in rows["at_stake"]]
+        # ... and read exactly: labels, hover and ticks in major units with the currency's digits
+        assert list(trace.text) == [format_major(v, currency) for v in rows["at_stake"]]
+        assert [c[0] for c in trace.customdata] == [
+            format_money(v, currency) for v in rows["at_stake"]
+        ]
+        for value, text in zip(axis.tickvals, axis.ticktext, strict=True):
+            assert Decimal(text.replace(",", "")) == Decimal(str(value))
+        assert axis.tickvals[0] <= min(trace.x) and axis.tickvals[-1] >= max(trace.x)
+    usdt = fig.data[currencies.index("USDT")]
+    assert "7,801.944568" in usdt.text  # 7801944568 minor units
+    axis = fig.layout[f"xaxis{currencies.index('USDT') + 1}"]
+    assert axis.ticktext[0] == "0.000001"  # USDT's smallest amount at stake: 7 minor units
+    assert "minor units" not in pio.to_json(fig)
+
+
+def test_the_money_axis_names_its_currency() -> None:
+    frame = pl.DataFrame(
+        {
+            "account": ["client:a", "client:a"],
+            "currency": ["RUB", "RUB"],
+            "day": [date(2026, 11, 1), date(2026, 11, 2)],
+            "difference": [-12345, 0],
+            "drift": [-12345, -12345],
+        }
+    )
+    fig = figures.account_drift(frame)
+    assert fig.layout.yaxis.title.text == "running difference (RUB)"
+    assert fig.layout.yaxis.tickformat == ",.2~f"  # at most the currency's two decimals
+    assert list(fig.data[0].y) == [0.0, -123.45, -123.45, -123.45]
+    assert list(fig.data[0].customdata) == ["0.00 RUB", "-123.45 RUB", "-123.45 RUB", "-123.45 RUB"]
+    mixed = frame.with_columns(pl.Series("currency", ["RUB", "USDT"]), pl.lit("x").alias("account"))
+    fig = figures.account_drift(mixed)
+    assert fig.layout.yaxis.title.text == "running difference (major units of each line's currency)"
+    assert [t.name for t in fig.data] == ["x (RUB)", "x (USDT)"]
 
 
 def test_drift_lines_run_over_the_whole_period(sample_db: Path, timed: pl.DataFrame) -> None:
@@ -144,6 +187,15 @@ def test_policy_intervals_and_differences(comparison: object) -> None:
     assert list(fig.data[0].x) == ["least_loaded − production", "fifo − production"]
     shapes = [s for s in fig.layout.shapes if s.y0 == 0 and s.y1 == 0]
     assert len(shapes) == len(metrics)  # a zero line in every panel
+
+
+def test_a_money_metric_is_drawn_in_its_currency(comparison: object) -> None:
+    summary = comparison.summary  # type: ignore[attr-defined]
+    fig = figures.policy_intervals(summary, ["fill_rate", "revenue"], {"revenue": "USDT"})
+    revenue = summary.filter(pl.col("metric") == "revenue")
+    assert list(fig.data[1].y) == [v / 10**6 for v in revenue["mean"].to_list()]
+    assert fig.layout.yaxis2.title.text == "USDT" and fig.layout.yaxis.title.text is None
+    assert "USDT" in fig.data[1].hovertemplate and "USDT" not in fig.data[0].hovertemplate
 
 
 def test_an_infinite_interval_is_left_out() -> None:

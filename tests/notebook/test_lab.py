@@ -81,6 +81,7 @@ def test_the_kernel_is_this_python(tmp_path: Path) -> None:
     spec = json.loads((lab.write_kernel(tmp_path) / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
     assert spec["argv"][1:3] == ["-m", "ipykernel_launcher"]
+    assert spec["env"] == {"WORKBENCH_INTERACTIVE": "1"}  # tables sortable and filterable there
     env = lab.environment(tmp_path, {"JUPYTER_PATH": "/elsewhere"})
     assert env["JUPYTER_PATH"] == os.pathsep.join([str(tmp_path), "/elsewhere"])
     assert lab.environment(tmp_path, {})["JUPYTER_PATH"] == str(tmp_path)

@@ -47,3 +47,24 @@ def test_lorenz_curves_run_from_nothing_to_everything(traders: pl.DataFrame) -> 
         assert part["share_of_population"][-1] == 1.0 and part["share_of_total"][-1] == 1.0
         assert part["share_of_total"].diff().drop_nulls().min() >= 0  # type: ignore[operator]
         assert part["gini"].n_unique() == 1
+
+
+def test_comparison_tables_read_revenue_in_its_currency() -> None:
+    result = compare(CONFIG, POLICIES[:2], seed=3, replications=2, progress=False)
+    money = policies.money_metrics(CONFIG)
+    assert money == {"revenue": "USDT"}
+    means, differences = policies.comparison_tables(result, money)
+    assert means.headers == ["Metric", *POLICIES[:2]]
+    rows = {r[0]: r[1:] for r in means.rows()}
+    revenue = result.summary.filter(
+        (pl.col("metric") == "revenue") & (pl.col("policy") == "production")
+    ).row(0, named=True)
+    mean = f"{revenue['mean'] / 10**6:,.6f}"
+    assert rows["revenue (USDT)"][0].startswith(f"{mean} ± ")
+    assert f"{revenue['mean']:,.0f}" not in means.text()  # never in minor units
+    assert "revenue in USDT" in (means.subtitle or "") and "minor" not in (means.subtitle or "")
+    # the other metrics as `workbench simulate` prints them
+    render = result.render()
+    assert rows["fill_rate"][0] in render and rows["gini_orders"][1] in render
+    assert differences.headers == ["Metric", "least_loaded − production"]
+    assert "revenue (USDT)" in {r[0] for r in differences.rows()}

@@ -96,14 +96,22 @@ def _amount(minor: int | None, currency: str | None) -> str:
     return "none" if minor is None else format_major(minor, currency)
 
 
-def explain(db: str | Path, finding: str) -> Explanation:
-    """The finding ``finding`` (an id from ``workbench audit``) with its subject's timeline."""
+def explain(db: str | Path, finding: str, *, findings: pl.DataFrame | None = None) -> Explanation:
+    """The finding ``finding`` (an id from ``workbench audit``) with its subject's timeline.
+
+    ``findings``: an audit's findings already at hand (e.g. ``audit(db, record=False).findings``)
+    to take the finding from; without them, or when the id is not among them, it is looked up in
+    the recorded runs or else found by running the checks again (which takes a whole audit)."""
     path = Path(db)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such database")
     con = store.connect(path, read_only=True)
     try:
-        row = _finding(con, path, finding)
+        hit = None if findings is None else findings.filter(pl.col("finding_id") == finding)
+        if hit is not None and hit.height:
+            row = dict(hit.row(0, named=True))
+        else:
+            row = _finding(con, path, finding)
         events = _timeline_events(con, row)
     finally:
         con.close()

@@ -1,8 +1,10 @@
 """What the notebooks in ``notebooks/`` call: the database (:func:`open_database`), cuts of the
-audit's findings and the reconciliation (:mod:`.breaks`), ratings split into the score's
-components (:mod:`.ratings`), who got the work under each policy (:mod:`.policies`), Plotly
-figures (:mod:`.figures`), and running notebooks as reports (:mod:`.execute`) or in JupyterLab
-(:mod:`.lab`).
+audit's findings and the reconciliation (:mod:`.breaks`), what the notebook is pointed at
+(:func:`scope`), a reconciliation row's orders, payouts, plans and postings (:func:`drill`), a
+finding's timeline (:func:`timeline`), ratings split into the score's components
+(:mod:`.ratings`), who got the work under each policy (:mod:`.policies`), tables for reading
+(:func:`table`, :func:`show`), Plotly figures (:mod:`.figures`), and running notebooks as reports
+(:mod:`.execute`) or in JupyterLab (:mod:`.lab`).
 
 A notebook starts with :func:`setup`, so its output is the same on every machine.
 """
@@ -10,11 +12,12 @@ A notebook starts with :func:`setup`, so its output is the same on every machine
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
 from .. import _lazy
-from . import figures
+from . import figures, tables
 from .breaks import (
     SEVERITIES,
     account_drift,
@@ -27,12 +30,21 @@ from .breaks import (
     money_at_stake,
     trader_drift,
     with_time,
+    worst_first,
 )
 from .database import connect, database_summary, open_database
+from .drill import Drill, drill, largest_differences
 from .ratings import components, latest, mismatches, pick_trader, with_components
+from .scope import Scope, scope, subject_accounts
+from .tables import Table, show, table
+from .timeline import Timeline, timeline
 
 __all__ = [
     "SEVERITIES",
+    "Drill",
+    "Scope",
+    "Table",
+    "Timeline",
     "account_drift",
     "account_totals",
     "breaks_by_amount",
@@ -41,18 +53,27 @@ __all__ = [
     "components",
     "connect",
     "database_summary",
+    "drill",
     "export_findings",
     "figures",
     "largest_breaks",
+    "largest_differences",
     "latest",
     "mismatches",
     "money_at_stake",
     "open_database",
     "pick_trader",
+    "scope",
     "setup",
+    "show",
+    "subject_accounts",
+    "table",
+    "tables",
+    "timeline",
     "trader_drift",
     "with_components",
     "with_time",
+    "worst_first",
 ]
 
 
@@ -60,7 +81,16 @@ def setup() -> None:
     """Make a notebook's output independent of the machine: times in UTC (the process's
     ``TZ``, read by DuckDB for ``TIMESTAMPTZ`` values), Plotly figures shown as the plotly
     mimetype (JupyterLab draws them; :mod:`.execute` turns them into HTML with plotly.js
-    inline), and Polars tables at fixed sizes whatever ``POLARS_FMT_*`` says."""
+    inline), and Polars tables at fixed sizes whatever ``POLARS_FMT_*`` says. In an interactive
+    session (``workbench lab``: :func:`.tables.interactive`) it also loads the interactive
+    tables' library into the page, once, offline.
+
+    It also keeps ``rfc3987_syntax`` out of the kernel: Plotly imports nbformat, and so
+    jsonschema, to show the first figure, and jsonschema imports that optional IRI checker,
+    which builds its grammar at import (about 2 s of every notebook's run here, more than any
+    cell). Nothing a notebook does validates IRIs; jsonschema runs without that checker."""
+    if "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import: ImportError
     os.environ["TZ"] = "UTC"
     time.tzset()
     import plotly.io as pio
@@ -72,6 +102,8 @@ def setup() -> None:
     pl.Config.set_tbl_rows(20)
     pl.Config.set_tbl_cols(14)
     pl.Config.set_fmt_str_lengths(60)
+    if tables.interactive():
+        tables.init_interactive()
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..domain.money import EXPONENTS, format_major
 from .database import connect, read
 
 #: Severities from worst to mildest (the order tables and charts use).
@@ -55,6 +56,20 @@ def with_time(db: str | Path, findings: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(pl.col("occurred_at").dt.date().alias("day"))
 
 
+def worst_first(findings: pl.DataFrame) -> pl.DataFrame:
+    """``findings`` in the order an analyst works them: worst severity first, then the most
+    money at stake (``|amount_delta|``, compared within a currency only by size of minor units),
+    then check and ``finding_id``."""
+    return findings.sort(
+        _RANK,
+        pl.col("amount_delta").abs(),
+        pl.col("check"),
+        pl.col("finding_id"),
+        descending=[False, True, False, False],
+        nulls_last=True,
+    )
+
+
 def breaks_by_check(findings: pl.DataFrame) -> pl.DataFrame:
     """Per check: its severity, the number of findings, of distinct subjects, and of findings
     with money at stake; worst severity first, then most findings."""
@@ -96,16 +111,27 @@ def breaks_by_day(timed: pl.DataFrame, by: str = "severity") -> pl.DataFrame:
     return out.with_columns(key.alias("_k")).sort("day", "_k", nulls_last=True).drop("_k")
 
 
-def amount_band(digits: int) -> str:
-    """The band of amounts with ``digits`` decimal digits, e.g. 3 → ``"100–999"``."""
+def amount_band(digits: int, currency: str | None = None) -> str:
+    """The band of amounts with ``digits`` decimal digits in minor units, e.g. 3 →
+    ``"100–999"``; with a known ``currency``, in its major units, exactly: 3 digits of USDT →
+    ``"0.0001 to < 0.001"`` (an upper bound written as the next power of ten, not as
+    ``0.000999``)."""
     if digits < 1:
         raise ValueError(f"a band has at least one digit, got {digits}")
+    if currency in EXPONENTS:
+        return f"{_trimmed(10 ** (digits - 1), currency)} to < {_trimmed(10**digits, currency)}"
     return f"{10 ** (digits - 1):,}–{10**digits - 1:,}"
 
 
+def _trimmed(minor: int, currency: str) -> str:
+    text = format_major(minor, currency)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def breaks_by_amount(findings: pl.DataFrame) -> pl.DataFrame:
-    """Findings with money at stake, per currency and band of ``|amount_delta|`` in minor units
-    (by its number of decimal digits: 1–9, 10–99, …): their number and the money at stake."""
+    """Findings with money at stake, per currency and band of ``|amount_delta|`` (by its number
+    of decimal digits in minor units: 1–9, 10–99, …; ``band`` says it in major units of the
+    currency): their number and the money at stake (minor units)."""
     money = findings.filter(pl.col("amount_delta").is_not_null()).with_columns(
         pl.col("amount_delta").abs().cast(pl.String).str.len_chars().cast(pl.Int64).alias("digits")
     )
@@ -117,9 +143,10 @@ def breaks_by_amount(findings: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("currency", "digits")
     )
-    return out.with_columns(
-        pl.col("digits").map_elements(amount_band, return_dtype=pl.String).alias("band")
-    ).select("currency", "band", "digits", "findings", "at_stake")
+    bands = [amount_band(d, c) for c, d in out.select("currency", "digits").iter_rows()]
+    return out.with_columns(pl.Series("band", bands, pl.String)).select(
+        "currency", "band", "digits", "findings", "at_stake"
+    )
 
 
 def largest_breaks(

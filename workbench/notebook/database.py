@@ -79,7 +79,9 @@ def database_summary(db: str | Path) -> pl.DataFrame:
 
 
 def read(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list[object] | dict[str, object] | None = None,
 ) -> pl.DataFrame:
     """A query's result as a Polars frame (exact types: BIGINT money stays Int64)."""
     frame = pl.from_arrow(con.sql(sql, params=params).to_arrow_table())

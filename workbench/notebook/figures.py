@@ -2,22 +2,26 @@
 :mod:`.ratings`, :mod:`.policies` or :mod:`workbench.sim` and returns a
 :class:`plotly.graph_objects.Figure`.
 
-Figures hold plain lists (no NumPy arrays), times as UTC strings without an offset, money as the
-integers it was summed in (an axis plots them as numbers; hover text shows them exactly), and
-no random ids: the same frame gives the same figure JSON, which the notebooks' strict checks
-compare.
+Figures hold plain lists (no NumPy arrays), times as UTC strings without an offset, and no random
+ids: the same frame gives the same figure JSON, which the notebooks' strict checks compare.
+Money is drawn in major units of its currency (a float, for the axis only); what a person reads
+of it, the axis title naming the currency, tick labels, bar labels and hover, is written exactly
+from the integer minor units (:func:`workbench.domain.money.format_money`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from ..domain.money import EXPONENTS, format_major, format_money
 from .breaks import SEVERITIES
 
 TEMPLATE = "plotly_white"
@@ -66,6 +70,25 @@ def _finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+@dataclass(frozen=True)
+class Nothing:
+    """What a chart shows when its frame is empty (a figure without traces would draw an empty
+    frame, which reads as a chart that failed)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def drawn(
+    frame: pl.DataFrame, build: Callable[[pl.DataFrame], go.Figure], nothing: str
+) -> go.Figure | Nothing:
+    """``build(frame)``, or the sentence ``nothing`` when ``frame`` has no rows (a notebook
+    pointed at one account or day may have nothing to draw)."""
+    return Nothing(nothing) if frame.is_empty() else build(frame)
+
+
 # ------------------------------------------------------------------------------ audit
 def breaks_over_time(by_day: pl.DataFrame, by: str = "severity") -> go.Figure:
     """Stacked bars of findings per day of their offending event (a frame from
@@ -102,75 +125,137 @@ def breaks_over_time(by_day: pl.DataFrame, by: str = "severity") -> go.Figure:
 
 def money_at_stake(at_stake: pl.DataFrame) -> go.Figure:
     """Horizontal bars of the money at stake per check (a frame from
-    :func:`.breaks.money_at_stake`), one colour per currency, on a log axis of minor units;
-    labels and hover give the exact integers."""
-    fig = go.Figure()
-    checks = (
-        at_stake.group_by("check")
-        .agg(pl.col("at_stake").max())
-        .sort("at_stake", "check", descending=[False, True])["check"]
-        .to_list()
+    :func:`.breaks.money_at_stake`): one panel per currency (amounts of different currencies are
+    never on one axis), each on a log axis of that currency's major units, ticked at powers of
+    ten written exactly; bar labels and hover give each amount exactly."""
+    currencies = sorted(set(at_stake["currency"].to_list()), key=str)
+    parts = [
+        at_stake.filter(pl.col("currency") == c).sort("at_stake", "check", descending=[False, True])
+        for c in currencies
+    ]
+    sizes = [max(p.height, 1) for p in parts]
+    fig = make_subplots(
+        rows=max(len(currencies), 1),
+        cols=1,
+        row_heights=[s / sum(sizes) for s in sizes] if sizes else None,
+        vertical_spacing=0.12 / max(len(currencies), 1) + 0.04,
     )
-    for i, currency in enumerate(sorted(set(at_stake["currency"].to_list()))):
-        part = at_stake.filter(pl.col("currency") == currency)
+    for row, (currency, part) in enumerate(zip(currencies, parts, strict=True), start=1):
+        values = part["at_stake"].to_list()
         fig.add_trace(
             go.Bar(
                 name=currency,
                 orientation="h",
                 y=part["check"].to_list(),
-                x=part["at_stake"].to_list(),
-                text=[f"{v:,}" for v in part["at_stake"].to_list()],
+                x=[major(v, currency) for v in values],
+                text=[format_major(v, currency) for v in values],
                 textposition="outside",
-                customdata=list(
-                    zip(
-                        part["findings"].to_list(),
-                        [f"{v:,}" for v in part["largest"].to_list()],
-                        strict=True,
+                cliponaxis=False,
+                customdata=[
+                    [format_money(v, currency), n, format_money(big, currency)]
+                    for v, n, big in zip(
+                        values, part["findings"].to_list(), part["largest"].to_list(), strict=True
                     )
-                ),
-                marker={"color": PALETTE[i % len(PALETTE)]},
+                ],
+                marker={"color": PALETTE[(row - 1) % len(PALETTE)]},
                 hovertemplate=(
-                    f"%{{y}}<br>%{{text}} {currency} minor units at stake"
-                    "<br>%{customdata[0]} findings, largest %{customdata[1]}<extra></extra>"
+                    "%{y}<br>%{customdata[0]} at stake"
+                    "<br>%{customdata[1]} findings, largest %{customdata[2]}<extra></extra>"
                 ),
-            )
+                showlegend=False,
+            ),
+            row=row,
+            col=1,
+        )
+        ticks = decade_ticks(min(values), max(values), currency)
+        low, high = math.log10(ticks[0][0]), math.log10(ticks[-1][0])
+        fig.update_xaxes(
+            type="log",
+            title_text=f"{currency} at stake (log scale)",
+            tickvals=[t for t, _ in ticks],
+            ticktext=[t for _, t in ticks],
+            range=[low - 0.2, high + 0.9],  # room for the labels outside the bars
+            row=row,
+            col=1,
         )
     fig = _layout(
         fig,
-        "Money at stake by check (sum of |amount_delta|, minor units)",
-        barmode="group",
-        height=max(320, 60 + 45 * len(checks)),
+        "Money at stake by check (sum of |amount_delta|), per currency",
+        height=max(320, 80 + 34 * sum(sizes) + 90 * len(currencies)),
     )
-    fig.update_xaxes(title_text="minor units (log scale)", type="log")
-    fig.update_yaxes(categoryorder="array", categoryarray=checks)
+    fig.update_layout(margin={"l": 200, "r": 40, "t": 60, "b": 50})
     return fig
 
 
-def _steps(frame: pl.DataFrame, key: str, x: str, y: str, title: str, x_title: str) -> go.Figure:
-    """Step lines of ``y`` over ``x`` per ``key``, each from 0 at the first ``x`` of the whole
-    frame to its last value at the last ``x`` (a line is flat where nothing happened)."""
+def major(minor: int, currency: str | None) -> float:
+    """``minor`` units as a float of major units: for drawing only (the axis); what a person
+    reads (labels, ticks, hover) is written exactly by :func:`format_major`."""
+    return float(Fraction(minor, 10 ** EXPONENTS.get(currency or "", 0)))
+
+
+def tick_text(minor: int, currency: str | None) -> str:
+    """An axis tick exactly, in major units, without the zeros a tick does not need
+    (``1,000`` rather than ``1,000.000000``)."""
+    text = format_major(minor, currency)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def decade_ticks(low: int, high: int, currency: str | None) -> list[tuple[float, str]]:
+    """Ticks of a log axis at the powers of ten (in minor units) from below ``low`` to above
+    ``high`` (positive amounts), each as (major units for drawing, exact text)."""
+    first = max(len(str(max(low, 1))) - 1, 0)
+    last = len(str(max(high, 1)))
+    return [(major(10**k, currency), tick_text(10**k, currency)) for k in range(first, last + 1)]
+
+
+def _money_axis(currencies: set[str]) -> tuple[str, str | None]:
+    """An axis title naming the currency of its amounts, and its tick format (the currency's
+    decimals at most, trailing zeros trimmed); several currencies: each line's own."""
+    known = {c for c in currencies if c}
+    if len(known) == 1:
+        (cur,) = known
+        if cur in EXPONENTS:
+            return cur, f",.{EXPONENTS[cur]}~f"
+        return f"minor units {cur}", ",d"
+    return "major units of each line's currency", None
+
+
+def _steps(
+    frame: pl.DataFrame, key: str, x: str, y: str, title: str, x_title: str, y_title: str
+) -> go.Figure:
+    """Step lines of the money ``y`` (integer minor units of ``currency``) over ``x`` per
+    ``key`` and currency, each from 0 at the first ``x`` of the whole frame to its last value
+    at the last ``x`` (a line is flat where nothing happened). Drawn in major units; the axis
+    names the currency and the hover gives each amount exactly."""
     fig = go.Figure()
     xs = [v for v in _times(frame[x]) if v is not None]
     first, last = (min(xs), max(xs)) if xs else (None, None)
-    for i, value in enumerate(sorted(set(frame[key].to_list()))):
-        part = frame.filter(pl.col(key) == value)
-        currency = part["currency"][0] if "currency" in part.columns else ""
+    if "currency" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("currency"))
+    currencies = set(frame["currency"].to_list())
+    lines = sorted(set(frame.select(key, "currency").iter_rows()), key=lambda r: (r[0], r[1] or ""))
+    for i, (value, currency) in enumerate(lines):
+        part = frame.filter((pl.col(key) == value) & pl.col("currency").eq_missing(currency))
+        name = str(value) if len(currencies) == 1 else f"{value} ({currency})"
         px, py = _times(part[x]), part[y].to_list()
+        amounts = [0, *py, py[-1]]
         fig.add_trace(
             go.Scatter(
-                name=str(value),
+                name=name,
                 x=[first, *px, last],
-                y=[0, *py, py[-1]],
+                y=[major(v, currency) for v in amounts],
+                customdata=[format_money(v, currency, signed=True) for v in amounts],
                 mode="lines+markers",
                 line={"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
                 marker={"size": [0, *([7] * len(px)), 0]},
-                hovertemplate=f"{value}<br>%{{x}}<br>%{{y:,}} {currency} minor units<extra></extra>",
+                hovertemplate=f"{name}<br>%{{x}}<br>%{{customdata}}<extra></extra>",
             )
         )
     fig = _layout(fig, title)
     fig.add_hline(y=0, line={"color": "#888", "width": 1})
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="minor units")
+    axis, ticks = _money_axis({c for c in currencies if c})
+    fig.update_yaxes(title_text=f"{y_title} ({axis})", tickformat=ticks)
     return fig
 
 
@@ -184,6 +269,7 @@ def trader_drift(drift: pl.DataFrame) -> go.Figure:
         "drift",
         "Per-trader drift: trader stream minus ledger, running total",
         "time (UTC)",
+        "running drift",
     )
 
 
@@ -197,8 +283,88 @@ def account_drift(drift: pl.DataFrame) -> go.Figure:
         "drift",
         "Per-account drift: settled or paid out minus ledger, running total",
         "day (UTC)",
+        "running difference",
     )
     fig.update_xaxes(type="date", dtick=86400000.0, tickformat="%b %d")
+    return fig
+
+
+#: How a timeline chart marks events: the offending one, other evidence, the rest.
+_MARK_STYLE: dict[str, tuple[str, str, int]] = {
+    ">>": ("#d62728", "x", 13),
+    "*": ("#ff7f0e", "diamond", 10),
+    "": ("#555", "circle", 6),
+}
+
+
+def finding_timeline(timeline: pl.DataFrame, currency: str | None, title: str) -> go.Figure:
+    """A finding's timeline (:attr:`workbench.audit.Explanation.timeline`) over time: when its
+    subject has money, the balance, held and available amounts after each event as step lines
+    in major units of ``currency`` (hover exact), else each event by kind; the offending event
+    a red cross, other evidence orange."""
+    x = _times(timeline["occurred_at"])
+    fig = go.Figure()
+    amounts = [
+        n for n in ("balance", "held", "available") if timeline[f"{n}_after"].is_not_null().any()
+    ]
+    marks = timeline["mark"].to_list()
+    if amounts:
+        for i, name in enumerate(amounts):
+            values = timeline[f"{name}_after"].to_list()
+            points = [(t, v, m) for t, v, m in zip(x, values, marks, strict=True) if v is not None]
+            fig.add_trace(
+                go.Scatter(
+                    name=name,
+                    x=[t for t, _, _ in points],
+                    y=[major(v, currency) for _, v, _ in points],
+                    customdata=[format_money(v, currency) for _, v, _ in points],
+                    mode="lines+markers",
+                    line={"shape": "hv", "color": PALETTE[i]},
+                    marker={
+                        "color": [_MARK_STYLE[m][0] if m else PALETTE[i] for *_, m in points],
+                        "symbol": [_MARK_STYLE[m][1] for *_, m in points],
+                        "size": [_MARK_STYLE[m][2] for *_, m in points],
+                    },
+                    hovertemplate=f"{name} after %{{x}}: %{{customdata}}<extra></extra>",
+                )
+            )
+        axis, ticks = _money_axis({currency} if currency else set())
+        fig.update_yaxes(title_text=f"after each event ({axis})", tickformat=ticks)
+    else:
+        kinds = timeline["kind"].to_list()
+        fig.add_trace(
+            go.Scatter(
+                name="events",
+                x=x,
+                y=kinds,
+                mode="markers",
+                marker={
+                    "color": [_MARK_STYLE[m][0] for m in marks],
+                    "symbol": [_MARK_STYLE[m][1] for m in marks],
+                    "size": [_MARK_STYLE[m][2] for m in marks],
+                },
+                customdata=[
+                    [str(p), f"{s or ''}{' → ' + a if a and a != s else ''}"]
+                    for p, s, a in zip(
+                        timeline["position"].to_list(),
+                        timeline["status_before"].to_list(),
+                        timeline["status_after"].to_list(),
+                        strict=True,
+                    )
+                ],
+                hovertemplate="%{y} at %{x}<br>position %{customdata[0]}<br>%{customdata[1]}"
+                "<extra></extra>",
+                showlegend=False,
+            )
+        )
+        order = list(dict.fromkeys(kinds))
+        fig.update_yaxes(title_text="event", categoryorder="array", categoryarray=order[::-1])
+    fig = _layout(
+        fig,
+        f"{title}: × offending event, ◆ other evidence",
+        height=380 if amounts else max(260, 120 + 28 * len(set(timeline["kind"].to_list()))),
+    )
+    fig.update_xaxes(title_text="time (UTC)")
     return fig
 
 
@@ -323,14 +489,25 @@ def _interval_subplots(
     value: str,
     title: str,
     zero: bool,
+    money: Mapping[str, str] | None = None,
 ) -> go.Figure:
+    """One panel per metric: ``value`` with its interval [``low``, ``high``] per ``label``. A
+    metric in ``money`` (metric → currency) is a mean of integer minor units: drawn in major
+    units of its currency, the axis titled with it, the hover to the currency's decimals."""
     metrics = list(metrics)
+    money = dict(money or {})
     fig = make_subplots(rows=len(metrics), cols=1, subplot_titles=metrics, vertical_spacing=0.08)
     for row, metric in enumerate(metrics, start=1):
         part = frame.filter(pl.col("metric") == metric)
-        y = [_finite(v) for v in part[value].to_list()]
-        low = [_finite(v) for v in part["low"].to_list()]
-        high = [_finite(v) for v in part["high"].to_list()]
+        cur = money.get(metric)
+        scale = 10 ** EXPONENTS.get(cur or "", 0) if cur else 1
+
+        def scaled(values: list[Any], scale: int = scale) -> list[float | None]:
+            return [None if v is None else v / scale for v in (_finite(x) for x in values)]
+
+        y = scaled(part[value].to_list())
+        low = scaled(part["low"].to_list())
+        high = scaled(part["high"].to_list())
         plus = [
             h - v if h is not None and v is not None else None for v, h in zip(y, high, strict=True)
         ]
@@ -343,6 +520,8 @@ def _interval_subplots(
             if "significant" in part.columns
             else [False] * part.height
         )
+        number = f",.{EXPONENTS.get(cur or '', 0)}f" if cur in EXPONENTS else ".4g"
+        unit = f" {cur}" if cur else ""
         fig.add_trace(
             go.Scatter(
                 x=part[label].to_list(),
@@ -355,22 +534,29 @@ def _interval_subplots(
                 error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
                 customdata=list(zip(low, high, strict=True)),
                 hovertemplate=(
-                    f"{metric}<br>%{{x}}: %{{y:.4g}}"
-                    "<br>interval [%{customdata[0]:.4g}, %{customdata[1]:.4g}]<extra></extra>"
+                    f"{metric}<br>%{{x}}: %{{y:{number}}}{unit}"
+                    f"<br>interval [%{{customdata[0]:{number}}}, %{{customdata[1]:{number}}}]"
+                    f"{unit}<extra></extra>"
                 ),
                 showlegend=False,
             ),
             row=row,
             col=1,
         )
+        if cur:
+            axis, ticks = _money_axis({cur})
+            fig.update_yaxes(title_text=axis, tickformat=ticks, row=row, col=1)
         if zero:
             fig.add_hline(y=0, line={"color": "#888", "width": 1}, row=row, col=1)
     return _layout(fig, title, height=80 + 230 * len(metrics))
 
 
-def policy_intervals(summary: pl.DataFrame, metrics: Sequence[str]) -> go.Figure:
+def policy_intervals(
+    summary: pl.DataFrame, metrics: Sequence[str], money: Mapping[str, str] | None = None
+) -> go.Figure:
     """Each policy's mean of each of ``metrics`` with its interval (``Comparison.summary``),
-    one panel per metric."""
+    one panel per metric; ``money``: the metrics that are money (e.g. ``{"revenue": "USDT"}``),
+    drawn in major units of their currency."""
     level = summary["level"][0] if summary.height else 0.95
     return _interval_subplots(
         summary.filter(pl.col("metric").is_in(list(metrics))),
@@ -379,12 +565,16 @@ def policy_intervals(summary: pl.DataFrame, metrics: Sequence[str]) -> go.Figure
         "mean",
         f"Policies: mean and {level:.0%} interval over replications",
         zero=False,
+        money=money,
     )
 
 
-def policy_differences(differences: pl.DataFrame, metrics: Sequence[str]) -> go.Figure:
+def policy_differences(
+    differences: pl.DataFrame, metrics: Sequence[str], money: Mapping[str, str] | None = None
+) -> go.Figure:
     """Each policy's paired difference from the baseline (``Comparison.differences``) with its
-    interval, one panel per metric; a difference whose interval excludes zero is in red."""
+    interval, one panel per metric; a difference whose interval excludes zero is in red;
+    ``money`` as in :func:`policy_intervals`."""
     frame = differences.filter(pl.col("metric").is_in(list(metrics))).with_columns(
         (pl.col("policy") + " − " + pl.col("baseline")).alias("pair")
     )
@@ -396,4 +586,5 @@ def policy_differences(differences: pl.DataFrame, metrics: Sequence[str]) -> go.
         "difference",
         f"Paired differences from the baseline, {level:.0%} intervals (red: excludes 0)",
         zero=True,
+        money=money,
     )

@@ -35,11 +35,16 @@ SOCKET_NAME_LENGTH = len("/kernel-") + 36 + len("-ipc-") + 1
 
 
 def kernel_spec() -> dict[str, object]:
-    """The ``python3`` kernelspec of this interpreter."""
+    """The ``python3`` kernelspec of this interpreter; its kernels show tables interactive
+    (sortable, filterable: ``WORKBENCH_INTERACTIVE=1``, see :mod:`.tables`), which reports and
+    the notebooks' checked runs, started otherwise, do not."""
     from ipykernel.kernelspec import get_kernel_dict
+
+    from .tables import INTERACTIVE_ENV
 
     spec: dict[str, object] = dict(get_kernel_dict())
     spec["display_name"] = "Python 3 (workbench)"
+    spec["env"] = {INTERACTIVE_ENV: "1"}
     return spec
 
 

@@ -27,6 +27,37 @@ FIGURES: tuple[str, ...] = ("assignments", "completed", "on_time", "disputed", "
 #: The score's components, in the formula's order, as the columns :func:`with_components` adds.
 COMPONENTS: tuple[str, ...] = ("completion_points", "on_time_points", "dispute_points")
 
+#: For a table of published figures beside recomputed ones: a header over each pair, and the
+#: pair's own headers.
+PAIRS: dict[str, list[str]] = {
+    name: [f, f"{f}_recomputed"]
+    for name, f in zip(
+        ("Assignments", "Completed", "On time", "Disputed", "Score"), FIGURES, strict=True
+    )
+}
+PAIR_LABELS: dict[str, str] = {
+    **{f: "published" for f in FIGURES},
+    **{f"{f}_recomputed": "recomputed" for f in FIGURES},
+}
+
+#: Headers of a rating table that shows the recomputed figures (and both scores).
+LABELS: dict[str, str] = {
+    "assignments_recomputed": "Assignments",
+    "completed_recomputed": "Completed",
+    "on_time_recomputed": "On time",
+    "disputed_recomputed": "Disputed",
+    "completion_points": "Completion",
+    "on_time_points": "On time (points)",
+    "dispute_points": "Disputes (points)",
+    "score_recomputed": "Score (formula)",
+    "score": "Score (published)",
+    "matches": "Matches",
+}
+
+#: Digits a rating table shows: scores in hundredths (more if a published score has them),
+#: components to two places.
+DECIMALS: dict[str, int] = {"score": 2, "score_recomputed": 2, **dict.fromkeys(COMPONENTS, 2)}
+
 
 @dataclass(frozen=True, slots=True)
 class Components:
@@ -105,7 +136,7 @@ def pick_trader(ratings: pl.DataFrame) -> str:
         .sort(["off", "n", "trader_id"], descending=[True, True, False])
     )
     if counts.is_empty():
-        raise ValueError("no ratings")
+        raise ValueError("no ratings to pick a trader from (none in scope?)")
     return str(counts["trader_id"][0])
 
 
