@@ -226,6 +226,11 @@ def test_triage_survives_more_data_full_replays_and_flags_a_changed_waiver(
         f"  now: listed in audit run 3 [{now}]; ! changed since the latest judgement "
         "(amount_delta, detail)"
     ), out
+    # explain shows the judgement and that the money at stake moved since
+    code, out, _ = _run(["explain", str(waived["finding_id"]), "--db", str(db)], capsys)
+    assert code == 0
+    assert "  triage: waived by ana, " in out and ": bank rounds" in out, out
+    assert f"! changed since the latest judgement, which saw {was} at stake" in out, out
     flagged = expected | {waived["finding_id"]: (*expected[waived["finding_id"]][:4], True)}
     assert judged(audit(db, record=False).findings) == flagged
 

@@ -9,7 +9,7 @@ the offending event is marked. Long timelines are cut to a window around the off
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,12 @@ TIMELINE_COLUMNS = (
 
 @dataclass
 class Explanation:
-    """A finding and its timeline (a Polars frame of :data:`TIMELINE_COLUMNS`)."""
+    """A finding, its timeline (a Polars frame of :data:`TIMELINE_COLUMNS`) and what analysts
+    judged of it (its triage history, oldest first: :func:`workbench.audit.triage_history`)."""
 
     finding: dict[str, Any]
     timeline: pl.DataFrame
+    triage: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     def __str__(self) -> str:
         f = self.finding
@@ -65,6 +67,7 @@ class Explanation:
                 + format_money(f["amount_delta"], f.get("currency"), signed=True)
             )
         lines.append(f"  evidence: {', '.join(f['evidence'])}")
+        lines.extend(self._triage_lines())
         lines.append("")
         cur = f.get("currency")
         unit = f"money in {cur}" if cur in EXPONENTS else "money in minor units"
@@ -76,6 +79,30 @@ class Explanation:
                 f"{r['kind']:<34} {r['stream']}:{r['aggregate_id']}  {state}".rstrip()
             )
         return "\n".join(lines)
+
+    def _triage_lines(self) -> list[str]:
+        """Each judgement, and a warning when the money at stake is no longer what the latest
+        one judged (the rule of :func:`workbench.audit.triage_log.fingerprint_differs`)."""
+        if self.triage.is_empty():
+            return []
+        from .triage_log import CHANGED_BY
+
+        out = []
+        for j in self.triage.iter_rows(named=True):
+            note = " ".join(str(j["note"]).split())
+            out.append(
+                f"  triage: {j['status']} by {j['triaged_by']}, "
+                f"{j['triaged_at']:%Y-%m-%d %H:%M} UTC: {note}"
+            )
+        last = self.triage.row(-1, named=True)
+        if any(last[c] != self.finding.get(c) for c in CHANGED_BY):
+            then = _money_or_none(last["amount_delta"], last["currency"])
+            out.append(f"  ! changed since the latest judgement, which saw {then} at stake")
+        return out
+
+
+def _money_or_none(minor: int | None, currency: str | None) -> str:
+    return "no amount" if minor is None else format_money(minor, currency, signed=True)
 
 
 def _state_text(r: dict[str, Any], currency: str | None) -> str:
@@ -115,7 +142,18 @@ def explain(db: str | Path, finding: str, *, findings: pl.DataFrame | None = Non
         events = _timeline_events(con, row)
     finally:
         con.close()
-    return Explanation(row, _timeline(row, events))
+    return Explanation(row, _timeline(row, events), _judgements(path, finding))
+
+
+def _judgements(db: Path, finding: str) -> pl.DataFrame:
+    """The finding's triage history; none where nobody triaged it (or no run was recorded)."""
+    from ..replay import snapshots
+    from . import triage_log
+
+    if not snapshots.analyst_db(db).exists():
+        return pl.DataFrame()
+    every = triage_log.history(db)
+    return every.filter(pl.col("finding_id") == finding)
 
 
 def _finding(con: duckdb.DuckDBPyConnection, path: Path, fid: str) -> dict[str, Any]:
