@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import _lazy
 from . import figures, tables
+from .books import balances_line, default_account, ledger_table, revenue_table
 from .breaks import (
     SEVERITIES,
     account_drift,
@@ -35,37 +36,61 @@ from .breaks import (
 from .database import connect, database_summary, open_database
 from .drill import Drill, drill, largest_differences
 from .ratings import components, latest, mismatches, pick_trader, with_components
+from .runs import Runs, changes_line, changes_table, record_runs, start_of_last_day
 from .scope import Scope, scope, subject_accounts
+from .statements import demo as statements_demo
+from .statements import (
+    import_folder,
+    largest_payout_break,
+    lines_by_day,
+    lines_of,
+    statement_findings,
+)
 from .tables import Table, show, table
 from .timeline import Timeline, timeline
 
 __all__ = [
     "SEVERITIES",
     "Drill",
+    "Runs",
     "Scope",
     "Table",
     "Timeline",
     "account_drift",
     "account_totals",
+    "balances_line",
     "breaks_by_amount",
     "breaks_by_check",
     "breaks_by_day",
+    "changes_line",
+    "changes_table",
     "components",
     "connect",
     "database_summary",
+    "default_account",
     "drill",
     "export_findings",
     "figures",
+    "import_folder",
     "largest_breaks",
     "largest_differences",
+    "largest_payout_break",
     "latest",
+    "ledger_table",
+    "lines_by_day",
+    "lines_of",
     "mismatches",
     "money_at_stake",
     "open_database",
     "pick_trader",
+    "record_runs",
+    "revenue_table",
     "scope",
     "setup",
     "show",
+    "start_of_last_day",
+    "statement_findings",
+    "statements_demo",
     "subject_accounts",
     "table",
     "tables",

@@ -9,7 +9,7 @@ to where they type it, and a database they name must be the one reported on.
 
 The rule, by parameter name (the notebooks follow it):
 
-* inputs, which must exist: ``db``, ``export`` and names ending ``_db``, ``_export``, ``_path``;
+* inputs, which must exist: ``db``, ``export``, ``statements`` and names ending ``_db``, ``_export``, ``_path``;
 * outputs, which the notebook writes: names ending ``_out``;
 * both are made absolute from the current directory before they are injected; a ``db`` (or
   ``NAME_db``) that does not exist is accepted only when ``export`` (``NAME_export``) is given
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-INPUTS = ("db", "export")
+INPUTS = ("db", "export", "statements")
 INPUT_SUFFIXES = ("_db", "_export", "_path")
 OUTPUT_SUFFIXES = ("_out",)
 
