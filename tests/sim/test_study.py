@@ -25,7 +25,14 @@ from workbench.sim.metrics import (
 from workbench.sim.model import Simulation
 from workbench.sim.presets import mmc_config, synthetic_config
 from workbench.sim.stats import gini, mean_ci, paired_difference, percentile
-from workbench.sim.study import compare, run_cell, simulate, stream_index
+from workbench.sim.study import (
+    compare,
+    format_pm,
+    revenue_currency,
+    run_cell,
+    simulate,
+    stream_index,
+)
 from workbench.sim.sweep import configure, grid, sweep, sweep_summary
 
 NEVER = timedelta(days=100_000)
@@ -173,6 +180,18 @@ def test_compare_intervals_are_the_statistics_ones() -> None:
     assert (result.differences["warmup"] == SMALL.warmup).all()
     text = result.render()
     assert "warm-up 2 h (7200 s) excluded" in text and "least_loaded − production" in text
+    # revenue read in the settlement currency's major units: the mean of the exact minor sums
+    assert revenue_currency(SMALL) == "USDT"
+    shown = result.render("USDT")
+    assert "revenue in USDT" in shown and "revenue in USDT" not in text
+    row = result.summary.filter(
+        (pl.col("policy") == "production") & (pl.col("metric") == "revenue")
+    ).row(0, named=True)
+    minor = reps.filter(pl.col("policy") == "production")["revenue"].to_list()
+    assert row["mean"] == pytest.approx(sum(minor) / len(minor), rel=1e-12)
+    line = next(ln for ln in shown.splitlines() if ln.startswith("revenue "))
+    assert format_pm(row["mean"] / 10**6, row["half_width"] / 10**6) in line
+    assert format_pm(row["mean"], row["half_width"]) not in line
 
 
 def test_simulate_is_deterministic_and_policy_order_changes_nothing() -> None:

@@ -236,9 +236,10 @@ def _simulate(args: argparse.Namespace) -> int:
             common=common,
             progress=progress,
         )
-        from ..sim.study import summarize
+        from ..sim.study import revenue_currency, summarize
 
-        print(describe(reps, level=args.level, common=common))
+        currency = revenue_currency(config)  # type: ignore[arg-type]
+        print(describe(reps, level=args.level, common=common, currency=currency))
         _write_frames(args.out, replications=reps, summary=summarize(reps, level=args.level))
     else:
         result = compare(
@@ -250,7 +251,9 @@ def _simulate(args: argparse.Namespace) -> int:
             common=common,
             progress=progress,
         )
-        print(result.render())
+        from ..sim.study import revenue_currency
+
+        print(result.render(revenue_currency(config)))  # type: ignore[arg-type]
         _write_frames(
             args.out,
             replications=result.replications,

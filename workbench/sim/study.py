@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from ..domain.money import EXPONENTS
 from ..progress import bar
 from .config import SimConfig
 from .metrics import COMPARED, METRICS, metrics
@@ -260,9 +261,10 @@ class Comparison:
     seed: int
     common: bool
 
-    def render(self) -> str:
-        """The summary and the differences as text tables (what ``workbench simulate`` prints)."""
-        head = header(self.replications, level=self.level, common=self.common)
+    def render(self, currency: str | None = None) -> str:
+        """The summary and the differences as text tables (what ``workbench simulate`` prints);
+        with ``currency`` (the platform's settlement currency) revenue reads in its major units."""
+        head = header(self.replications, level=self.level, common=self.common, currency=currency)
         diff = (
             f"differences vs {self.baseline} (policy − {self.baseline}, paired by replication; "
             "* = interval excludes 0)"
@@ -271,10 +273,10 @@ class Comparison:
             [
                 head,
                 "",
-                render_summary(self.summary),
+                render_summary(self.summary, currency=currency),
                 "",
                 diff,
-                render_differences(self.differences),
+                render_differences(self.differences, currency=currency),
             ]
         )
 
@@ -320,9 +322,16 @@ def compare(
 
 
 # ------------------------------------------------------------------------------ rendering
-def header(replications: pl.DataFrame, *, level: float = 0.95, common: bool = True) -> str:
+def header(
+    replications: pl.DataFrame,
+    *,
+    level: float = 0.95,
+    common: bool = True,
+    currency: str | None = None,
+) -> str:
     """One line saying what the numbers below are: policies, replications, seed, streams, the
-    warm-up left out, the interval level and the units."""
+    warm-up left out, the interval level and the units (revenue in ``currency``'s major units
+    where it is given, as :func:`render_summary` prints it)."""
     policies = replications["policy"].unique(maintain_order=True).to_list()
     n = replications["replication"].n_unique()
     seeds = ", ".join(str(s) for s in replications["seed"].unique(maintain_order=True).to_list())
@@ -332,31 +341,63 @@ def header(replications: pl.DataFrame, *, level: float = 0.95, common: bool = Tr
     who = policies[0] if len(policies) == 1 else f"{len(policies)} policies"
     return (
         f"{who} × {n} replication(s), seed {seeds}, {streams}; warm-up {warm} excluded; "
-        f"{level * 100:g}% Student-t intervals (mean ± half width); times in seconds, revenue in "
-        "minor units of the settlement currency"
+        f"{level * 100:g}% Student-t intervals (mean ± half width); times in seconds, "
+        + (
+            f"revenue in {currency}"
+            if currency in EXPONENTS
+            else "revenue in minor units of the settlement currency"
+        )
     )
 
 
-def describe(replications: pl.DataFrame, *, level: float = 0.95, common: bool = True) -> str:
+def revenue_currency(config: SimConfig) -> str | None:
+    """The currency the ``revenue`` metric sums in: the platform's settlement currency, when its
+    clients and traders all settle in one (else None: the sum mixes currencies and is shown as
+    minor units)."""
+    found = {c.settlement_currency for c in config.clients} | {
+        t.settlement_currency for t in config.traders
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def _major(metric: str, value: float | None, currency: str | None) -> float | None:
+    """A statistic of ``metric`` as printed: revenue (means and intervals over replications of
+    exact minor-unit sums) in major units of ``currency``; any other metric as it is."""
+    if metric != "revenue" or value is None or currency not in EXPONENTS:
+        return value
+    return value / 10 ** EXPONENTS[currency]
+
+
+def describe(
+    replications: pl.DataFrame,
+    *,
+    level: float = 0.95,
+    common: bool = True,
+    currency: str | None = None,
+) -> str:
     """Replications as text: the :func:`header` and every metric's mean ± half width per policy
     (what ``workbench simulate`` prints for one policy)."""
     summary = summarize(replications, level=level)
-    return header(replications, level=level, common=common) + "\n\n" + render_summary(summary)
+    head = header(replications, level=level, common=common, currency=currency)
+    return head + "\n\n" + render_summary(summary, currency=currency)
 
 
-def render_summary(summary: pl.DataFrame, by: str = "policy") -> str:
+def render_summary(summary: pl.DataFrame, by: str = "policy", currency: str | None = None) -> str:
     """Metrics down, groups of ``by`` across: ``mean ± half width`` in each cell."""
     groups = summary[by].unique(maintain_order=True).to_list()
     cells: dict[tuple[str, Any], str] = {}
     for r in summary.iter_rows(named=True):
-        cells[(r["metric"], r[by])] = format_pm(r["mean"], r["half_width"])
+        m = r["metric"]
+        cells[(m, r[by])] = format_pm(
+            _major(m, r["mean"], currency), _major(m, r["half_width"], currency)
+        )
     metric_names = summary["metric"].unique(maintain_order=True).to_list()
     return text_table(
         ["metric", *map(str, groups)], [[m] + [cells[(m, g)] for g in groups] for m in metric_names]
     )
 
 
-def render_differences(diffs: pl.DataFrame) -> str:
+def render_differences(diffs: pl.DataFrame, currency: str | None = None) -> str:
     """Metrics down, one column per policy: ``difference [low, high]``, * if it excludes 0."""
     policies = diffs["policy"].unique(maintain_order=True).to_list()
     if not policies:
@@ -367,8 +408,11 @@ def render_differences(diffs: pl.DataFrame) -> str:
             text = "–"
         else:
             star = " *" if r["significant"] else ""
-            low, high = format_number(r["low"]), format_number(r["high"])
-            text = f"{format_number(r['difference'], sign=True)} [{low}, {high}]{star}"
+            m = r["metric"]
+            low = format_number(_major(m, r["low"], currency))
+            high = format_number(_major(m, r["high"], currency))
+            diff = format_number(_major(m, r["difference"], currency), sign=True)
+            text = f"{diff} [{low}, {high}]{star}"
         cells[(r["metric"], r["policy"])] = text
     metric_names = diffs["metric"].unique(maintain_order=True).to_list()
     return text_table(
