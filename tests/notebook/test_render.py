@@ -88,8 +88,14 @@ def _ratings(text: list[str], db: Path) -> None:
 CASES: dict[str, tuple[list[str], int, Callable[[list[str], Path], None] | None]] = {
     # notebook: (parameters besides db, charts it draws, what its text must say)
     "payout_reconciliation": (
-        ["largest=1", "findings_out={tmp}/findings.csv", "account=client:cl-01"],
-        4,  # no trader drift concerns the client: said in a sentence, not an empty chart
+        [
+            *("largest=1", "findings_out={tmp}/findings.csv", "account=client:cl-01"),
+            *("runs_out={tmp}/runs", "demo_out={tmp}/demo"),
+            "statement_findings_out={tmp}/statement_findings.csv",
+        ],
+        # no trader drift concerns the client: said in a sentence, not an empty chart; the
+        # statements demo's largest break has its timeline chart
+        5,
         _reconciliation_of_one_account,
     ),
     "trader_ratings": (["trader=tr-03"], 3, _ratings),

@@ -25,7 +25,7 @@ class Follower:
     """The follower CLI in a child process, with a short reader lag so a test sees many
     snapshots."""
 
-    def __init__(self, url: str, db: Path, *, batch: int = 60, reader_lag: float = 1.0) -> None:
+    def __init__(self, url: str, db: Path, *, batch: int = 200, reader_lag: float = 1.0) -> None:
         self.db = db
         self.proc = subprocess.Popen(
             [

@@ -56,6 +56,9 @@ def test_audit_and_a_notebook_run_on_the_live_database(
             [
                 *(str(WORKBENCH), "report", str(ROOT / "notebooks/payout_reconciliation.ipynb")),
                 *("-p", f"db={db}", "-p", f"findings_out={tmp_path / 'findings.csv'}"),
+                # the notebook's scratch outputs in this test's folder, not the repository's
+                *("-p", f"runs_out={tmp_path / 'runs'}", "-p", f"demo_out={tmp_path / 'demo'}"),
+                *("-p", f"statement_findings_out={tmp_path / 'statement_findings.csv'}"),
                 *("--out", str(tmp_path / "report.html"), "--timeout", "300"),
             ],
             capture_output=True,

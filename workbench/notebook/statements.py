@@ -39,26 +39,29 @@ def demo(folder: str | Path) -> Path:
     """A small generated history with the provider's statements (:data:`DEMO`, breaks of every
     statement check planted), replayed into ``folder/statements_demo.duckdb`` with its CSV
     statements imported; made once, then reused (the same arguments give the same files)."""
+    import tempfile
+
     from ..generator import generate
 
     out = Path(folder)
     db = out / "statements_demo.duckdb"
     if db.exists():
         return db
-    export = out / "export"
-    if export.exists():
-        shutil.rmtree(export)
     out.mkdir(parents=True, exist_ok=True)
-    generate(export, truth=out / "truth.csv", statements=True, progress=False, **DEMO)
-    partial = out / ".statements_demo.partial.duckdb"
-    for old in (partial, partial.with_name(partial.stem + ".analyst.duckdb")):
-        old.unlink(missing_ok=True)
-    open_database(partial, export)
-    import_statements(sorted((export / "statements").glob("*.csv")), partial)
-    partial.with_name(partial.stem + ".analyst.duckdb").replace(
-        db.with_name(db.stem + ".analyst.duckdb")
-    )
-    partial.replace(db)
+    # Built apart, then renamed into place: two notebooks run at once (a report beside nbval)
+    # each build their own and the last rename wins, with the same content.
+    build = Path(tempfile.mkdtemp(dir=out, prefix=".build-"))
+    try:
+        export = build / "export"
+        generate(export, truth=build / "truth.csv", statements=True, progress=False, **DEMO)
+        made = build / db.name
+        open_database(made, export)
+        import_statements(sorted((export / "statements").glob("*.csv")), made)
+        analyst = made.with_name(made.stem + ".analyst.duckdb")
+        analyst.replace(db.with_name(db.stem + ".analyst.duckdb"))
+        made.replace(db)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
     return db
 
 
