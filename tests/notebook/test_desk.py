@@ -12,9 +12,14 @@ from workbench.notebook import books, runs, statements
 from workbench.statements.matching import match_statements
 
 
-def test_runs_in_a_fresh_copy_give_the_same_changes_every_time(
-    sample_db: Path, tmp_path: Path
-) -> None:
+def test_runs_in_a_fresh_copy_give_the_same_changes_every_time(tmp_path: Path) -> None:
+    # a small history with every anomaly (four audits of the whole sample cost 15 s)
+    from workbench.generator import generate
+    from workbench.notebook import open_database
+
+    export = tmp_path / "export"
+    generate(export, seed=3, days=2, orders_per_day=60, traders=8, clients=3, progress=False)
+    sample_db = open_database(tmp_path / "small.duckdb", export)
     first = runs.record_runs(sample_db, tmp_path / "runs")
     assert first.as_of == runs.start_of_last_day(sample_db)
     since = first.since()

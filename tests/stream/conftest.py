@@ -29,7 +29,7 @@ def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two days, every anomaly planted (malformed rows, conflicting and identical duplicates,
     gaps, negative balances…), a few thousand events."""
     out = tmp_path_factory.mktemp("stream") / "export"
-    generate(out, seed=5, days=2, orders_per_day=150, traders=10, clients=3, progress=False)
+    generate(out, seed=5, days=2, orders_per_day=80, traders=10, clients=3, progress=False)
     return out
 
 

@@ -52,12 +52,18 @@ def test_audit_and_a_notebook_run_on_the_live_database(
         assert said["reader_sees"]["generation"] >= 1
         assert said["reader_sees"]["age_seconds"] < 30
 
+        no_statements = tmp_path / "statements"
+        no_statements.mkdir()  # a statement with no lines yet
+        (no_statements / "today.csv").write_text(
+            "line_id,value_date,booked_at,amount,currency,reference,counterparty\n"
+        )
         report = subprocess.run(
             [
                 *(str(WORKBENCH), "report", str(ROOT / "notebooks/payout_reconciliation.ipynb")),
                 *("-p", f"db={db}", "-p", f"findings_out={tmp_path / 'findings.csv'}"),
                 # the notebook's scratch outputs in this test's folder, not the repository's
-                *("-p", f"runs_out={tmp_path / 'runs'}", "-p", f"demo_out={tmp_path / 'demo'}"),
+                # (no statements demo: the live database's own statement, with no lines yet)
+                *("-p", f"runs_out={tmp_path / 'runs'}", "-p", f"statements={no_statements}"),
                 *("-p", f"statement_findings_out={tmp_path / 'statement_findings.csv'}"),
                 *("--out", str(tmp_path / "report.html"), "--timeout", "300"),
             ],
