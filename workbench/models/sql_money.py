@@ -94,15 +94,16 @@ def text(minor: str, currency: str, *, signed: bool = False) -> str:
     prints (major units, the currency's decimals, thousands separators, the currency after; a
     missing or unknown currency left in ``minor units``), so a finding's sentence reads the same
     whether the fold or a model wrote it. Integer arithmetic only; NULL stays NULL."""
-    m, c = f"({minor})::HUGEINT", f"({currency})"
-    e = exponent(c)
-    sign = f"CASE WHEN {m} < 0 THEN '-' ELSE '' END"
-    if signed:
-        sign = f"CASE WHEN {m} < 0 THEN '-' WHEN {m} > 0 THEN '+' ELSE '' END"
-    scale = pow10(f"coalesce({e}, 0)")
-    frac = f"CASE WHEN coalesce({e}, 0) > 0 THEN '.' || lpad((abs({m}) % {scale})::VARCHAR, {e}, '0') ELSE '' END"
-    unit = f"CASE WHEN {e} IS NULL THEN 'minor units' || coalesce(' ' || nullif({c}, ''), '') ELSE {c} END"
+    plus = "WHEN x.m > 0 THEN '+' " if signed else ""
+    # one lambda binds the amount, its currency and exponent once (written out, the expression
+    # grew so large that planning the checks that use it took longer than running them)
     return (
-        f"(CASE WHEN {m} IS NULL THEN NULL ELSE {sign} || format('{{:,}}', abs({m}) // {scale}) "
-        f"|| {frac} || ' ' || {unit} END)"
+        f"list_transform([{{'m': ({minor})::HUGEINT, 'c': ({currency})::VARCHAR, "
+        f"'e': {exponent(f'({currency})')}}}], lambda x: CASE WHEN x.m IS NULL THEN NULL ELSE "
+        f"(CASE WHEN x.m < 0 THEN '-' {plus}ELSE '' END) || list_transform("
+        f"[lpad(abs(x.m)::VARCHAR, greatest(length(abs(x.m)::VARCHAR), coalesce(x.e, 0) + 1)::INTEGER, '0')], "
+        f"lambda d: format('{{:,}}', left(d, length(d) - coalesce(x.e, 0))::HUGEINT) "
+        f"|| CASE WHEN x.e > 0 THEN '.' || right(d, x.e) ELSE '' END)[1] || ' ' || "
+        f"CASE WHEN x.e IS NULL THEN 'minor units' || coalesce(' ' || nullif(x.c, ''), '') "
+        f"ELSE x.c END END)[1]"
     )
