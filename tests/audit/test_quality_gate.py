@@ -14,30 +14,11 @@ from workbench.audit import audit
 from workbench.domain.violations import CHECK_CODES, STATEMENT_CHECK_CODES
 from workbench.generator import generate
 from workbench.generator.anomalies import UNPLANTED_CHECKS
+from workbench.generator.truth import gate as _gate
 from workbench.replay import rebuild
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "platform-export-3d"
-
-
-def _gate(findings: pl.DataFrame, truth: pl.DataFrame) -> tuple[list[dict], list[dict]]:
-    """(planted anomalies not found, findings the truth does not explain).
-
-    A finding is explained when its evidence holds a planted event: the planted event itself, or
-    a consequence the finding proves with it (a second negative balance caused by a planted hold
-    names that hold in its evidence)."""
-    missed = [
-        r
-        for r in truth.iter_rows(named=True)
-        if findings.filter(
-            (pl.col("check") == r["check"]) & pl.col("evidence").list.contains(r["event_id"])
-        ).is_empty()
-    ]
-    planted = set(truth["event_id"])
-    unexplained = [
-        r for r in findings.iter_rows(named=True) if not planted.intersection(r["evidence"])
-    ]
-    return missed, unexplained
 
 
 @pytest.mark.parametrize("seed", [7, 3, 11])

@@ -4,12 +4,13 @@ session (each worker's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from .helpers import Scenario, build_scenario
+from .helpers import Scenario, build_scenario, reader
 from .stmt_db import make_db
 
 
@@ -35,3 +36,10 @@ def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
 @pytest.fixture(scope="session")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     return build_scenario(tmp_path_factory.mktemp("scenario"))
+
+
+@pytest.fixture
+def con(scenario: Scenario) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = reader(scenario.db)
+    yield c
+    c.close()

@@ -7,7 +7,6 @@ runs them from the analyst database like every other check, and skips them witho
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -36,13 +35,6 @@ from .helpers import (
     reader,
     statement_findings,
 )
-
-
-@pytest.fixture
-def con(scenario: Scenario) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = reader(scenario.db)
-    yield c
-    c.close()
 
 
 def clean() -> list[Line]:

@@ -18,6 +18,7 @@ from workbench.audit import audit
 from workbench.cli import main
 from workbench.domain.violations import STATEMENT_CHECK_CODES
 from workbench.generator import generate
+from workbench.generator.truth import gate as _gate
 from workbench.replay import rebuild
 
 from .helpers import load_statements, read_camt, read_csv, reader, statement_findings
@@ -33,23 +34,6 @@ def _make(root: Path, seed: int, **kw: object) -> tuple[Path, Path, Path]:
     rebuild([export], db, progress=False)
     load_statements(db, sorted((export / "statements").glob("*.camt053.xml")))
     return export, truth, db
-
-
-def _gate(findings: pl.DataFrame, truth: pl.DataFrame) -> tuple[list[dict], list[dict]]:
-    """(planted breaks not found by their check with the planted event in the evidence,
-    findings whose evidence holds no planted event): as ``tests/audit/test_quality_gate.py``."""
-    missed = [
-        r
-        for r in truth.iter_rows(named=True)
-        if findings.filter(
-            (pl.col("check") == r["check"]) & pl.col("evidence").list.contains(r["event_id"])
-        ).is_empty()
-    ]
-    planted = set(truth["event_id"])
-    unexplained = [
-        r for r in findings.iter_rows(named=True) if not planted.intersection(r["evidence"])
-    ]
-    return missed, unexplained
 
 
 @pytest.fixture(scope="module")

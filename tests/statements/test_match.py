@@ -6,7 +6,6 @@ property: on any statement, the model agrees with the rules written out in Pytho
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,13 +32,6 @@ from .helpers import (
     put,
     reader,
 )
-
-
-@pytest.fixture
-def con(scenario: Scenario) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = reader(scenario.db)
-    yield c
-    c.close()
 
 
 def _match(

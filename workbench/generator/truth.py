@@ -1,0 +1,32 @@
+"""An audit judged against the truth a planted history was written with (``--truth``).
+
+The quality gate of the audit: every planted anomaly must be found by its check, with the
+planted event in the finding's evidence, and every finding must be explained by some planted
+event (the planted event itself, or a consequence the finding proves with it: a second negative
+balance caused by a planted hold names that hold in its evidence). One rule, used by every test
+that plants and audits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+
+def gate(
+    findings: pl.DataFrame, truth: pl.DataFrame
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(planted anomalies not found, findings the truth does not explain)."""
+    missed = [
+        r
+        for r in truth.iter_rows(named=True)
+        if findings.filter(
+            (pl.col("check") == r["check"]) & pl.col("evidence").list.contains(r["event_id"])
+        ).is_empty()
+    ]
+    planted = set(truth["event_id"])
+    unexplained = [
+        r for r in findings.iter_rows(named=True) if not planted.intersection(r["evidence"])
+    ]
+    return missed, unexplained
