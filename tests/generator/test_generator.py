@@ -306,3 +306,15 @@ def test_committed_sample_is_what_the_readme_command_makes(tmp_path: Path) -> No
     assert (tmp_path / "truth.csv").read_bytes() == (
         ROOT / "data" / "sample_truth.csv"
     ).read_bytes()
+
+
+def test_plant_chooses_the_variants(tmp_path: Path) -> None:
+    """``--plant`` plants only the named variants; an unknown name is refused."""
+    size = ["--days", "1", "--orders-per-day", "200", "--traders", "10", "--clients", "4"]
+    for name, extra in (("all", []), ("two", ["--plant", "fx,duplicate_id"])):
+        args = ["generate", str(tmp_path / name), *size, "--truth", str(tmp_path / f"{name}.csv")]
+        assert main([*args, "--no-progress", *extra]) == 0
+    everything, two = read_truth(tmp_path / "all.csv"), read_truth(tmp_path / "two.csv")
+    assert {t.variant for t in two} == {"fx", "duplicate_id"}
+    assert {t.variant for t in everything} > {"fx", "duplicate_id"}
+    assert main(["generate", str(tmp_path / "x"), "--plant", "fx,nope", "--no-progress"]) == 2

@@ -54,6 +54,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(OUT_DIR/statements/YYYY-MM-DD.csv and .camt053.xml), with breaks of every statement "
         "check planted unless --clean (their truth in --truth)",
     )
+    g.add_argument(
+        "--plant",
+        type=opt.names,
+        metavar="VARIANT[,VARIANT...]",
+        help="plant only these anomaly variants, comma-separated (default: every variant, each "
+        "simulated day); an unknown name is refused with the list of known ones",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace an existing export in OUT_DIR")
     g.add_argument(
         "--no-progress",
@@ -231,6 +238,7 @@ def _generate(args: argparse.Namespace) -> int:
         start=args.start,
         clean=args.clean,
         statements=args.statements,
+        plant=args.plant,
     )
     summary = generate(
         args.out_dir,

@@ -104,3 +104,11 @@ def max_payload(text: str) -> int | None:
     if value <= 0:
         raise ValueError(f"--max-payload-bytes must be positive, not {value}")
     return value
+
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names, none empty."""
+    out = tuple(n.strip() for n in text.split(","))
+    if not all(out):
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
+    return out

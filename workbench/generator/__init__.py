@@ -16,7 +16,7 @@ from typing import Any
 from ..domain.events import Event
 from ..export import ExportWriter
 from . import statements
-from .anomalies import Planter, TruthRow
+from .anomalies import Planter, TruthRow, variant_names
 from .history import GeneratorConfig, HistoryGenerator
 from .statement_breaks import StatementSites
 
@@ -88,6 +88,10 @@ def generate(
     events differ from those without statements; a clean history's are byte-identical).
     """
     cfg = dataclasses.replace(config or GeneratorConfig(), **overrides)
+    if cfg.plant is not None and (unknown := sorted(set(cfg.plant) - set(variant_names()))):
+        raise ValueError(
+            f"unknown anomaly variant {', '.join(unknown)}; known: {', '.join(variant_names())}"
+        )
     out = Path(out_dir)
     _prepare(out, overwrite)
     truth_path = Path(truth) if truth is not None else None

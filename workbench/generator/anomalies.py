@@ -68,6 +68,11 @@ MOMENT_VARIANTS: tuple[str, ...] = (
 )
 
 
+def variant_names() -> tuple[str, ...]:
+    """Every variant a history can have planted (``GeneratorConfig.plant`` takes these)."""
+    return tuple(n for n, _ in ORDER_VARIANTS) + MOMENT_VARIANTS
+
+
 @dataclass(frozen=True)
 class TruthRow:
     check: str
@@ -90,13 +95,19 @@ class Planter:
 
     # ----------------------------------------------------------------- scheduling
     def plan_day(self, start: datetime) -> None:
-        """Plant between 02:00 and 18:00 so every planted story can finish before the day ends."""
+        """Plant between 02:00 and 18:00 so every planted story can finish before the day ends.
+
+        Every variant's moment is drawn whether it is planted or not (``GeneratorConfig.plant``),
+        so choosing some variants does not move the others."""
+        chosen = self.gen.cfg.plant
         for name, direction in ORDER_VARIANTS:
             when = start + timedelta(hours=self.rng.uniform(2, 18))
-            self.gen.at(when, self._queue_order_variant, name, direction)
+            if chosen is None or name in chosen:
+                self.gen.at(when, self._queue_order_variant, name, direction)
         for name in MOMENT_VARIANTS:
             when = start + timedelta(hours=self.rng.uniform(2, 18))
-            self.gen.at(when, self._moment, name)
+            if chosen is None or name in chosen:
+                self.gen.at(when, self._moment, name)
 
     def _queue_order_variant(self, name: str, direction: str | None) -> None:
         self.waiting.append((name, direction))

@@ -68,6 +68,9 @@ class GeneratorConfig:
     #: Also write the payout provider's statements (``<out>/statements/``, see
     #: :mod:`.statements`), with their breaks planted unless ``clean``.
     statements: bool = False
+    #: Plant only these variants (names from :mod:`.anomalies`: ``ORDER_VARIANTS`` and
+    #: ``MOMENT_VARIANTS``); None plants every one. Ignored when ``clean``.
+    plant: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("days", "orders_per_day", "traders", "clients"):
