@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,6 +22,7 @@ import polars as pl
 
 from .. import models
 from ..domain.clock import ERA_END, ERA_START
+from ..domain.receipt import REVIEW_OVERDUE
 from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay import readers, store
@@ -249,6 +250,7 @@ def run_checks(
     progress: Callable[[str], None] | None = None,
     *,
     statement_window_days: int = statement_rules.WINDOW_DAYS,
+    review_overdue: timedelta = REVIEW_OVERDUE,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """Every check over ``con`` (:func:`plan`); returns the findings (sorted, with ids) and
     seconds per check and per shared table built. ``statement_window_days`` is the statement
@@ -260,6 +262,7 @@ def run_checks(
         "statement_window_days": statement_rules.window_days(statement_window_days),
         # --as-of: the statement lines booked by then, the statement days ended by then
         "statement_as_of": ref if as_of is not None else "NULL::TIMESTAMPTZ",
+        "review_overdue": models.macros.interval(review_threshold(review_overdue)),
     }
     checks = models.checks()
     severity = models.severity()
@@ -323,6 +326,14 @@ def run_checks(
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
 
 
+def review_threshold(value: object) -> timedelta:
+    """``value`` as REVIEW_OVERDUE's threshold, refused unless a ``timedelta`` of zero or more (it
+    is written into SQL; a negative one would call every review overdue)."""
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise ValueError(f"the review threshold must be a duration >= 0, not {value!r}")
+    return value
+
+
 def _live(con: duckdb.DuckDBPyConnection, checks: dict[str, models.Model]) -> set[str]:
     """The checks to run: all but those that need a table with no row (``-- needs:``, the
     statement checks without statement lines), which could find nothing and would cost their
@@ -368,6 +379,7 @@ def audit(
     record: bool = True,
     progress: Callable[[str], None] | None = None,
     statement_window_days: int = statement_rules.WINDOW_DAYS,
+    review_overdue: timedelta = REVIEW_OVERDUE,
 ) -> AuditResult:
     """Audit a replayed database; returns the findings as a Polars frame.
 
@@ -376,8 +388,11 @@ def audit(
     open, resolved or reopened against the previous runs (it needs write access). Each finding
     carries its latest triage (:func:`workbench.audit.triage`), recorded or not. The statement
     checks compare the statements imported into the analyst database with the payouts, with a
-    value-date window of ``statement_window_days`` (:mod:`workbench.statements.rules`)."""
+    value-date window of ``statement_window_days`` (:mod:`workbench.statements.rules`).
+    ``review_overdue`` is how long an order may stay in review before REVIEW_OVERDUE reports it
+    (default :data:`workbench.domain.receipt.REVIEW_OVERDUE`, 24 h)."""
     statement_rules.window_days(statement_window_days)
+    review_threshold(review_overdue)
     started = time.perf_counter()
     path = Path(db)
     if not path.exists():
@@ -392,7 +407,11 @@ def audit(
         back = _restrict(con, as_of) if as_of is not None else None
         try:
             findings, timings = run_checks(
-                con, as_of, progress, statement_window_days=statement_window_days
+                con,
+                as_of,
+                progress,
+                statement_window_days=statement_window_days,
+                review_overdue=review_overdue,
             )
             events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
         finally:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ..domain.receipt import REVIEW_OVERDUE
 from ..statements.rules import WINDOW_DAYS
 from . import options as opt
 
@@ -65,6 +67,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the statement checks' value-date window: a statement line without a usable "
         "reference matches a payout paid (or confirmed) up to N days before its value date, and "
         "a payout is missing once the statements cover N days after it was paid (default 3)",
+    )
+    a.add_argument(
+        "--review-overdue",
+        type=opt.hours,
+        default=REVIEW_OVERDUE.total_seconds() / 3600,
+        metavar="HOURS",
+        help="REVIEW_OVERDUE's threshold: an order left in review longer than HOURS (a review "
+        "that ended later, or one still open at the audit's now) is reported (default 24)",
     )
     a.add_argument(
         "--since-last",
@@ -161,6 +171,7 @@ def _audit(args: argparse.Namespace) -> int:
         record=not args.no_record,
         progress=progress,
         statement_window_days=args.statement_window_days,
+        review_overdue=timedelta(hours=args.review_overdue),
     )
     if progress is not None:
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)

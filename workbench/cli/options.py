@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import UTC, datetime
 
 
@@ -41,6 +42,17 @@ def window_days(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} days: a window cannot be negative")
+    return value
+
+
+def hours(text: str) -> float:
+    """A duration in hours, zero or more, fractions allowed (REVIEW_OVERDUE's threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} hours: a threshold is a finite number >= 0")
     return value
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -54,6 +54,11 @@ REJECTED: Final = "rejected"
 
 #: Below this OCR confidence the scheduler sends the order to review (catalog section 4).
 REVIEW_CONFIDENCE: Final = Decimal("0.8")
+
+#: How long an order may stay in review before the audit calls it overdue (``REVIEW_OVERDUE``):
+#: the default of the audit's ``review_overdue`` parameter. The catalog sets no limit; a day is
+#: the risk desk's (issue 13), so it is a parameter, not a rule.
+REVIEW_OVERDUE: Final = timedelta(hours=24)
 
 ALLOWED: Final[dict[object, frozenset[str]]] = {
     None: frozenset({"receipt.uploaded"}),

@@ -59,6 +59,8 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     "CLOCK_SKEW",
     "AMOUNT_OVERFLOW",
     *STATEMENT_CHECK_CODES,
+    "REVIEW_SKIPPED",
+    "REVIEW_OVERDUE",
 )
 
 

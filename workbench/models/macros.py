@@ -278,6 +278,16 @@ def typed_of(stream: str, *kinds: str) -> str:
     )
 
 
+#: Below this OCR confidence a receipt sends its order to review (catalog 4; the domain's
+#: ``receipt.REVIEW_CONFIDENCE``, a ``DECIMAL`` literal, as the typed ``confidence`` is).
+REVIEW_CONFIDENCE = f"{receipt.REVIEW_CONFIDENCE}::DECIMAL(18, 6)"
+
+
+def interval(value: timedelta) -> str:
+    """A ``timedelta`` as an exact SQL interval (whole microseconds)."""
+    return f"INTERVAL {value // timedelta(microseconds=1)} MICROSECONDS"
+
+
 #: The scheduler acts on a deadline within its sweep.
 GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 
@@ -310,16 +320,19 @@ GLOBALS: dict[str, Any] = {
     "typed": typed,
     "typed_of": typed_of,
     "GRACE": GRACE,
+    "REVIEW_CONFIDENCE": REVIEW_CONFIDENCE,
     "money": sql_money,
 }
 
 #: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and
 #: state rules (the tests use one with many collisions), the audit's "now", the statement
-#: matching's value-date window in days (:mod:`workbench.statements.rules`) and the time an
-#: audit ``--as-of`` reads the statements as they stood (NULL: all of them).
+#: matching's value-date window in days (:mod:`workbench.statements.rules`), the time an
+#: audit ``--as-of`` reads the statements as they stood (NULL: all of them) and how long a
+#: review may stay open before it is overdue (``REVIEW_OVERDUE``, an interval).
 DEFAULTS: dict[str, Any] = {
     "hash_expr": "hash(stream, aggregate_id)",
     "ref_time": "now()",
     "statement_window_days": STATEMENT_WINDOW_DAYS,
     "statement_as_of": "NULL::TIMESTAMPTZ",
+    "review_overdue": interval(receipt.REVIEW_OVERDUE),
 }
