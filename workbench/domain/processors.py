@@ -743,8 +743,11 @@ class Platform:
         confidence: Decimal,
         flags: list[str],
         at: datetime,
+        *,
+        review: bool = True,
     ) -> list[Event]:
-        """Record the OCR result; a doubtful receipt sends its order to review (catalog 4)."""
+        """Record the OCR result; a doubtful receipt sends its order to review (catalog 4).
+        ``review=False`` is a platform that forgot to (a planted ``REVIEW_SKIPPED``)."""
         r = self.world.receipts.get(receipt_id)
         self._require(
             "analyze_receipt",
@@ -763,7 +766,12 @@ class Platform:
         chain = self._chain(self._emit("receipt", receipt_id, p, at, corr))
         o = self.world.orders.get(r.order_id)
         reason = review_reason(o, r, confidence, extracted_amount)
-        if o is not None and reason is not None and o.status == payment_order.IN_PROGRESS:
+        if (
+            review
+            and o is not None
+            and reason is not None
+            and o.status == payment_order.IN_PROGRESS
+        ):
             chain.emit(
                 "payment_order", r.order_id, payment_order.ReviewStarted(reason=reason), at, corr
             )

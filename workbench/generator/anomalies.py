@@ -22,6 +22,7 @@ from ..domain.ledger import BatchHeld, PlanCommitted
 from ..domain.money import OrderPricing
 from ..domain.scheduler import broken_rules, pricing_for
 from ..domain.trader import DepositCredited
+from .review_variants import ReviewVariants
 
 if TYPE_CHECKING:
     from .history import HistoryGenerator
@@ -46,6 +47,8 @@ ORDER_VARIANTS: tuple[tuple[str, str | None], ...] = (
     ("commit_extra_batch", None),
     ("hold_leak_payin", "payin"),
     ("hold_leak_payout", "payout"),
+    ("review_skipped", "payout"),
+    ("review_overdue", "payin"),
 )
 
 #: Variants planted at a moment of the day, on their own.
@@ -82,7 +85,7 @@ class TruthRow:
     detail: str
 
 
-class Planter:
+class Planter(ReviewVariants):
     """Schedules a round of every variant each simulated day and records what it planted."""
 
     def __init__(self, gen: HistoryGenerator, seed: int) -> None:
@@ -91,6 +94,7 @@ class Planter:
         self.truth: list[TruthRow] = []
         self.waiting: list[tuple[str, str | None]] = []
         self.rating_due: int = 0
+        self.skipped: dict[str, str] = {}  # order -> why its review was due (review_skipped)
         self._variant = ""
 
     # ----------------------------------------------------------------- scheduling
@@ -265,6 +269,8 @@ class Planter:
             self._variant = "no_review"
             events = g.complete_with(oid)
             self.record("DEADLINE_MISSED", events[0], "in progress past complete_by with no review")
+            return True
+        if self.complete_review(oid, tags):
             return True
         if "receipt_missing" in tags:
             tags.discard("receipt_missing")

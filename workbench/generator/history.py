@@ -522,12 +522,18 @@ class HistoryGenerator:
         cur = o.open_attempt
         assert cur is not None and cur.complete_by is not None
         plan = self.plans[oid]
-        work = timedelta(seconds=round(min(3 * 3600, 600 * math.exp(self.rng.gauss(0, 0.6)))))
+        work: timedelta | None = timedelta(
+            seconds=round(min(3 * 3600, 600 * math.exp(self.rng.gauss(0, 0.6))))
+        )
         if "no_review" not in plan.tags:
             self.at(cur.complete_by + timedelta(seconds=1), self._deadline_review, oid, attempt)
         else:
             work = (cur.complete_by - self.now) + self.seconds(300, 900)
-        if o.direction == "payin" or "receipt_missing" in plan.tags:
+        if self.planter is not None:  # None: the order is left in review
+            work = self.planter.work_hook(plan, cur.complete_by, work)
+        if work is None:
+            pass
+        elif o.direction == "payin" or "receipt_missing" in plan.tags:
             self.after(work, self._complete, oid, attempt)
         else:
             self.after(
@@ -539,7 +545,9 @@ class HistoryGenerator:
 
     def _deadline_review(self, oid: str, attempt: int) -> None:
         if self._is_open(oid, attempt, po.IN_PROGRESS) is not None:
-            self.platform.start_review(oid, "deadline", self.now)
+            events = self.platform.start_review(oid, "deadline", self.now)
+            if self.planter is not None:
+                self.planter.review_hook(self.plans[oid], events)
 
     def _complete(self, oid: str, attempt: int) -> None:
         o = self._is_open(oid, attempt, po.IN_PROGRESS, po.IN_REVIEW)
@@ -576,6 +584,8 @@ class HistoryGenerator:
     def _analyze(self, rid: str, oid: str, attempt: int, paid_at: datetime) -> None:
         r = self.platform.world.receipts[rid]
         plan = self.plans[oid]
+        if self.planter is not None and self.planter.analyze_hook(rid, oid, attempt, paid_at, plan):
+            return
         low = self.rng.random() < self.cfg.low_confidence_rate and not plan.tags
         if low:
             conf = Decimal(self.rng.randrange(30, 80)) / 100

@@ -29,7 +29,7 @@ judged AS (  -- each analysis, with why it made a review due (NULL: it did not)
                 THEN format('extracted amount {} ≠ order {}', {{ money.text("a.extracted_amount", "o.currency") }},
                             {{ money.text("o.amount", "o.currency") }})
            END AS why,
-           'receipt ' || rc.receipt_id || ' ' AS what
+           'receipt ' || rc.receipt_id || ': ' AS what
     FROM r a
     JOIN receipts rc ON rc.receipt_id = a.receipt_id
     LEFT JOIN payment_orders o ON o.order_id = rc.order_id
