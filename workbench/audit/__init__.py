@@ -1,6 +1,7 @@
 """The audit: every reconciliation check of the platform over a replayed database, each finding
 proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
-payouts reconciled, and the daily books (:func:`account_ledger`, :func:`revenue`); analysts'
+payouts reconciled, and the daily books (:func:`account_ledger`, :func:`revenue`); how long
+orders sit in review (:func:`review_times`, :func:`review_time_summary`); analysts'
 triage of findings (:func:`triage`) and what changed since the last recorded run
 (:func:`since_last`) are kept in the analyst database beside the projections."""
 
@@ -9,6 +10,7 @@ from .changes import SinceLast, since_last
 from .explain import Explanation, explain
 from .ratings import recompute as recompute_ratings
 from .reconcile import reconcile_payouts
+from .review_times import review_time_summary, review_times
 from .run import AuditResult, audit, finding_id
 from .triage_log import STATUSES as TRIAGE_STATUSES
 from .triage_log import TriageError, triage
@@ -28,6 +30,8 @@ __all__ = [
     "recompute_ratings",
     "reconcile_payouts",
     "revenue",
+    "review_time_summary",
+    "review_times",
     "since_last",
     "triage",
     "triage_history",
