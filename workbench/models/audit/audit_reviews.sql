@@ -6,7 +6,7 @@
 -- starts nothing). `end_*` is NULL for a review still open. REVIEW_OVERDUE, REVIEW_SKIPPED and
 -- `workbench.audit.review_times` read it, so "in review" is defined once.
 --
--- One sorted pass over each order's status events in `(position, event_id)` order: a
+-- One sorted pass over the status events of each order that was ever reviewed in `(position, event_id)` order: a
 -- `review_started` starts a review unless the status event before it was one too, and its end is
 -- the first status event after it that is not a `review_started`.
 WITH s AS (
@@ -28,6 +28,9 @@ WITH s AS (
         "payment_order.disputed",
         "payment_order.dispute_resolved",
     ) }}
+    WHERE aggregate_id IN (  -- only orders ever reviewed: a small share, so the sort is small
+        SELECT aggregate_id FROM {{ typed_of("payment_order", "payment_order.review_started") }}
+    )
     WINDOW w AS (PARTITION BY aggregate_id ORDER BY pos, event_id),
            later AS (PARTITION BY aggregate_id ORDER BY pos, event_id
                      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
