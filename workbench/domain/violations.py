@@ -59,6 +59,7 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     "CLOCK_SKEW",
     "AMOUNT_OVERFLOW",
     *STATEMENT_CHECK_CODES,
+    "PROCESS_BROKEN",
 )
 
 
