@@ -24,7 +24,7 @@ from workbench.domain.violations import CHECK_CODES, STATEMENT_CHECK_CODES
 from workbench.domain.world import World
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate, read_truth
-from workbench.generator.anomalies import UNPLANTED_CHECKS
+from workbench.generator.anomalies import ON_DEMAND_CHECKS, UNPLANTED_CHECKS
 from workbench.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,7 +178,12 @@ def test_every_check_is_planted_and_every_violation_is_explained(
 ) -> None:
     export, truth_path = planted
     truth = read_truth(truth_path)
-    planted_in_events = set(CHECK_CODES) - set(UNPLANTED_CHECKS) - set(STATEMENT_CHECK_CODES)
+    planted_in_events = (
+        set(CHECK_CODES)
+        - set(UNPLANTED_CHECKS)
+        - set(STATEMENT_CHECK_CODES)
+        - set(ON_DEMAND_CHECKS)
+    )
     assert {t.check for t in truth} == planted_in_events
     summary, world = summarize([export])
     assert summary.balanced
