@@ -1,5 +1,6 @@
 """The audit: every reconciliation check of the platform over a replayed database, each finding
-proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
+proven by its events (:func:`audit`), explained (:func:`explain`), each business process followed across its streams
+(:func:`process`), with ratings recomputed and
 payouts reconciled, and the daily books (:func:`account_ledger`, :func:`revenue`); analysts'
 triage of findings (:func:`triage`) and what changed since the last recorded run
 (:func:`since_last`) are kept in the analyst database beside the projections."""
@@ -7,6 +8,7 @@ triage of findings (:func:`triage`) and what changed since the last recorded run
 from .books import AccountLedger, account_ledger, revenue
 from .changes import SinceLast, since_last
 from .explain import Explanation, explain
+from .process_view import ProcessView, process
 from .ratings import recompute as recompute_ratings
 from .reconcile import reconcile_payouts
 from .run import AuditResult, audit, finding_id
@@ -19,12 +21,14 @@ __all__ = [
     "AccountLedger",
     "AuditResult",
     "Explanation",
+    "ProcessView",
     "SinceLast",
     "TriageError",
     "account_ledger",
     "audit",
     "explain",
     "finding_id",
+    "process",
     "recompute_ratings",
     "reconcile_payouts",
     "revenue",
