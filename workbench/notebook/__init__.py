@@ -1,7 +1,7 @@
 """What the notebooks in ``notebooks/`` call: the database (:func:`open_database`), cuts of the
 audit's findings and the reconciliation (:mod:`.breaks`), what the notebook is pointed at
 (:func:`scope`), a reconciliation row's orders, payouts, plans and postings (:func:`drill`), a
-finding's timeline (:func:`timeline`), ratings split into the score's components
+finding's timeline (:func:`timeline`), a business process across its streams (:func:`process`), ratings split into the score's components
 (:mod:`.ratings`), who got the work under each policy (:mod:`.policies`), tables for reading
 (:func:`table`, :func:`show`), Plotly figures (:mod:`.figures`), and running notebooks as reports
 (:mod:`.execute`) or in JupyterLab (:mod:`.lab`).
@@ -46,6 +46,7 @@ from .statements import (
     lines_of,
     statement_findings,
 )
+from .process import ProcessTimeline, process
 from .tables import Table, show, table
 from .timeline import Timeline, timeline
 
@@ -54,6 +55,7 @@ __all__ = [
     "Drill",
     "Runs",
     "Scope",
+    "ProcessTimeline",
     "Table",
     "Timeline",
     "account_drift",
@@ -95,6 +97,7 @@ __all__ = [
     "table",
     "tables",
     "timeline",
+    "process",
     "trader_drift",
     "with_components",
     "with_time",
