@@ -267,6 +267,7 @@ def _table(found: object) -> str:
             f"{r['finding_id']}  {r[state]:<8} {_triage_mark(r):<2} {r['severity']:<6} "
             f"{r['check']:<25} {r['subject']}{_money(r)}\n{_wrapped(r['detail'])}\n"
             + _wrapped("evidence: " + ", ".join(r["evidence"]))
+            + (f"\n    process: {r['process']}" if r.get("process") else "")
         )
         if r.get(state) == "changed":
             was = {k: r[f"previous_{k}"] for k in ("amount_delta", "currency", "detail")}
