@@ -68,9 +68,7 @@ class Explanation:
             )
         lines.append(f"  evidence: {', '.join(f['evidence'])}")
         if f.get("process"):
-            lines.append(
-                f"  process: {f['process']} (workbench explain --process {f['process']})"
-            )
+            lines.append(f"  process: {f['process']} (workbench explain --process {f['process']})")
         lines.extend(self._triage_lines())
         lines.append("")
         cur = f.get("currency")

@@ -78,7 +78,11 @@ class ProcessView:
             "timeline (money in major units; ! cause not in the log, ^ cause in another process):",
         ]
         for r in self.events.iter_rows(named=True):
-            mark = "!" if r["cause_missing"] else ("^" if r["causation_id"] and not r["parent"] else "")
+            mark = (
+                "!"
+                if r["cause_missing"]
+                else ("^" if r["causation_id"] and not r["parent"] else "")
+            )
             line = (
                 f"{mark:1} {r['position']:>10} {str(r['occurred_at'])[:19]}  {r['kind']:<32} "
                 f"{r['aggregate_id']:<20} {r['summary']}"
@@ -213,22 +217,32 @@ def describe(
     name = kind.partition(".")[2]
     if kind == "payment_order.created":
         m = p.get("money", p)
-        return m.get("amount"), m.get("currency"), (
-            f"{p.get('direction')} {_money(m.get('amount'), m.get('currency'))}"
+        return (
+            m.get("amount"),
+            m.get("currency"),
+            (f"{p.get('direction')} {_money(m.get('amount'), m.get('currency'))}"),
         )
     if kind == "payment_order.assigned":
         cur = p.get("settlement_currency")
-        return p.get("settlement_amount"), cur, (
-            f"attempt {p.get('attempt')} to {p.get('trader_id')}, settlement "
-            f"{_money(p.get('settlement_amount'), cur)}, fee {_money(p.get('platform_fee'), cur)}"
+        return (
+            p.get("settlement_amount"),
+            cur,
+            (
+                f"attempt {p.get('attempt')} to {p.get('trader_id')}, settlement "
+                f"{_money(p.get('settlement_amount'), cur)}, fee {_money(p.get('platform_fee'), cur)}"
+            ),
         )
     if kind == "payment_order.completed":
-        return p.get("paid_amount"), order_currency, (
-            f"by {p.get('trader_id')}, paid {_money(p.get('paid_amount'), order_currency)}"
+        return (
+            p.get("paid_amount"),
+            order_currency,
+            (f"by {p.get('trader_id')}, paid {_money(p.get('paid_amount'), order_currency)}"),
         )
     if kind == "receipt.uploaded":
-        return p.get("amount"), p.get("currency"), (
-            f"{_money(p.get('amount'), p.get('currency'))} by {p.get('trader_id')}"
+        return (
+            p.get("amount"),
+            p.get("currency"),
+            (f"{_money(p.get('amount'), p.get('currency'))} by {p.get('trader_id')}"),
         )
     if kind == "ledger_plan.batch_held":
         posts = p.get("postings") or []
@@ -240,13 +254,17 @@ def describe(
     if kind in ("ledger_plan.committed", "ledger_plan.rolled_back"):
         return None, None, f"batches {p.get('batch_ids')}"
     if kind.startswith("trader.") and "ref" in p:
-        return p.get("amount"), trader_currency, (
-            f"{p.get('ref')} {_money(p.get('amount'), trader_currency)}"
+        return (
+            p.get("amount"),
+            trader_currency,
+            (f"{p.get('ref')} {_money(p.get('amount'), trader_currency)}"),
         )
     if kind == "payout.created":
         cur = p.get("currency")
-        return p.get("amount"), cur, (
-            f"{p.get('owner')} {_money(p.get('amount'), cur)}, fee {_money(p.get('fee'), cur)}"
+        return (
+            p.get("amount"),
+            cur,
+            (f"{p.get('owner')} {_money(p.get('amount'), cur)}, fee {_money(p.get('fee'), cur)}"),
         )
     for field in ("trader_id", "reason", "outcome", "receipt_id", "by", "bank_ref", "error"):
         if field in p:

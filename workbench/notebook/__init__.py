@@ -35,6 +35,7 @@ from .breaks import (
 )
 from .database import connect, database_summary, open_database
 from .drill import Drill, drill, largest_differences
+from .process import ProcessTimeline, process
 from .ratings import components, latest, mismatches, pick_trader, with_components
 from .runs import Runs, changes_line, changes_table, record_runs, start_of_last_day
 from .scope import Scope, scope, subject_accounts
@@ -46,16 +47,15 @@ from .statements import (
     lines_of,
     statement_findings,
 )
-from .process import ProcessTimeline, process
 from .tables import Table, show, table
 from .timeline import Timeline, timeline
 
 __all__ = [
     "SEVERITIES",
     "Drill",
+    "ProcessTimeline",
     "Runs",
     "Scope",
-    "ProcessTimeline",
     "Table",
     "Timeline",
     "account_drift",
@@ -85,6 +85,7 @@ __all__ = [
     "money_at_stake",
     "open_database",
     "pick_trader",
+    "process",
     "record_runs",
     "revenue_table",
     "scope",
@@ -97,7 +98,6 @@ __all__ = [
     "table",
     "tables",
     "timeline",
-    "process",
     "trader_drift",
     "with_components",
     "with_time",

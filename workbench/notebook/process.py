@@ -103,9 +103,7 @@ def process_figure(frame: pl.DataFrame, correlation_id: str) -> go.Figure:
                 "symbol": ["x" if m else "circle" for m in missing],
                 "size": [12 if m else 9 for m in missing],
             },
-            customdata=list(
-                zip(frame["kind"].to_list(), frame["summary"].to_list(), strict=True)
-            ),
+            customdata=list(zip(frame["kind"].to_list(), frame["summary"].to_list(), strict=True)),
             hovertemplate="%{customdata[0]} at %{x}<br>%{customdata[1]}<extra></extra>",
             showlegend=False,
         )
