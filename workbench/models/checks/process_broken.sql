@@ -11,7 +11,7 @@
 -- the same plan (`batch_held`) or trader and ref (`hold_placed`) before it. A compensation that
 -- never came is HOLD_LEAK's, not reported twice. The offending event is the caused event or the
 -- compensation; the opening step is the second piece of evidence.
-WITH dangling AS (  -- caused by an event neither the log nor the quarantine has
+WITH dangling AS MATERIALIZED (  -- caused by an event neither the log nor the quarantine has
     SELECT e.event_id, e.position AS pos, e.stream, e.aggregate_id, e.kind,
            e.correlation_id AS corr, e.causation_id
     FROM events e
@@ -26,17 +26,20 @@ starts AS (  -- does the log hold the process's beginning? (only the few process
 ),
 steps AS (  -- openings and compensations, keyed by the plan, or by the trader and ref of a hold
     -- (the range on `kind` is pushed into the scan as a real filter, as `events_of` does)
-    SELECT event_id, position AS pos, stream, aggregate_id, kind, correlation_id AS corr,
-           'ledger_plan:' || aggregate_id AS step
+    SELECT event_id, position AS pos, stream, aggregate_id, '' AS ref, kind,
+           correlation_id AS corr
     FROM events
     WHERE kind BETWEEN {{ kind_range("ledger_plan") }}
       AND kind IN ({{ process_kinds("ledger_plan", "steps") }})
     UNION ALL
-    SELECT e.event_id, e.position, e.stream, e.aggregate_id, e.kind, e.correlation_id,
-           'trader:' || e.aggregate_id || ' ' || t.ref
+    SELECT e.event_id, e.position, e.stream, e.aggregate_id, t.ref, e.kind, e.correlation_id
     FROM events e JOIN payload_trader t USING (event_id)
     WHERE t.ref IS NOT NULL AND e.kind BETWEEN {{ kind_range("trader") }}
       AND e.kind IN ({{ process_kinds("trader", "steps") }})
+),
+mixed AS (  -- the steps seen under more than one correlation (almost none): only they can break
+    SELECT stream, aggregate_id, ref FROM steps GROUP BY ALL
+    HAVING min(corr) <> max(corr) OR (count(corr) <> count(*) AND count(corr) > 0)
 ),
 paired AS (  -- each compensation with the latest opening of its step before it
     SELECT *, kind IN ({{ process_kinds("ledger_plan", "openings") }},
@@ -44,9 +47,9 @@ paired AS (  -- each compensation with the latest opening of its step before it
            last_value(CASE WHEN kind IN ({{ process_kinds("ledger_plan", "openings") }},
                                          {{ process_kinds("trader", "openings") }})
                            THEN {'event_id': event_id, 'corr': corr, 'kind': kind} END IGNORE NULLS)
-               OVER (PARTITION BY step ORDER BY pos, event_id
+               OVER (PARTITION BY stream, aggregate_id, ref ORDER BY pos, event_id
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS opened
-    FROM steps
+    FROM steps SEMI JOIN mixed USING (stream, aggregate_id, ref)
 )
 SELECT 'PROCESS_BROKEN', d.stream || ':' || d.aggregate_id, d.event_id, [d.event_id],
        NULL::BIGINT, NULL,
@@ -58,7 +61,10 @@ UNION ALL
 SELECT 'PROCESS_BROKEN', stream || ':' || aggregate_id, event_id, [event_id, opened.event_id],
        NULL::BIGINT, NULL,
        format('{} of {} recorded in process {}, but its {} {} was in process {}: the step is '
-              'never closed in its own process', kind, step, coalesce(corr, 'none'),
+              'never closed in its own process', kind,
+              CASE WHEN stream = 'ledger_plan' THEN 'ledger_plan:' || aggregate_id
+                   ELSE 'trader:' || aggregate_id || ' ' || ref END,
+              coalesce(corr, 'none'),
               opened.kind, opened.event_id, coalesce(opened.corr, 'none'))
 FROM paired
 WHERE NOT opening AND opened IS NOT NULL AND opened.corr IS DISTINCT FROM corr
