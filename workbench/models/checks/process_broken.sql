@@ -38,7 +38,9 @@ steps AS (  -- openings and compensations, keyed by the plan, or by the trader a
       AND e.kind IN ({{ process_kinds("trader", "steps") }})
 ),
 mixed AS (  -- the steps seen under more than one correlation (almost none): only they can break
-    SELECT stream, aggregate_id, ref FROM steps GROUP BY ALL
+    -- (grouped by a hash of the step: a collision only merges two steps, which can only add
+    -- correlations to the group, so no mixed step is missed; the window below is exact)
+    SELECT hash(stream, aggregate_id, ref) AS h FROM steps GROUP BY h
     HAVING min(corr) <> max(corr) OR (count(corr) <> count(*) AND count(corr) > 0)
 ),
 paired AS (  -- each compensation with the latest opening of its step before it
@@ -49,7 +51,7 @@ paired AS (  -- each compensation with the latest opening of its step before it
                            THEN {'event_id': event_id, 'corr': corr, 'kind': kind} END IGNORE NULLS)
                OVER (PARTITION BY stream, aggregate_id, ref ORDER BY pos, event_id
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS opened
-    FROM steps SEMI JOIN mixed USING (stream, aggregate_id, ref)
+    FROM steps WHERE hash(stream, aggregate_id, ref) IN (SELECT h FROM mixed)
 )
 SELECT 'PROCESS_BROKEN', d.stream || ':' || d.aggregate_id, d.event_id, [d.event_id],
        NULL::BIGINT, NULL,
