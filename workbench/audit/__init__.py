@@ -1,13 +1,14 @@
 """The audit: every reconciliation check of the platform over a replayed database, each finding
-proven by its events (:func:`audit`), explained (:func:`explain`), with ratings recomputed and
-payouts reconciled, and the daily books (:func:`account_ledger`, :func:`revenue`); how long
-orders sit in review (:func:`review_times`, :func:`review_time_summary`); analysts'
+proven by its events (:func:`audit`), explained (:func:`explain`), each business process followed
+across its streams (:func:`process`), with ratings recomputed and payouts reconciled, and the
+daily books (:func:`account_ledger`, :func:`revenue`); how long orders sit in review (:func:`review_times`, :func:`review_time_summary`); analysts'
 triage of findings (:func:`triage`) and what changed since the last recorded run
 (:func:`since_last`) are kept in the analyst database beside the projections."""
 
 from .books import AccountLedger, account_ledger, revenue
 from .changes import SinceLast, since_last
 from .explain import Explanation, explain
+from .process_view import ProcessView, process
 from .ratings import recompute as recompute_ratings
 from .reconcile import reconcile_payouts
 from .review_times import review_time_summary, review_times
@@ -21,12 +22,14 @@ __all__ = [
     "AccountLedger",
     "AuditResult",
     "Explanation",
+    "ProcessView",
     "SinceLast",
     "TriageError",
     "account_ledger",
     "audit",
     "explain",
     "finding_id",
+    "process",
     "recompute_ratings",
     "reconcile_payouts",
     "revenue",

@@ -96,6 +96,8 @@ def since_last(db: str | Path, run_id: int | None = None) -> SinceLast:
         con.close()
     stored = pl.from_arrow(table)
     assert isinstance(stored, pl.DataFrame)
+    if "process" not in stored.columns:  # runs an older version recorded, not yet migrated
+        stored = stored.with_columns(pl.lit(None, pl.String).alias("process"))
     if previous is None:
         stored = stored.clear()
     changed = (

@@ -67,6 +67,8 @@ class Explanation:
                 + format_money(f["amount_delta"], f.get("currency"), signed=True)
             )
         lines.append(f"  evidence: {', '.join(f['evidence'])}")
+        if f.get("process"):
+            lines.append(f"  process: {f['process']} (workbench explain --process {f['process']})")
         lines.extend(self._triage_lines())
         lines.append("")
         cur = f.get("currency")
@@ -139,6 +141,8 @@ def explain(db: str | Path, finding: str, *, findings: pl.DataFrame | None = Non
             row = dict(hit.row(0, named=True))
         else:
             row = _finding(con, path, finding)
+        if row.get("process") is None:  # a run an older version recorded has none stored
+            row["process"] = _process_of(con, row.get("event_id"))
         events = _timeline_events(con, row)
     finally:
         con.close()
@@ -180,6 +184,14 @@ def _finding(con: duckdb.DuckDBPyConnection, path: Path, fid: str) -> dict[str, 
             f"no finding {fid} in {path} (run `workbench audit --db {path}` to list them)"
         )
     return dict(hit.row(0, named=True))
+
+
+def _process_of(con: duckdb.DuckDBPyConnection, event_id: str | None) -> str | None:
+    """The correlation id of an event (None for no event, or an event without one)."""
+    rows = con.execute(
+        "SELECT correlation_id FROM events WHERE event_id = ? LIMIT 1", [event_id]
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _rows(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:

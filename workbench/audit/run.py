@@ -44,6 +44,7 @@ FINDING_COLUMNS = (
     "currency",
     "detail",
     "evidence",
+    "process",
 )
 
 _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -56,6 +57,7 @@ _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "currency": pl.String,
     "detail": pl.String,
     "evidence": pl.List(pl.String),
+    "process": pl.String,
 }
 
 DDL = (
@@ -65,7 +67,9 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS audit_findings (
         audit_run_id BIGINT, finding_id VARCHAR, "check" VARCHAR, severity VARCHAR, subject VARCHAR,
         event_id VARCHAR, amount_delta BIGINT, currency VARCHAR, detail VARCHAR, evidence VARCHAR[],
-        status VARCHAR, first_seen BIGINT, age_runs BIGINT)""",
+        status VARCHAR, first_seen BIGINT, age_runs BIGINT, process VARCHAR)""",
+    # a database an older version wrote has no `process` column: added, NULL for its runs
+    "ALTER TABLE audit_findings ADD COLUMN IF NOT EXISTS process VARCHAR",
 )
 
 
@@ -323,6 +327,9 @@ def run_checks(
         pl.col("check").replace_strict(severity, return_dtype=pl.String).alias("severity"),
     )
     out = out.unique(subset=["finding_id"], keep="first", maintain_order=True)
+    start = time.perf_counter()
+    out = with_process(con, out)
+    timings["process"] = time.perf_counter() - start
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
 
 
@@ -332,6 +339,26 @@ def review_threshold(value: object) -> timedelta:
     if not isinstance(value, timedelta) or value < timedelta(0):
         raise ValueError(f"the review threshold must be a duration >= 0, not {value!r}")
     return value
+
+
+def with_process(con: duckdb.DuckDBPyConnection, findings: pl.DataFrame) -> pl.DataFrame:
+    """``findings`` with ``process``: the ``correlation_id`` of each finding's offending event
+    (NULL when it has none, or is no event: a quarantined row, a statement line), so every
+    finding links to its process (``workbench explain --process``). One join on ``event_id``."""
+    ids = findings.select("event_id").unique().to_arrow()
+    con.register("_finding_events", ids)
+    try:
+        links = pl.from_arrow(
+            con.sql(
+                "SELECT f.event_id, e.correlation_id AS process FROM _finding_events f "
+                "JOIN events e USING (event_id)"
+            ).to_arrow_table()
+        )
+    finally:
+        con.unregister("_finding_events")
+    assert isinstance(links, pl.DataFrame)
+    links = links.unique("event_id").cast({"event_id": pl.String, "process": pl.String})
+    return findings.join(links, on="event_id", how="left", maintain_order="left")
 
 
 def _live(con: duckdb.DuckDBPyConnection, checks: dict[str, models.Model]) -> set[str]:
@@ -474,7 +501,7 @@ def _carry_over(projections: duckdb.DuckDBPyConnection, analyst: duckdb.DuckDBPy
             rows = projections.execute(f"SELECT * FROM {quoted}.main.{name}").to_arrow_table()
             analyst.register("_old", rows)
             try:
-                analyst.execute(f"INSERT INTO {name} SELECT * FROM _old").fetchall()
+                analyst.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _old").fetchall()
             finally:
                 analyst.unregister("_old")
 
@@ -523,14 +550,15 @@ def _record(
         con.register("_f", findings.with_columns(pl.lit(run_id).alias("audit_run_id")).to_arrow())
         con.execute(
             'INSERT INTO audit_findings SELECT audit_run_id, finding_id, "check", severity, subject, '
-            "event_id, amount_delta, currency, detail, evidence, status, first_seen, age_runs FROM _f"
+            "event_id, amount_delta, currency, detail, evidence, status, first_seen, age_runs, "
+            "process FROM _f"
         ).fetchall()
         con.unregister("_f")
         if resolved:
             con.execute(
                 f"""INSERT INTO audit_findings
                 SELECT {run_id}, finding_id, "check", severity, subject, event_id, amount_delta, currency,
-                       detail, evidence, 'resolved', first_seen, {run_id} - first_seen + 1
+                       detail, evidence, 'resolved', first_seen, {run_id} - first_seen + 1, process
                 FROM audit_findings WHERE audit_run_id < {run_id}
                   AND finding_id IN (SELECT unnest(?::VARCHAR[]))
                 QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY audit_run_id DESC) = 1""",

@@ -111,8 +111,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "evidence events in place. Python: workbench.audit.explain()."
         ),
     )
-    x.add_argument("finding_id", metavar="FINDING_ID", help="a finding id, e.g. F-0123456789ab")
+    x.add_argument(
+        "finding_id", metavar="FINDING_ID", nargs="?", help="a finding id, e.g. F-0123456789ab"
+    )
     x.add_argument("--db", type=Path, required=True, help="DuckDB file written by replay")
+    x.add_argument(
+        "--process",
+        metavar="CORRELATION_ID",
+        help="instead of a finding, show one business process (e.g. order:po-1a2b3c4d, as a "
+        "finding's `process` names it) across all its streams: a timeline and its causation "
+        "tree (Python: workbench.audit.process())",
+    )
+    x.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="with --process: text (a 120-column timeline and tree, money in major units) or "
+        "json (every event, exact minor units, and the tree)",
+    )
     x.set_defaults(run=_explain)
 
     for name, text in (
@@ -262,6 +278,7 @@ def _table(found: object) -> str:
             f"{r['finding_id']}  {r[state]:<8} {_triage_mark(r):<2} {r['severity']:<6} "
             f"{r['check']:<25} {r['subject']}{_money(r)}\n{_wrapped(r['detail'])}\n"
             + _wrapped("evidence: " + ", ".join(r["evidence"]))
+            + (f"\n    process: {r['process']}" if r.get("process") else "")
         )
         if r.get(state) == "changed":
             was = {k: r[f"previous_{k}"] for k in ("amount_delta", "currency", "detail")}
@@ -413,7 +430,15 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from ..audit import explain
+    from ..audit import explain, process
 
+    if (args.finding_id is None) == (args.process is None):
+        raise ValueError("give a FINDING_ID or --process CORRELATION_ID (one of them)")
+    if args.process is not None:
+        view = process(args.db, args.process)
+        print(view.to_json() if args.format == "json" else view)
+        return 0
+    if args.format != "text":
+        raise ValueError("--format json is for --process; a finding is explained as text")
     print(explain(args.db, args.finding_id))
     return 0

@@ -61,6 +61,7 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     *STATEMENT_CHECK_CODES,
     "REVIEW_SKIPPED",
     "REVIEW_OVERDUE",
+    "PROCESS_BROKEN",
 )
 
 

@@ -9,6 +9,7 @@ ask: was every planted break found, and is every finding explained?
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,8 +69,9 @@ MOMENT_VARIANTS: tuple[str, ...] = (
     "duplicate_payout",
     "never_expire",
     "rating",
+    "process_dangling_cause",
+    "process_capture_elsewhere",
 )
-
 
 def variant_names() -> tuple[str, ...]:
     """Every variant a history can have planted (``GeneratorConfig.plant`` takes these)."""
@@ -95,6 +97,7 @@ class Planter(ReviewVariants):
         self.waiting: list[tuple[str, str | None]] = []
         self.rating_due: int = 0
         self.skipped: dict[str, str] = {}  # order -> why its review was due (review_skipped)
+        self.capture_elsewhere_due: int = 0
         self._variant = ""
 
     # ----------------------------------------------------------------- scheduling
@@ -292,6 +295,21 @@ class Planter(ReviewVariants):
             credited = self._first(events, "trader.deposit_credited")
             self.record(
                 "TRADER_LEDGER_DRIFT", credited, "deposit credited 100 more than the plan books"
+            )
+            return True
+        if self.capture_elsewhere_due and o.direction == "payin" and not tags:
+            # the next untagged payin order to complete after the moment (an order tagged at
+            # its creation may never complete: no trader, expired)
+            self.capture_elsewhere_due -= 1
+            self._variant = "process_capture_elsewhere"
+            events = g.complete_with(oid)
+            captured = self._first(events, "trader.hold_captured")
+            other = self._other_process(oid)
+            moved = self._rewrite(captured, correlation_id=other)
+            self.record(
+                "PROCESS_BROKEN",
+                moved,
+                f"hold captured under {other or 'no process'} instead of order:{oid}",
             )
             return True
         if "commit_extra_batch" in tags:
@@ -562,6 +580,37 @@ class Planter(ReviewVariants):
 
     def _plant_rating(self) -> None:
         self.rating_due += 1
+
+    def _plant_process_capture_elsewhere(self) -> None:
+        self.capture_elsewhere_due += 1
+
+    def _plant_process_dangling_cause(self) -> None:
+        """A top-up whose trader event names a cause the log never had (a whole top-up story,
+        so the process is in the log from its start and nothing else is off)."""
+        g = self.gen
+        tid = self._some_trader()
+        if tid is None:
+            return
+        events = g.platform.top_up_trader(tid, g._id("tu"), 10 * 10**6, g.now)
+        topped = self._first(events, "trader.deposit_topped_up")
+        moved = self._rewrite(topped, causation_id=g.platform.ids.event_id())
+        self.record("PROCESS_BROKEN", moved, f"caused by {moved.causation_id}, never written")
+
+    # ----------------------------------------------------------------- envelope edits
+    def _rewrite(self, event: Event, **changes: Any) -> Event:
+        """Change the envelope of an event not yet handed to the sink (its links: the state it
+        applied does not depend on them)."""
+        log = self.gen.platform.log
+        i = next(i for i, e in enumerate(log) if e.event_id == event.event_id)
+        log[i] = dataclasses.replace(event, **changes)
+        return log[i]
+
+    def _other_process(self, oid: str) -> str | None:
+        """Another order's process of the same trader (the latest), else none."""
+        w = self.gen.platform.world
+        tid = w.orders[oid].trader_id
+        others = [o for o, s in w.orders.items() if o != oid and s.trader_id == tid]
+        return f"order:{others[-1]}" if others else None
 
 
 # ------------------------------------------------------------------- payload edits

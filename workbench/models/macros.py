@@ -288,6 +288,26 @@ def interval(value: timedelta) -> str:
     return f"INTERVAL {value // timedelta(microseconds=1)} MICROSECONDS"
 
 
+def process_kinds(stream: str, which: str) -> str:
+    """The kinds of ``stream`` (``ledger_plan``, ``trader``) that open a step of a process
+    (``which="openings"``) or close one (``"compensations"``), or both (``"steps"``), as SQL
+    literals (:mod:`workbench.domain.process`)."""
+    from ..domain.process import COMPENSATES, OPENINGS
+
+    pick = {"openings": set(OPENINGS), "compensations": set(COMPENSATES)}
+    kinds = pick.get(which) or set(OPENINGS) | set(COMPENSATES)
+    return names(sorted(k for k in kinds if k.startswith(stream + ".")))
+
+
+def kind_range(stream: str) -> str:
+    """``kind BETWEEN`` the first and last of a stream's process step kinds: DuckDB pushes a
+    range into the scan as a real filter (see :func:`events_of`)."""
+    from ..domain.process import COMPENSATES, OPENINGS
+
+    kinds = sorted(k for k in {*OPENINGS, *COMPENSATES} if k.startswith(stream + "."))
+    return f"'{kinds[0]}' AND '{kinds[-1]}'"
+
+
 #: The scheduler acts on a deadline within its sweep.
 GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 
@@ -322,6 +342,8 @@ GLOBALS: dict[str, Any] = {
     "GRACE": GRACE,
     "REVIEW_CONFIDENCE": REVIEW_CONFIDENCE,
     "money": sql_money,
+    "process_kinds": process_kinds,
+    "kind_range": kind_range,
 }
 
 #: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and

@@ -1,7 +1,7 @@
 """What the notebooks in ``notebooks/`` call: the database (:func:`open_database`), cuts of the
 audit's findings and the reconciliation (:mod:`.breaks`), what the notebook is pointed at
 (:func:`scope`), a reconciliation row's orders, payouts, plans and postings (:func:`drill`), a
-finding's timeline (:func:`timeline`), ratings split into the score's components
+finding's timeline (:func:`timeline`), a business process across its streams (:func:`process`), ratings split into the score's components
 (:mod:`.ratings`), who got the work under each policy (:mod:`.policies`), tables for reading
 (:func:`table`, :func:`show`), Plotly figures (:mod:`.figures`), and running notebooks as reports
 (:mod:`.execute`) or in JupyterLab (:mod:`.lab`).
@@ -35,6 +35,7 @@ from .breaks import (
 )
 from .database import connect, database_summary, open_database
 from .drill import Drill, drill, largest_differences
+from .process import ProcessTimeline, process
 from .ratings import components, latest, mismatches, pick_trader, with_components
 from .runs import Runs, changes_line, changes_table, record_runs, start_of_last_day
 from .scope import Scope, scope, subject_accounts
@@ -52,6 +53,7 @@ from .timeline import Timeline, timeline
 __all__ = [
     "SEVERITIES",
     "Drill",
+    "ProcessTimeline",
     "Runs",
     "Scope",
     "Table",
@@ -83,6 +85,7 @@ __all__ = [
     "money_at_stake",
     "open_database",
     "pick_trader",
+    "process",
     "record_runs",
     "revenue_table",
     "scope",

@@ -1,0 +1,160 @@
+"""PROCESS_BROKEN, the audit's SQL (``workbench/models/checks/process_broken.sql``), against the
+domain's definition (:func:`workbench.domain.process.breaks`): both must name the same offending
+events with the same evidence.
+
+The oracle decodes the events the replay kept and the quarantine's ids, in ``(position,
+event_id)`` order. Histories: generated with the two on-demand variants planted (and found), a
+default planted history (no break: the older variants do not set this check off), and a clean day edited at random: causes pointed at nothing,
+causes dropped, compensations moved to another process or out of every process, trader holds'
+compensations dropped (a leak is HOLD_LEAK's, never this check's), a process's first event given a cause the
+log lacks (an export that starts mid-process: not judged).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench import models
+from workbench.audit.run import audit
+from workbench.domain import process
+from workbench.domain.catalog import DecodingError, try_decode
+from workbench.export import ENVELOPE_SCHEMA
+from workbench.generator import generate
+from workbench.generator.truth import gate
+from workbench.replay.engine import rebuild
+
+SMALL = {"days": 1, "orders_per_day": 200, "traders": 10, "clients": 4}
+MINE = ("process_dangling_cause", "process_capture_elsewhere")
+Found = set[tuple[str, tuple[str, ...]]]  # (offending event, evidence)
+Row = dict[str, Any]
+FEW = settings(max_examples=3, deadline=None, derandomize=True, database=None)
+
+
+def sql_side(db: Path) -> Found:
+    """The check's own SQL over the replayed database (no other check needed)."""
+    sql = models.checks()[process.CHECK].sql()
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.sql(sql).fetchall()
+    return {(r[2], tuple(r[3])) for r in rows}
+
+
+def oracle_side(db: Path) -> Found:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.sql("SELECT * EXCLUDE (source) FROM events ORDER BY position, event_id")
+        decoded = [try_decode(r) for r in rows.to_arrow_table().to_pylist()]
+        quarantined = [r[0] for r in con.sql("SELECT event_id FROM quarantine").fetchall()]
+    events = [e for e in decoded if not isinstance(e, DecodingError)]
+    assert len(events) == len(decoded)
+    out: Found = set()
+    for b in process.breaks(events, process.refs_of(events), [q for q in quarantined if q]):
+        out.add(
+            (b.event_id, (b.event_id,) if b.rule == process.DANGLING else (b.event_id, b.other))
+        )
+    return out
+
+
+def compare(export: Path, db: Path) -> Found:
+    rebuild([export], db, progress=False)
+    sql, oracle = sql_side(db), oracle_side(db)
+    assert sql == oracle, f"SQL only: {sorted(sql - oracle)}\noracle only: {sorted(oracle - sql)}"
+    return oracle
+
+
+def compare_rows(rows: list[Row], folder: Path) -> Found:
+    (folder / "export").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=ENVELOPE_SCHEMA), folder / "export/p.parquet")
+    return compare(folder / "export", folder / "db.duckdb")
+
+
+@pytest.mark.parametrize("seed", [2, 3, 5])
+def test_planted_breaks_are_found_by_both_with_their_key_event(seed: int, tmp_path: Path) -> None:
+    truth_csv = tmp_path / "truth.csv"
+    generate(tmp_path / "export", seed=seed, plant=MINE, truth=truth_csv, progress=False, **SMALL)
+    found = compare(tmp_path / "export", tmp_path / "db.duckdb")
+    truth = pl.read_csv(truth_csv)
+    assert set(truth["variant"]) == set(MINE)
+    assert set(truth["check"]) == {process.CHECK}
+    assert {t for t, _ in found} == set(truth["event_id"])
+    # the whole audit: every planted break found by this check, nothing else set off
+    missed, unexplained = gate(audit(tmp_path / "db.duckdb", record=False).findings, truth)
+    assert not missed and not unexplained, (missed, unexplained)
+
+
+def test_a_default_planted_history_has_no_broken_process(tmp_path: Path) -> None:
+    """Every default variant planted (leaked holds, malformed and duplicated events among them):
+    no break on either side. (Clean histories and the platform's export audit to zero in
+    ``test_quality_gate.py``.)"""
+    generate(tmp_path / "export", seed=4, progress=False, **SMALL)
+    assert compare(tmp_path / "export", tmp_path / "db.duckdb") == set()
+
+
+# --------------------------------------------------------------------------- edited histories
+@functools.cache
+def clean_rows() -> tuple[Row, ...]:
+    """A clean day, generated once per process, in position order."""
+    with tempfile.TemporaryDirectory(prefix="process-diff-") as d:
+        generate(Path(d) / "export", seed=11, clean=True, progress=False, **SMALL)
+        rows = ds.dataset(str(Path(d) / "export")).to_table(columns=ENVELOPE_SCHEMA.names)
+        return tuple(sorted(rows.to_pylist(), key=lambda r: r["position"]))
+
+
+COMPENSATIONS = tuple(process.COMPENSATES)
+EDITS = ("dangle", "drop_cause", "move", "unlink", "drop_compensation", "first_cause")
+
+
+def edited(edits: list[tuple[str, int]]) -> list[Row]:
+    rows = [dict(r) for r in clean_rows()]
+    for name, i in edits:
+        caused = [r for r in rows if r["causation_id"] is not None]
+        comps = [r for r in rows if r["kind"] in COMPENSATIONS]
+        if name == "dangle" and caused:
+            caused[i % len(caused)]["causation_id"] = str(uuid.UUID(int=i))
+        elif name == "drop_cause" and caused:
+            cause = caused[i % len(caused)]["causation_id"]
+            rows = [r for r in rows if r["event_id"] != cause]
+        elif name in ("move", "unlink") and comps:
+            row = comps[i % len(comps)]
+            others = sorted({r["correlation_id"] for r in rows if r["correlation_id"]})
+            row["correlation_id"] = others[i % len(others)] if name == "move" else None
+        elif name == "drop_compensation" and comps:  # a trader's: it causes nothing
+            leaves = [r for r in comps if r["stream"] == "trader"]
+            rows.remove(leaves[i % len(leaves)])
+        elif name == "first_cause":
+            firsts = {r["correlation_id"]: r for r in reversed(rows) if r["correlation_id"]}
+            if firsts:
+                row = sorted(firsts.values(), key=lambda r: r["position"])[i % len(firsts)]
+                row["causation_id"] = str(uuid.UUID(int=i + 1))
+    return rows
+
+
+@FEW
+@given(st.lists(st.tuples(st.sampled_from(EDITS), st.integers(0, 10**6)), max_size=12))
+def test_edited_histories(edits: list[tuple[str, int]]) -> None:
+    with tempfile.TemporaryDirectory(prefix="process-diff-") as d:
+        compare_rows(edited(edits), Path(d))
+
+
+def test_the_edits_reach_both_rules_and_spare_what_is_not_a_break(tmp_path: Path) -> None:
+    """Pointing causes at nothing and moving compensations out of their process set off both
+    rules; a dropped trader compensation (HOLD_LEAK's) and a cause before the log's start do
+    not."""
+    (tmp_path / "breaks").mkdir()
+    edits = [("dangle", 7919), ("move", 104729), ("unlink", 1299709)]
+    found = compare_rows(edited(edits), tmp_path / "breaks")
+    assert sorted(len(ev) for _, ev in found) == [1, 2, 2], found
+    (tmp_path / "spared").mkdir()
+    edits = [("drop_compensation", 7919), ("first_cause", 104729)]
+    assert compare_rows(edited(edits), tmp_path / "spared") == set()
