@@ -214,8 +214,7 @@ def best_groups(replications: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame
         ordered = sorted(means.iter_rows(), key=lambda r: -sign * r[1])
         best, value = ordered[0]
         sub = pairs.filter(
-            (pl.col("metric") == metric)
-            & ((pl.col("policy") == best) | (pl.col("other") == best))
+            (pl.col("metric") == metric) & ((pl.col("policy") == best) | (pl.col("other") == best))
         )
         tied = []
         for r in sub.iter_rows(named=True):
