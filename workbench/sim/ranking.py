@@ -109,7 +109,7 @@ def paired_t(differences: Sequence[float] | np.ndarray) -> tuple[float, float, f
     if n < 2:
         raise ValueError(f"a paired test needs at least 2 replications, got {n}")
     mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd == 0.0 or not math.isfinite(sd):
+    if sd <= 1e-12 * max(1.0, abs(mean)) or not math.isfinite(sd):  # float noise of equal runs
         return mean, 0.0, 1.0 if mean == 0.0 else 0.0
     from scipy import stats as sps
 
