@@ -5,6 +5,7 @@ the selection run on the simulator."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_holm_lies_between_the_raw_and_bonferroni(ps: list[float]) -> None:
     for p, a in zip(ps, adj, strict=True):
         assert p - 1e-12 <= a <= min(1.0, m * p) + 1e-12
     order = sorted(range(m), key=lambda i: ps[i])
-    assert all(adj[i] <= adj[j] for i, j in zip(order, order[1:], strict=False))
+    assert all(adj[i] <= adj[j] for i, j in itertools.pairwise(order))
 
 
 def test_holm_keeps_the_family_wise_error_where_raw_tests_do_not() -> None:
@@ -102,7 +103,7 @@ def test_sizes_worked_by_hand() -> None:
     first = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
     t = crn_t(2, 3, 0.95)
     assert crn_sizes(first, 1.0, t) == math.ceil(t**2) == 9
-    proc, const, needed, stds = required(
+    proc, _const, needed, stds = required(
         {"a": [1.0, 2.0, 3.0], "b": [1.0, 1.0, 1.0]}, "fill_rate", 1.0
     )
     assert (proc, needed, stds) == ("crn-bonferroni", {"a": 9, "b": 9}, {"a": 1.0, "b": 0.0})
@@ -115,7 +116,7 @@ def _pcs(common: bool, repeats: int = 2_000) -> float:
     least favourable configuration (the best exactly δ ahead), unequal variances; with common
     random numbers a shared noise term makes the systems strongly correlated."""
     rng = np.random.default_rng(11 if common else 12)
-    k, n0, delta, pstar = 4, 10, 0.5, 0.95
+    k, n0, delta, _pstar = 4, 10, 0.5, 0.95
     mu = np.array([delta, 0.0, 0.0, 0.0])
     sigma = np.array([1.0, 2.0, 1.5, 3.0])
     correct = 0
@@ -200,3 +201,33 @@ def test_select_best_on_the_simulator_reuses_the_first_stage() -> None:
     assert sel.complete == all(n <= 5 for n in needed.values())
     said = sel.sentence()
     assert (f"pick {sel.best}" in said) == sel.complete and "P(correct selection) >= 0.95" in said
+
+
+def test_cli_simulate_carries_the_ranking_and_the_selection_in_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from workbench.cli import main
+    from workbench.sim.ranking import RANKED
+    from workbench.sim.sweep import configure
+
+    policies = ["production", "fifo"]
+    argv = ["simulate", "--policy", "production", "--policy", "fifo", "--days", "0.25"]
+    argv += ["--warmup-hours", "0.5", "--traders", "8", "--stress", "busy", "--seed", "4"]
+    argv += ["--replications", "3", "--select", "accept_p50", "--delta", "30"]
+    argv += ["--max-replications", "4", "--format", "json", "--no-progress"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ranking"]["family"] == len(RANKED) and doc["ranking"]["alpha"] == 0.05
+    cfg = configure(None, days=0.25, warmup=1800.0, traders=8, stress="busy")
+    first = compare(cfg, policies, seed=4, replications=3, progress=False).replications
+    expected, _ = select_best(
+        cfg, policies, "accept_p50", 30.0, n0=3, seed=4, first=first, max_replications=4
+    )
+    got = doc["selection"]
+    assert got["best"] == expected.best and got["needed"] == dict(expected.needed)
+    assert got["procedure"] == "crn-bonferroni" and got["sentence"] == expected.sentence()
+    # an unrankable metric is bad input, refused before any run
+    assert main(["simulate", "--policy", "fifo", "--policy", "random", "--select", "orders"]) == 2
+    assert "no better direction" in capsys.readouterr().err

@@ -176,10 +176,32 @@ def test_presets_apply_and_sweep_parameters_reach_them() -> None:
         assert bool(out.arrivals.surges) == (s.spike != 1.0)
     with pytest.raises(ValueError, match="unknown stress 'nope'; presets: calm"):
         apply_stress(cfg, "nope")
-    swept = configure(None, traders=10, clients=2, days=1.0, warmup=3600.0, utilisation=0.9)
+    swept = configure(None, traders=10, clients=2, days=1.0, warmup=3600.0, load=0.9)
     assert swept.arrivals is not None
     assert swept.arrivals.orders_per_day == pytest.approx(
         0.9 * service_capacity(swept) * 86_400  # type: ignore[operator]
     )
     both = configure(cfg, stress="drained", deposit_share=0.5)
     assert [t.deposit for t in both.traders] == [drain(t.deposit, 0.5) for t in cfg.traders]
+
+
+def test_inline_sweep_reports_progress_and_its_cells_are_run_cell() -> None:
+    from workbench.sim.study import run_cell
+    from workbench.sim.sweep import sweep
+
+    base = synthetic_config(traders=6, clients=2, orders_per_day=100, days=0.1, warmup=600.0)
+    calls: list[tuple[int, int]] = []
+    frame = sweep(
+        base,
+        ["production", "fifo"],
+        {"load": [0.5, 1.1]},
+        replications=2,
+        seed=3,
+        scheduler="inline",
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(i, 8) for i in range(1, 9)]
+    assert frame.columns[0] == "load" and frame["load"].to_list() == [0.5] * 4 + [1.1] * 4
+    last = frame.row(-1, named=True)
+    cell = run_cell(configure(base, load=1.1), "fifo", 3, 1)
+    assert {k: last[k] for k in cell} == cell

@@ -21,7 +21,8 @@ Overrides :func:`configure` knows on any configuration: ``accept_minutes``,
 ``rating_every``, ``top_up_every``, ...).
 
 Stress parameters (:mod:`.stress`), applied last on any configuration: ``stress`` (a preset's
-name), ``utilisation`` (the offered load: arrivals set from the traders' capacity), ``spike``
+name), ``load`` (the offered load ρ, a :class:`~.stress.Stress`'s ``utilisation``: arrivals
+set from the traders' capacity; not ``utilisation``, which is a metric), ``spike``
 (demand factor for an hour from 14:00), ``offline_share`` (traders offline throughout),
 ``deposit_share`` (deposits drained to this share).
 
@@ -68,7 +69,7 @@ DEADLINES = {"accept_minutes": "accept", "complete_minutes": "complete", "expire
 _STRUCTURED = {"traders", "clients", "arrivals", "trace", "rates", "start", "deadlines"}
 #: Stress parameters and the :class:`~.stress.Stress` field each sets.
 STRESS = {
-    "utilisation": "utilisation",
+    "load": "utilisation",
     "spike": "spike",
     "offline_share": "offline",
     "deposit_share": "deposits",
