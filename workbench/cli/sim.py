@@ -50,6 +50,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="give each policy its own random streams instead of common random numbers "
         "(the control: intervals of differences get wider)",
     )
+    m.add_argument(
+        "--alpha",
+        type=opt.fraction,
+        default=0.05,
+        help="family-wise error of the ranking: every pair of policies on every metric is "
+        "tested together, Holm-adjusted (default 0.05)",
+    )
+    m.add_argument(
+        "--select",
+        metavar="METRIC",
+        default="fill_rate",
+        help="select the best policy on this metric by a two-stage indifference-zone procedure "
+        "(common random numbers: Bonferroni; --independent: Rinott), running the replications it "
+        "asks for beyond --replications (default fill_rate)",
+    )
+    m.add_argument(
+        "--delta",
+        type=opt.non_negative,
+        metavar="D",
+        help="indifference zone of --select, in the metric's units: the smallest difference "
+        "worth acting on (default: 0.01 for rates, 10 s for accept_p50, ...)",
+    )
+    m.add_argument(
+        "--pstar",
+        type=opt.fraction,
+        default=0.95,
+        help="probability of correct selection the procedure guarantees (default 0.95)",
+    )
+    m.add_argument(
+        "--max-replications",
+        type=opt.positive,
+        default=40,
+        metavar="N",
+        help="at most this many replications per policy for the selection; beyond it the "
+        "selection is reported incomplete with the number needed (default 40)",
+    )
+    m.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text tables (default) or one JSON document: summary, differences, the ranking "
+        "and the selection",
+    )
     m.add_argument("--out", type=Path, metavar="DIR", help="directory for the Parquet results")
     m.add_argument(
         "--export",
@@ -158,6 +201,15 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
         help="mean orders per day of synthetic or calibrated demand (default: 3000 synthetic, "
         f"the fitted rate calibrated{'; not with --trace' if trace else ''})",
     )
+    from ..sim.stress import STRESSES
+
+    p.add_argument(
+        "--stress",
+        choices=list(STRESSES),
+        metavar="NAME",
+        help="a stress scenario applied to the platform (workbench.sim.stress): "
+        + "; ".join(f"{s.name}: {s.description}" for s in STRESSES.values()),
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the runs (default 0)")
     p.add_argument(
         "--level",
@@ -192,6 +244,10 @@ def _sim_config(args: argparse.Namespace) -> object:
                 "--orders-per-day does not apply to --trace (the trace has its orders)"
             )
         scale["orders_per_day"] = args.orders_per_day
+    if args.stress is not None:
+        if trace is not None:
+            raise ValueError("--stress sets synthetic demand; it does not apply to --trace")
+        scale["stress"] = args.stress
     if db is None:
         return configure(None, days=args.days, warmup=warmup, **scale)
     if not Path(db).exists():
@@ -217,7 +273,7 @@ def _write_frames(out: Path | None, **frames: object) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ..sim.study import compare, describe, policy_name, simulate
+    from ..sim.study import describe, policy_name, simulate
 
     policies = args.policy or ["production"]
     for p in policies:
@@ -239,27 +295,14 @@ def _simulate(args: argparse.Namespace) -> int:
         from ..sim.study import revenue_currency, summarize
 
         currency = revenue_currency(config)  # type: ignore[arg-type]
-        print(describe(reps, level=args.level, common=common, currency=currency))
-        _write_frames(args.out, replications=reps, summary=summarize(reps, level=args.level))
+        summary = summarize(reps, level=args.level)
+        if args.format == "json":
+            _print_json({"summary": summary.to_dicts(), "replications": reps.to_dicts()})
+        else:
+            print(describe(reps, level=args.level, common=common, currency=currency))
+        _write_frames(args.out, replications=reps, summary=summary)
     else:
-        result = compare(
-            config,  # type: ignore[arg-type]
-            policies,
-            seed=args.seed,
-            replications=args.replications,
-            level=args.level,
-            common=common,
-            progress=progress,
-        )
-        from ..sim.study import revenue_currency
-
-        print(result.render(revenue_currency(config)))  # type: ignore[arg-type]
-        _write_frames(
-            args.out,
-            replications=result.replications,
-            differences=result.differences,
-            summary=result.summary,
-        )
+        _compare_and_select(args, config, policies, common, progress)
     if args.export is not None:
         from ..sim.platform import simulate_events
 
@@ -269,6 +312,90 @@ def _simulate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _compare_and_select(
+    args: argparse.Namespace, config: object, policies: list[str], common: bool, progress: object
+) -> None:
+    """Several policies: the comparison, its Holm-corrected ranking and the selection."""
+    from ..sim.ranking import direction
+    from ..sim.selection import default_delta, rank, select_best
+    from ..sim.study import compare, revenue_currency
+
+    direction(args.select)  # an unrankable metric fails before any work
+    delta = default_delta(args.select) if args.delta is None else args.delta
+    if delta <= 0:
+        raise ValueError("--delta must be positive")
+    if args.replications < 2:
+        raise ValueError("comparing policies needs --replications of at least 2")
+    result = compare(
+        config,  # type: ignore[arg-type]
+        policies,
+        seed=args.seed,
+        replications=args.replications,
+        level=args.level,
+        common=common,
+        progress=progress,  # type: ignore[arg-type]
+    )
+    ranking = rank(result.replications, alpha=args.alpha)
+    selection, every = select_best(
+        config,  # type: ignore[arg-type]
+        policies,
+        args.select,
+        delta,
+        pstar=args.pstar,
+        n0=args.replications,
+        seed=args.seed,
+        common=common,
+        max_replications=args.max_replications,
+        first=result.replications,
+        progress=progress,  # type: ignore[arg-type]
+    )
+    if args.format == "json":
+        _print_json(
+            {
+                "policies": list(result.policies),
+                "baseline": result.baseline,
+                "seed": args.seed,
+                "common_random_numbers": common,
+                "warmup": result.warmup,
+                "level": result.level,
+                "summary": result.summary.to_dicts(),
+                "differences": result.differences.to_dicts(),
+                "ranking": ranking.as_dict(),
+                "selection": selection.as_dict(),
+            }
+        )
+    else:
+        print(result.render(revenue_currency(config)))  # type: ignore[arg-type]
+        print()
+        print(ranking.render())
+        print()
+        print(selection.sentence())
+    _write_frames(
+        args.out,
+        replications=result.replications,
+        differences=result.differences,
+        summary=result.summary,
+        pairwise=ranking.pairs,
+        selection_runs=every,
+    )
+
+
+def _print_json(document: dict[str, object]) -> None:
+    import json
+    import math
+
+    def clean(x: object) -> object:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        return x
+
+    print(json.dumps(clean(document), indent=2, default=str))
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -286,7 +413,7 @@ def _sweep(args: argparse.Namespace) -> int:
     base = _sim_config(args)
     if args.from_db is None:  # rebuild the synthetic platform at each point, e.g. its traders
         warmup = args.warmup_hours * 3600.0
-        scale = {k: getattr(args, k) for k in ("traders", "orders_per_day")}
+        scale = {k: getattr(args, k) for k in ("traders", "orders_per_day", "stress")}
         factory = partial(
             configure,
             None,

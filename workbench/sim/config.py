@@ -162,18 +162,35 @@ class Arrivals:
     amounts: tuple[tuple[str, Dist], ...] = (("RUB", Dist("lognormal", 800_000.0, 0.8)),)
     #: Seconds an order waits for a trader before it expires (``None``: the platform default).
     patience: Dist | None = None
+    #: Demand surges ``(start, end, factor)`` in seconds from the start: the rate in
+    #: ``[start, end)`` is the profile's times ``factor`` (a stress scenario's spike).
+    surges: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.hourly) != 24 or min(self.hourly) < 0 or max(self.hourly) <= 0:
             raise ValueError("hourly needs 24 non-negative intensities, not all zero")
+        for start, end, factor in self.surges:
+            if not (0 <= start < end and factor >= 0):
+                raise ValueError(
+                    f"a surge needs 0 <= start < end and factor >= 0: {start, end, factor}"
+                )
 
     def rate_at(self, t: float) -> float:
         """Orders per second at ``t`` seconds from the start (a midnight start)."""
         mean = sum(self.hourly) / 24
-        return self.orders_per_day / 86_400 * self.hourly[int(t // 3600) % 24] / mean
+        rate = self.orders_per_day / 86_400 * self.hourly[int(t // 3600) % 24] / mean
+        for start, end, factor in self.surges:
+            if start <= t < end:
+                rate *= factor
+        return rate
 
     def max_rate(self) -> float:
-        return self.orders_per_day / 86_400 * max(self.hourly) / (sum(self.hourly) / 24)
+        """A bound on :meth:`rate_at` (the thinning's envelope): the profile's peak times every
+        surge factor above 1 (overlapping surges multiply)."""
+        top = self.orders_per_day / 86_400 * max(self.hourly) / (sum(self.hourly) / 24)
+        for _, _, factor in self.surges:
+            top *= max(1.0, factor)
+        return top
 
 
 _RATE_INDEX: dict[int, tuple[Rates, dict[str, tuple[list[float], list[str]]]]] = {}

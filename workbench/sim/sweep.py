@@ -20,6 +20,16 @@ Overrides :func:`configure` knows on any configuration: ``accept_minutes``,
 :class:`~.config.SimConfig` (``days``, ``warmup``, ``sweep_delay``, ``money``, ``receipts``,
 ``rating_every``, ``top_up_every``, ...).
 
+Stress parameters (:mod:`.stress`), applied last on any configuration: ``stress`` (a preset's
+name), ``load`` (the offered load ρ, a :class:`~.stress.Stress`'s ``utilisation``: arrivals
+set from the traders' capacity; not ``utilisation``, which is a metric), ``spike``
+(demand factor for an hour from 14:00), ``offline_share`` (traders offline throughout),
+``deposit_share`` (deposits drained to this share).
+
+``scheduler="inline"`` runs the cells one after another in this process (a small sweep from a
+notebook, no cluster to start): the same frame as on Dask. ``progress`` may be a callable
+``(done, total)``, called after each cell (a notebook's own bar).
+
 Configurations are built in the calling process and scattered to the workers once each, so a
 factory need not be picklable; a policy must be a shipped name or an importable Policy
 subclass.
@@ -57,6 +67,17 @@ SYNTHETIC = ("traders", "clients", "orders_per_day", "days", "warmup", "config_s
 DEADLINES = {"accept_minutes": "accept", "complete_minutes": "complete", "expire_minutes": "expire"}
 #: Fields of SimConfig a parameter may not set directly (the ones above cover what makes sense).
 _STRUCTURED = {"traders", "clients", "arrivals", "trace", "rates", "start", "deadlines"}
+#: Stress parameters and the :class:`~.stress.Stress` field each sets.
+STRESS = {
+    "load": "utilisation",
+    "spike": "spike",
+    "offline_share": "offline",
+    "deposit_share": "deposits",
+}
+
+#: A progress report: a bar (True), none (False), only on a terminal (None), or a callable
+#: ``(done, total)`` called after each cell.
+Progress = bool | None | Callable[[int, int], None]
 
 ConfigSource = SimConfig | Mapping[str, SimConfig] | Callable[..., SimConfig] | None
 
@@ -94,6 +115,10 @@ def configure(base: SimConfig | None = None, **params: Any) -> SimConfig:
                 cfg.arrivals, orders_per_day=float(params.pop("orders_per_day"))
             )
             cfg = dataclasses.replace(cfg, arrivals=arrivals)
+    from .stress import Stress, apply_stress, stress_named
+
+    preset = params.pop("stress", None)
+    knobs: dict[str, Any] = {f: float(params.pop(k)) for k, f in STRESS.items() if k in params}
     windows = {
         f: timedelta(minutes=float(params.pop(k))) for k, f in DEADLINES.items() if k in params
     }
@@ -102,9 +127,13 @@ def configure(base: SimConfig | None = None, **params: Any) -> SimConfig:
     plain = {f.name for f in dataclasses.fields(SimConfig)} - _STRUCTURED
     unknown = sorted(set(params) - plain)
     if unknown:
-        known = sorted({*SYNTHETIC, *DEADLINES, *plain})
+        known = sorted({*SYNTHETIC, *DEADLINES, *STRESS, "stress", *plain})
         raise ValueError(f"unknown parameter(s) {unknown}; known: {', '.join(known)}")
-    return dataclasses.replace(cfg, **params) if params else cfg
+    cfg = dataclasses.replace(cfg, **params) if params else cfg
+    if preset is not None or knobs:
+        base_stress = stress_named(preset) if preset is not None else Stress()
+        cfg = apply_stress(cfg, dataclasses.replace(base_stress, **knobs))
+    return cfg
 
 
 def _resize(traders: tuple[TraderSpec, ...], n: int) -> tuple[TraderSpec, ...]:
@@ -142,7 +171,7 @@ def sweep(
     workers: int | None = None,
     *,
     common: bool = True,
-    progress: bool | None = None,
+    progress: Progress = None,
 ) -> pl.DataFrame:
     """Run every policy at every grid point of ``params`` for ``replications`` replications
     on Dask; one row per cell: the parameters (and ``config`` for a mapping), ``policy``,
@@ -152,7 +181,8 @@ def sweep(
     a LocalCluster of ``workers`` (default 2) single-threaded worker processes is started and
     closed. Replication ``r`` uses the same streams at every point and for every policy
     (common random numbers, unless ``common=False``). ``progress``: a bar over the cells
-    (None: only when stderr is a terminal).
+    (None: only when stderr is a terminal), or a callable ``(done, total)``.
+    ``scheduler="inline"``: in this process, no cluster.
     """
     if replications < 1:
         raise ValueError(f"replications must be at least 1, got {replications}")
@@ -181,6 +211,66 @@ def sweep(
                 raise TypeError(f"the configuration for {pt} is not a SimConfig: {cfg!r}")
             labelled.append((key, cfg))
 
+    cells = [(i, p, r) for i in range(len(labelled)) for p in policies for r in range(replications)]
+    if scheduler == "inline":
+        results = _inline(labelled, cells, seed, common, progress)
+    else:
+        results = _on_dask(labelled, cells, seed, common, progress, scheduler, workers)
+    keys = [key for key, _ in labelled for _p in policies for _r in range(replications)]
+    frame = rows_frame(results)
+    lead = pl.DataFrame(keys, infer_schema_length=None) if keys and keys[0] else None
+    order = [names.index(n) for n in frame["policy"]]
+    point = [i for i in range(len(labelled)) for _p in policies for _r in range(replications)]
+    frame = frame.with_columns(pl.Series("__point", point), pl.Series("__policy", order))
+    if lead is not None:
+        frame = pl.concat([lead, frame], how="horizontal")
+    return frame.sort("__point", "__policy", "replication").drop("__point", "__policy")
+
+
+def _reporter(progress: Progress, total: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``(step, close)`` for a progress option: a callable is called ``(done, total)``."""
+    if callable(progress):
+        done = [0]
+        report = progress
+
+        def step() -> None:
+            done[0] += 1
+            report(done[0], total)
+
+        return step, lambda: None
+    pbar = bar(progress, total=total, desc="sweep", unit="run")
+    if pbar is None:
+        return (lambda: None), (lambda: None)
+    return (lambda: pbar.update()), pbar.close
+
+
+def _inline(
+    labelled: list[tuple[dict[str, Any], SimConfig]],
+    cells: list[tuple[int, PolicyLike, int]],
+    seed: int,
+    common: bool,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    step, close = _reporter(progress, len(cells))
+    out = []
+    try:
+        for i, p, r in cells:
+            out.append(run_cell(labelled[i][1], p, seed, r, common=common))
+            step()
+    finally:
+        close()
+    return out
+
+
+def _on_dask(
+    labelled: list[tuple[dict[str, Any], SimConfig]],
+    cells: list[tuple[int, PolicyLike, int]],
+    seed: int,
+    common: bool,
+    progress: Progress,
+    scheduler: str | None,
+    workers: int | None,
+) -> list[dict[str, Any]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -195,36 +285,22 @@ def sweep(
             scheduler_kwargs={"dashboard_address": ":0"},
         )
         client = Client(cluster)
-    pbar = None
+    step, close = _reporter(progress, len(cells))
     try:
         shipped = client.scatter([cfg for _, cfg in labelled])
         futures = [
             client.submit(run_cell, shipped[i], p, seed, r, common=common, pure=False)
-            for i in range(len(labelled))
-            for p in policies
-            for r in range(replications)
+            for i, p, r in cells
         ]
-        pbar = bar(progress, total=len(futures), desc="sweep", unit="run")
-        if pbar is not None:
-            for _ in as_completed(futures):
-                pbar.update()
-        results = client.gather(futures)
+        for _ in as_completed(futures):
+            step()
+        results: list[dict[str, Any]] = client.gather(futures)
     finally:
-        if pbar is not None:
-            pbar.close()
+        close()
         client.close()
         if cluster is not None:
             cluster.close()
-
-    keys = [key for key, _ in labelled for _p in policies for _r in range(replications)]
-    frame = rows_frame(results)
-    lead = pl.DataFrame(keys, infer_schema_length=None) if keys and keys[0] else None
-    order = [names.index(n) for n in frame["policy"]]
-    point = [i for i in range(len(labelled)) for _p in policies for _r in range(replications)]
-    frame = frame.with_columns(pl.Series("__point", point), pl.Series("__policy", order))
-    if lead is not None:
-        frame = pl.concat([lead, frame], how="horizontal")
-    return frame.sort("__point", "__policy", "replication").drop("__point", "__policy")
+    return results
 
 
 def sweep_summary(frame: pl.DataFrame, *, level: float = 0.95) -> pl.DataFrame:
