@@ -178,11 +178,7 @@ def test_every_check_is_planted_and_every_violation_is_explained(
 ) -> None:
     export, truth_path = planted
     truth = read_truth(truth_path)
-    planted_in_events = (
-        set(CHECK_CODES)
-        - set(UNPLANTED_CHECKS)
-        - set(STATEMENT_CHECK_CODES)
-    )
+    planted_in_events = set(CHECK_CODES) - set(UNPLANTED_CHECKS) - set(STATEMENT_CHECK_CODES)
     assert {t.check for t in truth} == planted_in_events
     summary, world = summarize([export])
     assert summary.balanced

@@ -369,7 +369,7 @@ def _compare_and_select(
     else:
         print(result.render(revenue_currency(config)))  # type: ignore[arg-type]
         print()
-        print(ranking.render())
+        print(ranking.render(revenue_currency(config)))  # type: ignore[arg-type]
         print()
         print(selection.sentence())
     _write_frames(

@@ -73,6 +73,7 @@ MOMENT_VARIANTS: tuple[str, ...] = (
     "process_capture_elsewhere",
 )
 
+
 def variant_names() -> tuple[str, ...]:
     """Every variant a history can have planted (``GeneratorConfig.plant`` takes these)."""
     return tuple(n for n, _ in ORDER_VARIANTS) + MOMENT_VARIANTS

@@ -28,7 +28,7 @@ from .ranking import (
     pick,
     required,
 )
-from .study import PolicyLike, format_number, policy_name, rows_frame, run_cell, text_table
+from .study import PolicyLike, format_number, major, policy_name, rows_frame, run_cell, text_table
 
 #: Indifference zones by metric: the smallest difference worth acting on, in the metric's
 #: units (a percentage point of fill, ten seconds of waiting, two points of Gini).
@@ -153,9 +153,10 @@ class Ranking:
     def family(self) -> int:
         return int(self.pairs["family"][0]) if self.pairs.height else 0
 
-    def render(self) -> str:
+    def render(self, currency: str | None = None) -> str:
         """The best policy per metric and who it is not distinguishable from, then every
-        significant pairwise difference."""
+        significant pairwise difference; with ``currency`` (the platform's settlement currency)
+        revenue reads in its major units, as in the comparison above it."""
         head = (
             f"ranking: all {self.family} paired comparisons (every pair of policies × metric) "
             f"tested together, Holm-adjusted: family-wise error <= {self.alpha:g}; "
@@ -165,15 +166,17 @@ class Ranking:
         for r in self.best.iter_rows(named=True):
             tied = ", ".join(r["tied"]) if r["tied"] else "–"
             verdict = "clear" if r["clear"] else "not distinguishable"
-            rows.append([r["metric"], r["best"], format_number(r["mean"]), verdict, tied])
+            m = r["metric"]
+            rows.append([m, r["best"], format_number(major(m, r["mean"], currency)), verdict, tied])
         best = text_table(["metric", "best", "mean", "verdict", "tied with the best"], rows)
         sig = self.pairs.filter(pl.col("significant"))
         lines = [
             [
                 r["metric"],
                 f"{r['policy']} − {r['other']}",
-                f"{format_number(r['difference'], sign=True)} "
-                f"[{format_number(r['low'])}, {format_number(r['high'])}]",
+                f"{format_number(major(r['metric'], r['difference'], currency), sign=True)} "
+                f"[{format_number(major(r['metric'], r['low'], currency))}, "
+                f"{format_number(major(r['metric'], r['high'], currency))}]",
                 f"{r['p_holm']:.2g}",
             ]
             for r in sig.iter_rows(named=True)

@@ -360,7 +360,7 @@ def revenue_currency(config: SimConfig) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _major(metric: str, value: float | None, currency: str | None) -> float | None:
+def major(metric: str, value: float | None, currency: str | None) -> float | None:
     """A statistic of ``metric`` as printed: revenue (means and intervals over replications of
     exact minor-unit sums) in major units of ``currency``; any other metric as it is."""
     if metric != "revenue" or value is None or currency not in EXPONENTS:
@@ -389,7 +389,7 @@ def render_summary(summary: pl.DataFrame, by: str = "policy", currency: str | No
     for r in summary.iter_rows(named=True):
         m = r["metric"]
         cells[(m, r[by])] = format_pm(
-            _major(m, r["mean"], currency), _major(m, r["half_width"], currency)
+            major(m, r["mean"], currency), major(m, r["half_width"], currency)
         )
     metric_names = summary["metric"].unique(maintain_order=True).to_list()
     return text_table(
@@ -409,9 +409,9 @@ def render_differences(diffs: pl.DataFrame, currency: str | None = None) -> str:
         else:
             star = " *" if r["significant"] else ""
             m = r["metric"]
-            low = format_number(_major(m, r["low"], currency))
-            high = format_number(_major(m, r["high"], currency))
-            diff = format_number(_major(m, r["difference"], currency), sign=True)
+            low = format_number(major(m, r["low"], currency))
+            high = format_number(major(m, r["high"], currency))
+            diff = format_number(major(m, r["difference"], currency), sign=True)
             text = f"{diff} [{low}, {high}]{star}"
         cells[(r["metric"], r["policy"])] = text
     metric_names = diffs["metric"].unique(maintain_order=True).to_list()
