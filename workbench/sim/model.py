@@ -32,6 +32,7 @@ from ..domain import payment_order as po
 from ..domain.money import OrderPricing, platform_fee, settlement_amount, trader_reward
 from ..domain.rating import RatingCounts, score
 from ..domain.scheduler import Candidate, rules_broken
+from .calls import call_later
 from .config import NEVER, ClientSpec, SimConfig, TraderSpec
 from .emitter import Emitter
 from .policies import Policy, make_policy
@@ -81,6 +82,7 @@ class SimTrader:
         "settlement_currency",
         "spec",
         "trader_id",
+        "up_seq",
     )
 
     def __init__(self, spec: TraderSpec) -> None:
@@ -103,6 +105,7 @@ class SimTrader:
         self.busy_time = self.capacity_time = 0.0
         self._last = 0.0
         self.row = 0
+        self.up_seq = 0  # the change counter when it last could take more (Simulation._up)
 
     @property
     def available(self) -> int:
@@ -110,13 +113,14 @@ class SimTrader:
 
 
 class SimClient:
-    __slots__ = ("balance", "client_id", "fee_bps", "held", "settlement_currency", "spec")
+    __slots__ = ("balance", "client_id", "fee_bps", "held", "settlement_currency", "spec", "up_seq")
 
     def __init__(self, spec: ClientSpec) -> None:
         self.spec = spec
         self.client_id, self.fee_bps = spec.client_id, spec.fee_bps
         self.settlement_currency = spec.settlement_currency
         self.balance, self.held = 0, 0
+        self.up_seq = 0
 
     @property
     def available(self) -> int:
@@ -145,6 +149,8 @@ class SimOrder:
         "pricing",
         "rate",
         "status",
+        "idle_rate",
+        "idle_seq",
         "trader_id",
         "tried",
         "u",
@@ -175,6 +181,8 @@ class SimOrder:
         self.accepted_at: float | None = None
         self.ended: float | None = None
         self.outcome: str | None = None
+        #: When a dispatch last found no trader for it: the change counter then, and the rate.
+        self.idle_seq, self.idle_rate = -1, ""
 
 
 class Context:
@@ -207,8 +215,51 @@ class LogEntry:
     trader_id: str
 
 
+class Prices:
+    """An order priced for each (settlement currency, reward) key of its currency's pool, each
+    key when first asked (a filter over a few free traders asks one or two of the keys)."""
+
+    __slots__ = ("_amount", "_cache", "_currency", "_fee", "_keys", "_out", "_rate")
+
+    def __init__(
+        self,
+        keys: list[tuple[str, int]],
+        amount: int,
+        currency: str,
+        rate: str,
+        fee_bps: int,
+        cache: dict[tuple[int, str, str, str], int],
+    ) -> None:
+        self._keys, self._amount, self._currency, self._rate = keys, amount, currency, rate
+        self._fee, self._cache = fee_bps, cache
+        self._out: list[OrderPricing | None] = [None] * len(keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, k: int) -> OrderPricing:
+        p = self._out[k]
+        if p is None:
+            cur, bps = self._keys[k]
+            key = (self._amount, self._currency, self._rate, cur)
+            s = self._cache.get(key)
+            if s is None:
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                s = self._cache[key] = settlement_amount(*key)
+            p = self._out[k] = OrderPricing(s, platform_fee(s, self._fee), trader_reward(s, bps))
+        return p
+
+    def __iter__(self) -> Iterator[OrderPricing]:
+        return (self[k] for k in range(len(self._keys)))
+
+
 class Simulation:
     """One replication: build it, :meth:`run` it, read ``orders_frame()`` and ``traders_frame()``."""
+
+    #: Filter eligibility with a Python loop over the free traders when there are at most this
+    #: many (numpy's per-call cost over the pool's columns is more, for a few), else with numpy.
+    loop_filter_max = 24
 
     def __init__(
         self,
@@ -253,6 +304,8 @@ class Simulation:
         self._extra = self.streams["extra"]
         self._order_seq = 0
         self._settlements: dict[tuple[int, str, str, str], int] = {}
+        #: Counts changes that may let a trader take an order it could not (see :meth:`_up`).
+        self._seq = 0
 
     # ---------------------------------------------------------------------- the run
     def run(self) -> Simulation:
@@ -292,8 +345,7 @@ class Simulation:
         when = round(when * _US) / _US  # event times are whole microseconds, as events carry
         if when >= self.cfg.horizon:
             return
-        ev = self.env.timeout(max(0.0, when - self.env.now))
-        ev.callbacks.append(lambda _e: fn(*args))
+        call_later(self.env, max(0.0, when - self.env.now), fn, *args)
 
     def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
         while True:
@@ -360,6 +412,7 @@ class Simulation:
     # ------------------------------------------------------------------ scheduling
     def _to_pending(self, o: SimOrder) -> None:
         o.status = po.PENDING
+        o.idle_seq = -1
         self.pending.setdefault(o.currency, {})[o.order_id] = o
         self._want(o.currency)
 
@@ -368,19 +421,51 @@ class Simulation:
         if self.policy.batch_seconds > 0 or currency in self._dirty:
             return
         self._dirty.add(currency)
-        ev = self.env.timeout(0)
-        ev.callbacks.append(lambda _e: self._dispatch(currency))
+        call_later(self.env, 0, self._dispatch, currency)
 
     def _dispatch(self, currency: str) -> None:
+        """Offer the pending orders, oldest first, to the policy while traders are free.
+
+        An order a dispatch found no trader for is passed over without asking again, until
+        something that could make a trader eligible for it has happened since (:meth:`_up`: a
+        freed slot, a trader online, deposit or client money back, a new rate); only the rules'
+        inputs that can grow are tracked (tried traders, time to expiry only shrink). That
+        keeps a dispatch's cost per waiting order a few comparisons instead of a filter over
+        the traders (``check_invariants`` asks the filter anyway and compares)."""
         self._dirty.discard(currency)
         queue = self.pending.get(currency)
-        for o in list(queue.values()) if queue else ():
-            if not self.free.get(currency):
+        free = self.free.get(currency)
+        if not queue or not free:
+            return
+        newest = max(self.traders[tid].up_seq for tid in free)
+        rate = self.cfg.rates.at(currency, self.env.now) if self.cfg.money else ""
+        clients = self.clients
+        for o in list(queue.values()):
+            if not free:
                 break
+            seq = o.idle_seq
+            if (
+                seq >= newest
+                and o.idle_rate == rate
+                and clients[o.client_id].up_seq <= seq
+                and o.status == po.PENDING
+            ):
+                if self.check and len(self.candidates(o)):
+                    raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
+                continue
             cands = self.candidates(o)
-            i = self.policy.choose(o, cands, self.ctx) if len(cands) else None
+            if not len(cands):
+                o.idle_seq, o.idle_rate = self._seq, rate
+                continue
+            i = self.policy.choose(o, cands, self.ctx)
             if i is not None:
                 self.assign(o, cands[i])
+
+    def _up(self, who: SimTrader | SimClient) -> None:
+        """``who`` may now be able to take (or pay for) an order it could not: pending orders
+        a dispatch passed over are asked again."""
+        self._seq += 1
+        who.up_seq = self._seq
 
     def _batch(self) -> None:
         orders = [o for q in self.pending.values() for o in q.values()]
@@ -394,38 +479,44 @@ class Simulation:
         if pool is None:
             pool = self.pools[o.currency] = Pool([], {})
         prices = self._prices(o, pool)
+        free = self.free.get(o.currency)
         if (
             o.status != po.PENDING
             or _us(self.env.now) >= _us(o.expires)  # past expires_at: the sweep's to cancel
-            or not self.free.get(o.currency)
+            or not free
         ):
             return Candidates(pool, pool.id_rank[:0], prices)
         client = self.clients[o.client_id]
-        rows = pool.eligible(
-            o.amount, o.direction, o.tried, prices, client.available, self.cfg.money
-        )
+        if len(free) <= self.loop_filter_max:
+            traders = self.traders
+            rows = pool.eligible_among(
+                [traders[tid] for tid in free],
+                o.amount,
+                o.direction,
+                o.tried,
+                prices,
+                client.available,
+                self.cfg.money,
+            )
+        else:
+            rows = pool.eligible(
+                o.amount, o.direction, o.tried, prices, client.available, self.cfg.money
+            )
         if self.check:
             self._check_filter(o, pool, rows, prices)
         return Candidates(pool, rows, prices)
 
-    def _prices(self, o: SimOrder, pool: Pool) -> list[OrderPricing]:
+    def _prices(self, o: SimOrder, pool: Pool) -> Prices:
         """The order priced for each (settlement currency, reward) among the pool's traders."""
         rate = self.cfg.rates.at(o.currency, self.env.now) if pool.keys else ""
-        fee = self.clients[o.client_id].fee_bps
-        settle: dict[str, int] = {}
-        out = []
-        cache = self._settlements
-        for cur, bps in pool.keys:
-            if cur not in settle:
-                key = (o.amount, o.currency, rate, cur)
-                if key not in cache:
-                    if len(cache) > 100_000:
-                        cache.clear()
-                    cache[key] = settlement_amount(o.amount, o.currency, rate, cur)
-                settle[cur] = cache[key]
-            s = settle[cur]
-            out.append(OrderPricing(s, platform_fee(s, fee), trader_reward(s, bps)))
-        return out
+        return Prices(
+            pool.keys,
+            o.amount,
+            o.currency,
+            rate,
+            self.clients[o.client_id].fee_bps,
+            self._settlements,
+        )
 
     def _sync(self, t: SimTrader) -> None:
         self.pools[t.spec.fiat_currency].sync(t)
@@ -597,6 +688,7 @@ class Simulation:
                     t.balance += p.payout_credit
             if o.direction == "payin" or commit:
                 self.hold_durations.append(self.env.now - o.assigned_at)
+            self._up(c)
         del t.active[o.order_id]
         self._freed(t)
         self._sync(t)
@@ -606,6 +698,7 @@ class Simulation:
     # ----------------------------------------------------------- traders and money
     def _freed(self, t: SimTrader) -> None:
         """The trader may take more: back among the free ones, and a dispatch is due."""
+        self._up(t)
         if t.online and not t.blocked and len(t.active) < t.max_active_orders:
             cur = t.spec.fiat_currency
             if t.trader_id not in self.free[cur]:
@@ -647,6 +740,7 @@ class Simulation:
             if c.available < target * c.spec.top_up_below and target - c.available > 0:
                 amount = target - c.available
                 c.balance += amount
+                self._up(c)
                 self.emitter.client_topped_up(now, c.client_id, amount)
                 for cur in self.pending:
                     self._want(cur)
@@ -704,9 +798,7 @@ class Simulation:
         if broken or o.status != po.PENDING:
             raise AssertionError(f"{o.order_id} → {c.trader_id} breaks {broken} ({o.status})")
 
-    def _check_filter(
-        self, o: SimOrder, pool: Pool, rows: np.ndarray, prices: list[OrderPricing]
-    ) -> None:
+    def _check_filter(self, o: SimOrder, pool: Pool, rows: np.ndarray, prices: Prices) -> None:
         """The column filter must pick exactly the traders the catalog's rules allow."""
         client = self.clients[o.client_id]
         allowed = set()
