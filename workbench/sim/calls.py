@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, URGENT
+
+__all__ = ["NORMAL", "URGENT", "Call", "call_later"]
 
 
 class Call:

@@ -20,6 +20,7 @@ policies that send the order to different traders.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,7 +33,7 @@ from ..domain import payment_order as po
 from ..domain.money import OrderPricing, platform_fee, settlement_amount, trader_reward
 from ..domain.rating import RatingCounts, score
 from ..domain.scheduler import Candidate, rules_broken
-from .calls import call_later
+from .calls import NORMAL, URGENT, Call
 from .config import NEVER, ClientSpec, SimConfig, TraderSpec
 from .emitter import Emitter
 from .policies import Policy, make_policy
@@ -302,10 +303,12 @@ class Simulation:
         self.sweep = config.sweep_delay
         self.hold_durations: list[float] = []
         self._extra = self.streams["extra"]
+        self._amounts = dict(config.arrivals.amounts) if config.arrivals else {}
         self._order_seq = 0
         self._settlements: dict[tuple[int, str, str, str], int] = {}
         #: Counts changes that may let a trader take an order it could not (see :meth:`_up`).
         self._seq = 0
+        self._rates: dict[str, tuple[float, float, str]] = {}
 
     # ---------------------------------------------------------------------- the run
     def run(self) -> Simulation:
@@ -327,7 +330,9 @@ class Simulation:
         if cfg.trace:
             self.env.process(self._trace())
         else:
-            self.env.process(self._arrivals())
+            # as env.process would start it: an urgent event now, then one event per arrival
+            self._arrival_t, self._arrival_top = 0.0, cfg.arrivals.max_rate()
+            self.env.schedule(Call(self._next_arrival, ()), URGENT, 0)  # type: ignore[arg-type]
         if cfg.rating_every > 0:
             self.env.process(self._every(cfg.rating_every, self._publish_ratings))
         if cfg.money and cfg.top_up_every > 0:
@@ -345,7 +350,7 @@ class Simulation:
         when = round(when * _US) / _US  # event times are whole microseconds, as events carry
         if when >= self.cfg.horizon:
             return
-        call_later(self.env, max(0.0, when - self.env.now), fn, *args)
+        self.env.schedule(Call(fn, args), NORMAL, max(0.0, when - self.env.now))  # type: ignore[arg-type]
 
     def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
         while True:
@@ -353,20 +358,28 @@ class Simulation:
             fn()
 
     # -------------------------------------------------------------------- demand
-    def _arrivals(self) -> Iterator[simpy.Event]:
-        """Non-homogeneous Poisson arrivals by thinning (Lewis and Shedler) against the profile."""
+    def _next_arrival(self) -> None:
+        """Non-homogeneous Poisson arrivals by thinning (Lewis and Shedler) against the profile:
+        draw up to the next accepted arrival and schedule it (one event per arrival, the next
+        drawn when it is processed: the loop a SimPy process would run, without its resumes)."""
         a = self.cfg.arrivals
         assert a is not None
         rng = self.streams["arrivals"]
-        top = a.max_rate()
-        t = 0.0
+        top = self._arrival_top
+        t = self._arrival_t
         while True:
             t += float(rng.exponential(1 / top))
             if t >= self.cfg.horizon:
                 return
             if float(rng.random()) * top <= a.rate_at(t):
-                yield self.env.timeout(max(0.0, round(t * _US) / _US - self.env.now))
-                self._arrive_synthetic()
+                self._arrival_t = t
+                delay = max(0.0, round(t * _US) / _US - self.env.now)
+                self.env.schedule(Call(self._arrival, ()), NORMAL, delay)  # type: ignore[arg-type]
+                return
+
+    def _arrival(self) -> None:
+        self._arrive_synthetic()
+        self._next_arrival()
 
     def _arrive_synthetic(self) -> None:
         a = self.cfg.arrivals
@@ -377,7 +390,7 @@ class Simulation:
         direction = "payin" if x[1] < a.payin_share else "payout"
         clients = self.cfg.clients
         client = clients[min(int(x[2] * len(clients)), len(clients) - 1)].client_id
-        dist = dict(a.amounts)[cur]
+        dist = self._amounts[cur]
         amount = max(1, round(dist.sample(float(x[3]))))
         self._create(client, direction, amount, cur, "")
 
@@ -421,7 +434,7 @@ class Simulation:
         if self.policy.batch_seconds > 0 or currency in self._dirty:
             return
         self._dirty.add(currency)
-        call_later(self.env, 0, self._dispatch, currency)
+        self.env.schedule(Call(self._dispatch, (currency,)), NORMAL, 0)  # type: ignore[arg-type]
 
     def _dispatch(self, currency: str) -> None:
         """Offer the pending orders, oldest first, to the policy while traders are free.
@@ -438,7 +451,7 @@ class Simulation:
         if not queue or not free:
             return
         newest = max(self.traders[tid].up_seq for tid in free)
-        rate = self.cfg.rates.at(currency, self.env.now) if self.cfg.money else ""
+        rate = self._rate(currency) if self.cfg.money else ""
         clients = self.clients
         for o in list(queue.values()):
             if not free:
@@ -508,7 +521,7 @@ class Simulation:
 
     def _prices(self, o: SimOrder, pool: Pool) -> Prices:
         """The order priced for each (settlement currency, reward) among the pool's traders."""
-        rate = self.cfg.rates.at(o.currency, self.env.now) if pool.keys else ""
+        rate = self._rate(o.currency) if pool.keys else ""
         return Prices(
             pool.keys,
             o.amount,
@@ -521,6 +534,19 @@ class Simulation:
     def _sync(self, t: SimTrader) -> None:
         self.pools[t.spec.fiat_currency].sync(t)
 
+    def _rate(self, currency: str) -> str:
+        """``cfg.rates.at(currency, now)``, remembered until the currency's next rate step."""
+        now = self.env.now
+        got = self._rates.get(currency)
+        if got is None or not got[0] <= now < got[1]:
+            rate = self.cfg.rates.at(currency, now)  # an unknown currency is its error
+            times = self.cfg.rates._index()[currency][0]
+            i = bisect.bisect_right(times, now) - 1
+            start = times[i] if i >= 0 else -math.inf
+            end = times[i + 1] if i + 1 < len(times) else math.inf
+            got = self._rates[currency] = (start, end, rate)
+        return got[2]
+
     def assign(self, o: SimOrder, c: Candidate) -> None:
         """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
         now = self.env.now
@@ -530,7 +556,7 @@ class Simulation:
         o.attempt += 1
         o.tried.add(t.trader_id)
         o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, c.pricing
-        o.rate = self.cfg.rates.at(o.currency, now)
+        o.rate = self._rate(o.currency)
         o.assigned_at, o.accept_by = now, now + self.accept_window
         if o.first_assigned is None:
             o.first_assigned = now
@@ -762,7 +788,7 @@ class Simulation:
                 0,
             )
             t.score = score(counts)
-            self._sync(t)
+            self.pools[t.spec.fiat_currency].sync(t, score=True)
             self.emitter.rating(now, t.trader_id, as_of, t.score)
         for cur in self.pending:
             self._want(cur)

@@ -11,7 +11,6 @@ this filter with it for every trader (a differential test of the two).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,14 +50,17 @@ class Pool:
         self.free_since = np.zeros(n, dtype=np.float64)
         for i, t in enumerate(self.traders):
             t.row = i
-            self.sync(t)
+            self.sync(t, score=True)
 
-    def sync(self, t: SimTrader) -> None:
+    def sync(self, t: SimTrader, *, score: bool = False) -> None:
+        """Copy the trader's state into its row (``score`` too when asked: it changes only
+        when ratings are published, and converting the Decimal is the dearest part)."""
         i = t.row
         self.open[i] = t.registered and t.online and not t.blocked
         self.active[i] = len(t.active)
-        self.available[i] = t.available
-        self.score[i] = int(t.score * 100)
+        self.available[i] = t.balance - t.held
+        if score:
+            self.score[i] = int(t.score * 100)
         self.free_since[i] = t.free_since
 
     def eligible(
@@ -137,34 +139,26 @@ class Candidates:
     plain Python; :meth:`argmin` ranks by several columns at once.
     """
 
+    #: The columns, cut from the pool when a policy first reads one (most read two or three).
+    COLUMNS = frozenset({"score", "active", "cap", "available", "free_since", "id_rank"})
+    score: np.ndarray
+    active: np.ndarray
+    cap: np.ndarray
+    available: np.ndarray
+    free_since: np.ndarray
+    id_rank: np.ndarray
+
     def __init__(self, pool: Pool, rows: np.ndarray, prices: Sequence[OrderPricing]) -> None:
         self._pool, self.rows, self._prices = pool, rows, prices
         self._n = len(rows)
 
-    # The columns are cut from the pool when a policy first reads them (most read two or three).
-    @cached_property
-    def score(self) -> np.ndarray:
-        return self._pool.score[self.rows]
-
-    @cached_property
-    def active(self) -> np.ndarray:
-        return self._pool.active[self.rows]
-
-    @cached_property
-    def cap(self) -> np.ndarray:
-        return self._pool.cap[self.rows]
-
-    @cached_property
-    def available(self) -> np.ndarray:
-        return self._pool.available[self.rows]
-
-    @cached_property
-    def free_since(self) -> np.ndarray:
-        return self._pool.free_since[self.rows]
-
-    @cached_property
-    def id_rank(self) -> np.ndarray:
-        return self._pool.id_rank[self.rows]
+    def __getattr__(self, name: str) -> np.ndarray:
+        # only called for a column not read yet (then it is an attribute like any other)
+        if name not in Candidates.COLUMNS:
+            raise AttributeError(name)
+        column: np.ndarray = getattr(self._pool, name)[self.rows]
+        setattr(self, name, column)
+        return column
 
     def __len__(self) -> int:
         return self._n
