@@ -46,6 +46,8 @@ DRAWS = 6
 #: Attempts whose draws are taken at arrival (later attempts draw from the ``extra`` stream).
 PREDRAWN = 4
 _US = 1_000_000
+#: Orders whose draws are taken from a stream at once (see ``Simulation._behaviour_draws``).
+_BLOCK = 256
 #: Seconds after ``as_of`` that the rating service publishes.
 RATING_DELAY = 60.0
 
@@ -166,7 +168,7 @@ class SimOrder:
         currency: str,
         created: float,
         expires: float,
-        u: np.ndarray,
+        u: list[list[float]],
     ) -> None:
         self.order_id, self.client_id, self.direction = order_id, client_id, direction
         self.amount, self.currency = amount, currency
@@ -242,14 +244,31 @@ class Prices:
         p = self._out[k]
         if p is None:
             cur, bps = self._keys[k]
-            key = (self._amount, self._currency, self._rate, cur)
-            s = self._cache.get(key)
-            if s is None:
-                if len(self._cache) > 100_000:
-                    self._cache.clear()
-                s = self._cache[key] = settlement_amount(*key)
+            s = self.settlement(cur)
             p = self._out[k] = OrderPricing(s, platform_fee(s, self._fee), trader_reward(s, bps))
         return p
+
+    def settlement(self, cur: str) -> int:
+        """The settlement amount in ``cur`` (the same for every reward)."""
+        key = (self._amount, self._currency, self._rate, cur)
+        s = self._cache.get(key)
+        if s is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            s = self._cache[key] = settlement_amount(*key)
+        return s
+
+    def payin_hold(self, k: int) -> int:
+        """``self[k].payin_hold`` without building the pricing (the filter asks it of every
+        free trader; the policy's pick alone needs the whole pricing)."""
+        cur, bps = self._keys[k]
+        s = self.settlement(cur)
+        return s - trader_reward(s, bps)
+
+    def client_payout_cost(self, k: int) -> int:
+        """``self[k].client_payout_cost``, likewise."""
+        s = self.settlement(self._keys[k][0])
+        return s + platform_fee(s, self._fee)
 
     def __iter__(self) -> Iterator[OrderPricing]:
         return (self[k] for k in range(len(self._keys)))
@@ -303,6 +322,9 @@ class Simulation:
         self.sweep = config.sweep_delay
         self.hold_durations: list[float] = []
         self._extra = self.streams["extra"]
+        self._horizon = config.horizon
+        self._behaviour_block: list[list[float]] = []
+        self._orders_block: list[list[float]] = []
         self._amounts = dict(config.arrivals.amounts) if config.arrivals else {}
         self._order_seq = 0
         self._settlements: dict[tuple[int, str, str, str], int] = {}
@@ -348,7 +370,7 @@ class Simulation:
     def _at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` at ``when`` (if within the horizon)."""
         when = round(when * _US) / _US  # event times are whole microseconds, as events carry
-        if when >= self.cfg.horizon:
+        if when >= self._horizon:
             return
         self.env.schedule(Call(fn, args), NORMAL, max(0.0, when - self.env.now))  # type: ignore[arg-type]
 
@@ -384,9 +406,8 @@ class Simulation:
     def _arrive_synthetic(self) -> None:
         a = self.cfg.arrivals
         assert a is not None
-        rng = self.streams["orders"]
-        x = rng.random(4)
-        cur = _pick(a.currencies, float(x[0]))
+        x = self._order_draws()
+        cur = _pick(a.currencies, x[0])
         direction = "payin" if x[1] < a.payin_share else "payout"
         clients = self.cfg.clients
         client = clients[min(int(x[2] * len(clients)), len(clients) - 1)].client_id
@@ -405,9 +426,7 @@ class Simulation:
         now = self.env.now
         self._order_seq += 1
         oid = oid or f"sim-{self._order_seq:08d}"
-        b = self.streams["behaviour"]
-        u = b.random((PREDRAWN, DRAWS))
-        patience_u = float(b.random())
+        u, patience_u = self._behaviour_draws()
         a = self.cfg.arrivals
         window = (
             a.patience.sample(patience_u)
@@ -421,6 +440,30 @@ class Simulation:
         self.emitter.created(now, o)
         self._at(o.expires + self.sweep, self._expire_order, o)
         self._to_pending(o)
+
+    def _behaviour_draws(self) -> tuple[list[list[float]], float]:
+        """An order's uniforms from the behaviour stream: :data:`PREDRAWN` rows of :data:`DRAWS`,
+        then its patience. Taken from blocks of many orders' draws (one numpy call per block
+        instead of two per order): the same numbers, in the same order, as drawing them one
+        order at a time, since nothing else draws from that stream."""
+        block = self._behaviour_block
+        if not block:
+            rows = self.streams["behaviour"].random((_BLOCK, PREDRAWN * DRAWS + 1)).tolist()
+            rows.reverse()
+            block = self._behaviour_block = rows
+        row = block.pop()
+        u = [row[k * DRAWS : (k + 1) * DRAWS] for k in range(PREDRAWN)]
+        return u, row[-1]
+
+    def _order_draws(self) -> list[float]:
+        """The four uniforms a synthetic order is made of (currency, direction, client, amount),
+        from blocks of the orders stream as :meth:`_behaviour_draws` does."""
+        block = self._orders_block
+        if not block:
+            rows = self.streams["orders"].random((_BLOCK, 4)).tolist()
+            rows.reverse()
+            block = self._orders_block = rows
+        return block.pop()
 
     # ------------------------------------------------------------------ scheduling
     def _to_pending(self, o: SimOrder) -> None:
@@ -576,9 +619,9 @@ class Simulation:
         self._respond(o, t)
 
     # ------------------------------------------------------------- the trader's side
-    def _draws(self, o: SimOrder) -> np.ndarray:
+    def _draws(self, o: SimOrder) -> list[float]:
         k = o.attempt - 1
-        return o.u[k] if k < PREDRAWN else self._extra.random(DRAWS)
+        return o.u[k] if k < PREDRAWN else self._extra.random(DRAWS).tolist()
 
     def _respond(self, o: SimOrder, t: SimTrader) -> None:
         b = t.spec.behaviour

@@ -19,7 +19,7 @@ from ..domain.money import OrderPricing
 from ..domain.scheduler import Candidate
 
 if TYPE_CHECKING:
-    from .model import SimTrader
+    from .model import Prices, SimTrader
 
 
 class Pool:
@@ -48,20 +48,30 @@ class Pool:
         self.available = np.zeros(n, dtype=np.int64)
         self.score = np.zeros(n, dtype=np.int64)  # hundredths
         self.free_since = np.zeros(n, dtype=np.float64)
+        self._stale: dict[int, SimTrader] = {}
         for i, t in enumerate(self.traders):
             t.row = i
             self.sync(t, score=True)
 
     def sync(self, t: SimTrader, *, score: bool = False) -> None:
-        """Copy the trader's state into its row (``score`` too when asked: it changes only
-        when ratings are published, and converting the Decimal is the dearest part)."""
-        i = t.row
-        self.open[i] = t.registered and t.online and not t.blocked
-        self.active[i] = len(t.active)
-        self.available[i] = t.balance - t.held
+        """The trader's state changed: its row is copied from it before the columns are next
+        read (:meth:`columns`; a trader changes several times between two reads). ``score``
+        is copied now, when asked (it changes only when ratings are published, and converting
+        the Decimal is the dearest part)."""
+        self._stale[t.row] = t
         if score:
-            self.score[i] = int(t.score * 100)
-        self.free_since[i] = t.free_since
+            self.score[t.row] = int(t.score * 100)
+
+    def columns(self) -> Pool:
+        """The pool, its rows up to date (call before reading a state column)."""
+        if self._stale:
+            for i, t in self._stale.items():
+                self.open[i] = t.registered and t.online and not t.blocked
+                self.active[i] = len(t.active)
+                self.available[i] = t.balance - t.held
+                self.free_since[i] = t.free_since
+            self._stale.clear()
+        return self
 
     def eligible(
         self,
@@ -74,6 +84,7 @@ class Pool:
     ) -> np.ndarray:
         """Rows that break no rule: online and unblocked, a free slot, the amount within the
         limits, not tried before, the deposit (payin) or the client's balance (payout) enough."""
+        self.columns()
         ok = (
             self.open
             & (self.active < self.cap)
@@ -98,7 +109,7 @@ class Pool:
         amount: int,
         direction: str,
         tried: set[str],
-        prices: Sequence[OrderPricing],
+        prices: Prices,
         client_available: int,
         money: bool,
     ) -> np.ndarray:
@@ -118,11 +129,10 @@ class Pool:
             if not (t.min_amount <= amount <= t.max_amount):
                 continue
             if money:
-                p = prices[key_of[t.row]]
                 if payin:
-                    if t.balance - t.held < p.payin_hold:
+                    if t.balance - t.held < prices.payin_hold(key_of[t.row]):
                         continue
-                elif client_available < p.client_payout_cost:
+                elif client_available < prices.client_payout_cost(key_of[t.row]):
                     continue
             rows.append(t.row)
         rows.sort()
@@ -156,7 +166,7 @@ class Candidates:
         # only called for a column not read yet (then it is an attribute like any other)
         if name not in Candidates.COLUMNS:
             raise AttributeError(name)
-        column: np.ndarray = getattr(self._pool, name)[self.rows]
+        column: np.ndarray = getattr(self._pool.columns(), name)[self.rows]
         setattr(self, name, column)
         return column
 
@@ -170,13 +180,8 @@ class Candidates:
         return self._prices[self._pool.key_of[int(self.rows[i])]]
 
     def __getitem__(self, i: int) -> Candidate:
-        row = int(self.rows[i])
-        return Candidate(
-            str(self._pool.ids[row]),
-            self._pool.traders[row].score,
-            int(self._pool.active[row]),
-            self.pricing(i),
-        )
+        t = self._pool.traders[int(self.rows[i])]
+        return Candidate(t.trader_id, t.score, len(t.active), self.pricing(i))
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return (self[i] for i in range(len(self)))
