@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from heapq import heappush
 from typing import Any
 
 import numpy as np
@@ -303,7 +304,8 @@ class Simulation:
         self.clients = {s.client_id: SimClient(s) for s in config.clients}
         self.orders: dict[str, SimOrder] = {}
         self.pending: dict[str, dict[str, SimOrder]] = {}
-        self.free: dict[str, dict[str, None]] = {}
+        #: Per currency, the traders with a free slot (online, unblocked), by id.
+        self.free: dict[str, dict[str, SimTrader]] = {}
         for t in self.traders.values():
             self.pending.setdefault(t.spec.fiat_currency, {})
             self.free.setdefault(t.spec.fiat_currency, {})
@@ -323,6 +325,7 @@ class Simulation:
         self.hold_durations: list[float] = []
         self._extra = self.streams["extra"]
         self._horizon = config.horizon
+        self._warmup = config.warmup
         self._behaviour_block: list[list[float]] = []
         self._orders_block: list[list[float]] = []
         self._amounts = dict(config.arrivals.amounts) if config.arrivals else {}
@@ -339,7 +342,7 @@ class Simulation:
             if cfg.money:
                 t.balance = t.spec.deposit
             if t.online:
-                self.free[t.spec.fiat_currency][t.trader_id] = None
+                self.free[t.spec.fiat_currency][t.trader_id] = t
             self._sync(t)
         if cfg.money:
             for c in self.clients.values():
@@ -372,7 +375,12 @@ class Simulation:
         when = round(when * _US) / _US  # event times are whole microseconds, as events carry
         if when >= self._horizon:
             return
-        self.env.schedule(Call(fn, args), NORMAL, max(0.0, when - self.env.now))  # type: ignore[arg-type]
+        env = self.env
+        now = env._now
+        # env.schedule(Call(fn, args), NORMAL, delay), its body written out (this is the model's
+        # most frequent call): same time, priority and sequence number as the timeout it replaced
+        delay = when - now if when > now else 0.0
+        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, args)))
 
     def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
         while True:
@@ -477,7 +485,10 @@ class Simulation:
         if self.policy.batch_seconds > 0 or currency in self._dirty:
             return
         self._dirty.add(currency)
-        self.env.schedule(Call(self._dispatch, (currency,)), NORMAL, 0)  # type: ignore[arg-type]
+        env = self.env
+        heappush(
+            env._queue, (env._now + 0, NORMAL, next(env._eid), Call(self._dispatch, (currency,)))
+        )
 
     def _dispatch(self, currency: str) -> None:
         """Offer the pending orders, oldest first, to the policy while traders are free.
@@ -493,15 +504,18 @@ class Simulation:
         free = self.free.get(currency)
         if not queue or not free:
             return
-        newest = max(self.traders[tid].up_seq for tid in free)
+        newest = -1  # the latest change among the free traders, found when first needed
         rate = self._rate(currency) if self.cfg.money else ""
         clients = self.clients
         for o in list(queue.values()):
             if not free:
                 break
             seq = o.idle_seq
+            if seq >= 0 and newest < 0:
+                newest = max(t.up_seq for t in free.values())
             if (
-                seq >= newest
+                seq >= 0
+                and seq >= newest
                 and o.idle_rate == rate
                 and clients[o.client_id].up_seq <= seq
                 and o.status == po.PENDING
@@ -543,10 +557,10 @@ class Simulation:
         ):
             return Candidates(pool, pool.id_rank[:0], prices)
         client = self.clients[o.client_id]
+        rows: np.ndarray | list[int]
         if len(free) <= self.loop_filter_max:
-            traders = self.traders
             rows = pool.eligible_among(
-                [traders[tid] for tid in free],
+                free.values(),
                 o.amount,
                 o.direction,
                 o.tried,
@@ -772,7 +786,7 @@ class Simulation:
             cur = t.spec.fiat_currency
             if t.trader_id not in self.free[cur]:
                 t.free_since = self.env.now
-            self.free[cur][t.trader_id] = None
+            self.free[cur][t.trader_id] = t
             self._sync(t)
             self._want(cur)
 
@@ -839,7 +853,7 @@ class Simulation:
     def _touch(self, t: SimTrader) -> None:
         """Accumulate the trader's busy and online slot-time since the last change (after the
         warm-up only)."""
-        now, since = self.env.now, max(t._last, self.cfg.warmup)
+        now, since = self.env._now, max(t._last, self._warmup)
         if now > since:
             dt = now - since
             t.busy_time += dt * len(t.active)

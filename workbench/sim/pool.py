@@ -10,7 +10,7 @@ this filter with it for every trader (a differential test of the two).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,19 +105,20 @@ class Pool:
 
     def eligible_among(
         self,
-        traders: Sequence[SimTrader],
+        traders: Iterable[SimTrader],
         amount: int,
         direction: str,
         tried: set[str],
         prices: Prices,
         client_available: int,
         money: bool,
-    ) -> np.ndarray:
+    ) -> list[int]:
         """:meth:`eligible`, asking the same rules of ``traders`` only, one at a time.
 
         The model passes the traders with a free slot (a superset of the eligible ones): when
         few are free, a Python loop over them costs less than numpy's per-call overhead on every
-        column of the pool. The rows come back sorted, as :meth:`eligible` returns them."""
+        column of the pool. The rows come back sorted, as :meth:`eligible` returns them (a list: :class:`Candidates`
+        makes it an array if a column is read)."""
         rows = []
         payin = direction == "payin"
         key_of = self.key_of
@@ -136,7 +137,7 @@ class Pool:
                     continue
             rows.append(t.row)
         rows.sort()
-        return np.array(rows, dtype=np.int64)
+        return rows
 
 
 class Candidates:
@@ -158,7 +159,9 @@ class Candidates:
     free_since: np.ndarray
     id_rank: np.ndarray
 
-    def __init__(self, pool: Pool, rows: np.ndarray, prices: Sequence[OrderPricing]) -> None:
+    def __init__(
+        self, pool: Pool, rows: np.ndarray | list[int], prices: Sequence[OrderPricing]
+    ) -> None:
         self._pool, self.rows, self._prices = pool, rows, prices
         self._n = len(rows)
 
@@ -166,7 +169,10 @@ class Candidates:
         # only called for a column not read yet (then it is an attribute like any other)
         if name not in Candidates.COLUMNS:
             raise AttributeError(name)
-        column: np.ndarray = getattr(self._pool.columns(), name)[self.rows]
+        rows = self.rows
+        if not isinstance(rows, np.ndarray):
+            rows = self.rows = np.array(rows, dtype=np.int64)
+        column: np.ndarray = getattr(self._pool.columns(), name)[rows]
         setattr(self, name, column)
         return column
 
