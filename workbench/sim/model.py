@@ -223,7 +223,7 @@ class Prices:
     """An order priced for each (settlement currency, reward) key of its currency's pool, each
     key when first asked (a filter over a few free traders asks one or two of the keys)."""
 
-    __slots__ = ("_amount", "_cache", "_currency", "_fee", "_keys", "_out", "_rate")
+    __slots__ = ("_amount", "_cache", "_currency", "_fee", "_keys", "_out", "_rate", "_settle")
 
     def __init__(
         self,
@@ -237,6 +237,7 @@ class Prices:
         self._keys, self._amount, self._currency, self._rate = keys, amount, currency, rate
         self._fee, self._cache = fee_bps, cache
         self._out: list[OrderPricing | None] = [None] * len(keys)
+        self._settle: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -251,17 +252,23 @@ class Prices:
 
     def settlement(self, cur: str) -> int:
         """The settlement amount in ``cur`` (the same for every reward)."""
-        key = (self._amount, self._currency, self._rate, cur)
-        s = self._cache.get(key)
+        s = self._settle.get(cur)
         if s is None:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            s = self._cache[key] = settlement_amount(*key)
+            key = (self._amount, self._currency, self._rate, cur)
+            s = self._cache.get(key)
+            if s is None:
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                s = self._cache[key] = settlement_amount(*key)
+            self._settle[cur] = s
         return s
 
     def payin_hold(self, k: int) -> int:
         """``self[k].payin_hold`` without building the pricing (the filter asks it of every
         free trader; the policy's pick alone needs the whole pricing)."""
+        p = self._out[k]
+        if p is not None:
+            return p.payin_hold
         cur, bps = self._keys[k]
         s = self.settlement(cur)
         return s - trader_reward(s, bps)
@@ -403,7 +410,7 @@ class Simulation:
                 return
             if float(rng.random()) * top <= a.rate_at(t):
                 self._arrival_t = t
-                delay = max(0.0, round(t * _US) / _US - self.env.now)
+                delay = max(0.0, round(t * _US) / _US - self.env._now)
                 self.env.schedule(Call(self._arrival, ()), NORMAL, delay)  # type: ignore[arg-type]
                 return
 
@@ -427,11 +434,11 @@ class Simulation:
         for spec in sorted(self.cfg.trace, key=lambda s: (s.at, s.order_id)):
             if spec.at >= self.cfg.horizon:
                 return
-            yield self.env.timeout(max(0.0, round(spec.at * _US) / _US - self.env.now))
+            yield self.env.timeout(max(0.0, round(spec.at * _US) / _US - self.env._now))
             self._create(spec.client_id, spec.direction, spec.amount, spec.currency, spec.order_id)
 
     def _create(self, client: str, direction: str, amount: int, cur: str, oid: str) -> None:
-        now = self.env.now
+        now = self.env._now
         self._order_seq += 1
         oid = oid or f"sim-{self._order_seq:08d}"
         u, patience_u = self._behaviour_draws()
@@ -552,7 +559,7 @@ class Simulation:
         free = self.free.get(o.currency)
         if (
             o.status != po.PENDING
-            or _us(self.env.now) >= _us(o.expires)  # past expires_at: the sweep's to cancel
+            or _us(self.env._now) >= _us(o.expires)  # past expires_at: the sweep's to cancel
             or not free
         ):
             return Candidates(pool, pool.id_rank[:0], prices)
@@ -593,7 +600,7 @@ class Simulation:
 
     def _rate(self, currency: str) -> str:
         """``cfg.rates.at(currency, now)``, remembered until the currency's next rate step."""
-        now = self.env.now
+        now = self.env._now
         got = self._rates.get(currency)
         if got is None or not got[0] <= now < got[1]:
             rate = self.cfg.rates.at(currency, now)  # an unknown currency is its error
@@ -606,7 +613,7 @@ class Simulation:
 
     def assign(self, o: SimOrder, c: Candidate) -> None:
         """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
-        now = self.env.now
+        now = self.env._now
         t = self.traders[c.trader_id]
         self._check_assignable(o, c)  # the catalog's rules, asked of every assignment
         self._touch(t)
@@ -647,8 +654,8 @@ class Simulation:
             delay, act = NEVER, self._decline
         else:
             delay, act = b.accept_delay.sample(float(u[1])), self._accept
-        if _us(self.env.now + delay) <= _us(o.accept_by):
-            self._at(self.env.now + delay, act, o, k)
+        if _us(self.env._now + delay) <= _us(o.accept_by):
+            self._at(self.env._now + delay, act, o, k)
         self._at(o.accept_by + self.sweep, self._expire_assignment, o, k)
 
     def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
@@ -657,21 +664,21 @@ class Simulation:
     def _decline(self, o: SimOrder, k: int) -> None:
         if self._open(o, k, po.ASSIGNED):
             self._log("declined", o, o.trader_id or "")
-            self.emitter.declined(self.env.now, o)
+            self.emitter.declined(self.env._now, o)
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
     def _expire_assignment(self, o: SimOrder, k: int) -> None:
         if self._open(o, k, po.ASSIGNED):
             self._log("assignment_expired", o, o.trader_id or "")
-            self.emitter.assignment_expired(self.env.now, o)
+            self.emitter.assignment_expired(self.env._now, o)
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
     def _accept(self, o: SimOrder, k: int) -> None:
         if not self._open(o, k, po.ASSIGNED):
             return
-        now = self.env.now
+        now = self.env._now
         o.status, o.accepted_at = po.IN_PROGRESS, now
         o.complete_by = now + self.complete_window
         self._log("accepted", o, o.trader_id or "")
@@ -690,16 +697,16 @@ class Simulation:
         if self._open(o, k, po.IN_PROGRESS):
             o.status = po.IN_REVIEW
             self._log("review_started", o, o.trader_id or "")
-            self.emitter.deadline_review(self.env.now, o)
+            self.emitter.deadline_review(self.env._now, o)
 
     def _upload(self, o: SimOrder, k: int) -> None:
         if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
             return
         self._log("receipt_uploaded", o, o.trader_id or "")
-        self.emitter.receipt_uploaded(self.env.now, o)
+        self.emitter.receipt_uploaded(self.env._now, o)
         b = self.traders[o.trader_id or ""].spec.behaviour
         u = self._draws(o)
-        self._at(self.env.now + b.analyse_delay.sample(float(u[4])), self._analyse, o, k)
+        self._at(self.env._now + b.analyse_delay.sample(float(u[4])), self._analyse, o, k)
 
     def _analyse(self, o: SimOrder, k: int) -> None:
         if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
@@ -708,26 +715,26 @@ class Simulation:
         u = self._draws(o)
         low = bool(u[3] < b.low_confidence)
         self._log("receipt_analyzed", o, o.trader_id or "")
-        self.emitter.receipt_analyzed(self.env.now, o, low)
+        self.emitter.receipt_analyzed(self.env._now, o, low)
         if low:
             if o.status == po.IN_PROGRESS:
                 o.status = po.IN_REVIEW
                 self._log("review_started", o, o.trader_id or "")
-            self._at(self.env.now + b.review.sample(float(u[5])), self._approve, o, k, "reviewer")
+            self._at(self.env._now + b.review.sample(float(u[5])), self._approve, o, k, "reviewer")
         else:
-            self._at(self.env.now + 5.0, self._approve, o, k, "auto")
+            self._at(self.env._now + 5.0, self._approve, o, k, "auto")
 
     def _approve(self, o: SimOrder, k: int, by: str) -> None:
         if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
             return
         self._log("receipt_approved", o, o.trader_id or "")
-        self.emitter.receipt_approved(self.env.now, o, by)
-        self._at(self.env.now + 10.0, self._complete, o, k)
+        self.emitter.receipt_approved(self.env._now, o, by)
+        self._at(self.env._now + 10.0, self._complete, o, k)
 
     def _complete(self, o: SimOrder, k: int) -> None:
         if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
             return
-        now = self.env.now
+        now = self.env._now
         t = self.traders[o.trader_id or ""]
         self._log("completed", o, t.trader_id)
         self.emitter.completed(now, o)
@@ -744,12 +751,12 @@ class Simulation:
     def _expire_order(self, o: SimOrder) -> None:
         if o.status in (po.PENDING, po.ASSIGNED):
             self._log("cancelled", o, o.trader_id or "")
-            self.emitter.cancelled(self.env.now, o, "expired")
+            self.emitter.cancelled(self.env._now, o, "expired")
             if o.status == po.ASSIGNED:
                 self._end_attempt(o, commit=False)
             else:
                 del self.pending[o.currency][o.order_id]
-            o.status, o.ended, o.outcome = po.CANCELLED, self.env.now, "expired"
+            o.status, o.ended, o.outcome = po.CANCELLED, self.env._now, "expired"
 
     def _end_attempt(self, o: SimOrder, *, commit: bool) -> None:
         """Close the open attempt: money captured or released, the trader's slot freed."""
@@ -770,7 +777,7 @@ class Simulation:
                     c.balance -= p.client_payout_cost
                     t.balance += p.payout_credit
             if o.direction == "payin" or commit:
-                self.hold_durations.append(self.env.now - o.assigned_at)
+                self.hold_durations.append(self.env._now - o.assigned_at)
             self._up(c)
         del t.active[o.order_id]
         self._freed(t)
@@ -785,7 +792,7 @@ class Simulation:
         if t.online and not t.blocked and len(t.active) < t.max_active_orders:
             cur = t.spec.fiat_currency
             if t.trader_id not in self.free[cur]:
-                t.free_since = self.env.now
+                t.free_since = self.env._now
             self.free[cur][t.trader_id] = t
             self._sync(t)
             self._want(cur)
@@ -795,7 +802,7 @@ class Simulation:
             self._touch(t)
             t.online = True
             self._sync(t)
-            self.emitter.online(self.env.now, t.trader_id)
+            self.emitter.online(self.env._now, t.trader_id)
             self._log("online", None, t.trader_id)
             self._freed(t)
 
@@ -805,11 +812,11 @@ class Simulation:
             t.online = False
             self.free[t.spec.fiat_currency].pop(t.trader_id, None)
             self._sync(t)
-            self.emitter.offline(self.env.now, t.trader_id)
+            self.emitter.offline(self.env._now, t.trader_id)
             self._log("offline", None, t.trader_id)
 
     def _top_ups(self) -> None:
-        now = self.env.now
+        now = self.env._now
         for t in self.traders.values():
             target = t.spec.deposit
             if t.available < target * t.spec.top_up_below and target - t.available > 0:
@@ -830,11 +837,11 @@ class Simulation:
 
     def _publish_ratings(self) -> None:
         """The rating service runs a minute after each ``as_of`` (so every event up to it is in)."""
-        self._at(self.env.now + RATING_DELAY, self._publish, self.env.now)
+        self._at(self.env._now + RATING_DELAY, self._publish, self.env._now)
 
     def _publish(self, as_of: float) -> None:
         """Publish every trader's rating over the window ending at ``as_of`` (catalog 3.7)."""
-        now = self.env.now
+        now = self.env._now
         hi = _us(as_of)
         lo = hi - self.cfg.rating_window_days * 86_400 * _US
         for t in self.traders.values():
@@ -862,7 +869,7 @@ class Simulation:
         t._last = now
 
     def _log(self, kind: str, o: SimOrder | None, trader_id: str) -> None:
-        self.log.append((self.env.now, kind, o.order_id if o else "", trader_id))
+        self.log.append((self.env._now, kind, o.order_id if o else "", trader_id))
 
     # ----------------------------------------------------------------- invariants
     def _check_assignable(self, o: SimOrder, c: Candidate) -> None:
