@@ -342,6 +342,8 @@ class Simulation:
         #: Counts changes that may let a trader take an order it could not (see :meth:`_up`).
         self._seq = 0
         self._taken: list[SimOrder] | None = None
+        #: Orders a dispatch passed over without filtering (nothing changed for them).
+        self.passed_over = 0
         self._rates: dict[str, tuple[float, float, str]] = {}
 
     # ---------------------------------------------------------------------- the run
@@ -566,6 +568,7 @@ class Simulation:
             ):
                 if self.check and len(self.candidates(o)):
                     raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
+                self.passed_over += 1
                 continue
             cands = self.candidates(o)
             if not len(cands):
