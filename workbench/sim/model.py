@@ -224,7 +224,18 @@ class Prices:
     """An order priced for each (settlement currency, reward) key of its currency's pool, each
     key when first asked (a filter over a few free traders asks one or two of the keys)."""
 
-    __slots__ = ("_amount", "_cache", "_currency", "_fee", "_keys", "_out", "_rate", "_settle")
+    __slots__ = (
+        "_amount",
+        "_cache",
+        "_cost",
+        "_currency",
+        "_fee",
+        "_hold",
+        "_keys",
+        "_out",
+        "_rate",
+        "_settle",
+    )
 
     def __init__(
         self,
@@ -239,6 +250,8 @@ class Prices:
         self._fee, self._cache = fee_bps, cache
         self._out: list[OrderPricing | None] = [None] * len(keys)
         self._settle: dict[str, int] = {}
+        self._hold: list[int | None] = [None] * len(keys)
+        self._cost: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -267,17 +280,26 @@ class Prices:
     def payin_hold(self, k: int) -> int:
         """``self[k].payin_hold`` without building the pricing (the filter asks it of every
         free trader; the policy's pick alone needs the whole pricing)."""
-        p = self._out[k]
-        if p is not None:
-            return p.payin_hold
-        cur, bps = self._keys[k]
-        s = self.settlement(cur)
-        return s - trader_reward(s, bps)
+        hold = self._hold[k]
+        if hold is None:
+            p = self._out[k]
+            if p is None:
+                cur, bps = self._keys[k]
+                s = self.settlement(cur)
+                hold = s - trader_reward(s, bps)
+            else:
+                hold = p.payin_hold
+            self._hold[k] = hold
+        return hold
 
     def client_payout_cost(self, k: int) -> int:
-        """``self[k].client_payout_cost``, likewise."""
-        s = self.settlement(self._keys[k][0])
-        return s + platform_fee(s, self._fee)
+        """``self[k].client_payout_cost``, likewise (the same for every reward)."""
+        cur = self._keys[k][0]
+        cost = self._cost.get(cur)
+        if cost is None:
+            s = self.settlement(cur)
+            cost = self._cost[cur] = s + platform_fee(s, self._fee)
+        return cost
 
     def __iter__(self) -> Iterator[OrderPricing]:
         return (self[k] for k in range(len(self._keys)))
@@ -386,6 +408,8 @@ class Simulation:
         else:
             # as env.process would start it: an urgent event now, then one event per arrival
             self._arrival_t, self._arrival_top = 0.0, cfg.arrivals.max_rate()
+            # Arrivals.rate_at(t) for each hour of the day, worked out as it does it
+            self._hourly_rates = [cfg.arrivals.rate_at(h * 3600.0) for h in range(24)]
             self.env.schedule(Call(self._next_arrival, ()), URGENT, 0)  # type: ignore[arg-type]
         if cfg.rating_every > 0:
             self.env.process(self._every(cfg.rating_every, self._publish_ratings))
@@ -424,13 +448,13 @@ class Simulation:
         a = self.cfg.arrivals
         assert a is not None
         rng = self.streams["arrivals"]
-        top = self._arrival_top
+        top, hourly = self._arrival_top, self._hourly_rates
         t = self._arrival_t
         while True:
             t += float(rng.exponential(1 / top))
             if t >= self.cfg.horizon:
                 return
-            if float(rng.random()) * top <= a.rate_at(t):
+            if float(rng.random()) * top <= hourly[int(t // 3600) % 24]:
                 self._arrival_t = t
                 delay = max(0.0, round(t * _US) / _US - self.env._now)
                 self.env.schedule(Call(self._arrival, ()), NORMAL, delay)  # type: ignore[arg-type]
