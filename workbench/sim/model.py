@@ -359,6 +359,7 @@ class Simulation:
         self._behaviour_block: list[list[float]] = []
         self._orders_block: list[list[float]] = []
         self._amounts = dict(config.arrivals.amounts) if config.arrivals else {}
+        self._currency_mix = _cumulative(config.arrivals.currencies) if config.arrivals else []
         self._order_seq = 0
         self._settlements: dict[tuple[int, str, str, str], int] = {}
         #: Counts changes that may let a trader take an order it could not (see :meth:`_up`).
@@ -468,7 +469,7 @@ class Simulation:
         a = self.cfg.arrivals
         assert a is not None
         x = self._order_draws()
-        cur = _pick(a.currencies, x[0])
+        cur = _pick_from(self._currency_mix, x[0])
         direction = "payin" if x[1] < a.payin_share else "payout"
         clients = self.cfg.clients
         client = clients[min(int(x[2] * len(clients)), len(clients) - 1)].client_id
@@ -996,11 +997,19 @@ def _count(stamps: list[int], lo: int, hi: int) -> int:
     return bisect.bisect_right(stamps, hi) - bisect.bisect_right(stamps, lo)
 
 
-def _pick(mix: tuple[tuple[str, float], ...], u: float) -> str:
+def _cumulative(mix: tuple[tuple[str, float], ...]) -> list[tuple[float, str]]:
+    """The running shares of a mix, in its order (a draw picks the first share above it)."""
     total = sum(w for _, w in mix)
-    acc = 0.0
+    out, acc = [], 0.0
     for name, w in mix:
         acc += w / total
+        out.append((acc, name))
+    return out
+
+
+def _pick_from(cumulative: list[tuple[float, str]], u: float) -> str:
+    """The name whose running share first exceeds ``u`` (the last one if none does)."""
+    for acc, name in cumulative:
         if u < acc:
             return name
-    return mix[-1][0]
+    return cumulative[-1][1]
