@@ -80,6 +80,7 @@ class SimTrader:
         "min_amount",
         "on_time_us",
         "online",
+        "pool",
         "registered",
         "reward_bps",
         "row",
@@ -110,6 +111,7 @@ class SimTrader:
         self.busy_time = self.capacity_time = 0.0
         self._last = 0.0
         self.row = 0
+        self.pool: Pool  # its currency's, which sets it
         self.up_seq = 0  # the change counter when it last could take more (Simulation._up)
 
     @property
@@ -661,7 +663,7 @@ class Simulation:
         )
 
     def _sync(self, t: SimTrader) -> None:
-        self.pools[t.spec.fiat_currency].sync(t)
+        t.pool.sync(t)
 
     def _rate(self, currency: str) -> str:
         """``cfg.rates.at(currency, now)``, remembered until the currency's next rate step."""
@@ -928,7 +930,8 @@ class Simulation:
     def _touch(self, t: SimTrader) -> None:
         """Accumulate the trader's busy and online slot-time since the last change (after the
         warm-up only)."""
-        now, since = self.env._now, max(t._last, self._warmup)
+        now, last, warmup = self.env._now, t._last, self._warmup
+        since = last if last >= warmup else warmup  # max(last, warmup), without the call
         if now > since:
             dt = now - since
             t.busy_time += dt * len(t.active)

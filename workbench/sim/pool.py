@@ -50,7 +50,7 @@ class Pool:
         self.free_since = np.zeros(n, dtype=np.float64)
         self._stale: dict[int, SimTrader] = {}
         for i, t in enumerate(self.traders):
-            t.row = i
+            t.row, t.pool = i, self
             self.sync(t, score=True)
 
     def sync(self, t: SimTrader, *, score: bool = False) -> None:
