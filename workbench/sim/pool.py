@@ -3,7 +3,9 @@
 A simulated day of 50,000 orders over 2,000 traders asks "who may take this order?" about twenty
 million times; one Python call per trader and order is minutes. Here each rule of catalog
 section 4 is a column comparison over the currency's traders, and a policy ranks the survivors
-with ``numpy.lexsort``. The rules themselves stay in :func:`workbench.domain.scheduler.rules_broken`:
+with ``numpy.lexsort``. When only a few traders have a free slot (a busy platform: most
+dispatches), :meth:`Pool.eligible_among` asks the same rules of those few in a Python loop,
+cheaper than numpy's per-call cost on every column. The rules themselves stay in :func:`workbench.domain.scheduler.rules_broken`:
 the model asks it of every assignment it makes, and with ``check_invariants`` it also compares
 this filter with it for every trader (a differential test of the two).
 """
