@@ -32,7 +32,7 @@ import numpy as np
 import simpy
 
 from ..domain import payment_order as po
-from ..domain.money import OrderPricing, platform_fee, settlement_amount, trader_reward
+from ..domain.money import OrderPricing
 from ..domain.rating import RatingCounts, score
 from ..domain.scheduler import Candidate, rules_broken
 from .calls import NORMAL, URGENT, Call
@@ -40,6 +40,7 @@ from .config import NEVER, ClientSpec, SimConfig, TraderSpec
 from .emitter import Emitter
 from .policies import Policy, make_policy
 from .pool import Candidates, Pool
+from .prices import Prices
 from .streams import Streams
 
 #: Uniforms drawn per attempt: decision, response delay, work time, receipt confidence,
@@ -220,91 +221,6 @@ class LogEntry:
     kind: str
     order_id: str
     trader_id: str
-
-
-class Prices:
-    """An order priced for each (settlement currency, reward) key of its currency's pool, each
-    key when first asked (a filter over a few free traders asks one or two of the keys)."""
-
-    __slots__ = (
-        "_amount",
-        "_cache",
-        "_cost",
-        "_currency",
-        "_fee",
-        "_hold",
-        "_keys",
-        "_out",
-        "_rate",
-        "_settle",
-    )
-
-    def __init__(
-        self,
-        keys: list[tuple[str, int]],
-        amount: int,
-        currency: str,
-        rate: str,
-        fee_bps: int,
-        cache: dict[tuple[int, str, str, str], int],
-    ) -> None:
-        self._keys, self._amount, self._currency, self._rate = keys, amount, currency, rate
-        self._fee, self._cache = fee_bps, cache
-        self._out: list[OrderPricing | None] = [None] * len(keys)
-        self._settle: dict[str, int] = {}
-        self._hold: list[int | None] = [None] * len(keys)
-        self._cost: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __getitem__(self, k: int) -> OrderPricing:
-        p = self._out[k]
-        if p is None:
-            cur, bps = self._keys[k]
-            s = self.settlement(cur)
-            p = self._out[k] = OrderPricing(s, platform_fee(s, self._fee), trader_reward(s, bps))
-        return p
-
-    def settlement(self, cur: str) -> int:
-        """The settlement amount in ``cur`` (the same for every reward)."""
-        s = self._settle.get(cur)
-        if s is None:
-            key = (self._amount, self._currency, self._rate, cur)
-            s = self._cache.get(key)
-            if s is None:
-                if len(self._cache) > 100_000:
-                    self._cache.clear()
-                s = self._cache[key] = settlement_amount(*key)
-            self._settle[cur] = s
-        return s
-
-    def payin_hold(self, k: int) -> int:
-        """``self[k].payin_hold`` without building the pricing (the filter asks it of every
-        free trader; the policy's pick alone needs the whole pricing)."""
-        hold = self._hold[k]
-        if hold is None:
-            p = self._out[k]
-            if p is None:
-                cur, bps = self._keys[k]
-                s = self.settlement(cur)
-                hold = s - trader_reward(s, bps)
-            else:
-                hold = p.payin_hold
-            self._hold[k] = hold
-        return hold
-
-    def client_payout_cost(self, k: int) -> int:
-        """``self[k].client_payout_cost``, likewise (the same for every reward)."""
-        cur = self._keys[k][0]
-        cost = self._cost.get(cur)
-        if cost is None:
-            s = self.settlement(cur)
-            cost = self._cost[cur] = s + platform_fee(s, self._fee)
-        return cost
-
-    def __iter__(self) -> Iterator[OrderPricing]:
-        return (self[k] for k in range(len(self._keys)))
 
 
 class Simulation:

@@ -5,9 +5,10 @@ million times; one Python call per trader and order is minutes. Here each rule o
 section 4 is a column comparison over the currency's traders, and a policy ranks the survivors
 with ``numpy.lexsort``. When only a few traders have a free slot (a busy platform: most
 dispatches), :meth:`Pool.eligible_among` asks the same rules of those few in a Python loop,
-cheaper than numpy's per-call cost on every column. The rules themselves stay in :func:`workbench.domain.scheduler.rules_broken`:
-the model asks it of every assignment it makes, and with ``check_invariants`` it also compares
-this filter with it for every trader (a differential test of the two).
+cheaper than numpy's per-call cost on every column. The rules themselves stay in
+:func:`workbench.domain.scheduler.rules_broken`: the model asks it of every assignment it makes,
+and with ``check_invariants`` it also compares this filter with it for every trader (a
+differential test of the two; ``tests/sim/test_speed.py`` runs whole runs through each filter).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ..domain.money import OrderPricing
 from ..domain.scheduler import Candidate
 
 if TYPE_CHECKING:
-    from .model import Prices, SimTrader
+    from .model import SimTrader
+    from .prices import Prices
 
 
 class Pool:
