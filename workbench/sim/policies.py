@@ -54,6 +54,8 @@ class Production(Policy):
     name = "production"
 
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        if len(cands) == 1:  # the usual case on a busy platform: no columns to rank
+            return 0
         return cands.argmin(-cands.score, cands.active, cands.id_rank)
 
 
@@ -63,6 +65,8 @@ class FirstFree(Policy):
     name = "fifo"
 
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        if len(cands) == 1:
+            return 0
         return cands.argmin(cands.free_since, cands.id_rank)
 
 
@@ -91,6 +95,8 @@ class LeastLoaded(Policy):
     name = "least_loaded"
 
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        if len(cands) == 1:
+            return 0
         return cands.argmin(cands.active / cands.cap, cands.active, cands.id_rank)
 
 
@@ -113,6 +119,8 @@ class BalanceAware(Policy):
     name = "balance_aware"
 
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
+        if len(cands) == 1:
+            return 0
         sign = -1 if order.direction == "payin" else 1
         return cands.argmin(sign * cands.available, cands.active, cands.id_rank)
 

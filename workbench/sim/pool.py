@@ -3,14 +3,17 @@
 A simulated day of 50,000 orders over 2,000 traders asks "who may take this order?" about twenty
 million times; one Python call per trader and order is minutes. Here each rule of catalog
 section 4 is a column comparison over the currency's traders, and a policy ranks the survivors
-with ``numpy.lexsort``. The rules themselves stay in :func:`workbench.domain.scheduler.rules_broken`:
-the model asks it of every assignment it makes, and with ``check_invariants`` it also compares
-this filter with it for every trader (a differential test of the two).
+with ``numpy.lexsort``. When only a few traders have a free slot (a busy platform: most
+dispatches), :meth:`Pool.eligible_among` asks the same rules of those few in a Python loop,
+cheaper than numpy's per-call cost on every column. The rules themselves stay in
+:func:`workbench.domain.scheduler.rules_broken`: the model asks it of every assignment it makes,
+and with ``check_invariants`` it also compares this filter with it for every trader (a
+differential test of the two; ``tests/sim/test_speed.py`` runs whole runs through each filter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +23,7 @@ from ..domain.scheduler import Candidate
 
 if TYPE_CHECKING:
     from .model import SimTrader
+    from .prices import Prices
 
 
 class Pool:
@@ -41,22 +45,37 @@ class Pool:
             [index[(t.settlement_currency or "", t.reward_bps)] for t in self.traders],
             dtype=np.int64,
         )
+        #: ``key`` as Python ints, for the per-trader filter (a numpy scalar index is slow).
+        self.key_of: list[int] = [int(k) for k in self.key]
         self.open = np.zeros(n, dtype=bool)  # registered, online, not blocked
         self.active = np.zeros(n, dtype=np.int64)
         self.available = np.zeros(n, dtype=np.int64)
         self.score = np.zeros(n, dtype=np.int64)  # hundredths
         self.free_since = np.zeros(n, dtype=np.float64)
+        self._stale: dict[int, SimTrader] = {}
         for i, t in enumerate(self.traders):
-            t.row = i
-            self.sync(t)
+            t.row, t.pool = i, self
+            self.sync(t, score=True)
 
-    def sync(self, t: SimTrader) -> None:
-        i = t.row
-        self.open[i] = t.registered and t.online and not t.blocked
-        self.active[i] = len(t.active)
-        self.available[i] = t.available
-        self.score[i] = int(t.score * 100)
-        self.free_since[i] = t.free_since
+    def sync(self, t: SimTrader, *, score: bool = False) -> None:
+        """The trader's state changed: its row is copied from it before the columns are next
+        read (:meth:`columns`; a trader changes several times between two reads). ``score``
+        is copied now, when asked (it changes only when ratings are published, and converting
+        the Decimal is the dearest part)."""
+        self._stale[t.row] = t
+        if score:
+            self.score[t.row] = int(t.score * 100)
+
+    def columns(self) -> Pool:
+        """The pool, its rows up to date (call before reading a state column)."""
+        if self._stale:
+            for i, t in self._stale.items():
+                self.open[i] = t.registered and t.online and not t.blocked
+                self.active[i] = len(t.active)
+                self.available[i] = t.balance - t.held
+                self.free_since[i] = t.free_since
+            self._stale.clear()
+        return self
 
     def eligible(
         self,
@@ -69,6 +88,7 @@ class Pool:
     ) -> np.ndarray:
         """Rows that break no rule: online and unblocked, a free slot, the amount within the
         limits, not tried before, the deposit (payin) or the client's balance (payout) enough."""
+        self.columns()
         ok = (
             self.open
             & (self.active < self.cap)
@@ -87,6 +107,42 @@ class Pool:
             rows = rows[[self.ids[r] not in tried for r in rows]]
         return rows
 
+    def eligible_among(
+        self,
+        traders: Iterable[SimTrader],
+        amount: int,
+        direction: str,
+        tried: set[str],
+        prices: Prices,
+        client_available: int,
+        money: bool,
+    ) -> list[int]:
+        """:meth:`eligible`, asking the same rules of ``traders`` only, one at a time.
+
+        The model passes the traders with a free slot (a superset of the eligible ones): when
+        few are free, a Python loop over them costs less than numpy's per-call overhead on every
+        column of the pool. The rows come back sorted, as :meth:`eligible` returns them (a list: :class:`Candidates`
+        makes it an array if a column is read)."""
+        rows = []
+        payin = direction == "payin"
+        key_of = self.key_of
+        for t in traders:
+            if not (t.registered and t.online and not t.blocked):
+                continue
+            if len(t.active) >= t.max_active_orders or t.trader_id in tried:
+                continue
+            if not (t.min_amount <= amount <= t.max_amount):
+                continue
+            if money:
+                if payin:
+                    if t.balance - t.held < prices.payin_hold(key_of[t.row]):
+                        continue
+                elif client_available < prices.client_payout_cost(key_of[t.row]):
+                    continue
+            rows.append(t.row)
+        rows.sort()
+        return rows
+
 
 class Candidates:
     """The traders a policy may choose from for one order, as aligned columns.
@@ -98,38 +154,50 @@ class Candidates:
     plain Python; :meth:`argmin` ranks by several columns at once.
     """
 
-    def __init__(self, pool: Pool, rows: np.ndarray, prices: Sequence[OrderPricing]) -> None:
+    #: The columns, cut from the pool when a policy first reads one (most read two or three).
+    COLUMNS = frozenset({"score", "active", "cap", "available", "free_since", "id_rank"})
+    score: np.ndarray
+    active: np.ndarray
+    cap: np.ndarray
+    available: np.ndarray
+    free_since: np.ndarray
+    id_rank: np.ndarray
+
+    def __init__(
+        self, pool: Pool, rows: np.ndarray | list[int], prices: Sequence[OrderPricing]
+    ) -> None:
         self._pool, self.rows, self._prices = pool, rows, prices
-        self.score = pool.score[rows]
-        self.active = pool.active[rows]
-        self.cap = pool.cap[rows]
-        self.available = pool.available[rows]
-        self.free_since = pool.free_since[rows]
-        self.id_rank = pool.id_rank[rows]
+        self._n = len(rows)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        # only called for a column not read yet (then it is an attribute like any other)
+        if name not in Candidates.COLUMNS:
+            raise AttributeError(name)
+        rows = self.rows
+        if not isinstance(rows, np.ndarray):
+            rows = self.rows = np.array(rows, dtype=np.int64)
+        column: np.ndarray = getattr(self._pool.columns(), name)[rows]
+        setattr(self, name, column)
+        return column
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._n
 
     def trader_id(self, i: int) -> str:
         return str(self._pool.ids[self.rows[i]])
 
     def pricing(self, i: int) -> OrderPricing:
-        return self._prices[int(self._pool.key[self.rows[i]])]
+        return self._prices[self._pool.key_of[int(self.rows[i])]]
 
     def __getitem__(self, i: int) -> Candidate:
-        row = int(self.rows[i])
-        return Candidate(
-            str(self._pool.ids[row]),
-            self._pool.traders[row].score,
-            int(self._pool.active[row]),
-            self.pricing(i),
-        )
+        t = self._pool.traders[int(self.rows[i])]
+        return Candidate(t.trader_id, t.score, len(t.active), self.pricing(i))
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return (self[i] for i in range(len(self)))
 
     def argmin(self, *keys: np.ndarray) -> int | None:
         """The index of the smallest row by ``keys`` compared in order (ties to the next key)."""
-        if not len(self):
-            return None
+        if self._n <= 1:
+            return 0 if self._n else None
         return int(np.lexsort(tuple(reversed(keys)))[0])

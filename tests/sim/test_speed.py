@@ -1,0 +1,135 @@
+"""The simulator's fast paths give the same runs as the plain ones they replace.
+
+Each shortcut taken for speed (issue 14, item 4) is checked against the path it stands in for:
+calls scheduled without a ``Timeout`` run in the order timeouts would; the loop over a few free
+traders picks exactly the rows numpy's filter over the whole pool picks (a whole run each way,
+with ``check_invariants``, which also asks the catalog's ``rules_broken`` of every trader and
+re-filters every order a dispatch passes over); draws taken in blocks are the numbers drawn one
+order at a time; the collector paused for a run is restored. Then a sweep on a running Dask
+scheduler, by address, as ``workbench sweep --scheduler`` is documented to work.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import polars as pl
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from workbench.cli import main
+from workbench.sim.calls import call_later
+from workbench.sim.metrics import orders_frame, traders_frame
+from workbench.sim.model import DRAWS, PREDRAWN, Simulation
+from workbench.sim.presets import synthetic_config
+from workbench.sim.streams import Streams
+from workbench.sim.study import run_cell
+from workbench.sim.sweep import configure
+
+#: Twelve traders under more demand than they serve: orders wait, dispatches pass over them.
+BUSY = synthetic_config(traders=12, orders_per_day=3_000, days=0.25, clients=4, warmup=0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([0, 0, 1.5, 2.0, 3.25])), max_size=30))
+def test_calls_run_in_the_order_timeouts_would(plan: list[tuple[bool, float]]) -> None:
+    """A mix of Timeouts and Calls, many at equal times: processed by time, then in the order
+    scheduled, whichever kind each is (so a Call stands in for a timeout without reordering)."""
+    env = simpy.Environment()
+    seen: list[int] = []
+    for i, (as_call, delay) in enumerate(plan):
+        if as_call:
+            call_later(env, delay, seen.append, i)
+        else:
+            env.timeout(delay).callbacks.append(lambda _e, i=i: seen.append(i))
+    env.run()
+    assert seen == sorted(range(len(plan)), key=lambda i: (plan[i][1], i))
+
+
+def _run(loop_filter_max: int, seed: int, policy: str) -> Simulation:
+    sim = Simulation(BUSY, policy, seed=seed, check_invariants=True)
+    sim.loop_filter_max = loop_filter_max
+    return sim.run()
+
+
+@pytest.mark.parametrize(("seed", "policy"), [(1, "production"), (2, "least_loaded")])
+def test_the_loop_filter_and_numpy_filter_give_the_same_run(seed: int, policy: str) -> None:
+    by_loop, by_numpy = _run(10_000, seed, policy), _run(0, seed, policy)
+    assert by_loop.log == by_numpy.log
+    assert_frame_equal(orders_frame(by_loop), orders_frame(by_numpy))
+    assert_frame_equal(traders_frame(by_loop), traders_frame(by_numpy))
+    # the run is one where the shortcuts matter: orders waited and were passed over
+    assert by_loop.passed_over > 0 and by_numpy.passed_over == by_loop.passed_over
+    outcomes = {o.outcome for o in by_loop.orders.values()}
+    assert {"completed", "expired"} <= outcomes
+
+
+def test_block_draws_are_the_one_at_a_time_draws() -> None:
+    """Past a block's end too: the draws of 300 orders, as two calls per order would take them."""
+    sim = Simulation(BUSY, "production", seed=5, replication=3)
+    fresh = Streams(5, 3)
+    for _ in range(300):
+        u, patience = sim._behaviour_draws()
+        expected = fresh["behaviour"].random((PREDRAWN, DRAWS))
+        assert u == expected.tolist() and patience == float(fresh["behaviour"].random())
+        assert sim._order_draws() == fresh["orders"].random(4).tolist()
+
+
+def test_the_collector_is_paused_for_a_run_and_restored() -> None:
+    class Boom(Simulation):
+        def _run(self) -> Simulation:
+            assert not gc.isenabled()
+            raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="boom"):
+        Boom(BUSY, "production").run()
+    assert gc.isenabled()
+    gc.disable()
+    try:  # left as it was found
+        Simulation(configure(BUSY, days=0.05), "production").run()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> object:
+    """A real Dask scheduler on a TCP address, with one in-process worker thread."""
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": None},
+    )
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def test_sweep_on_a_scheduler_by_address(scheduler: str, tmp_path: Path) -> None:
+    """``workbench sweep --scheduler ADDRESS`` runs its cells on that cluster; each row is the
+    pure cell function (checked here in-process), in the documented order."""
+    assert scheduler.startswith("tcp://")
+    factory = dict(days=0.1, warmup=720.0, orders_per_day=400, traders=6)
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--policy", "production", "--policy", "fifo", "--days", "0.1"]
+    argv += ["--warmup-hours", "0.2", "--orders-per-day", "400", "--traders", "6", "--seed", "4"]
+    argv += ["--param", "expire_minutes=20,40", "--replications", "2"]
+    argv += ["--scheduler", scheduler, "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    frame = pl.read_parquet(out / "sweep.parquet")
+    assert frame.height == 2 * 2 * 2
+    keys = frame.select("expire_minutes", "policy", "replication").rows()
+    assert keys == [(m, p, r) for m in (20, 40) for p in ("production", "fifo") for r in (0, 1)]
+    for row in (frame.row(0, named=True), frame.row(frame.height - 1, named=True)):
+        cfg = configure(None, expire_minutes=row["expire_minutes"], **factory)
+        cell = run_cell(cfg, row["policy"], 4, row["replication"])
+        assert {k: row[k] for k in cell} == cell
