@@ -1,0 +1,63 @@
+"""The scheduler's decisions, for the notebook ``notebooks/scheduler_decisions.ipynb``: how long
+orders sat in review (from :func:`workbench.audit.review_times`, the rows ``REVIEW_OVERDUE``
+judges) and how often the scheduler did not assign the production policy's pick (from
+``POLICY_DEVIATION``'s model), drawn for a risk analyst looking for a misbehaving scheduler.
+
+Figures follow :mod:`.figures`' rules: plain lists, times as UTC strings, nothing random, so the
+same frame gives the same figure JSON that the notebooks' strict checks compare.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+from .figures import PALETTE, SEVERITY_COLOURS, _layout, _times
+
+
+def review_hours(times: pl.DataFrame, threshold_hours: float) -> go.Figure:
+    """Time in review per reason (a frame from :func:`workbench.audit.review_times`): one box
+    per reason (its outliers as points) and the reviews still open as crosses at their age so
+    far, with the REVIEW_OVERDUE threshold as a dashed line: a point above it is a finding."""
+    fig = go.Figure()
+    rows = times.sort("reason", "started_at", "order_id", nulls_last=True)
+    for i, reason in enumerate(rows["reason"].unique(maintain_order=True).to_list()):
+        part = rows.filter(pl.col("reason").eq_missing(reason))
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_trace(
+            go.Box(
+                name=str(reason),
+                x=[str(reason)] * part.height,
+                y=part["hours"].to_list(),
+                text=part["order_id"].to_list(),
+                boxpoints="outliers",
+                marker={"size": 4, "color": colour},
+                line={"color": colour},
+                hovertemplate="%{text}: %{y:.2f} h<extra></extra>",
+            )
+        )
+        still = part.filter(pl.col("still_open"))
+        if still.height:
+            fig.add_trace(
+                go.Scatter(
+                    name=f"{reason}, still open",
+                    x=[str(reason)] * still.height,
+                    y=still["hours"].to_list(),
+                    text=still["order_id"].to_list(),
+                    customdata=_times(still["started_at"]),
+                    mode="markers",
+                    marker={"size": 9, "color": colour, "symbol": "x"},
+                    hovertemplate="%{text}: open for %{y:.2f} h since %{customdata}"
+                    "<extra></extra>",
+                )
+            )
+    fig.add_hline(
+        y=threshold_hours,
+        line={"dash": "dash", "color": SEVERITY_COLOURS["high"]},
+        annotation_text=f"overdue after {threshold_hours:g} h",
+        annotation_position="top left",
+    )
+    fig = _layout(fig, "Time in review, per reason (× still open)", showlegend=False)
+    fig.update_yaxes(title_text="hours in review", rangemode="tozero")
+    fig.update_xaxes(title_text="reason")
+    return fig
