@@ -189,9 +189,11 @@ def _scoped(
         FROM events e WHERE e.rowid >= {low} AND e.rowid IN (SELECT rid FROM scope_rows)""",
     )
     present = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM scope")}
-    _priors(con, step)
     try:
+        _exact(con, step)  # from the stored history, before the scope's payloads stand in
         _payloads(con, step, bounds)
+        for name in bulk.EMPTY_PRIORS:
+            step("priors", f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(name)}")
         _models(con, step, present)
     finally:
         for table in PAYLOAD_TABLES.values():
@@ -204,8 +206,9 @@ def _payloads(con: duckdb.DuckDBPyConnection, step: Any, bounds: Bounds) -> None
     holds the rows of ``ev``'s events, and the models, which join ``ev`` to these tables by
     ``event_id``, read it in place of the stored table (a temporary table comes first in
     DuckDB's search path). The same rows the join would keep, read once from the bounds on
-    instead of by every model over the whole table. Made after the priors (``trader_exact``
-    reads the stored history), dropped before anything else runs."""
+    instead of by every model over the whole table. Made after the exact figures
+    (``trader_exact`` reads the stored history) and before the priors (``prior_holds`` reads the
+    batch's hold refs here), dropped before anything else runs."""
     db = str(_exec(con, "SELECT current_database()")[0][0]).replace('"', '""')
     have = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM ev")}
     for stream, table in PAYLOAD_TABLES.items():
@@ -239,6 +242,15 @@ def _models(con: duckdb.DuckDBPyConnection, step: Any, present: set[str]) -> Non
         key, stream = KEYED[model.name]
         if stream not in present:  # the batch cannot change this projection
             continue
+        if model.name == "trader_holds":  # the refs of ``prior_holds`` and the batch's, only
+            step(model.name, f"CREATE OR REPLACE TEMP TABLE holds_new AS {model.sql()}")
+            step(
+                model.name,
+                "DELETE FROM trader_holds t USING holds_new n "
+                "WHERE t.trader_id = n.trader_id AND t.ref IS NOT DISTINCT FROM n.ref",
+            )
+            step(model.name, f"INSERT INTO trader_holds ({cols}) SELECT {cols} FROM holds_new")
+            continue
         step(
             model.name,
             f"DELETE FROM {model.name} WHERE {key} IN "
@@ -246,14 +258,14 @@ def _models(con: duckdb.DuckDBPyConnection, step: Any, present: set[str]) -> Non
         )
         step(model.name, f"INSERT INTO {model.name} ({cols}) {model.sql()}")
     scratch = [m.name for m in steps if m.layer != "projections"]
-    for t in ("scope", "scope_rows", "ev", "trader_exact", "account_exact", *scratch):
+    for t in ("scope", "scope_rows", "ev", "trader_exact", "account_exact", "holds_new", *scratch):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
 
 
-def _priors(con: duckdb.DuckDBPyConnection, step: Any) -> None:
-    """The stored state the models run on from: the scope's traders and their holds, every
-    account's balances, the overflows on record; exact figures where a stored one is NULL
-    because it is past int64 (recomputed for those rows only: none, on real data)."""
+def _exact(con: duckdb.DuckDBPyConnection, step: Any) -> None:
+    """Exact figures where a stored one is NULL because it is past int64 (recomputed for those
+    rows only: none, on real data), for the stored state the models run on from (the priors:
+    the scope's traders and their holds, every account's balances, the overflows on record)."""
     step("priors", "CREATE OR REPLACE TEMP TABLE trader_exact (trader_id VARCHAR, balance HUGEINT)")
     null_deposit = """SELECT 1 FROM traders WHERE deposit_balance IS NULL
         AND trader_id IN (SELECT aggregate_id FROM scope WHERE stream = 'trader') LIMIT 1"""
@@ -267,8 +279,6 @@ def _priors(con: duckdb.DuckDBPyConnection, step: Any) -> None:
     null_balance = "own IS NULL OR held IS NULL OR available IS NULL"
     if _exec(con, f"SELECT 1 FROM account_balances WHERE {null_balance} LIMIT 1"):
         step("priors", f"INSERT INTO account_exact {_sql('account_exact')}")
-    for name in bulk.EMPTY_PRIORS:
-        step("priors", f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(name)}")
 
 
 def _violations(con: duckdb.DuckDBPyConnection, step: Any, model: models.Model) -> None:
