@@ -455,9 +455,9 @@ class StreamDatabase:
         self.key: StreamKey | None = None
         self.first_seq: int | None = None
         self.consumer = ""
-        #: Where the stored rows of a batch's aggregates and ids can be (loaded at the first
-        #: batch, kept by every commit): no batch reads all of ``events``.
-        self.index: RowIndex | None = None
+        #: Where the stored rows of a batch's aggregates and ids can be (loaded here, kept by
+        #: every commit): no batch reads all of ``events``.
+        self.index: RowIndex = RowIndex(self.con)
 
     # -- positions
     def committed(self, key: StreamKey) -> int | None:
@@ -499,10 +499,7 @@ class StreamDatabase:
         # that trips DuckDB cannot abort it (those bodies then all go to Python).
         staged = self._stage(con, key, fresh) if fresh else None
         if fresh:
-            if self.index is None:
-                self.index = RowIndex(con)
-            else:
-                self.index.refresh(con)
+            self.index.refresh(con)
         change: tuple[dict[str, Any], bool] | None = None
         con.execute("BEGIN TRANSACTION").fetchall()
         try:
@@ -522,7 +519,7 @@ class StreamDatabase:
             con.execute("ROLLBACK").fetchall()
             raise
         result.committed_at = time.time()
-        if change is not None and self.index is not None:
+        if change is not None:
             self.index.committed(con, *change)
         result.seconds = time.perf_counter() - start
         t = self.totals
@@ -650,7 +647,6 @@ class StreamDatabase:
         if fallback:
             store.append_rows(con, _STAGED, fallback)
         before = incremental.log_end(con)
-        assert self.index is not None
         bounds = self.index.bounds(con, "staged")
         ing = ingest_sql.ingest_relation(
             con,
