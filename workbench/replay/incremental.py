@@ -33,7 +33,8 @@ import duckdb
 
 from .. import models
 from . import bulk
-from .schema import BY_NAME
+from .row_index import Bounds
+from .schema import BY_NAME, PAYLOAD_TABLES
 
 #: Projection → (its key column, the stream whose aggregate it is keyed by).
 KEYED: dict[str, tuple[str, str]] = {
@@ -92,11 +93,14 @@ def apply(
     *,
     conflicts: bool,
     timings: dict[str, float] | None = None,
+    bounds: Bounds | None = None,
 ) -> str:
     """Bring every projection up to date after the events of temporary table ``batch`` (the
     columns of ``events``) were inserted; ``before`` is :func:`log_end` before they were.
-    ``conflicts``: the batch quarantined conflicting copies. Runs inside the caller's
-    transaction. Returns how: ``"none"`` (nothing new), ``"incremental"`` or ``"full"``."""
+    ``conflicts``: the batch quarantined conflicting copies. ``bounds``: where in the stored
+    tables the batch's aggregates can be (:mod:`.row_index`; ``None``: anywhere). Runs inside
+    the caller's transaction. Returns how: ``"none"`` (nothing new), ``"incremental"`` or
+    ``"full"``."""
     times = timings if timings is not None else {}
     n = int(_exec(con, f"SELECT count(*) FROM {batch}")[0][0])
     if n == 0 and not conflicts:
@@ -111,7 +115,7 @@ def apply(
             times["full_build"] = time.perf_counter() - start
             return "full"
     if n:
-        _scoped(con, batch, times)
+        _scoped(con, batch, times, bounds or Bounds())
     if conflicts:
         _exec(
             con,
@@ -137,7 +141,9 @@ def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
     )
 
 
-def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float]) -> None:
+def _scoped(
+    con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float], bounds: Bounds
+) -> None:
     def step(name: str, sql: str) -> None:
         start = time.perf_counter()
         _exec(con, sql)
@@ -147,7 +153,7 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         step("batch", f"CREATE OR REPLACE TEMP TABLE batch_new AS SELECT * FROM {batch}")
     step(
         "scope",
-        """CREATE OR REPLACE TEMP TABLE scope AS
+        f"""CREATE OR REPLACE TEMP TABLE scope AS
         SELECT DISTINCT stream, aggregate_id FROM batch_new
         UNION
         SELECT 'trader', trader_id FROM payment_orders
@@ -155,32 +161,70 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
             AND order_id IN (SELECT aggregate_id FROM batch_new WHERE stream = 'payment_order')
         UNION
         SELECT 'trader', trader_id FROM payload_payment_order
-        WHERE kind = 'payment_order.assigned' AND trader_id IS NOT NULL
+        WHERE rowid >= {bounds.fresh_payloads.get("payment_order", 0)}
+            AND kind = 'payment_order.assigned' AND trader_id IS NOT NULL
             AND event_id IN (SELECT event_id FROM batch_new)""",
     )
     # The scope's events: their row ids first (a scan of the two key columns only), then those
     # rows (a join on all columns would read every stored payload). A trader's events are the
-    # batch's only: the trader models run on from its stored row (``prior_traders``).
+    # batch's only: the trader models run on from its stored row (``prior_traders``). Only the
+    # rows from the bounds on are read (the whole table without an index).
+    low = min(bounds.events, bounds.fresh)
     step(
         "ev",
-        """CREATE OR REPLACE TEMP TABLE scope_rows AS
+        f"""CREATE OR REPLACE TEMP TABLE scope_rows AS
         SELECT e.rowid AS rid FROM events e
         SEMI JOIN (SELECT * FROM scope WHERE stream <> 'trader') s
             ON s.stream = e.stream AND s.aggregate_id = e.aggregate_id
+        WHERE e.rowid >= {bounds.events}
         UNION ALL
         SELECT e.rowid FROM events e SEMI JOIN batch_new b ON b.event_id = e.event_id
-        WHERE e.stream = 'trader'""",
+        WHERE e.rowid >= {bounds.fresh} AND e.stream = 'trader'""",
     )
     step(
         "ev",
-        """CREATE OR REPLACE TEMP TABLE ev AS
+        f"""CREATE OR REPLACE TEMP TABLE ev AS
         SELECT e.* EXCLUDE (source, payload), row_number() OVER (ORDER BY position, event_id) AS ord,
             e.event_id IN (SELECT event_id FROM batch_new) AS fresh
-        FROM events e WHERE e.rowid IN (SELECT rid FROM scope_rows)""",
+        FROM events e WHERE e.rowid >= {low} AND e.rowid IN (SELECT rid FROM scope_rows)""",
     )
     present = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM scope")}
-    _priors(con, step)
-    # the same models as a full build, over the scope's events and from the stored state
+    try:
+        _exact(con, step)  # from the stored history, before the scope's payloads stand in
+        _payloads(con, step, bounds)
+        for name in bulk.EMPTY_PRIORS:
+            step("priors", f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(name)}")
+        _models(con, step, present)
+    finally:
+        for table in PAYLOAD_TABLES.values():
+            _exec(con, f"DROP TABLE IF EXISTS temp.main.{table.name}")
+    bulk.drop_priors(con)
+
+
+def _payloads(con: duckdb.DuckDBPyConnection, step: Any, bounds: Bounds) -> None:
+    """The scope's typed payloads: like ``ev`` for ``events``, a temporary ``payload_<stream>``
+    holds the rows of ``ev``'s events, and the models, which join ``ev`` to these tables by
+    ``event_id``, read it in place of the stored table (a temporary table comes first in
+    DuckDB's search path). The same rows the join would keep, read once from the bounds on
+    instead of by every model over the whole table. Made after the exact figures
+    (``trader_exact`` reads the stored history) and before the priors (``prior_holds`` reads the
+    batch's hold refs here), dropped before anything else runs."""
+    db = str(_exec(con, "SELECT current_database()")[0][0]).replace('"', '""')
+    have = {str(r[0]) for r in _exec(con, "SELECT DISTINCT stream FROM ev")}
+    for stream, table in PAYLOAD_TABLES.items():
+        stored = f'"{db}".main.{table.name}'
+        if stream not in have:
+            sql = f"SELECT * FROM {stored} LIMIT 0"
+        else:
+            sql = (
+                f"SELECT * FROM {stored} WHERE rowid >= {bounds.payloads.get(stream, 0)} "
+                f"AND event_id IN (SELECT event_id FROM ev WHERE stream = '{stream}')"
+            )
+        step("payloads", f"CREATE OR REPLACE TEMP TABLE {table.name} AS {sql}")
+
+
+def _models(con: duckdb.DuckDBPyConnection, step: Any, present: set[str]) -> None:
+    """The same models as a full build, over the scope's events and from the stored state."""
     steps = bulk.plan()
     for model in steps:
         if model.layer != "projections":
@@ -198,6 +242,15 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         key, stream = KEYED[model.name]
         if stream not in present:  # the batch cannot change this projection
             continue
+        if model.name == "trader_holds":  # the refs of ``prior_holds`` and the batch's, only
+            step(model.name, f"CREATE OR REPLACE TEMP TABLE holds_new AS {model.sql()}")
+            step(
+                model.name,
+                "DELETE FROM trader_holds t USING holds_new n "
+                "WHERE t.trader_id = n.trader_id AND t.ref IS NOT DISTINCT FROM n.ref",
+            )
+            step(model.name, f"INSERT INTO trader_holds ({cols}) SELECT {cols} FROM holds_new")
+            continue
         step(
             model.name,
             f"DELETE FROM {model.name} WHERE {key} IN "
@@ -205,15 +258,14 @@ def _scoped(con: duckdb.DuckDBPyConnection, batch: str, times: dict[str, float])
         )
         step(model.name, f"INSERT INTO {model.name} ({cols}) {model.sql()}")
     scratch = [m.name for m in steps if m.layer != "projections"]
-    for t in ("scope", "scope_rows", "ev", "trader_exact", "account_exact", *scratch):
+    for t in ("scope", "scope_rows", "ev", "trader_exact", "account_exact", "holds_new", *scratch):
         _exec(con, f"DROP TABLE IF EXISTS {t}")
-    bulk.drop_priors(con)
 
 
-def _priors(con: duckdb.DuckDBPyConnection, step: Any) -> None:
-    """The stored state the models run on from: the scope's traders and their holds, every
-    account's balances, the overflows on record; exact figures where a stored one is NULL
-    because it is past int64 (recomputed for those rows only: none, on real data)."""
+def _exact(con: duckdb.DuckDBPyConnection, step: Any) -> None:
+    """Exact figures where a stored one is NULL because it is past int64 (recomputed for those
+    rows only: none, on real data), for the stored state the models run on from (the priors:
+    the scope's traders and their holds, every account's balances, the overflows on record)."""
     step("priors", "CREATE OR REPLACE TEMP TABLE trader_exact (trader_id VARCHAR, balance HUGEINT)")
     null_deposit = """SELECT 1 FROM traders WHERE deposit_balance IS NULL
         AND trader_id IN (SELECT aggregate_id FROM scope WHERE stream = 'trader') LIMIT 1"""
@@ -227,8 +279,6 @@ def _priors(con: duckdb.DuckDBPyConnection, step: Any) -> None:
     null_balance = "own IS NULL OR held IS NULL OR available IS NULL"
     if _exec(con, f"SELECT 1 FROM account_balances WHERE {null_balance} LIMIT 1"):
         step("priors", f"INSERT INTO account_exact {_sql('account_exact')}")
-    for name in bulk.EMPTY_PRIORS:
-        step("priors", f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(name)}")
 
 
 def _violations(con: duckdb.DuckDBPyConnection, step: Any, model: models.Model) -> None:

@@ -145,6 +145,7 @@ def ingest_relation(
     valid: str | None = None,
     raw_of: Callable[[str], str | None] | None = None,
     out: Ingested | None = None,
+    stored: str = "events",
 ) -> Ingested:
     """Load the rows of ``src`` (a table with the envelope columns typed as
     :data:`ENVELOPE_TYPES`, ``source`` and ``judged``: the decoder already accepted the row)
@@ -155,14 +156,23 @@ def ingest_relation(
     ``events``) that receives the new rows *as well as* ``events`` (the live stream applies
     exactly those rows incrementally). ``valid``: the SQL that vouches for a row (default the
     full check; :data:`FAST_VALID` is cheaper for small batches). ``raw_of``: the raw text of a
-    row's source, where it is not the row itself (a stream message's body)."""
+    row's source, where it is not the row itself (a stream message's body). ``stored``: the
+    stored events the rows are compared with, ``events`` or a part of it that holds every stored
+    event with an ``event_id`` of ``src`` (the live stream's ``rowid`` range, :mod:`.row_index`)."""
     out = out or Ingested()
     if out.read == 0:
         out.read = int(_exec(con, f"SELECT count(*) FROM {src}")[0][0])
     if record is not None:
         _exec(con, f"CREATE OR REPLACE TEMP TABLE {record} AS SELECT * FROM events LIMIT 0")
     ctx = _Context(
-        con, run_id, max_payload_bytes, record, valid or full_check(max_payload_bytes), raw_of, out
+        con,
+        run_id,
+        max_payload_bytes,
+        record,
+        valid or full_check(max_payload_bytes),
+        raw_of,
+        out,
+        stored,
     )
     if typed.missing(con):  # a database written before the typed payload tables existed
         typed.sync(con)
@@ -173,7 +183,7 @@ def ingest_relation(
         _exec(
             con,
             f"""CREATE OR REPLACE TEMP TABLE fresh AS SELECT i.* FROM {src} i
-            ANTI JOIN events e ON e.event_id = i.event_id AND {same}""",
+            ANTI JOIN {stored} e ON e.event_id = i.event_id AND {same}""",
         )
         before = int(_exec(con, f"SELECT count(*) FROM {src}")[0][0])
         out.duplicates += before - int(_exec(con, "SELECT count(*) FROM fresh")[0][0])
@@ -183,7 +193,7 @@ def ingest_relation(
         con,
         f"""CREATE OR REPLACE TEMP TABLE multi AS
         SELECT event_id FROM {src} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1
-        UNION SELECT i.event_id FROM {src} i SEMI JOIN events e ON e.event_id = i.event_id""",
+        UNION SELECT i.event_id FROM {src} i SEMI JOIN {stored} e ON e.event_id = i.event_id""",
     )
     single = "event_id IS NOT NULL AND event_id NOT IN (SELECT event_id FROM multi)"
     _copies(ctx, f"(SELECT * FROM {src} WHERE event_id IS NULL OR NOT ({single}))")
@@ -240,6 +250,7 @@ class _Context:
     valid: str
     raw_of: Callable[[str], str | None] | None
     out: Ingested
+    stored: str = "events"
 
     def insert(self, select: str) -> int:
         """Insert the rows of ``select`` (event columns and ``source``) into ``events``."""
@@ -323,7 +334,7 @@ def _copies(ctx: _Context, rows: str) -> None:
         FROM (SELECT {_COLS}, source, rid, FALSE AS known FROM copies
               UNION ALL
               SELECT {", ".join(f"e.{x}" for x in ENVELOPE_FIELDS)}, e.source, NULL, TRUE
-              FROM events e SEMI JOIN copies i ON i.event_id = e.event_id) c""",
+              FROM {ctx.stored} e SEMI JOIN copies i ON i.event_id = e.event_id) c""",
     )
     _exec(
         con,

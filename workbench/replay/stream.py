@@ -59,6 +59,7 @@ from . import bulk, incremental, ingest_sql, judging, store
 from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, code_version
 from .judging import quarantine_row
 from .live import LiveReaders
+from .row_index import RowIndex
 from .schema import EVENTS, REPLAY_RUNS, STREAM_POSITIONS, Table
 from .validate import TIMESTAMP_RE
 
@@ -454,6 +455,9 @@ class StreamDatabase:
         self.key: StreamKey | None = None
         self.first_seq: int | None = None
         self.consumer = ""
+        #: Where the stored rows of a batch's aggregates and ids can be (loaded here, kept by
+        #: every commit): no batch reads all of ``events``.
+        self.index: RowIndex = RowIndex(self.con)
 
     # -- positions
     def committed(self, key: StreamKey) -> int | None:
@@ -494,11 +498,14 @@ class StreamDatabase:
         # Typing the bodies changes nothing stored, so it runs before the transaction: a body
         # that trips DuckDB cannot abort it (those bodies then all go to Python).
         staged = self._stage(con, key, fresh) if fresh else None
+        if fresh:
+            self.index.refresh(con)
+        change: tuple[dict[str, Any], bool] | None = None
         con.execute("BEGIN TRANSACTION").fetchall()
         try:
             result.redelivered = len(messages) - len(fresh)
             if fresh and staged is not None:
-                self._take(con, key, fresh, result, *staged)
+                change = self._take(con, key, fresh, result, *staged)
                 result.last_seq = max(m.seq for m in fresh)
                 if not result.balanced:
                     raise ReplayError(
@@ -512,6 +519,8 @@ class StreamDatabase:
             con.execute("ROLLBACK").fetchall()
             raise
         result.committed_at = time.time()
+        if change is not None:
+            self.index.committed(con, *change)
         result.seconds = time.perf_counter() - start
         t = self.totals
         for name in (
@@ -599,7 +608,9 @@ class StreamDatabase:
         quarantine: list[tuple[Any, ...]],
         bodies: dict[int, str],
         doubtful: list[int],
-    ) -> None:
+    ) -> tuple[dict[str, Any], bool]:
+        """Store the batch and bring the projections up to date; returns what the row index
+        needs after the commit (the rows stored, whether stored rows were deleted)."""
         run_id = self.run_id
         result.messages = len(msgs)
         by_seq = {m.seq: m for m in msgs}
@@ -636,6 +647,7 @@ class StreamDatabase:
         if fallback:
             store.append_rows(con, _STAGED, fallback)
         before = incremental.log_end(con)
+        bounds = self.index.bounds(con, "staged")
         ing = ingest_sql.ingest_relation(
             con,
             "staged",
@@ -644,6 +656,7 @@ class StreamDatabase:
             record="batch_new",
             valid=ingest_sql.fast_check(self.max_payload_bytes),
             raw_of=lambda source: bodies.get(_seq_of(source)),
+            stored=f"(SELECT * FROM events WHERE rowid >= {bounds.dedup})",
         )
         ing.quarantine[:0] = quarantine
         skipped = len(ing.quarantine) - len(judging.store_quarantine(con, ing.quarantine))
@@ -657,9 +670,13 @@ class StreamDatabase:
             bulk.build(con)  # a stored event was displaced: everything built on it is rebuilt
             result.how = "full"
         else:
-            result.how = incremental.apply(con, "batch_new", before, conflicts=ing.conflicts > 0)
+            result.how = incremental.apply(
+                con, "batch_new", before, conflicts=ing.conflicts > 0, bounds=bounds
+            )
+        new = self.index.staged(con, "batch_new")
         con.execute("DROP TABLE IF EXISTS staged").fetchall()
         con.execute("DROP TABLE IF EXISTS batch_new").fetchall()
+        return new, ing.displaced > 0
 
     def _record(self, con: duckdb.DuckDBPyConnection, key: StreamKey, result: BatchResult) -> None:
         """The stream position and the run's record, in the batch's transaction."""

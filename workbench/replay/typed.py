@@ -24,9 +24,12 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None 
 
 def add(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     """Decode and store the payloads of ``rows`` (a relation with the columns of ``events``,
-    rows that are stored in ``events`` and not yet in the typed tables)."""
+    rows that are stored in ``events`` and not yet in the typed tables). Only the streams
+    ``rows`` holds are decoded (a live batch seldom has all of them: a statement saved each)."""
+    present = {r[0] for r in con.execute(f"SELECT DISTINCT stream FROM {rows}").fetchall()}
     for stream, table in PAYLOAD_TABLES.items():
-        _exec(con, f"INSERT INTO {table.name} {decode_sql(stream, rows)}")
+        if stream in present:
+            _exec(con, f"INSERT INTO {table.name} {decode_sql(stream, rows)}")
 
 
 def remove(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> None:
