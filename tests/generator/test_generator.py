@@ -318,3 +318,21 @@ def test_plant_chooses_the_variants(tmp_path: Path) -> None:
     assert {t.variant for t in two} == {"fx", "duplicate_id"}
     assert {t.variant for t in everything} > {"fx", "duplicate_id"}
     assert main(["generate", str(tmp_path / "x"), "--plant", "fx,nope", "--no-progress"]) == 2
+
+
+def test_an_id_is_never_drawn_twice() -> None:
+    """Ids are 32 random bits: at a million orders dozens collide, and the platform refuses a
+    command on a taken id (an order silently lost, or one left waiting for its receipt). A taken
+    id is drawn again."""
+    import copy
+
+    from workbench.generator import GeneratorConfig
+    from workbench.generator.history import HistoryGenerator
+
+    gen = HistoryGenerator(GeneratorConfig(seed=5), lambda items: None)
+    ahead = copy.deepcopy(gen.rng)
+    first = f"rc-{ahead.getrandbits(32):08x}"
+    gen.used_ids.add(first)
+    drawn = gen._id("rc")
+    assert drawn != first and drawn == f"rc-{ahead.getrandbits(32):08x}"
+    assert drawn in gen.used_ids

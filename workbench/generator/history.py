@@ -104,6 +104,8 @@ class HistoryGenerator:
     ) -> None:
         self.cfg = config
         self.sink = sink
+        #: Every id drawn so far (orders, receipts, payouts, top-ups), so none is drawn twice.
+        self.used_ids: set[str] = set()
         seeds = random.Random(config.seed)
         self.rng = random.Random(seeds.getrandbits(64))  # behaviour
         self.arrivals = random.Random(seeds.getrandbits(64))
@@ -267,7 +269,13 @@ class HistoryGenerator:
         self.platform.top_up_trader(tid, self._id("tu"), amount, self.now)
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}-{self.rng.getrandbits(32):08x}"
+        """A new id: 32 random bits, drawn again if already used. At a million orders or receipts
+        two draws collide dozens of times, and the platform refuses a command on a taken id,
+        which would silently drop that order or leave an order waiting for a receipt forever."""
+        while (new := f"{prefix}-{self.rng.getrandbits(32):08x}") in self.used_ids:
+            pass
+        self.used_ids.add(new)
+        return new
 
     # ---------------------------------------------------------------------- a day
     def _plan_day(self, day: int) -> None:
@@ -405,7 +413,7 @@ class HistoryGenerator:
         )
         amount = forced.get("amount") or self._amount(cur)
         self.order_count += 1
-        oid = f"po-{self.rng.getrandbits(32):08x}"
+        oid = self._id("po")
         self.platform.create_order(
             oid,
             cid,
@@ -569,7 +577,7 @@ class HistoryGenerator:
         if o is None or o.currency is None:
             return
         plan = self.plans[oid]
-        rid = f"rc-{self.rng.getrandbits(32):08x}"
+        rid = self._id("rc")
         amount = o.amount
         sha = f"{self.rng.getrandbits(256):064x}"
         if self.planter is not None:
@@ -673,7 +681,7 @@ class HistoryGenerator:
         destination: str | None = None,
         lifecycle: bool = True,
     ) -> tuple[str, list[Event]]:
-        pid = f"pay-{self.rng.getrandbits(32):08x}"
+        pid = self._id("pay")
         dest = (
             destination
             or f"TRC20:T{self.rng.getrandbits(16):04x}****{self.rng.getrandbits(16):04x}"

@@ -47,8 +47,7 @@ def review_hours(times: pl.DataFrame, threshold_hours: float) -> go.Figure:
                     customdata=_times(still["started_at"]),
                     mode="markers",
                     marker={"size": 9, "color": colour, "symbol": "x"},
-                    hovertemplate="%{text}: open for %{y:.2f} h since %{customdata}"
-                    "<extra></extra>",
+                    hovertemplate="%{text}: open for %{y:.2f} h since %{customdata}<extra></extra>",
                 )
             )
     fig.add_hline(
