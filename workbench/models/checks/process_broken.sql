@@ -12,36 +12,50 @@
 -- never came is HOLD_LEAK's, not reported twice. The offending event is the caused event or the
 -- compensation; the opening step is the second piece of evidence.
 WITH dangling AS MATERIALIZED (  -- caused by an event neither the log nor the quarantine has
-    SELECT e.event_id, e.position AS pos, e.stream, e.aggregate_id, e.kind,
-           e.correlation_id AS corr, e.causation_id
-    FROM events e
-    ANTI JOIN events c ON c.event_id = e.causation_id
-    WHERE e.causation_id IS NOT NULL
-      AND e.causation_id NOT IN (SELECT event_id FROM quarantine WHERE event_id IS NOT NULL)
+    -- (the anti-joins carry only the row and its cause; the few rows left are fetched whole)
+    SELECT event_id, position AS pos, stream, aggregate_id, kind,
+           correlation_id AS corr, causation_id
+    FROM events
+    WHERE rowid IN (
+        SELECT r FROM (SELECT rowid AS r, causation_id FROM events WHERE causation_id IS NOT NULL) e
+        ANTI JOIN events c ON c.event_id = e.causation_id
+        ANTI JOIN (SELECT event_id FROM quarantine WHERE event_id IS NOT NULL) q
+            ON q.event_id = e.causation_id)
 ),
 starts AS (  -- does the log hold the process's beginning? (only the few processes in question)
     SELECT correlation_id AS corr,
            arg_min(causation_id IS NULL, {'pos': position, 'event_id': event_id}) AS from_start
     FROM events WHERE correlation_id IN (SELECT corr FROM dangling) GROUP BY ALL
 ),
-steps AS (  -- openings and compensations, keyed by the plan, or by the trader and ref of a hold
+keys AS MATERIALIZED (  -- every opening and compensation: its step (the plan, or the trader
+    -- and ref of a hold) and its correlation, the row kept to fetch the rest for the few needed
     -- (the range on `kind` is pushed into the scan as a real filter, as `events_of` does)
-    SELECT event_id, position AS pos, stream, aggregate_id, '' AS ref, kind,
-           correlation_id AS corr
+    SELECT 'e' AS src, rowid AS r, stream, aggregate_id, '' AS ref, correlation_id AS corr
     FROM events
     WHERE kind BETWEEN {{ kind_range("ledger_plan") }}
       AND kind IN ({{ process_kinds("ledger_plan", "steps") }})
     UNION ALL
-    SELECT e.event_id, e.position, e.stream, e.aggregate_id, t.ref, e.kind, e.correlation_id
-    FROM events e JOIN payload_trader t USING (event_id)
-    WHERE t.ref IS NOT NULL AND e.kind BETWEEN {{ kind_range("trader") }}
-      AND e.kind IN ({{ process_kinds("trader", "steps") }})
+    SELECT 't', t.rowid, 'trader', t.aggregate_id, t.ref, e.correlation_id
+    FROM payload_trader t JOIN events e
+      ON e.position = t.position AND e.event_id = t.event_id
+    WHERE t.ref IS NOT NULL AND t.kind BETWEEN {{ kind_range("trader") }}
+      AND t.kind IN ({{ process_kinds("trader", "steps") }})
+      AND e.kind BETWEEN {{ kind_range("trader") }}
 ),
 mixed AS (  -- the steps seen under more than one correlation (almost none): only they can break
-    -- (grouped by a hash of the step: a collision only merges two steps, which can only add
-    -- correlations to the group, so no mixed step is missed; the window below is exact)
-    SELECT hash(stream, aggregate_id, ref) AS h FROM steps GROUP BY h
+    -- (grouped by a hash of the step, cheaper than its three strings: a collision only merges two
+    -- steps, which can only add correlations to the group, so no mixed step is missed; the
+    -- correlations are compared exactly, and the window below is exact)
+    SELECT hash(stream, aggregate_id, ref) AS h FROM keys GROUP BY h
     HAVING min(corr) <> max(corr) OR (count(corr) <> count(*) AND count(corr) > 0)
+),
+steps AS (  -- the mixed steps' events, whole
+    SELECT k.stream, k.aggregate_id, k.ref, k.corr,
+           coalesce(e.event_id, t.event_id) AS event_id,
+           coalesce(e.position, t.position) AS pos, coalesce(e.kind, t.kind) AS kind
+    FROM keys k SEMI JOIN mixed m ON m.h = hash(k.stream, k.aggregate_id, k.ref)
+    LEFT JOIN events e ON k.src = 'e' AND e.rowid = k.r
+    LEFT JOIN payload_trader t ON k.src = 't' AND t.rowid = k.r
 ),
 paired AS (  -- each compensation with the latest opening of its step before it
     SELECT *, kind IN ({{ process_kinds("ledger_plan", "openings") }},
@@ -51,7 +65,7 @@ paired AS (  -- each compensation with the latest opening of its step before it
                            THEN {'event_id': event_id, 'corr': corr, 'kind': kind} END IGNORE NULLS)
                OVER (PARTITION BY stream, aggregate_id, ref ORDER BY pos, event_id
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS opened
-    FROM steps WHERE hash(stream, aggregate_id, ref) IN (SELECT h FROM mixed)
+    FROM steps
 )
 SELECT 'PROCESS_BROKEN', d.stream || ':' || d.aggregate_id, d.event_id, [d.event_id],
        NULL::BIGINT, NULL,
