@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from .. import _lazy
-from . import figures, tables
+from . import decisions, figures, tables
 from .books import balances_line, default_account, ledger_table, revenue_table
 from .breaks import (
     SEVERITIES,
@@ -69,6 +69,7 @@ __all__ = [
     "components",
     "connect",
     "database_summary",
+    "decisions",
     "default_account",
     "drill",
     "export_findings",

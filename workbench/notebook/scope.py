@@ -139,6 +139,11 @@ class Scope:
             keep = keep & (pl.col("trader_id") == who if kind == "trader" else pl.lit(False))
         return frame.filter(keep)
 
+    def reviews(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Reviews (a frame from :func:`workbench.audit.review_times`) that started within the
+        days (an account or trader does not narrow them: a review is the order's)."""
+        return frame.filter(self._days(pl.col("started_at").dt.convert_time_zone("UTC").dt.date()))
+
     def findings(self, db: str | Path, timed: pl.DataFrame) -> pl.DataFrame:
         """Findings (a frame from :func:`.breaks.with_time`) in scope: of the checks and
         severities, whose offending event's day is within the days (unknown days are left out

@@ -9,34 +9,33 @@
 -- analysis is judged at the order's first completion after it. Offending event: the `completed`;
 -- then each doubtful `receipt.analyzed` and its `receipt.uploaded`. `amount_delta` is the order's
 -- amount: the money paid out on a proof nobody checked.
-WITH r AS (
-    SELECT kind, event_id, pos, aggregate_id AS receipt_id, confidence, extracted_amount
-    FROM {{ typed_of("receipt", "receipt.uploaded", "receipt.analyzed") }}
+WITH a AS (  -- every analysis, with why it made a review due, tested first without words
+    SELECT p.event_id, p.pos, rc.receipt_id, rc.order_id, p.confidence, p.extracted_amount,
+           rc.amount AS receipt_amount, rc.currency AS receipt_currency,
+           o.amount AS order_amount, o.currency AS order_currency
+    FROM {{ typed_of("receipt", "receipt.analyzed") }} p
+    JOIN receipts rc ON rc.receipt_id = p.aggregate_id
+    LEFT JOIN payment_orders o ON o.order_id = rc.order_id
+    WHERE p.confidence < {{ REVIEW_CONFIDENCE }}
+       OR rc.amount <> o.amount OR rc.currency <> o.currency OR p.extracted_amount <> o.amount
 ),
-up AS (
-    SELECT receipt_id, arg_min(event_id, pos) AS uploaded_event_id
-    FROM r WHERE kind = 'receipt.uploaded' GROUP BY receipt_id
-),
-judged AS (  -- each analysis, with why it made a review due (NULL: it did not)
-    SELECT a.event_id, a.pos, rc.order_id, up.uploaded_event_id,
+doubt AS (  -- the few doubtful analyses, with their upload and the reason in words
+    SELECT a.event_id, a.pos, a.order_id, up.uploaded_event_id,
            CASE WHEN a.confidence < {{ REVIEW_CONFIDENCE }}
                 THEN format('confidence {} < {}', regexp_replace(a.confidence::VARCHAR, '\.?0+$', ''),
                             regexp_replace(({{ REVIEW_CONFIDENCE }})::VARCHAR, '\.?0+$', ''))
-                WHEN rc.amount <> o.amount OR rc.currency <> o.currency
-                THEN format('receipt amount {} ≠ order {}', {{ money.text("rc.amount", "rc.currency") }},
-                            {{ money.text("o.amount", "o.currency") }})
-                WHEN a.extracted_amount <> o.amount
-                THEN format('extracted amount {} ≠ order {}', {{ money.text("a.extracted_amount", "o.currency") }},
-                            {{ money.text("o.amount", "o.currency") }})
+                WHEN a.receipt_amount <> a.order_amount OR a.receipt_currency <> a.order_currency
+                THEN format('receipt amount {} ≠ order {}', {{ money.text("a.receipt_amount", "a.receipt_currency") }},
+                            {{ money.text("a.order_amount", "a.order_currency") }})
+                ELSE format('extracted amount {} ≠ order {}', {{ money.text("a.extracted_amount", "a.order_currency") }},
+                            {{ money.text("a.order_amount", "a.order_currency") }})
            END AS why,
-           'receipt ' || rc.receipt_id || ': ' AS what
-    FROM r a
-    JOIN receipts rc ON rc.receipt_id = a.receipt_id
-    LEFT JOIN payment_orders o ON o.order_id = rc.order_id
-    LEFT JOIN up ON up.receipt_id = a.receipt_id
-    WHERE a.kind = 'receipt.analyzed'
+           'receipt ' || a.receipt_id || ': ' AS what
+    FROM a
+    LEFT JOIN (SELECT aggregate_id AS receipt_id, arg_min(event_id, pos) AS uploaded_event_id
+               FROM {{ typed_of("receipt", "receipt.uploaded") }}
+               WHERE aggregate_id IN (SELECT receipt_id FROM a) GROUP BY ALL) up USING (receipt_id)
 ),
-doubt AS (SELECT * FROM judged WHERE why IS NOT NULL),
 c AS (  -- each completion, with the order's completion before it
     SELECT event_id, pos, aggregate_id AS order_id,
            lag(pos) OVER (PARTITION BY aggregate_id ORDER BY pos, event_id) AS prev_pos
