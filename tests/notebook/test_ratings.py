@@ -60,7 +60,7 @@ def test_mismatches_name_the_figures_that_differ(
 ) -> None:
     off = ratings.mismatches(frame)
     planted = sample_findings.filter(pl.col("check") == "RATING_MISMATCH")
-    assert off.height == planted.height == 7
+    assert off.height == planted.height > 0
     assert set(off["event_id"].to_list()) == set(planted["event_id"].to_list())
     for row in off.iter_rows(named=True):
         assert row["differs"], row

@@ -60,3 +60,22 @@ def review_hours(times: pl.DataFrame, threshold_hours: float) -> go.Figure:
     fig.update_yaxes(title_text="hours in review", rangemode="tozero")
     fig.update_xaxes(title_text="reason")
     return fig
+
+
+def broken_assignments(findings: pl.DataFrame) -> pl.DataFrame:
+    """ASSIGNMENT_VIOLATION findings with the trader they went to (``assigned_to``) and the
+    rules they broke (``rules``, as the check's detail names them: the domain scheduler's
+    :data:`~workbench.domain.scheduler.RULES`)."""
+    return findings.filter(pl.col("check") == "ASSIGNMENT_VIOLATION").with_columns(
+        assigned_to=pl.col("detail").str.extract(r" assigned to (\S+) breaking rule "),
+        rules=pl.col("detail").str.extract(r" breaking rule (.+?) \("),
+    )
+
+
+def counted(frame: pl.DataFrame, by: str) -> pl.DataFrame:
+    """How many rows of ``frame`` per ``by``, most first (ties by name)."""
+    return (
+        frame.group_by(by)
+        .agg(pl.len().cast(pl.Int64).alias("assignments"))
+        .sort("assignments", by, descending=[True, False])
+    )
