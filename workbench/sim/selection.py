@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 
-from ..progress import bar
 from .config import SimConfig
 from .ranking import (
     RANKED,
@@ -28,7 +27,7 @@ from .ranking import (
     pick,
     required,
 )
-from .study import PolicyLike, format_number, major, policy_name, rows_frame, run_cell, text_table
+from .study import PolicyLike, format_number, major, policy_name, run_cells, text_table
 
 #: Indifference zones by metric: the smallest difference worth acting on, in the metric's
 #: units (a percentage point of fill, ten seconds of waiting, two points of Gini).
@@ -128,17 +127,7 @@ def _cells(
     progress: bool | None,
 ) -> pl.DataFrame:
     cells = [(p, r) for p in policies for r in which[policy_name(p)]]
-    pbar = bar(progress, total=len(cells), desc="select", unit="run") if cells else None
-    rows = []
-    try:
-        for p, r in cells:
-            rows.append(run_cell(config, p, seed, r, common=common))
-            if pbar is not None:
-                pbar.update()
-    finally:
-        if pbar is not None:
-            pbar.close()
-    return rows_frame(rows)
+    return run_cells(config, cells, seed, common, progress, desc="select")
 
 
 @dataclass(frozen=True)

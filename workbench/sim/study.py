@@ -114,7 +114,20 @@ def _run(
     if len(set(names)) != len(names):
         raise ValueError(f"each policy once, please: {names}")
     cells = [(p, r) for p in policies for r in range(replications)]
-    pbar = bar(progress, total=len(cells), desc="simulate", unit="run")
+    return run_cells(config, cells, seed, common, progress)
+
+
+def run_cells(
+    config: SimConfig,
+    cells: Sequence[tuple[PolicyLike, int]],
+    seed: int,
+    common: bool,
+    progress: bool | None,
+    desc: str = "simulate",
+) -> pl.DataFrame:
+    """One row per ``(policy, replication)`` cell, run in order, with a bar over them
+    (``progress``; None: only when stderr is a terminal)."""
+    pbar = bar(progress, total=len(cells), desc=desc, unit="run") if cells else None
     rows = []
     try:
         for p, r in cells:
