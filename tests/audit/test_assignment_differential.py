@@ -19,7 +19,6 @@ One more is pinned by a strict xfail at the end: the order as it ends, not as it
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
@@ -31,12 +30,11 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
+import replay_diff  # tests/audit/replay_diff.py, beside this file
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from replay_diff import SMALL, Row, clean_rows
 
 from workbench.audit.run import audit
 from workbench.domain import payment_order as po
@@ -44,17 +42,13 @@ from workbench.domain.catalog import DecodingError, try_decode
 from workbench.domain.money import OrderPricing
 from workbench.domain.scheduler import RULES, broken_rules
 from workbench.domain.world import World
-from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
-from workbench.replay.engine import rebuild
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, as benchmarks/fuzz_long.py
 from fuzz.strategies import KNOWN_FAILURES, HostileExport, hostile_exports, write_files
 
-SMALL = {"days": 1, "orders_per_day": 200, "traders": 10, "clients": 4}
 MONEY_RULES = {"amount_limits", "trader_deposit", "client_balance"}
 Pairs = set[tuple[str, str]]  # (assigned event_id, rule)
-Row = dict[str, Any]
 FEW = settings(max_examples=3, deadline=None, derandomize=True, database=None)
 
 
@@ -84,17 +78,11 @@ def oracle_side(db: Path) -> Pairs:
 
 
 def compare(export: Path, db: Path) -> Pairs:
-    """Replay ``export``; both sides must agree. Returns the oracle's pairs."""
-    rebuild([export], db, progress=False)
-    sql, oracle = sql_side(db), oracle_side(db)
-    assert sql == oracle, f"SQL only: {sorted(sql - oracle)}\noracle only: {sorted(oracle - sql)}"
-    return oracle
+    return replay_diff.compare(export, db, sql_side, oracle_side)
 
 
 def compare_rows(rows: list[Row], folder: Path) -> Pairs:
-    (folder / "export").mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=ENVELOPE_SCHEMA), folder / "export/p.parquet")
-    return compare(folder / "export", folder / "db.duckdb")
+    return replay_diff.compare_rows(rows, folder, sql_side, oracle_side)
 
 
 def _with(row: Row, **changes: Any) -> str:
@@ -109,13 +97,6 @@ def test_generated_histories(seed: int, clean: bool, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- edited histories
-@functools.cache
-def clean_rows() -> tuple[Row, ...]:
-    """A clean day, generated once per process, in position order."""
-    with tempfile.TemporaryDirectory(prefix="assign-diff-") as d:
-        generate(Path(d) / "export", seed=11, clean=True, progress=False, **SMALL)
-        rows = ds.dataset(str(Path(d) / "export")).to_table(columns=ENVELOPE_SCHEMA.names)
-        return tuple(sorted(rows.to_pylist(), key=lambda r: r["position"]))
 
 
 #: Edit -> the kinds of event it changes (the ``i``-th of them, modulo).

@@ -12,34 +12,27 @@ log lacks (an export that starts mid-process: not judged).
 
 from __future__ import annotations
 
-import functools
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
+import replay_diff  # tests/audit/replay_diff.py, beside this file
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from replay_diff import SMALL, Row, clean_rows
 
 from workbench import models
 from workbench.audit.run import audit
 from workbench.domain import process
 from workbench.domain.catalog import DecodingError, try_decode
-from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
 from workbench.generator.truth import gate
-from workbench.replay.engine import rebuild
 
-SMALL = {"days": 1, "orders_per_day": 200, "traders": 10, "clients": 4}
 MINE = ("process_dangling_cause", "process_capture_elsewhere")
 Found = set[tuple[str, tuple[str, ...]]]  # (offending event, evidence)
-Row = dict[str, Any]
 FEW = settings(max_examples=3, deadline=None, derandomize=True, database=None)
 
 
@@ -67,16 +60,11 @@ def oracle_side(db: Path) -> Found:
 
 
 def compare(export: Path, db: Path) -> Found:
-    rebuild([export], db, progress=False)
-    sql, oracle = sql_side(db), oracle_side(db)
-    assert sql == oracle, f"SQL only: {sorted(sql - oracle)}\noracle only: {sorted(oracle - sql)}"
-    return oracle
+    return replay_diff.compare(export, db, sql_side, oracle_side)
 
 
 def compare_rows(rows: list[Row], folder: Path) -> Found:
-    (folder / "export").mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=ENVELOPE_SCHEMA), folder / "export/p.parquet")
-    return compare(folder / "export", folder / "db.duckdb")
+    return replay_diff.compare_rows(rows, folder, sql_side, oracle_side)
 
 
 @pytest.mark.parametrize("seed", [2, 3, 5])
@@ -102,13 +90,6 @@ def test_a_default_planted_history_agrees(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- edited histories
-@functools.cache
-def clean_rows() -> tuple[Row, ...]:
-    """A clean day, generated once per process, in position order."""
-    with tempfile.TemporaryDirectory(prefix="process-diff-") as d:
-        generate(Path(d) / "export", seed=11, clean=True, progress=False, **SMALL)
-        rows = ds.dataset(str(Path(d) / "export")).to_table(columns=ENVELOPE_SCHEMA.names)
-        return tuple(sorted(rows.to_pylist(), key=lambda r: r["position"]))
 
 
 COMPENSATIONS = tuple(process.COMPENSATES)

@@ -15,7 +15,6 @@ across them; and :func:`workbench.audit.review_times` agrees with the check.
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
 import uuid
@@ -26,11 +25,12 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import replay_diff  # tests/audit/replay_diff.py, beside this file
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from replay_diff import SMALL, Row, clean_rows
 
 from workbench.audit import audit, review_time_summary, review_times
 from workbench.domain import payment_order as po
@@ -42,9 +42,7 @@ from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
 from workbench.replay.engine import rebuild
 
-SMALL = {"days": 1, "orders_per_day": 200, "traders": 10, "clients": 4}
 FEW = settings(max_examples=3, deadline=None, derandomize=True, database=None)
-Row = dict[str, Any]
 Pairs = set[tuple[str, str]]  # (order, completed event_id)
 
 
@@ -83,16 +81,11 @@ def oracle_side(db: Path) -> Pairs:
 
 
 def compare(export: Path, db: Path) -> Pairs:
-    rebuild([export], db, progress=False)
-    sql, oracle = sql_side(db), oracle_side(db)
-    assert sql == oracle, f"SQL only: {sorted(sql - oracle)}\noracle only: {sorted(oracle - sql)}"
-    return oracle
+    return replay_diff.compare(export, db, sql_side, oracle_side)
 
 
 def compare_rows(rows: list[Row], folder: Path) -> Pairs:
-    (folder / "export").mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=ENVELOPE_SCHEMA), folder / "export/p.parquet")
-    return compare(folder / "export", folder / "db.duckdb")
+    return replay_diff.compare_rows(rows, folder, sql_side, oracle_side)
 
 
 @pytest.mark.parametrize("seed, clean", [(3, False), (2, True)])
@@ -117,15 +110,6 @@ def test_generated_histories(seed: int, clean: bool, tmp_path: Path) -> None:
         assert truth is not None
         planted = pl.read_csv(truth).filter(pl.col("check") == "REVIEW_SKIPPED")
         assert {e for _, e in flagged} == set(planted["event_id"]) != set()
-
-
-@functools.cache
-def clean_rows() -> tuple[Row, ...]:
-    """A clean day, generated once per process, in position order."""
-    with tempfile.TemporaryDirectory(prefix="review-diff-") as d:
-        generate(Path(d) / "export", seed=11, clean=True, progress=False, **SMALL)
-        rows = ds.dataset(str(Path(d) / "export")).to_table(columns=ENVELOPE_SCHEMA.names)
-        return tuple(sorted(rows.to_pylist(), key=lambda r: r["position"]))
 
 
 #: Edit -> the kind of event it changes (the ``i``-th of them, modulo).
