@@ -6,7 +6,7 @@ with the database's committed sequence (everything it delivered was acknowledged
 exactly what the database has), and otherwise deleted and created again to deliver from the
 message after the committed one. While running, every delivery's consumer sequence must follow
 the previous one: a hole (a delivery lost with a dropped connection), a reconnection or a
-deleted consumer raises :class:`~.stream.Resync`, and the consumer is positioned from the
+deleted consumer raises :class:`~.bus.Resync`, and the consumer is positioned from the
 database again. So messages reach the database in stream order with no holes, and one
 acknowledgement per batch (of its last message) acknowledges exactly what was committed.
 
@@ -127,7 +127,7 @@ class _Pull:
 
 
 class NatsSource:
-    """The live stream's NATS JetStream adapter (the :class:`~.stream.Source` protocol)."""
+    """The live stream's NATS JetStream adapter (the :class:`~.bus.Source` protocol)."""
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ grows. An aggregate or id not in the index has no stored row at all, so the boun
 the table. Rows a batch inserts are read inside its transaction with row ids past every
 committed one, so they are always within the bound.
 
-The index is held in memory by the process that writes (:class:`~.stream.StreamDatabase`):
+The index is held in memory by the process that writes (:class:`~.stream_db.StreamDatabase`):
 loaded from the database when the stream opens it, told each committed batch's new rows after
 the commit (a batch rolled back leaves it as it was), and loaded again whenever a table's row
 ids may have moved: a batch that deleted rows (a stored event displaced by a conflicting copy),
