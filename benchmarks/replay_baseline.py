@@ -231,10 +231,37 @@ PROJECTIONS = {
 }
 
 
+def typed_tables_sql() -> list[str]:
+    """The workbench's typed payload tables (``payload_<stream>``, item 1 of issue 15), written
+    by the plain pipeline as it would: every payload parsed once with ``from_json`` into its
+    stream's columns, no validation (``TRY``: a malformed payload gives NULL columns)."""
+    from workbench.replay.payload_types import PAYLOAD_ENVELOPE, payload_columns, structure
+    from workbench.replay.schema import PAYLOAD_TABLES
+
+    out = []
+    for stream, table in PAYLOAD_TABLES.items():
+        q = "'" + structure(stream).replace("'", "''") + "'"
+        cols = [*PAYLOAD_ENVELOPE]
+        for c in payload_columns(stream):
+            value = f'j."{c.name}"'
+            cols.append(f"TRY_CAST({value} AS {c.type})" if c.cast else value)
+        out.append(table.ddl())
+        out.append(
+            f"INSERT INTO {table.name} SELECT {', '.join(cols)} FROM (SELECT *, "
+            f"TRY(from_json(payload, {q})) AS j FROM events WHERE stream = '{stream}')"
+        )
+    return out
+
+
 def baseline(
-    sources: Sequence[str | Path], db_path: str | Path, memory_limit: str | None = None
+    sources: Sequence[str | Path],
+    db_path: str | Path,
+    memory_limit: str | None = None,
+    typed: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The plain pipeline into ``db_path`` (created); returns seconds per step and row counts."""
+    """The plain pipeline into ``db_path`` (created); returns seconds per step and row counts.
+    ``typed``: statements that also write the typed payload tables the replay keeps
+    (:func:`typed_tables_sql`, made by the parent: the child does not import the workbench)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     files = parquet_files(sources)
@@ -247,6 +274,11 @@ def baseline(
         t = time.perf_counter()
         con.execute(EVENTS_SQL.format(files=_sql_list(files)))
         timings["events"] = time.perf_counter() - t
+        if typed:
+            t = time.perf_counter()
+            for sql in typed:
+                con.execute(sql)
+            timings["typed_payloads"] = time.perf_counter() - t
         for name, sql in PROJECTIONS.items():
             t = time.perf_counter()
             con.execute(sql)
@@ -328,9 +360,12 @@ def replay_argv(sources: Sequence[str], db: Path, memory_limit: str, full: bool)
     return [*argv, "--full"] if full else argv
 
 
-def baseline_argv(sources: Sequence[str], db: Path, memory_limit: str) -> list[str]:
+def baseline_argv(
+    sources: Sequence[str], db: Path, memory_limit: str, typed: Path | None = None
+) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), *sources, "--child-baseline", str(db)]
-    return [*argv, "--memory-limit", memory_limit or "none"]
+    extra = ["--child-typed", str(typed)] if typed is not None else []
+    return [*argv, "--memory-limit", memory_limit or "none", *extra]
 
 
 def eventsourcing_argv(export: str, limit: int) -> list[str]:
@@ -426,6 +461,12 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "baseline": lambda db: baseline_argv(sources, db, args.memory_limit),
         "replay": lambda db: replay_argv(sources, db, args.memory_limit, full=True),
     }
+    if args.typed:
+        typed_sql = work / "typed.json"
+        typed_sql.write_text(json.dumps(typed_tables_sql()))
+        steps["baseline_typed"] = lambda db: baseline_argv(
+            sources, db, args.memory_limit, typed_sql
+        )
     if args.eventsourcing:
         steps["eventsourcing"] = lambda db: eventsourcing_argv(sources[0], args.es_events)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in steps}
@@ -461,6 +502,10 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
     b, rp = summary["baseline"], summary["replay"]
     ratios = {"replay_over_baseline_wall": rp["wall_median_s"] / b["wall_median_s"]}
+    if args.typed:
+        ratios["replay_over_baseline_typed_wall"] = (
+            rp["wall_median_s"] / summary["baseline_typed"]["wall_median_s"]
+        )
     if args.eventsourcing:
         ratios["replay_over_eventsourcing_rate"] = (
             rp["events_per_s"] / summary["eventsourcing"]["events_per_s"]
@@ -632,6 +677,7 @@ def markdown_compare(res: dict[str, Any]) -> str:
         "baseline": "plain DuckDB pipeline (`benchmarks/replay_baseline.py`)",
         "replay": "`workbench replay --full`",
         "eventsourcing": "`eventsourcing` fold (timed part only)",
+        "baseline_typed": "plain pipeline + the typed payload tables (`--typed`)",
     }
     for name, row in s.items():
         if name == "eventsourcing":  # its own timing: the fold only, not loading the store
@@ -645,6 +691,11 @@ def markdown_compare(res: dict[str, Any]) -> str:
             f"| {row['events_per_s']:,.0f} | {cpu} | {row['peak_rss_max_mb']:,.0f} MB | {vs} |"
         )
     out += ["", f"Ratio replay/baseline (wall): **{ratios['replay_over_baseline_wall']:.2f}×**."]
+    if "replay_over_baseline_typed_wall" in ratios:
+        out.append(
+            "Ratio replay/(baseline + typed payload tables): "
+            f"**{ratios['replay_over_baseline_typed_wall']:.2f}×**."
+        )
     if "replay_over_eventsourcing_rate" in ratios:
         out.append(
             f"Ratio replay/eventsourcing (events/s): {ratios['replay_over_eventsourcing_rate']:.2f}× "
@@ -754,12 +805,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
     ap.add_argument("--work", type=Path, help="folder for the databases (default: a temporary one)")
     ap.add_argument("--child-baseline", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--child-typed", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--typed",
+        action="store_true",
+        help="also time the plain pipeline writing the typed payload tables the replay keeps "
+        "(what storing them costs, apart from validating and the models)",
+    )
     args = ap.parse_args(argv)
     if args.memory_limit.lower() == "none":
         args.memory_limit = ""
     if args.child_baseline:  # one baseline run, in this (child) process
         remove_db(args.child_baseline)
-        print(json.dumps(baseline(args.sources, args.child_baseline, args.memory_limit or None)))
+        print(
+            json.dumps(
+                baseline(
+                    args.sources,
+                    args.child_baseline,
+                    args.memory_limit or None,
+                    json.loads(args.child_typed.read_text()) if args.child_typed else (),
+                )
+            )
+        )
         return
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")

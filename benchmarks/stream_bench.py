@@ -88,7 +88,9 @@ def throughput(work: Path, export: Path, batch: int) -> None:
         )
 
 
-def lag(work: Path, export: Path, rate: float, seconds: float, batch: int) -> None:
+def lag(
+    work: Path, export: Path, rate: float, seconds: float, batch: int, publish: bool = True
+) -> None:
     with LocalServer(fresh(work / "js-lag")) as server:
         # publish a prefix of the export (rate * seconds rows) at the given rate, from a child
         # process, while this one follows
@@ -130,7 +132,13 @@ def lag(work: Path, export: Path, rate: float, seconds: float, batch: int) -> No
 
         async def follow() -> None:
             stop = asyncio.Event()
-            opts = Options(max_batch=batch, follow=True, keep_latencies=True, status_every=0)
+            opts = Options(
+                max_batch=batch,
+                follow=True,
+                keep_latencies=True,
+                status_every=0,
+                publish=publish,
+            )
             task = asyncio.create_task(run(NatsSource(server.url), db, options=opts, stop=stop))
             while publisher.poll() is None:
                 await asyncio.sleep(0.2)
@@ -164,13 +172,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "wb-stream-bench")
     ap.add_argument("--only", choices=["throughput", "lag"])
+    ap.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="lag: the follower publishes no read snapshots (what readers cost the writer)",
+    )
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     export = make_export(args.work, args.events, args.seed)
     if args.only in (None, "throughput"):
         throughput(args.work, export, args.batch)
     if args.only in (None, "lag"):
-        lag(args.work, export, args.rate, args.seconds, args.batch)
+        lag(args.work, export, args.rate, args.seconds, args.batch, not args.no_publish)
 
 
 if __name__ == "__main__":
