@@ -48,7 +48,8 @@ class PayoutDesk:
         self.sim, self.w = sim, w
         self._rng = sim.streams["withdraw"]
         self._seq = 0
-        #: Every withdrawal asked for: payout id → (owner, amount, fee, how it ended).
+        #: Every withdrawal asked for: (time, payout id, owner, amount); and how each ended.
+        self.created: list[tuple[float, str, str, int]] = []
         self.log: list[tuple[float, str, str, int, str]] = []
         self.skipped = 0  # requests for less than the minimum (nothing asked)
 
@@ -82,6 +83,7 @@ class PayoutDesk:
         self._hold(p, +1)
         sim = self.sim
         now = sim.env._now
+        self.created.append((now, p.payout_id, p.owner_ref, amount))
         sim.emitter.payout_created(now, p.payout_id, p.owner_ref, amount, w.fee)
         if fail < w.fail:
             sim._at(now + w.pay_delay.sample(pay), self._failed, p)
