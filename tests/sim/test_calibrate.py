@@ -218,6 +218,32 @@ def test_known_generator_parameters_are_recovered(known: Calibration) -> None:
     assert known.deadlines.accept == timedelta(minutes=2)
 
 
+def test_the_rest_of_the_platform_is_recovered(known: Calibration) -> None:
+    """GeneratorConfig: 4 % of completed orders disputed 30 min to 6 h after completion (uniform:
+    mean 11,700 s), resolved 1 to 6 h later (mean 12,600 s), 40 % reversed (fewer when a payout's
+    trader cannot cover it); each trader withdraws on a day with probability 0.25 and each client
+    with 0.3 (when it has enough: at most those rates); client cancellations mostly of orders a
+    trader already holds (not the model's abandonment), so the rate of waiting ones is small."""
+    d, w = known.platform["disputes"], known.platform["withdrawals"]
+    share, rev = _pooled(known, "dispute_share"), _pooled(known, "dispute_reversed")
+    assert abs(d.share - 0.04) < 4 * math.sqrt(0.04 * 0.96 / (share["n"] / 0.04))
+    assert 0.4 - 4 * math.sqrt(0.24 / rev["n"]) < d.reversed < 0.4 + 4 * math.sqrt(0.24 / rev["n"])
+    delay, resolve = _pooled(known, "dispute_delay"), _pooled(known, "dispute_resolve")
+    assert delay["obs_mean"] == pytest.approx(11_700, rel=0.2)
+    assert resolve["obs_mean"] == pytest.approx(12_600, rel=0.2)
+    for k, per_day, most in (("trader", w.trader_per_day, 0.25), ("client", w.client_per_day, 0.3)):
+        owners = 15 if k == "trader" else 4
+        n = _pooled(known, f"{k}_withdrawals_per_day")["n"]
+        assert per_day == pytest.approx(n / (owners * known.days))
+        expected = most * owners * known.days  # a Poisson count of at most this mean
+        assert 0 < n <= expected + 4 * math.sqrt(expected), (k, n, expected)
+    assert w.fee == 10**6  # the generator's 1 USDT
+    theta = known.platform["cancel_rate"]
+    assert 0 <= theta < 0.015 / 1500  # below every order's cancellation within its first wait
+    cfg = known.config(days=0.5)
+    assert (cfg.disputes, cfg.withdrawals, cfg.cancel_rate) == (d, w, theta)
+
+
 def test_fit_dist_chooses_lognormal_or_empirical() -> None:
     rng = np.random.default_rng(1)
     d, row = fit_dist(rng.lognormal(math.log(300), 0.5, 2000), "t", "x")

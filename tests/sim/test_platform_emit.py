@@ -17,7 +17,7 @@ from workbench.audit import audit
 from workbench.domain import payment_order as po
 from workbench.domain.processors import CommandRejected
 from workbench.replay import rebuild
-from workbench.sim.config import SimConfig
+from workbench.sim.config import Disputes, Dist, SimConfig, Withdrawals
 from workbench.sim.model import Simulation
 from workbench.sim.platform import (
     DomainRefused,
@@ -34,12 +34,23 @@ SEED = 1
 
 def _config() -> SimConfig:
     """Half a day of eight traders under more demand than they can serve (orders expire), small
-    client balances (payouts wait for money, clients get topped up), a rating every three hours."""
+    client balances (payouts wait for money, clients get topped up), a rating every three hours;
+    with the rest of the platform on: clients cancelling orders that wait (mean patience 30
+    min), withdrawals of balances and deposits, and one completed order in ten disputed within
+    the hour and resolved within the next (half of them reversed)."""
     cfg = synthetic_config(traders=8, orders_per_day=1_600, days=0.5, clients=4, warmup=1_800.0)
     return replace(
         cfg,
         rating_every=3 * 3600.0,
         clients=tuple(replace(c, balance=300 * USDT) for c in cfg.clients),
+        cancel_rate=1 / 1800,
+        withdrawals=Withdrawals(client_per_day=6.0, trader_per_day=4.0, fail=0.2),
+        disputes=Disputes(
+            share=0.1,
+            reversed=0.5,
+            delay=Dist("uniform", 600.0, 3600.0),
+            resolve=Dist("uniform", 600.0, 3600.0),
+        ),
     )
 
 
@@ -72,6 +83,20 @@ def test_policy_run_replays_and_audits_to_zero(policy: str, tmp_path: Path) -> N
     assert reviews["deadline"] > 0 and reviews["low_confidence"] > 0, reviews
     assert topups["trader"] > 0 and topups["client"] > 0, topups
     assert isinstance(sim.emitter, PlatformEmitter) and sim.emitter.ratings_checked > 0
+    # ... and the rest of the platform: client cancellations, both kinds of withdrawal, each
+    # way a payout ends, disputes both upheld and reversed.
+    cancels = Counter(e.payload.reason for e in events if e.kind == "payment_order.cancelled")
+    assert cancels["client_request"] > 0 and outcomes["cancelled"] == cancels["client_request"]
+    owners = Counter(
+        e.payload.owner.partition(":")[0] for e in events if e.kind == "payout.created"
+    )
+    assert owners["client"] > 0 and owners["trader"] > 0, owners
+    ends = Counter(e.kind for e in events if e.kind in ("payout.confirmed", "payout.failed"))
+    assert ends["payout.confirmed"] > 0 and ends["payout.failed"] > 0, ends
+    resolved = Counter(
+        e.payload.outcome for e in events if e.kind == "payment_order.dispute_resolved"
+    )
+    assert resolved["upheld"] > 0 and resolved["reversed"] > 0, resolved
 
     db = tmp_path / "sim.duckdb"
     summary = rebuild([export], db, progress=False)

@@ -22,6 +22,7 @@ from workbench.sim.stress import (
     cut_shifts,
     drain,
     offline_traders,
+    outage_windows,
     service_capacity,
     slot_seconds,
 )
@@ -126,6 +127,39 @@ def test_offline_share_per_currency_and_cut_shifts() -> None:
     served = {tid for _, kind, _, tid in sim.log if kind == "assigned"}
     assert served and not served & gone
     assert service_capacity(stressed) < service_capacity(apply_stress(cfg, Stress(utilisation=0.6)))
+
+
+def test_trader_outages_are_cut_out_and_nobody_is_assigned_in_them() -> None:
+    """Outages of mean 45 min three times a day per trader: the windows are Poisson (their
+    count over 10 traders x 2 days within 4 standard errors of 60), each trader is offline
+    through each of its windows (online share of the run down by the windows' union), and in
+    a run no assignment goes to a trader inside one of its windows."""
+    cfg = synthetic_config(traders=10, clients=2, orders_per_day=800, days=2.0, warmup=0.0)
+    windows = outage_windows(cfg, 3.0, 45 * 60.0, seed=9)
+    n = sum(len(w) for w in windows.values())
+    assert abs(n - 60) <= 4 * math.sqrt(60)
+    flaky = apply_stress(cfg, Stress(outages_per_day=3.0, outage_minutes=45.0, seed=9))
+    sim = Simulation(flaky, "production", seed=2, check_invariants=True).run()
+    us = lambda x: round(x * 1e6)  # noqa: E731  (events happen at whole microseconds)
+    inside = [
+        (t, tid)
+        for t, kind, _, tid in sim.log
+        if kind == "assigned" and any(us(lo) <= us(t) < us(hi) for lo, hi in windows[tid])
+    ]
+    assert not inside, inside[:5]
+    went = [(t, tid) for t, kind, _, tid in sim.log if kind == "offline"]
+    starts = {(round(lo, 6), tid) for tid, w in windows.items() for lo, _ in w}
+    # every outage that began while its trader was on shift took it offline right then
+    assert any((round(t, 6), tid) in starts for t, tid in went)
+    for base, cut in zip(cfg.traders, flaky.traders, strict=True):
+        gone = windows[base.trader_id]
+        assert cut.shifts == _cut_all(base.shifts, gone)
+
+
+def _cut_all(shifts, windows):  # type: ignore[no-untyped-def]
+    for lo, hi in windows:
+        shifts = cut_shifts(shifts, lo, hi)
+    return shifts
 
 
 def test_drained_deposits_make_the_deposit_rule_bind() -> None:

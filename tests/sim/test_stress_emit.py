@@ -3,8 +3,8 @@ zero findings: stress changes the load, never the rules (the deposit rule bindin
 a spike are all things the platform handles correctly).
 
 One replay and audit costs about 2.5 s, so CI runs each preset under one policy, every policy
-at least once (8 runs); ``WORKBENCH_STRESS_MATRIX=1`` runs every policy under every preset
-(56 runs, about 2.5 minutes), as before a release."""
+at least once (9 runs); ``WORKBENCH_STRESS_MATRIX=1`` runs every policy under every preset
+(63 runs, about 3 minutes), as before a release."""
 
 from __future__ import annotations
 

@@ -62,6 +62,7 @@ from ..domain.receipt import REVIEW_CONFIDENCE
 from ..domain.scheduler import Deadlines
 from ..progress import no_progress_bar
 from ..replay import store
+from .calibrate_platform import platform_fit
 from .config import (
     NEVER,
     Arrivals,
@@ -472,6 +473,9 @@ class Calibration:
     orders: pl.DataFrame = field(repr=False)
     attempts: pl.DataFrame = field(repr=False)
     online: pl.DataFrame = field(repr=False)
+    #: The rest of the platform (:mod:`.calibrate_platform`): SimConfig's ``cancel_rate``,
+    #: ``withdrawals`` and ``disputes`` as observed (off where nothing was).
+    platform: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def days(self) -> float:
@@ -551,6 +555,7 @@ class Calibration:
             "deadlines": self.deadlines,
             "rating_every": self.rating_every,
             "rating_window_days": self.rating_window_days,
+            **self.platform,
         }
 
     def shifts_between(
@@ -757,6 +762,9 @@ def calibrate(db: str | Path, *, min_n: int = MIN_N) -> Calibration:
             "SELECT DISTINCT window_days, epoch_us(as_of) / 1e6 AS as_of FROM trader_ratings",
         )
         last_event = con.execute("SELECT epoch_us(max(occurred_at)) FROM events").fetchall()[0][0]
+        rest: list[dict[str, Any]] = []
+        span = _span_days(orders)
+        platform = platform_fit(con, clients_t.height, traders_t.height, span, rest)
     finally:
         con.close()
     if orders.is_empty():
@@ -788,11 +796,21 @@ def calibrate(db: str | Path, *, min_n: int = MIN_N) -> Calibration:
         deadlines=deadlines,
         rating_every=every,
         rating_window_days=window,
-        report=pl.DataFrame(rows, schema=REPORT_SCHEMA),
+        report=pl.DataFrame(rows + rest, schema=REPORT_SCHEMA),
         orders=orders,
         attempts=attempts,
         online=_online_intervals(presence),
+        platform=platform,
     )
+
+
+def _span_days(orders: pl.DataFrame) -> float:
+    """Whole UTC days the orders span (as ``Calibration.days``), 0 without orders."""
+    if orders.is_empty():
+        return 0.0
+    created = orders["created"].to_numpy()
+    start = _epoch(_midnight(float(created.min())))
+    return (_epoch(_midnight(float(created.max()))) + DAY - start) / DAY
 
 
 def _midnight(t: float) -> datetime:

@@ -219,6 +219,59 @@ class Rates:
 
 
 @dataclass(frozen=True, slots=True)
+class Withdrawals:
+    """Payouts (catalog 3.5): clients withdrawing their balance, traders their deposit.
+
+    Each client (trader) asks for a withdrawal at Poisson times of ``client_per_day``
+    (``trader_per_day``) a day, of ``client_share`` (``trader_share``) of what it has available
+    then, in whole settlement units, plus ``fee`` minor units; a withdrawal smaller than
+    ``minimum`` minor units is not asked for. The payout desk pays it after ``pay_delay`` and it
+    is confirmed ``confirm_delay`` later (the money leaves then); ``fail`` is the share the bank
+    rejects at the first step (the money comes back). A rate of 0 is off.
+    """
+
+    client_per_day: float = 0.0
+    trader_per_day: float = 0.0
+    client_share: float = 0.2
+    trader_share: float = 0.3
+    fee: int = 1_000_000
+    minimum: int = 50_000_000
+    pay_delay: Dist = Dist("uniform", 600.0, 1800.0)
+    confirm_delay: Dist = Dist("uniform", 300.0, 1500.0)
+    fail: float = 0.05
+
+    def __post_init__(self) -> None:
+        if min(self.client_per_day, self.trader_per_day) < 0:
+            raise ValueError("withdrawal rates are per day and not negative")
+        for name in ("client_share", "trader_share", "fail"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a share in [0, 1], got {getattr(self, name)}")
+        if self.fee < 0 or self.minimum < 0:
+            raise ValueError("fee and minimum are minor units, not negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Disputes:
+    """Disputes of completed orders (catalog 3.3: ``disputed``, then ``dispute_resolved``).
+
+    A completed order is disputed with probability ``share``, ``delay`` after its completion;
+    support resolves it ``resolve`` later, ``reversed`` (the money goes back: catalog 3.3's
+    ``reverse:order:<id>`` plan) with probability ``reversed``, ``upheld`` otherwise. A reversal
+    the paying side cannot cover (a payout order's trader deposit, a payin order's client
+    balance) is upheld, as support would not book a negative available amount.
+    """
+
+    share: float = 0.0
+    reversed: float = 0.4
+    delay: Dist = Dist("uniform", 1800.0, 6 * 3600.0)
+    resolve: Dist = Dist("uniform", 3600.0, 6 * 3600.0)
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.share <= 1 and 0 <= self.reversed <= 1):
+            raise ValueError(f"share {self.share} and reversed {self.reversed} are shares")
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything one replication needs besides the policy and the seed."""
 
@@ -243,8 +296,18 @@ class SimConfig:
     top_up_every: float = 3600.0
     #: Observations start here (seconds); the run before it is the warm-up, stated in every result.
     warmup: float = 0.0
+    #: Client cancellations (abandonment): an order still pending is cancelled by its client
+    #: (``client_request``) after an exponential patience of rate ``cancel_rate`` per second
+    #: from its creation (0: never). With one-slot traders this is the M/M/c+M queue, Erlang A.
+    cancel_rate: float = 0.0
+    #: Payouts of client balances and trader deposits (None: none).
+    withdrawals: Withdrawals | None = None
+    #: Disputes of completed orders (None: none).
+    disputes: Disputes | None = None
 
     def __post_init__(self) -> None:
+        if self.cancel_rate < 0:
+            raise ValueError(f"cancel_rate is per second and not negative, got {self.cancel_rate}")
         if (self.arrivals is None) == (not self.trace):
             raise ValueError("give either arrivals (synthetic demand) or a trace of orders")
         ids = [t.trader_id for t in self.traders]

@@ -34,14 +34,18 @@ import simpy
 from ..domain import payment_order as po
 from ..domain.money import OrderPricing
 from ..domain.rating import RatingCounts, score
-from ..domain.scheduler import Candidate, rules_broken
+from ..domain.scheduler import Candidate
 from .calls import NORMAL, URGENT, Call
+from .cancellations import Cancellations
 from .config import NEVER, ClientSpec, SimConfig, TraderSpec
+from .disputes import DisputeDesk
 from .emitter import Emitter
+from .invariants import check_assignable, check_filter, check_trader
 from .policies import Policy, make_policy
 from .pool import Candidates, Pool
 from .prices import Prices
 from .streams import Streams
+from .withdrawals import PayoutDesk
 
 #: Uniforms drawn per attempt: decision, response delay, work time, receipt confidence,
 #: analysis delay, review time.
@@ -72,6 +76,7 @@ class SimTrader:
         "capacity_time",
         "completed",
         "completed_us",
+        "disputed_us",
         "earnings",
         "fiat_currency",
         "free_since",
@@ -81,6 +86,7 @@ class SimTrader:
         "min_amount",
         "on_time_us",
         "online",
+        "payout_held",
         "pool",
         "registered",
         "reward_bps",
@@ -102,12 +108,14 @@ class SimTrader:
         self.reward_bps = spec.reward_bps
         self.registered, self.blocked, self.online = True, False, not spec.shifts
         self.balance, self.held = 0, 0
+        self.payout_held = 0  # of ``held``: withdrawals in flight (the rest backs payin orders)
         self.active: dict[str, None] = {}
         self.free_since = 0.0
         self.score = Decimal("55.00")
         self.assigned_us: list[int] = []
         self.completed_us: list[int] = []
         self.on_time_us: list[int] = []
+        self.disputed_us: list[int] = []  # disputes of orders it completed, when opened
         self.completed, self.earnings = 0, 0
         self.busy_time = self.capacity_time = 0.0
         self._last = 0.0
@@ -286,6 +294,21 @@ class Simulation:
         #: Orders a dispatch passed over without filtering (nothing changed for them).
         self.passed_over = 0
         self._rates: dict[str, tuple[float, float, str]] = {}
+        # The rest of the platform, each only when switched on: a run without them schedules
+        # nothing and pays one test per order created (and per completion) for the lot.
+        self.cancellations = (
+            Cancellations(self, config.cancel_rate) if config.cancel_rate > 0 else None
+        )
+        d, w = config.disputes, config.withdrawals
+        self.disputes = DisputeDesk(self, d) if d is not None and d.share > 0 else None
+        self.withdrawals = (
+            PayoutDesk(self, w)
+            if w is not None and config.money and (w.client_per_day > 0 or w.trader_per_day > 0)
+            else None
+        )
+        self._order_hooks = tuple(
+            h.created for h in (self.cancellations, self.disputes) if h is not None
+        )
 
     # ---------------------------------------------------------------------- the run
     def run(self) -> Simulation:
@@ -336,6 +359,8 @@ class Simulation:
             self.env.process(self._every(cfg.top_up_every, self._top_ups))
         if self.policy.batch_seconds > 0:
             self.env.process(self._every(self.policy.batch_seconds, self._batch))
+        if self.withdrawals is not None:
+            self.withdrawals.start()
         self.env.run(until=cfg.horizon)
         for t in self.traders.values():
             self._touch(t)
@@ -419,6 +444,9 @@ class Simulation:
         self._log("created", o, "")
         self.emitter.created(now, o)
         self._at(o.expires + self.sweep, self._expire_order, o)
+        if self._order_hooks:
+            for hook in self._order_hooks:
+                hook(o)
         self._to_pending(o)
 
     def _behaviour_draws(self) -> tuple[list[list[float]], float]:
@@ -563,7 +591,7 @@ class Simulation:
                 o.amount, o.direction, o.tried, prices, client.available, self.cfg.money
             )
         if self.check:
-            self._check_filter(o, pool, rows, prices)
+            check_filter(self, o, pool, rows, prices)
         return Candidates(pool, rows, prices)
 
     def _prices(self, o: SimOrder, pool: Pool) -> Prices:
@@ -598,7 +626,7 @@ class Simulation:
         """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
         now = self.env._now
         t = self.traders[c.trader_id]
-        self._check_assignable(o, c)  # the catalog's rules, asked of every assignment
+        check_assignable(self, o, c)  # the catalog's rules, asked of every assignment
         self._touch(t)
         o.attempt += 1
         o.tried.add(t.trader_id)
@@ -733,6 +761,8 @@ class Simulation:
             self.revenue += o.pricing.platform_net
             t.completed += 1
             t.earnings += o.pricing.trader_reward
+        if self.disputes is not None:
+            self.disputes.completed(o)
 
     def _expire_order(self, o: SimOrder) -> None:
         if o.status in (po.PENDING, po.ASSIGNED):
@@ -769,7 +799,7 @@ class Simulation:
         self._freed(t)
         self._sync(t)
         if self.check:
-            self._check_trader(t)
+            check_trader(self, t)
 
     # ----------------------------------------------------------- traders and money
     def _freed(self, t: SimTrader) -> None:
@@ -835,7 +865,7 @@ class Simulation:
                 _count(t.assigned_us, lo, hi),
                 _count(t.completed_us, lo, hi),
                 _count(t.on_time_us, lo, hi),
-                0,
+                _count(t.disputed_us, lo, hi),
             )
             t.score = score(counts)
             self.pools[t.spec.fiat_currency].sync(t, score=True)
@@ -857,58 +887,6 @@ class Simulation:
 
     def _log(self, kind: str, o: SimOrder | None, trader_id: str) -> None:
         self.log.append((self.env._now, kind, o.order_id if o else "", trader_id))
-
-    # ----------------------------------------------------------------- invariants
-    def _check_assignable(self, o: SimOrder, c: Candidate) -> None:
-        t = self.traders[c.trader_id]
-        client = self.clients[o.client_id]
-        broken = rules_broken(
-            t,
-            direction=o.direction,
-            amount=o.amount,
-            currency=o.currency,
-            active=len(t.active),
-            tried_before=c.trader_id in o.tried,
-            pricing=c.pricing if self.cfg.money else None,
-            client_available=lambda _cur: client.available,
-        )
-        if broken or o.status != po.PENDING:
-            raise AssertionError(f"{o.order_id} → {c.trader_id} breaks {broken} ({o.status})")
-
-    def _check_filter(self, o: SimOrder, pool: Pool, rows: np.ndarray, prices: Prices) -> None:
-        """The column filter must pick exactly the traders the catalog's rules allow."""
-        client = self.clients[o.client_id]
-        allowed = set()
-        for i, t in enumerate(pool.traders):
-            price = prices[int(pool.key[i])]
-            broken = rules_broken(
-                t,
-                direction=o.direction,
-                amount=o.amount,
-                currency=o.currency,
-                active=len(t.active),
-                tried_before=t.trader_id in o.tried,
-                pricing=price if self.cfg.money else None,
-                client_available=lambda _cur: client.available,
-            )
-            if not broken:
-                allowed.add(t.trader_id)
-        picked = {str(pool.ids[r]) for r in rows}
-        if picked != allowed:
-            raise AssertionError(
-                f"{o.order_id}: filter picked {sorted(picked ^ allowed)} unlike the rules"
-            )
-
-    def _check_trader(self, t: SimTrader) -> None:
-        holds = sum(
-            self.orders[oid].pricing.payin_hold  # type: ignore[union-attr]
-            for oid in t.active
-            if self.orders[oid].direction == "payin"
-        )
-        if self.cfg.money and holds != t.held:
-            raise AssertionError(f"{t.trader_id}: held {t.held} but open holds sum to {holds}")
-        if len(t.active) > t.max_active_orders:
-            raise AssertionError(f"{t.trader_id}: {len(t.active)} active over the cap")
 
 
 def _count(stamps: list[int], lo: int, hi: int) -> int:

@@ -320,6 +320,60 @@ class PlatformEmitter(Emitter):
             self._after("cancelled", order, t, order.expires, "expires_at")
         self._run("cancelled", _order(order), t, self.platform.cancel, order.order_id, reason)
 
+    def disputed(self, t: float, order: SimOrder, reason: str) -> None:
+        self._run("disputed", _order(order), t, self.platform.dispute, order.order_id, reason)
+
+    def dispute_resolved(self, t: float, order: SimOrder, outcome: str) -> None:
+        self._run(
+            "dispute_resolved",
+            _order(order),
+            t,
+            self.platform.resolve_dispute,
+            order.order_id,
+            outcome,
+            f"resolved by support: {outcome}",
+        )
+
+    def payout_created(self, t: float, payout_id: str, owner: str, amount: int, fee: int) -> None:
+        rng = self._rng()
+        kind, _, ident = owner.partition(":")
+        assert self.sim is not None
+        who = self.sim.traders[ident] if kind == "trader" else self.sim.clients[ident]
+        dest = f"TRC20:T{int(rng.integers(1 << 16)):04x}****{int(rng.integers(1 << 16)):04x}"
+        self._run(
+            "payout_created",
+            f"payout {payout_id} of {owner}",
+            t,
+            self.platform.create_payout,
+            payout_id,
+            owner,
+            amount,
+            fee,
+            who.settlement_currency,
+            dest,
+        )
+
+    def payout_paid(self, t: float, payout_id: str) -> None:
+        ref = f"BR{int(self._rng().integers(1 << 40)):010X}"
+        self._run(
+            "payout_paid", f"payout {payout_id}", t, self.platform.mark_payout_paid, payout_id, ref
+        )
+
+    def payout_confirmed(self, t: float, payout_id: str) -> None:
+        self._run(
+            "payout_confirmed", f"payout {payout_id}", t, self.platform.confirm_payout, payout_id
+        )
+
+    def payout_failed(self, t: float, payout_id: str) -> None:
+        self._run(
+            "payout_failed",
+            f"payout {payout_id}",
+            t,
+            self.platform.fail_payout,
+            payout_id,
+            "beneficiary bank rejected the transfer",
+        )
+
     def rating(self, t: float, trader_id: str, as_of: float, score: Decimal) -> None:
         """Publish through the domain, which counts its own events; the score must be the model's."""
         events = self._run(

@@ -31,11 +31,13 @@ def mmc_config(
     days: float = 20.0,
     warmup: float = 86_400.0,
     patience: float | None = None,
+    cancel_rate: float = 0.0,
 ) -> SimConfig:
     """The model reduced to M/M/c: ``c`` identical traders with one slot, always online, no
     money, no limits, no deadlines, exponential service of rate ``mu`` (per second) from the
     assignment, Poisson arrivals of rate ``lam``. With ``patience`` (mean seconds), orders
-    still waiting abandon after an exponential patience: M/M/c+M (Erlang A)."""
+    still waiting abandon after an exponential patience (the order expires): M/M/c+M (Erlang
+    A); ``cancel_rate`` (θ per second) is the same queue with the client cancelling instead."""
     instant = Behaviour(
         decline=0.0, ignore=0.0, accept_delay=Dist.const(0.0), complete=Dist.exp(1 / mu)
     )
@@ -59,6 +61,7 @@ def mmc_config(
         rating_every=0.0,
         top_up_every=0.0,
         warmup=warmup,
+        cancel_rate=cancel_rate,
     )
 
 

@@ -12,7 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 #: The sources, in spawn order (append only: reordering would change every result).
-NAMES: tuple[str, ...] = ("arrivals", "orders", "behaviour", "extra", "policy", "emit", "shifts")
+NAMES: tuple[str, ...] = (
+    "arrivals",
+    "orders",
+    "behaviour",
+    "extra",
+    "policy",
+    "emit",
+    "shifts",
+    "cancel",
+    "withdraw",
+    "dispute",
+)
 
 
 class Streams:

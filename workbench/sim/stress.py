@@ -12,6 +12,9 @@ a configuration in four ways, each a parameter and each testable on its own:
 * ``offline``: that share of the traders of each currency (rounded half to even, chosen by
   ``seed``) offline from ``offline_from`` to ``offline_until`` hours (default the whole run):
   the load is set on the full roster, so an outage raises the load on the rest;
+* ``outages_per_day``: besides that fixed share, every trader drops out now and then: outages
+  start at Poisson times of that rate per trader per day and last an exponential time of mean
+  ``outage_minutes`` (drawn by ``seed``, trader by trader in id order), cut out of its shifts;
 * ``deposits``: each trader's deposit kept at this share (integer minor units, half to even),
   as if payouts had drained it, so the deposit rule (catalog 4.5) binds before the slots do.
 
@@ -106,6 +109,8 @@ class Stress:
     offline_from: float = 0.0  # hours
     offline_until: float | None = None  # hours; None: to the end
     deposits: float = 1.0
+    outages_per_day: float = 0.0
+    outage_minutes: float = 60.0
     seed: int = 0
     description: str = ""
 
@@ -116,6 +121,8 @@ class Stress:
             raise ValueError("a spike needs a factor >= 0 and a positive duration")
         if not 0 <= self.offline <= 1:
             raise ValueError(f"offline is a share of traders in [0, 1], got {self.offline}")
+        if self.outages_per_day < 0 or self.outage_minutes <= 0:
+            raise ValueError("outages need a rate >= 0 per day and a positive mean duration")
         if self.deposits < 0:
             raise ValueError(f"deposits is a share of the deposit (>= 0), got {self.deposits}")
 
@@ -140,6 +147,13 @@ STRESSES: dict[str, Stress] = {
             utilisation=0.6,
             offline=0.3,
             description="60 % of capacity, 30 % of each currency's traders offline throughout",
+        ),
+        Stress(
+            "flaky",
+            utilisation=0.6,
+            outages_per_day=3.0,
+            outage_minutes=45.0,
+            description="60 % of capacity, every trader drops out 3 times a day for 45 min",
         ),
         Stress(
             "drained",
@@ -198,6 +212,26 @@ def cut_shifts(
     return tuple(out) or ((NEVER, NEVER),)
 
 
+def outage_windows(
+    config: SimConfig, per_day: float, mean_seconds: float, seed: int = 0
+) -> dict[str, list[tuple[float, float]]]:
+    """Each trader's outages over the run: starts at Poisson times of ``per_day`` a day, each
+    lasting an exponential time of mean ``mean_seconds`` (windows may overlap; cutting them all
+    out is their union). Drawn by ``seed`` trader by trader in id order, so a trader's outages
+    do not depend on how many others there are before it in the configuration."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[tuple[float, float]]] = {}
+    for tid in sorted(t.trader_id for t in config.traders):
+        t, windows = 0.0, []
+        while True:
+            t += float(rng.exponential(86_400.0 / per_day))
+            if t >= config.horizon:
+                break
+            windows.append((t, t + float(rng.exponential(mean_seconds))))
+        out[tid] = windows
+    return out
+
+
 def drain(deposit: int, share: float) -> int:
     """``deposit · share`` in integer minor units, rounded half to even."""
     return round(deposit * Fraction(share).limit_denominator(10**9))
@@ -248,6 +282,15 @@ def apply_stress(config: SimConfig, stress: str | Stress) -> SimConfig:
                 for t in cfg.traders
             ),
         )
+    if s.outages_per_day > 0:
+        windows = outage_windows(cfg, s.outages_per_day, s.outage_minutes * 60.0, s.seed)
+        traders = []
+        for t in cfg.traders:
+            shifts = t.shifts
+            for lo, hi in windows[t.trader_id]:
+                shifts = cut_shifts(shifts, lo, hi)
+            traders.append(dataclasses.replace(t, shifts=shifts))
+        cfg = dataclasses.replace(cfg, traders=tuple(traders))
     if s.deposits != 1.0:
         cfg = dataclasses.replace(
             cfg,
@@ -266,6 +309,7 @@ def stress_table(presets: Mapping[str, Stress] = STRESSES) -> list[dict[str, obj
             "utilisation": s.utilisation,
             "spike": s.spike,
             "offline": s.offline,
+            "outages_per_day": s.outages_per_day,
             "deposits": s.deposits,
             "what": s.description,
         }
