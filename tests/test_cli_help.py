@@ -61,6 +61,14 @@ def test_help_names_only_options_the_command_takes(
     assert not wrong, f"`{name} --help` names options it does not take: " + "; ".join(wrong)
 
 
+@pytest.mark.parametrize(("name", "parser", "summary"), COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_help_renders(name: str, parser: argparse.ArgumentParser, summary: str) -> None:
+    """argparse formats every help text with ``%``: a literal "60 % of capacity" in a help text
+    made ``workbench simulate --help`` end in a traceback."""
+    text = parser.format_help()
+    assert name.split()[-1] in text
+
+
 def test_the_examples_of_workbench_help_parse(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     lines = [

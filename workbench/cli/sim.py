@@ -208,7 +208,7 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
         choices=list(STRESSES),
         metavar="NAME",
         help="a stress scenario applied to the platform (workbench.sim.stress): "
-        + "; ".join(f"{s.name}: {s.description}" for s in STRESSES.values()),
+        + "; ".join(f"{s.name}: {s.description}" for s in STRESSES.values()).replace("%", "%%"),
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the runs (default 0)")
     p.add_argument(
