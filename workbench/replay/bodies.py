@@ -21,7 +21,7 @@ RFC3339 = f"^{RFC3339_PATTERN}$"
 UTC_STAMP = TIMESTAMP_RE
 
 _WS = re.compile(r"[ \t\n\r]*")
-_scan = json.JSONDecoder().scan_once
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _scanstring = _json_decoder.scanstring  # type: ignore[attr-defined]
 
 

@@ -324,7 +324,7 @@ def _ingest_fold(
     out = ingest_sql.Ingested()
     existing = _load_existing(con)
     candidates: dict[str, list[tuple[dict[str, Any], str]]] = {}
-    decoded_of: dict[str, Event] = {}
+    decoded_of: dict[tuple[Any, ...], Event] = {}
     for info, batches in parquet_rows.read(list(files), known):
         out.files.append(info)
         if info.unchanged:
@@ -344,10 +344,10 @@ def _ingest_fold(
                 decoded_of.setdefault(_content_key(canon), decoded)
     new_events: list[tuple[Event, dict[str, Any], str]] = []
     for eid, copies in candidates.items():
-        known = existing.get(eid)
+        stored = existing.get(eid)
         field: list[tuple[dict[str, Any], str, bool]] = [(r, s, False) for r, s in copies]
-        if known is not None:
-            field.append((known[0], known[1], True))
+        if stored is not None:
+            field.append((stored[0], stored[1], True))
         field.sort(key=lambda c: (judging.winner_key(c[0]), not c[2], c[1]))
         winner, winner_source, winner_known = field[0]
         for row, source, is_known in field[1:]:

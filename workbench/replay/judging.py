@@ -215,13 +215,14 @@ def _comparable(raw: str) -> dict[str, Any]:
     row (``raw_json``: payload as text, Python's timestamps) or a stream message's body (payload
     nested: its exact text is taken; RFC 3339 timestamps)."""
     try:
-        obj = json.loads(raw)
+        parsed = json.loads(raw)
     except (ValueError, RecursionError):
         return {}
-    if not isinstance(obj, dict):
+    if not isinstance(parsed, dict):
         return {}
+    obj: dict[str, Any] = parsed
     if isinstance(obj.get("payload"), dict | list):
-        from .stream import BodyError, envelope_row, parse_body
+        from .bodies import BodyError, envelope_row, parse_body
 
         try:
             body, text = parse_body(raw)

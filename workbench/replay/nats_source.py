@@ -68,7 +68,7 @@ async def _reachable(url: str, timeout: float) -> None:
         raise SourceError(f"{url}: cannot connect to NATS ({exc or type(exc).__name__})") from None
 
 
-class _Client(Client):  # type: ignore[misc]
+class _Client(Client):
     """nats-py's client, with the messages of chosen subscriptions handed over raw.
 
     ``sinks`` maps a subscription id to a function of ``(subject, reply, data, headers)``, called
@@ -84,7 +84,7 @@ class _Client(Client):  # type: ignore[misc]
     ) -> None:
         sink = self.sinks.get(sid)
         if sink is None:
-            await super()._process_msg(sid, subject, reply, data, headers)
+            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
             return
         sink(subject, reply, data, headers)
 
@@ -174,9 +174,9 @@ class NatsSource:
         try:
             await nc.connect(
                 servers=[self.url],
-                connect_timeout=self.connect_timeout,
+                connect_timeout=self.connect_timeout,  # type: ignore[arg-type]
                 max_reconnect_attempts=-1 if self.reconnect_forever else 120,
-                reconnect_time_wait=0.25,
+                reconnect_time_wait=0.25,  # type: ignore[arg-type]
                 allow_reconnect=True,
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
@@ -251,7 +251,8 @@ class NatsSource:
                 inactive_threshold=7 * 24 * 3600.0,
             )
             ci = await js.add_consumer(self.stream, config)
-        self._next_cseq = int(ci.delivered.consumer_seq) + 1
+        delivered = ci.delivered.consumer_seq if ci.delivered is not None else 0
+        self._next_cseq = int(delivered or 0) + 1
         self._pending = int(ci.num_pending or 0)
         self._inbox = nc.new_inbox()
         sub = await nc.subscribe(self._inbox)
@@ -266,8 +267,10 @@ class NatsSource:
         return (
             cfg.ack_policy == api.AckPolicy.ALL
             and not cfg.filter_subject
-            and int(ci.delivered.stream_seq) == committed
-            and int(ci.ack_floor.stream_seq) == committed
+            and ci.delivered is not None
+            and ci.ack_floor is not None
+            and int(ci.delivered.stream_seq or 0) == committed
+            and int(ci.ack_floor.stream_seq or 0) == committed
             and not ci.num_ack_pending
         )
 

@@ -141,7 +141,9 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def rows_to_arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in table.columns]
+    columns: list[Sequence[Any]] = (
+        list(zip(*rows, strict=True)) if rows else [[] for _ in table.columns]
+    )
     schema = arrow_schema(table)
     return pa.Table.from_arrays(
         [pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)],

@@ -194,13 +194,13 @@ async def run(
                     break
                 continue
             idle_since = time.perf_counter()
-            result = await in_db(lambda m=msgs: store_db.apply(key, m))
+            batch = msgs
+            result = await in_db(lambda: store_db.apply(key, batch))
             await source.ack(msgs)
             if readers is not None:
+                at, seq = result.committed_at, store_db.totals.last_seq
                 await in_db(
-                    lambda at=result.committed_at, seq=store_db.totals.last_seq: readers.committed(
-                        store_db.con, at, seq, store_db.events_now()
-                    )
+                    lambda: readers.committed(store_db.con, at, seq, store_db.events_now())
                 )
             summary.batches += 1
             summary.full_builds += result.how == "full"

@@ -283,9 +283,8 @@ def _decimal_fields() -> list[str]:
     for model in PAYLOADS.values():
         for name, f in model.model_fields.items():
             if any(
-                getattr(m, "func", None).__name__ == "_decimal6"
+                getattr(getattr(m, "func", None), "__name__", None) == "_decimal6"
                 for m in f.metadata
-                if getattr(m, "func", None)
             ):
                 out.add(f.alias or name)
     return sorted(out)

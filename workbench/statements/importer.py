@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 
 from . import camt053, csv_format, mt940, schema
 from .csv_format import CsvLayout
