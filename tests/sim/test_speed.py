@@ -73,9 +73,10 @@ def test_block_draws_are_the_one_at_a_time_draws() -> None:
     sim = Simulation(BUSY, "production", seed=5, replication=3)
     fresh = Streams(5, 3)
     for _ in range(300):
-        u, patience = sim._behaviour_draws()
+        u = sim._behaviour_draws()
         expected = fresh["behaviour"].random((PREDRAWN, DRAWS))
-        assert u == expected.tolist() and patience == float(fresh["behaviour"].random())
+        assert u[:-1] == expected.ravel().tolist() and len(u) == PREDRAWN * DRAWS + 1
+        assert u[-1] == float(fresh["behaviour"].random())  # the patience
         assert sim._order_draws() == fresh["orders"].random(4).tolist()
 
 

@@ -55,6 +55,8 @@ PREDRAWN = 4
 _US = 1_000_000
 #: Orders whose draws are taken from a stream at once (see ``Simulation._behaviour_draws``).
 _BLOCK = 256
+#: Where an order's patience uniform is among its draws (after the attempts').
+_PATIENCE = PREDRAWN * DRAWS
 #: Seconds after ``as_of`` that the rating service publishes.
 RATING_DELAY = 60.0
 
@@ -181,7 +183,7 @@ class SimOrder:
         currency: str,
         created: float,
         expires: float,
-        u: list[list[float]],
+        u: list[float],
     ) -> None:
         self.order_id, self.client_id, self.direction = order_id, client_id, direction
         self.amount, self.currency = amount, currency
@@ -253,6 +255,8 @@ class Simulation:
         self.policy = make_policy(policy)
         self.streams = streams or Streams(seed, replication)
         self.emitter = emitter or Emitter()
+        #: Whether the emitter does anything: the order path skips the no-op hooks' calls.
+        self._emits = type(self.emitter) is not Emitter
         self.check = check_invariants
         self.env = simpy.Environment()
         self.ctx = Context(self)
@@ -282,6 +286,8 @@ class Simulation:
         self._extra = self.streams["extra"]
         self._horizon = config.horizon
         self._warmup = config.warmup
+        self._money = config.money
+        self._receipts = config.receipts
         self._behaviour_block: list[list[float]] = []
         self._orders_block: list[list[float]] = []
         self._amounts = dict(config.arrivals.amounts) if config.arrivals else {}
@@ -431,27 +437,29 @@ class Simulation:
         now = self.env._now
         self._order_seq += 1
         oid = oid or f"sim-{self._order_seq:08d}"
-        u, patience_u = self._behaviour_draws()
+        u = self._behaviour_draws()
         a = self.cfg.arrivals
         window = (
-            a.patience.sample(patience_u)
+            a.patience.sample(u[_PATIENCE])
             if a is not None and a.patience is not None
             else self.expire_window
         )
         expires = round((now + window) * _US) / _US  # whole microseconds, as the event carries
         o = SimOrder(oid, client, direction, amount, cur, now, expires, u)
         self.orders[oid] = o
-        self._log("created", o, "")
-        self.emitter.created(now, o)
-        self._at(o.expires + self.sweep, self._expire_order, o)
+        self.log.append((now, "created", oid, ""))
+        if self._emits:
+            self.emitter.created(now, o)
+        self._at(expires + self.sweep, self._expire_order, o)
         if self._order_hooks:
             for hook in self._order_hooks:
                 hook(o)
         self._to_pending(o)
 
-    def _behaviour_draws(self) -> tuple[list[list[float]], float]:
-        """An order's uniforms from the behaviour stream: :data:`PREDRAWN` rows of :data:`DRAWS`,
-        then its patience. Taken from blocks of many orders' draws (one numpy call per block
+    def _behaviour_draws(self) -> list[float]:
+        """An order's uniforms from the behaviour stream, flat: :data:`PREDRAWN` attempts of
+        :data:`DRAWS` (attempt ``k``'s at ``k * DRAWS``), then its patience (at
+        :data:`_PATIENCE`). Taken from blocks of many orders' draws (one numpy call per block
         instead of two per order): the same numbers, in the same order, as drawing them one
         order at a time, since nothing else draws from that stream."""
         block = self._behaviour_block
@@ -459,9 +467,7 @@ class Simulation:
             rows = self.streams["behaviour"].random((_BLOCK, PREDRAWN * DRAWS + 1)).tolist()
             rows.reverse()
             block = self._behaviour_block = rows
-        row = block.pop()
-        u = [row[k * DRAWS : (k + 1) * DRAWS] for k in range(PREDRAWN)]
-        return u, row[-1]
+        return block.pop()
 
     def _order_draws(self) -> list[float]:
         """The four uniforms a synthetic order is made of (currency, direction, client, amount),
@@ -570,7 +576,8 @@ class Simulation:
         free = self.free.get(o.currency)
         if (
             o.status != po.PENDING
-            or _us(self.env._now) >= _us(o.expires)  # past expires_at: the sweep's to cancel
+            # past expires_at: the sweep's to cancel
+            or round(self.env._now * 1_000_000) >= round(o.expires * 1_000_000)
             or not free
         ):
             return Candidates(pool, pool.id_rank[:0], prices)
@@ -583,12 +590,12 @@ class Simulation:
                 o.direction,
                 o.tried,
                 prices,
-                client.available,
-                self.cfg.money,
+                client.balance - client.held,
+                self._money,
             )
         else:
             rows = pool.eligible(
-                o.amount, o.direction, o.tried, prices, client.available, self.cfg.money
+                o.amount, o.direction, o.tried, prices, client.available, self._money
             )
         if self.check:
             check_filter(self, o, pool, rows, prices)
@@ -642,76 +649,94 @@ class Simulation:
         t.active[o.order_id] = None
         if len(t.active) >= t.max_active_orders:
             self.free[o.currency].pop(t.trader_id, None)
-        if self.cfg.money:
+        if self._money:
             if o.direction == "payin":
                 t.held += c.pricing.payin_hold
             else:
                 self.clients[o.client_id].held += c.pricing.client_payout_cost
-        t.assigned_us.append(_us(now))
-        self._sync(t)
-        self._log("assigned", o, t.trader_id)
-        self.emitter.assigned(now, o, c, o.rate)
+        t.assigned_us.append(round(now * 1_000_000))
+        t.pool._stale[t.row] = t  # t.pool.sync(t), written out
+        self.log.append((now, "assigned", o.order_id, t.trader_id))
+        if self._emits:
+            self.emitter.assigned(now, o, c, o.rate)
         self._respond(o, t)
 
     # ------------------------------------------------------------- the trader's side
     def _draws(self, o: SimOrder) -> list[float]:
+        """The uniforms of the order's current attempt (:data:`DRAWS`; past :data:`PREDRAWN`
+        attempts, fresh ones from the ``extra`` stream at each call)."""
         k = o.attempt - 1
-        return o.u[k] if k < PREDRAWN else self._extra.random(DRAWS).tolist()
+        if k < PREDRAWN:
+            j = k * DRAWS
+            return o.u[j : j + DRAWS]
+        return self._extra.random(DRAWS).tolist()
 
     def _respond(self, o: SimOrder, t: SimTrader) -> None:
         b = t.spec.behaviour
-        u = self._draws(o)
         k = o.attempt
-        if u[0] < b.decline:
-            delay, act = b.decline_delay.sample(float(u[1])), self._decline
-        elif u[0] < b.decline + b.ignore:
+        if k <= PREDRAWN:  # _draws(o), without the copy: the decision and the response delay
+            j = (k - 1) * DRAWS
+            u0, u1 = o.u[j], o.u[j + 1]
+        else:
+            u0, u1 = self._draws(o)[:2]
+        if u0 < b.decline:
+            delay, act = b.decline_delay.sample(u1), self._decline
+        elif u0 < b.decline + b.ignore:
             delay, act = NEVER, self._decline
         else:
-            delay, act = b.accept_delay.sample(float(u[1])), self._accept
-        if _us(self.env._now + delay) <= _us(o.accept_by):
-            self._at(self.env._now + delay, act, o, k)
+            delay, act = b.accept_delay.sample(u1), self._accept
+        now = self.env._now
+        if round((now + delay) * 1_000_000) <= round(o.accept_by * 1_000_000):
+            self._at(now + delay, act, o, k)
         self._at(o.accept_by + self.sweep, self._expire_assignment, o, k)
 
-    def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
-        return o.attempt == k and o.status in statuses
-
     def _decline(self, o: SimOrder, k: int) -> None:
-        if self._open(o, k, po.ASSIGNED):
-            self._log("declined", o, o.trader_id or "")
-            self.emitter.declined(self.env._now, o)
+        if o.attempt == k and o.status == po.ASSIGNED:
+            now = self.env._now
+            self.log.append((now, "declined", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.declined(now, o)
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
     def _expire_assignment(self, o: SimOrder, k: int) -> None:
-        if self._open(o, k, po.ASSIGNED):
-            self._log("assignment_expired", o, o.trader_id or "")
-            self.emitter.assignment_expired(self.env._now, o)
+        if o.attempt == k and o.status == po.ASSIGNED:
+            now = self.env._now
+            self.log.append((now, "assignment_expired", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.assignment_expired(now, o)
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
     def _accept(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.ASSIGNED):
+        if o.attempt != k or o.status != po.ASSIGNED:
             return
         now = self.env._now
         o.status, o.accepted_at = po.IN_PROGRESS, now
         o.complete_by = now + self.complete_window
-        self._log("accepted", o, o.trader_id or "")
-        self.emitter.accepted(now, o)
+        tid = o.trader_id or ""
+        self.log.append((now, "accepted", o.order_id, tid))
+        if self._emits:
+            self.emitter.accepted(now, o)
         self._at(o.complete_by + self.sweep, self._deadline_review, o, k)
-        t = self.traders[o.trader_id or ""]
-        b = t.spec.behaviour
-        u = self._draws(o)
-        work = b.complete.sample(float(u[2]))
-        if o.direction == "payout" and self.cfg.receipts:
+        b = self.traders[tid].spec.behaviour
+        u2 = o.u[(k - 1) * DRAWS + 2] if k <= PREDRAWN else self._draws(o)[2]
+        work = b.complete.sample(u2)
+        if o.direction == "payout" and self._receipts:
             self._at(now + work, self._upload, o, k)
         else:
             self._at(now + work, self._complete, o, k)
 
+    def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
+        return o.attempt == k and o.status in statuses
+
     def _deadline_review(self, o: SimOrder, k: int) -> None:
-        if self._open(o, k, po.IN_PROGRESS):
+        if o.attempt == k and o.status == po.IN_PROGRESS:
             o.status = po.IN_REVIEW
-            self._log("review_started", o, o.trader_id or "")
-            self.emitter.deadline_review(self.env._now, o)
+            now = self.env._now
+            self.log.append((now, "review_started", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.deadline_review(now, o)
 
     def _upload(self, o: SimOrder, k: int) -> None:
         if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
@@ -746,16 +771,18 @@ class Simulation:
         self._at(self.env._now + 10.0, self._complete, o, k)
 
     def _complete(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
         now = self.env._now
         t = self.traders[o.trader_id or ""]
-        self._log("completed", o, t.trader_id)
-        self.emitter.completed(now, o)
+        self.log.append((now, "completed", o.order_id, t.trader_id))
+        if self._emits:
+            self.emitter.completed(now, o)
         o.status, o.ended, o.outcome = po.COMPLETED, now, "completed"
-        t.completed_us.append(_us(now))
-        if _us(now) <= _us(o.complete_by):
-            t.on_time_us.append(_us(now))
+        now_us = round(now * 1_000_000)
+        t.completed_us.append(now_us)
+        if now_us <= round(o.complete_by * 1_000_000):
+            t.on_time_us.append(now_us)
         self._end_attempt(o, commit=True)
         if o.pricing is not None:
             self.revenue += o.pricing.platform_net
@@ -765,9 +792,10 @@ class Simulation:
             self.disputes.completed(o)
 
     def _expire_order(self, o: SimOrder) -> None:
-        if o.status in (po.PENDING, po.ASSIGNED):
-            self._log("cancelled", o, o.trader_id or "")
-            self.emitter.cancelled(self.env._now, o, "expired")
+        if o.status == po.PENDING or o.status == po.ASSIGNED:
+            self.log.append((self.env._now, "cancelled", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.cancelled(self.env._now, o, "expired")
             if o.status == po.ASSIGNED:
                 self._end_attempt(o, commit=False)
             else:
@@ -780,7 +808,7 @@ class Simulation:
         self._touch(t)
         p = o.pricing
         assert p is not None
-        if self.cfg.money:
+        if self._money:
             c = self.clients[o.client_id]
             if o.direction == "payin":
                 t.held -= p.payin_hold
@@ -797,7 +825,7 @@ class Simulation:
             self._up(c)
         del t.active[o.order_id]
         self._freed(t)
-        self._sync(t)
+        t.pool._stale[t.row] = t  # t.pool.sync(t), written out
         if self.check:
             check_trader(self, t)
 
@@ -807,10 +835,11 @@ class Simulation:
         self._up(t)
         if t.online and not t.blocked and len(t.active) < t.max_active_orders:
             cur = t.spec.fiat_currency
-            if t.trader_id not in self.free[cur]:
+            free = self.free[cur]
+            if t.trader_id not in free:
                 t.free_since = self.env._now
-            self.free[cur][t.trader_id] = t
-            self._sync(t)
+            free[t.trader_id] = t
+            t.pool._stale[t.row] = t  # t.pool.sync(t), written out
             self._want(cur)
 
     def _online(self, t: SimTrader) -> None:
