@@ -24,11 +24,13 @@ class Call:
     """What ``Environment.step`` needs of an event: ``callbacks`` and ``_ok``; calls
     ``fn(*args)`` when processed."""
 
-    __slots__ = ("_ok", "args", "callbacks", "fn")
+    __slots__ = ("args", "callbacks", "fn")
+    #: A call never fails (``step`` reads it after the callbacks): a class attribute, so
+    #: building one sets three slots, not four.
+    _ok = True
 
     def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
         self.fn, self.args = fn, args
-        self._ok = True
         self.callbacks: list[Callable[[Call], None]] | None = [_run]
 
 

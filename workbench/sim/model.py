@@ -739,36 +739,44 @@ class Simulation:
                 self.emitter.deadline_review(now, o)
 
     def _upload(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
-        self._log("receipt_uploaded", o, o.trader_id or "")
-        self.emitter.receipt_uploaded(self.env._now, o)
-        b = self.traders[o.trader_id or ""].spec.behaviour
-        u = self._draws(o)
-        self._at(self.env._now + b.analyse_delay.sample(float(u[4])), self._analyse, o, k)
+        now = self.env._now
+        tid = o.trader_id or ""
+        self.log.append((now, "receipt_uploaded", o.order_id, tid))
+        if self._emits:
+            self.emitter.receipt_uploaded(now, o)
+        b = self.traders[tid].spec.behaviour
+        u4 = o.u[(k - 1) * DRAWS + 4] if k <= PREDRAWN else self._draws(o)[4]
+        self._at(now + b.analyse_delay.sample(u4), self._analyse, o, k)
 
     def _analyse(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
-        b = self.traders[o.trader_id or ""].spec.behaviour
+        now = self.env._now
+        tid = o.trader_id or ""
+        b = self.traders[tid].spec.behaviour
         u = self._draws(o)
         low = bool(u[3] < b.low_confidence)
-        self._log("receipt_analyzed", o, o.trader_id or "")
-        self.emitter.receipt_analyzed(self.env._now, o, low)
+        self.log.append((now, "receipt_analyzed", o.order_id, tid))
+        if self._emits:
+            self.emitter.receipt_analyzed(now, o, low)
         if low:
             if o.status == po.IN_PROGRESS:
                 o.status = po.IN_REVIEW
-                self._log("review_started", o, o.trader_id or "")
-            self._at(self.env._now + b.review.sample(float(u[5])), self._approve, o, k, "reviewer")
+                self.log.append((now, "review_started", o.order_id, tid))
+            self._at(now + b.review.sample(u[5]), self._approve, o, k, "reviewer")
         else:
-            self._at(self.env._now + 5.0, self._approve, o, k, "auto")
+            self._at(now + 5.0, self._approve, o, k, "auto")
 
     def _approve(self, o: SimOrder, k: int, by: str) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
-        self._log("receipt_approved", o, o.trader_id or "")
-        self.emitter.receipt_approved(self.env._now, o, by)
-        self._at(self.env._now + 10.0, self._complete, o, k)
+        now = self.env._now
+        self.log.append((now, "receipt_approved", o.order_id, o.trader_id or ""))
+        if self._emits:
+            self.emitter.receipt_approved(now, o, by)
+        self._at(now + 10.0, self._complete, o, k)
 
     def _complete(self, o: SimOrder, k: int) -> None:
         if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
