@@ -35,7 +35,7 @@ from ..domain import payment_order as po
 from ..domain.money import OrderPricing
 from ..domain.rating import RatingCounts, score
 from ..domain.scheduler import Candidate
-from .calls import NORMAL, URGENT, Call
+from .calls import NORMAL, URGENT, Call, Direct
 from .cancellations import Cancellations
 from .config import NEVER, ClientSpec, SimConfig, TraderSpec
 from .disputes import DisputeDesk
@@ -385,6 +385,17 @@ class Simulation:
         delay = when - now if when > now else 0.0
         heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, args)))
 
+    def _after(self, when: float, fn: Callable[[Direct], None], arg: Any, k: int = 0) -> None:
+        """:meth:`_at` for the order path's handlers, which take the event (:class:`Direct`):
+        ``fn(event)`` at ``when``, ``event.arg`` and ``event.k`` its order and attempt."""
+        when = round(when * _US) / _US
+        if when >= self._horizon:
+            return
+        env = self.env
+        now = env._now
+        delay = when - now if when > now else 0.0
+        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Direct(fn, arg, k)))
+
     def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
         while True:
             yield self.env.timeout(period)
@@ -450,7 +461,7 @@ class Simulation:
         self.log.append((now, "created", oid, ""))
         if self._emits:
             self.emitter.created(now, o)
-        self._at(expires + self.sweep, self._expire_order, o)
+        self._after(expires + self.sweep, self._expire_order, o)
         if self._order_hooks:
             for hook in self._order_hooks:
                 hook(o)
@@ -493,10 +504,10 @@ class Simulation:
         self._dirty.add(currency)
         env = self.env
         heappush(
-            env._queue, (env._now + 0, NORMAL, next(env._eid), Call(self._dispatch, (currency,)))
+            env._queue, (env._now + 0, NORMAL, next(env._eid), Direct(self._dispatch, currency, 0))
         )
 
-    def _dispatch(self, currency: str) -> None:
+    def _dispatch(self, ev: Direct) -> None:
         """Offer the pending orders, oldest first, to the policy while traders are free.
 
         An order a dispatch found no trader for is passed over without asking again, until
@@ -505,6 +516,7 @@ class Simulation:
         inputs that can grow are tracked (tried traders, time to expiry only shrink). That
         keeps a dispatch's cost per waiting order a few comparisons instead of a filter over
         the traders (``check_invariants`` asks the filter anyway and compares)."""
+        currency = ev.arg
         self._dirty.discard(currency)
         queue = self.pending.get(currency)
         free = self.free.get(currency)
@@ -687,10 +699,11 @@ class Simulation:
             delay, act = b.accept_delay.sample(u1), self._accept
         now = self.env._now
         if round((now + delay) * 1_000_000) <= round(o.accept_by * 1_000_000):
-            self._at(now + delay, act, o, k)
-        self._at(o.accept_by + self.sweep, self._expire_assignment, o, k)
+            self._after(now + delay, act, o, k)
+        self._after(o.accept_by + self.sweep, self._expire_assignment, o, k)
 
-    def _decline(self, o: SimOrder, k: int) -> None:
+    def _decline(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt == k and o.status == po.ASSIGNED:
             now = self.env._now
             self.log.append((now, "declined", o.order_id, o.trader_id or ""))
@@ -699,7 +712,8 @@ class Simulation:
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
-    def _expire_assignment(self, o: SimOrder, k: int) -> None:
+    def _expire_assignment(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt == k and o.status == po.ASSIGNED:
             now = self.env._now
             self.log.append((now, "assignment_expired", o.order_id, o.trader_id or ""))
@@ -708,7 +722,8 @@ class Simulation:
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
-    def _accept(self, o: SimOrder, k: int) -> None:
+    def _accept(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt != k or o.status != po.ASSIGNED:
             return
         now = self.env._now
@@ -718,19 +733,20 @@ class Simulation:
         self.log.append((now, "accepted", o.order_id, tid))
         if self._emits:
             self.emitter.accepted(now, o)
-        self._at(o.complete_by + self.sweep, self._deadline_review, o, k)
+        self._after(o.complete_by + self.sweep, self._deadline_review, o, k)
         b = self.traders[tid].spec.behaviour
         u2 = o.u[(k - 1) * DRAWS + 2] if k <= PREDRAWN else self._draws(o)[2]
         work = b.complete.sample(u2)
         if o.direction == "payout" and self._receipts:
-            self._at(now + work, self._upload, o, k)
+            self._after(now + work, self._upload, o, k)
         else:
-            self._at(now + work, self._complete, o, k)
+            self._after(now + work, self._complete, o, k)
 
     def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
         return o.attempt == k and o.status in statuses
 
-    def _deadline_review(self, o: SimOrder, k: int) -> None:
+    def _deadline_review(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt == k and o.status == po.IN_PROGRESS:
             o.status = po.IN_REVIEW
             now = self.env._now
@@ -738,7 +754,8 @@ class Simulation:
             if self._emits:
                 self.emitter.deadline_review(now, o)
 
-    def _upload(self, o: SimOrder, k: int) -> None:
+    def _upload(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
         now = self.env._now
@@ -748,9 +765,10 @@ class Simulation:
             self.emitter.receipt_uploaded(now, o)
         b = self.traders[tid].spec.behaviour
         u4 = o.u[(k - 1) * DRAWS + 4] if k <= PREDRAWN else self._draws(o)[4]
-        self._at(now + b.analyse_delay.sample(u4), self._analyse, o, k)
+        self._after(now + b.analyse_delay.sample(u4), self._analyse, o, k)
 
-    def _analyse(self, o: SimOrder, k: int) -> None:
+    def _analyse(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
         now = self.env._now
@@ -776,9 +794,10 @@ class Simulation:
         self.log.append((now, "receipt_approved", o.order_id, o.trader_id or ""))
         if self._emits:
             self.emitter.receipt_approved(now, o, by)
-        self._at(now + 10.0, self._complete, o, k)
+        self._after(now + 10.0, self._complete, o, k)
 
-    def _complete(self, o: SimOrder, k: int) -> None:
+    def _complete(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
         if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
         now = self.env._now
@@ -799,7 +818,8 @@ class Simulation:
         if self.disputes is not None:
             self.disputes.completed(o)
 
-    def _expire_order(self, o: SimOrder) -> None:
+    def _expire_order(self, ev: Direct) -> None:
+        o = ev.arg
         if o.status == po.PENDING or o.status == po.ASSIGNED:
             self.log.append((self.env._now, "cancelled", o.order_id, o.trader_id or ""))
             if self._emits:
