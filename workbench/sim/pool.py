@@ -129,6 +129,7 @@ class Pool:
         rows = []
         payin = direction == "payin"
         key_of = self.key_of
+        bounds = prices.hold_bounds() if money and payin else []
         for t in traders:
             if not (t.registered and t.online and not t.blocked):
                 continue
@@ -138,7 +139,8 @@ class Pool:
                 continue
             if money:
                 if payin:
-                    if t.balance - t.held < prices.payin_hold(key_of[t.row]):
+                    k, available = key_of[t.row], t.balance - t.held
+                    if available < bounds[k] and available < prices.payin_hold(k):
                         continue
                 elif client_available < prices.client_payout_cost(key_of[t.row]):
                     continue
