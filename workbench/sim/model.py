@@ -146,6 +146,10 @@ class SimClient:
     def available(self) -> int:
         return self.balance - self.held
 
+    def available_in(self, _currency: str) -> int:
+        """What the rules ask of a client (``client_available``): one balance, any currency."""
+        return self.balance - self.held
+
 
 class SimOrder:
     """One order's life: what it asks, its attempts, and when each step happened."""
@@ -255,6 +259,7 @@ class Simulation:
     ) -> None:
         self.cfg = config
         self.policy = make_policy(policy)
+        self._batched = self.policy.batch_seconds > 0
         self.streams = streams or Streams(seed, replication)
         self.emitter = emitter or Emitter()
         #: Whether the emitter does anything: the order path skips the no-op hooks' calls.
@@ -390,7 +395,7 @@ class Simulation:
     def _after(self, when: float, fn: Callable[[Direct], None], arg: Any, k: int = 0) -> None:
         """:meth:`_at` for the order path's handlers, which take the event (:class:`Direct`):
         ``fn(event)`` at ``when``, ``event.arg`` and ``event.k`` its order and attempt."""
-        when = round(when * _US) / _US
+        when = round(when * 1_000_000) / 1_000_000
         if when >= self._horizon:
             return
         env = self.env
@@ -506,12 +511,15 @@ class Simulation:
     def _to_pending(self, o: SimOrder) -> None:
         o.status = po.PENDING
         o.idle_seq = -1
-        self.pending.setdefault(o.currency, {})[o.order_id] = o
+        queue = self.pending.get(o.currency)
+        if queue is None:  # a currency no trader works (a trace may have one)
+            queue = self.pending[o.currency] = {}
+        queue[o.order_id] = o
         self._want(o.currency)
 
     def _want(self, currency: str) -> None:
         """Ask for a dispatch of ``currency`` at this instant (once, however many reasons)."""
-        if self.policy.batch_seconds > 0 or currency in self._dirty:
+        if self._batched or currency in self._dirty:
             return
         self._dirty.add(currency)
         env = self.env
@@ -539,45 +547,37 @@ class Simulation:
         # The queue is walked in place (a copy of it would cost in proportion to the orders
         # waiting, at every dispatch); the orders assigned meanwhile leave it afterwards.
         taken = self._taken = []
+        policy, ctx = self.policy, self.ctx
+        newest = -1  # the latest change among the free traders, found when first needed
         try:
-            self._dispatch_walk(queue, free, rate, clients)
+            for o in queue.values():
+                if not free:
+                    break
+                seq = o.idle_seq
+                if seq >= 0 and newest < 0:
+                    newest = max(t.up_seq for t in free.values())
+                if (
+                    seq >= 0
+                    and seq >= newest
+                    and o.idle_rate == rate
+                    and clients[o.client_id].up_seq <= seq
+                    and o.status == po.PENDING
+                ):
+                    if self.check and len(self.candidates(o)):
+                        raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
+                    self.passed_over += 1
+                    continue
+                cands = self.candidates(o)
+                if not len(cands):
+                    o.idle_seq, o.idle_rate = self._seq, rate
+                    continue
+                i = policy.choose(o, cands, ctx)
+                if i is not None:
+                    self.assign(o, cands[i])
         finally:
             self._taken = None
             for o in taken:
                 del queue[o.order_id]
-
-    def _dispatch_walk(
-        self,
-        queue: dict[str, SimOrder],
-        free: dict[str, SimTrader],
-        rate: str,
-        clients: dict[str, SimClient],
-    ) -> None:
-        newest = -1  # the latest change among the free traders, found when first needed
-        for o in queue.values():
-            if not free:
-                break
-            seq = o.idle_seq
-            if seq >= 0 and newest < 0:
-                newest = max(t.up_seq for t in free.values())
-            if (
-                seq >= 0
-                and seq >= newest
-                and o.idle_rate == rate
-                and clients[o.client_id].up_seq <= seq
-                and o.status == po.PENDING
-            ):
-                if self.check and len(self.candidates(o)):
-                    raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
-                self.passed_over += 1
-                continue
-            cands = self.candidates(o)
-            if not len(cands):
-                o.idle_seq, o.idle_rate = self._seq, rate
-                continue
-            i = self.policy.choose(o, cands, self.ctx)
-            if i is not None:
-                self.assign(o, cands[i])
 
     def _up(self, who: SimTrader | SimClient) -> None:
         """``who`` may now be able to take (or pay for) an order it could not: pending orders
@@ -596,7 +596,10 @@ class Simulation:
         pool = self.pools.get(o.currency)
         if pool is None:
             pool = self.pools[o.currency] = Pool([], {})
-        prices = self._prices(o, pool)
+        client = self.clients[o.client_id]
+        # self._prices(o, pool), written out (asked at every look at a waiting order)
+        rate = self._rate(o.currency) if pool.keys else ""
+        prices = Prices(pool.keys, o.amount, o.currency, rate, client.fee_bps, self._settlements)
         free = self.free.get(o.currency)
         if (
             o.status != po.PENDING
@@ -605,7 +608,6 @@ class Simulation:
             or not free
         ):
             return Candidates(pool, pool.id_rank[:0], prices)
-        client = self.clients[o.client_id]
         rows: np.ndarray | list[int]
         if len(free) <= self.loop_filter_max:
             rows = pool.eligible_among(
@@ -658,7 +660,15 @@ class Simulation:
         now = self.env._now
         t = self.traders[c.trader_id]
         check_assignable(self, o, c)  # the catalog's rules, asked of every assignment
-        self._touch(t)
+        # self._touch(t), written out: the slot-time since the trader's last change
+        last, warmup = t._last, self._warmup
+        since = last if last >= warmup else warmup
+        if now > since:
+            dt = now - since
+            t.busy_time += dt * len(t.active)
+            if t.online:
+                t.capacity_time += dt * t.max_active_orders
+        t._last = now
         o.attempt += 1
         o.tried.add(t.trader_id)
         o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, c.pricing
@@ -845,7 +855,16 @@ class Simulation:
     def _end_attempt(self, o: SimOrder, *, commit: bool) -> None:
         """Close the open attempt: money captured or released, the trader's slot freed."""
         t = self.traders[o.trader_id or ""]
-        self._touch(t)
+        now = self.env._now
+        # self._touch(t), written out: the slot-time since the trader's last change
+        last, warmup = t._last, self._warmup
+        since = last if last >= warmup else warmup
+        if now > since:
+            dt = now - since
+            t.busy_time += dt * len(t.active)
+            if t.online:
+                t.capacity_time += dt * t.max_active_orders
+        t._last = now
         p = o.pricing
         assert p is not None
         if self._money:
@@ -861,8 +880,9 @@ class Simulation:
                     c.balance -= p.client_payout_cost
                     t.balance += p.payout_credit
             if o.direction == "payin" or commit:
-                self.hold_durations.append(self.env._now - o.assigned_at)
-            self._up(c)
+                self.hold_durations.append(now - o.assigned_at)
+            self._seq += 1  # self._up(c), written out
+            c.up_seq = self._seq
         del t.active[o.order_id]
         self._freed(t)
         t.pool._stale[t.row] = t  # t.pool.sync(t), written out
@@ -872,7 +892,8 @@ class Simulation:
     # ----------------------------------------------------------- traders and money
     def _freed(self, t: SimTrader) -> None:
         """The trader may take more: back among the free ones, and a dispatch is due."""
-        self._up(t)
+        self._seq += 1  # self._up(t), written out
+        t.up_seq = self._seq
         if t.online and not t.blocked and len(t.active) < t.max_active_orders:
             cur = t.spec.fiat_currency
             free = self.free[cur]
