@@ -439,10 +439,6 @@ class Simulation:
     def _arrival(self, ev: Direct) -> None:
         """A synthetic order arrives (its currency, direction, client and amount drawn from
         the mixes), and the next arrival is drawn."""
-        self._arrive_synthetic()
-        self._next_arrival()
-
-    def _arrive_synthetic(self) -> None:
         a = self.cfg.arrivals
         assert a is not None
         x = self._order_draws()
@@ -451,8 +447,9 @@ class Simulation:
         clients = self.cfg.clients
         client = clients[min(int(x[2] * len(clients)), len(clients) - 1)].client_id
         dist = self._amounts[cur]
-        amount = max(1, round(dist.sample(float(x[3]))))
+        amount = max(1, round(dist.sample(x[3])))
         self._create(client, direction, amount, cur, "")
+        self._next_arrival()
 
     def _trace(self) -> Iterator[simpy.Event]:
         for spec in sorted(self.cfg.trace, key=lambda s: (s.at, s.order_id)):
@@ -482,7 +479,15 @@ class Simulation:
         if self._order_hooks:
             for hook in self._order_hooks:
                 hook(o)
-        self._to_pending(o)
+        # self._to_pending(o), written out (a new order is pending and never looked at)
+        queue = self.pending.get(cur)
+        if queue is None:  # a currency no trader works (a trace may have one)
+            queue = self.pending[cur] = {}
+        queue[oid] = o
+        if not (self._batched or cur in self._dirty):  # self._want(cur)
+            self._dirty.add(cur)
+            env = self.env
+            heappush(env._queue, (now + 0, NORMAL, next(env._eid), Direct(self._dispatch, cur, 0)))
 
     def _behaviour_draws(self) -> list[float]:
         """An order's uniforms from the behaviour stream, flat: :data:`PREDRAWN` attempts of
