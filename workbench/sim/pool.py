@@ -246,4 +246,4 @@ def argmin_lists(*keys: Sequence[Any]) -> int | None:
     compared in order, the first index on a full tie (as numpy's stable ``lexsort``)."""
     if not keys or not keys[0]:
         return None
-    return min(zip(*keys, range(len(keys[0]))))[-1]  # type: ignore[no-any-return]
+    return min(zip(*keys, range(len(keys[0])), strict=False))[-1]  # type: ignore[no-any-return]
