@@ -81,3 +81,38 @@ def test_no_cancellation_rate_cancels_nothing_and_draws_nothing() -> None:
     assert any(o.outcome == "cancelled" for o in on.orders.values())
     # the orders themselves (arrivals, amounts) are the same: only their fate differs
     assert [o.created for o in on.orders.values()] == [o.created for o in sim.orders.values()]
+
+
+def test_cancelled_metric_is_the_share_of_patiences_shorter_than_the_expiry() -> None:
+    """With no trader ever online, an order waits until its client gives up or it expires
+    (fixed window W), so the ``cancelled`` metric counts the patiences shorter than W:
+    a share 1 − exp(−θW) of the decided orders (binomial, within 4 standard errors), and
+    cancelled + expired + open is every cohort order."""
+    from workbench.sim.config import NEVER, Dist
+    from workbench.sim.metrics import metrics, orders_frame
+
+    theta, window = 1 / 600, 600.0
+    base = mmc_config(2, 2_000 / 8_640, MU, days=0.1, warmup=600.0, cancel_rate=theta)
+    assert base.arrivals is not None
+    cfg = replace(
+        base,
+        traders=tuple(replace(t, shifts=((NEVER, NEVER),)) for t in base.traders),
+        arrivals=replace(base.arrivals, patience=Dist.const(window)),
+    )
+    sim = Simulation(cfg, "fifo", seed=11).run()
+    m = metrics(sim)
+    assert m["completed"] == 0 and m["orders"] > 1_500
+    assert m["cancelled"] + m["expired"] + m["open"] == m["orders"]
+    assert m["open"] <= 2_000 / 8_640 * (window + 60)  # only the last window's orders
+    frame = orders_frame(sim).filter("in_window")
+    assert m["cancelled"] == (frame["outcome"] == "cancelled").sum()
+    assert m["cancelled_share"] == m["cancelled"] / m["orders"]
+    decided = m["cancelled"] + m["expired"]
+    p = 1 - np.exp(-theta * window)
+    se = np.sqrt(p * (1 - p) / decided)
+    assert abs(m["cancelled"] / decided - p) <= 4 * se, (m["cancelled"] / decided, p)
+    # without cancellations the same orders come (the cancel stream is apart) and all expire
+    off = metrics(Simulation(replace(cfg, cancel_rate=0.0), "fifo", seed=11).run())
+    assert off["orders"] == m["orders"]
+    assert off["cancelled"] == 0 and off["cancelled_share"] == 0.0
+    assert off["expired"] + off["open"] == off["orders"] and off["expired"] >= m["expired"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import simpy
@@ -25,6 +26,7 @@ from workbench.cli import main
 from workbench.sim.calls import call_later
 from workbench.sim.metrics import orders_frame, traders_frame
 from workbench.sim.model import DRAWS, PREDRAWN, Simulation
+from workbench.sim.pool import argmin_lists
 from workbench.sim.presets import synthetic_config
 from workbench.sim.streams import Streams
 from workbench.sim.study import run_cell
@@ -73,10 +75,74 @@ def test_block_draws_are_the_one_at_a_time_draws() -> None:
     sim = Simulation(BUSY, "production", seed=5, replication=3)
     fresh = Streams(5, 3)
     for _ in range(300):
-        u, patience = sim._behaviour_draws()
+        u = sim._behaviour_draws()
         expected = fresh["behaviour"].random((PREDRAWN, DRAWS))
-        assert u == expected.tolist() and patience == float(fresh["behaviour"].random())
+        assert u[:-1] == expected.ravel().tolist() and len(u) == PREDRAWN * DRAWS + 1
+        assert u[-1] == float(fresh["behaviour"].random())  # the patience
         assert sim._order_draws() == fresh["orders"].random(4).tolist()
+
+
+#: Thirty traders at a light load: most choices have several candidates to rank.
+LIGHT = synthetic_config(traders=30, orders_per_day=1_500, days=0.25, clients=4, warmup=0.0)
+
+
+@pytest.mark.parametrize("policy", ["production", "fifo", "least_loaded", "balance_aware"])
+def test_ranking_a_few_candidates_in_python_picks_what_numpy_picks(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy ranks a handful of candidates over Python lists (``Candidates.lists``,
+    ``argmin_lists``) and more with numpy's lexsort over the columns: whole runs each way
+    give the same log and frames, and the Python path was taken."""
+    import workbench.sim.policies as policies
+    from workbench.sim.pool import Candidates
+
+    ranked: list[int] = []
+
+    def counting(*keys: list[object]) -> int | None:
+        ranked.append(len(keys[0]))
+        return argmin_lists(*keys)
+
+    monkeypatch.setattr(policies, "argmin_lists", counting)
+    by_python = Simulation(LIGHT, policy, seed=3, check_invariants=True).run()
+    assert ranked and max(ranked) > 2
+    monkeypatch.setattr(Candidates, "small_max", 0)
+    ranked.clear()
+    by_numpy = Simulation(LIGHT, policy, seed=3, check_invariants=True).run()
+    assert not ranked
+    assert by_python.log == by_numpy.log
+    assert_frame_equal(orders_frame(by_python), orders_frame(by_numpy))
+    assert_frame_equal(traders_frame(by_python), traders_frame(by_numpy))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32), st.floats(1e-4, 10.0))
+def test_thinning_draws_are_numpys_exponential_and_random(seed: int, top: float) -> None:
+    """The arrivals' thinning takes ``scale · standard_exponential()`` and ``random_raw() >> 11``
+    times 2**-53: the numbers ``exponential(scale)`` and ``random()`` give, interleaved."""
+    from workbench.sim.model import _UNIT
+
+    fast, plain = np.random.default_rng(seed), np.random.default_rng(seed)
+    exponential, raw = fast.standard_exponential, fast.bit_generator.random_raw
+    scale = 1 / top
+    for _ in range(200):
+        assert scale * exponential() == float(plain.exponential(scale))
+        assert (raw() >> 11) * _UNIT == float(plain.random())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 10**12), st.integers(0, 10_000), st.integers(0, 10_000))
+def test_the_hold_bound_covers_the_hold(amount: int, reward_bps: int, fee_bps: int) -> None:
+    """The filter skips working out a payin's hold when the trader's available deposit reaches
+    the bound: the bound is never below the hold (settlement − reward, reward ≥ 0)."""
+    from workbench.sim.prices import Prices
+
+    keys = [("USDT", reward_bps), ("USDT", 0)]
+    prices = Prices(keys, amount, "RUB", "92.50", fee_bps, {})
+    bounds = prices.hold_bounds()
+    for k in range(len(keys)):
+        assert prices.payin_hold(k) <= bounds[k] == prices[k].settlement_amount
+    negative = Prices([("USDT", -5)], amount, "RUB", "92.50", fee_bps, {})
+    assert negative.hold_bounds() == [float("inf")]
 
 
 def test_the_collector_is_paused_for_a_run_and_restored() -> None:

@@ -90,9 +90,11 @@ def test_metrics_of_a_run_worked_by_hand() -> None:
         "orders": 3,  # o2, o3, o4: o1 came during the warm-up
         "completed": 2,
         "expired": 1,
+        "cancelled": 0,  # no cancel_rate
         "open": 0,
         "fill_rate": 2 / 3,
         "expiry_rate": 1 / 3,
+        "cancelled_share": 0.0,
         "accept_p50": 25.0,  # waits 50 (o2) and 0 (o4)
         "accept_p95": 47.5,  # 0 + 0.95 · 50
         "complete_p50": 125.0,  # 150 (o2) and 100 (o4)

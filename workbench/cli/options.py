@@ -76,6 +76,22 @@ def non_negative(text: str) -> float:
     return value
 
 
+def per_cent(text: str) -> float:
+    """A share in per cent, 0 to 100."""
+    value = non_negative(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"{value} per cent: a share is at most 100")
+    return value
+
+
+def positive_minutes(text: str) -> float:
+    """A duration in minutes, positive and finite."""
+    value = non_negative(text)
+    if value == 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: minutes must be positive and finite")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     value = non_negative(text)
     if value == 0 or value == float("inf"):

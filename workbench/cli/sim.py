@@ -210,6 +210,7 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
         help="a stress scenario applied to the platform (workbench.sim.stress): "
         + "; ".join(f"{s.name}: {s.description}" for s in STRESSES.values()).replace("%", "%%"),
     )
+    _platform_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed of the runs (default 0)")
     p.add_argument(
         "--level",
@@ -222,6 +223,95 @@ def _sim_source_options(p: argparse.ArgumentParser, *, trace: bool) -> None:
         action="store_true",
         help="no progress bar (it only shows on a terminal anyway)",
     )
+
+
+def _platform_options(p: argparse.ArgumentParser) -> None:
+    """Cancellations, withdrawals, disputes and outages (workbench.sim.sweep.PLATFORM and the
+    outage knobs of workbench.sim.stress), in the units a product team reads."""
+    g = p.add_argument_group(
+        "the rest of the platform",
+        "off unless given on a synthetic platform; with --from-db or --trace, as calibrated "
+        "from the database, each option replacing only what it names (0 switches a part off)",
+    )
+    cancel = g.add_mutually_exclusive_group()
+    cancel.add_argument(
+        "--cancel-rate",
+        type=opt.non_negative,
+        metavar="PER_HOUR",
+        help="client cancellations: the rate per hour at which a client gives up on an order "
+        "still waiting for a trader (exponential patience, Erlang A's theta; 0: none), "
+        "e.g. 2 for a mean patience of 30 minutes",
+    )
+    cancel.add_argument(
+        "--patience",
+        type=opt.positive_minutes,
+        metavar="MINUTES",
+        help="client cancellations given as the clients' mean patience in minutes (the same "
+        "as --cancel-rate 60/MINUTES)",
+    )
+    g.add_argument(
+        "--client-withdrawals",
+        type=opt.non_negative,
+        metavar="PER_DAY",
+        help="withdrawals each client asks for a day, of a share of its available balance "
+        "(workbench.sim.config.Withdrawals; 0: none)",
+    )
+    g.add_argument(
+        "--trader-withdrawals",
+        type=opt.non_negative,
+        metavar="PER_DAY",
+        help="withdrawals each trader asks for a day, of a share of its free deposit, which "
+        "leaves less deposit for payin orders (0: none)",
+    )
+    g.add_argument(
+        "--disputes",
+        type=opt.per_cent,
+        metavar="PER_CENT",
+        help="per cent of completed orders the client disputes (0: none; default 40 per cent "
+        "of those reversed, see --reversed)",
+    )
+    g.add_argument(
+        "--reversed",
+        type=opt.per_cent,
+        metavar="PER_CENT",
+        help="per cent of disputes support resolves by reversing the order (the money goes "
+        "back; the rest are upheld)",
+    )
+    g.add_argument(
+        "--outages",
+        type=opt.non_negative,
+        metavar="PER_DAY",
+        help="random outages of every trader, per trader per day, cut out of its shifts "
+        "(over --stress, replaces the preset's; flaky has 3)",
+    )
+    g.add_argument(
+        "--outage-minutes",
+        type=opt.positive_minutes,
+        metavar="MINUTES",
+        help="mean length of an outage (exponential; default 60, or the preset's)",
+    )
+
+
+def _platform_params(args: argparse.Namespace) -> dict[str, float]:
+    """The platform options given, as :func:`workbench.sim.sweep.configure` parameters."""
+    out: dict[str, float] = {}
+    if args.cancel_rate is not None:
+        out["cancel_per_hour"] = args.cancel_rate
+    if args.patience is not None:
+        out["cancel_per_hour"] = 60.0 / args.patience
+    if args.client_withdrawals is not None:
+        out["client_withdrawals"] = args.client_withdrawals
+    if args.trader_withdrawals is not None:
+        out["trader_withdrawals"] = args.trader_withdrawals
+    if args.disputes is not None:
+        out["dispute_share"] = args.disputes / 100.0
+    if args.reversed is not None:
+        out["reversed_share"] = args.reversed / 100.0
+    if args.outages is not None:
+        out["outages_per_day"] = args.outages
+    if args.outage_minutes is not None:
+        out["outage_minutes"] = args.outage_minutes
+    return out
 
 
 def _sim_config(args: argparse.Namespace) -> object:
@@ -248,6 +338,7 @@ def _sim_config(args: argparse.Namespace) -> object:
         if trace is not None:
             raise ValueError("--stress sets synthetic demand; it does not apply to --trace")
         scale["stress"] = args.stress
+    scale.update(_platform_params(args))
     if db is None:
         return configure(None, days=args.days, warmup=warmup, **scale)
     if not Path(db).exists():
@@ -414,13 +505,11 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.from_db is None:  # rebuild the synthetic platform at each point, e.g. its traders
         warmup = args.warmup_hours * 3600.0
         scale = {k: getattr(args, k) for k in ("traders", "orders_per_day", "stress")}
-        factory = partial(
-            configure,
-            None,
-            days=args.days,
-            warmup=warmup,
-            **{k: v for k, v in scale.items() if v is not None},
-        )
+        fixed = {k: v for k, v in scale.items() if v is not None} | _platform_params(args)
+        clash = sorted(set(fixed) & set(params))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} given both as an option and as a --param")
+        factory = partial(configure, None, days=args.days, warmup=warmup, **fixed)
         configs: object = factory
     else:
         configs = base

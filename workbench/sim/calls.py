@@ -17,19 +17,35 @@ from typing import Any
 import simpy
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Call", "call_later"]
+__all__ = ["NORMAL", "URGENT", "Call", "Direct", "call_later"]
 
 
 class Call:
     """What ``Environment.step`` needs of an event: ``callbacks`` and ``_ok``; calls
     ``fn(*args)`` when processed."""
 
-    __slots__ = ("_ok", "args", "callbacks", "fn")
+    __slots__ = ("args", "callbacks", "fn")
+    #: A call never fails (``step`` reads it after the callbacks): a class attribute, so
+    #: building one sets three slots, not four.
+    _ok = True
 
     def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
         self.fn, self.args = fn, args
-        self._ok = True
         self.callbacks: list[Callable[[Call], None]] | None = [_run]
+
+
+class Direct:
+    """A scheduled call of ``fn(event)``: ``fn`` reads its order (or currency) and attempt from
+    the event itself (``arg``, ``k``), so ``Environment.step`` calls the model's handler with
+    no trampoline in between (``_run`` and the packing and unpacking of ``args``: a third of a
+    :class:`Call`'s own cost). Queued and counted exactly as a :class:`Call`."""
+
+    __slots__ = ("arg", "callbacks", "k")
+    _ok = True
+
+    def __init__(self, fn: Callable[[Direct], None], arg: Any, k: int) -> None:
+        self.arg, self.k = arg, k
+        self.callbacks: list[Callable[[Direct], None]] | None = [fn]
 
 
 def _run(call: Call) -> None:

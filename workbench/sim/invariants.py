@@ -33,7 +33,7 @@ def check_assignable(sim: Simulation, o: SimOrder, c: Candidate) -> None:
         active=len(t.active),
         tried_before=c.trader_id in o.tried,
         pricing=c.pricing if sim.cfg.money else None,
-        client_available=lambda _cur: client.available,
+        client_available=client.available_in,
     )
     if broken or o.status != po.PENDING:
         raise AssertionError(f"{o.order_id} → {c.trader_id} breaks {broken} ({o.status})")

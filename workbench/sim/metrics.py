@@ -2,16 +2,18 @@
 
 Every order-based metric is over the *cohort* of orders created in ``[warmup, horizon)``: an
 order created during the warm-up is not counted even if it ends after it, and an order still
-open at the horizon counts in ``orders`` but in neither ``fill_rate`` nor ``expiry_rate``. The
+open at the horizon counts in ``orders`` but in none of the rates. The
 warm-up (seconds) is part of every result, so no number travels without it.
 
 =================  ==========================================================================
 ``orders``         orders created in the window
 ``completed``      of those, completed by the horizon
 ``expired``        of those, expired (cancelled by the scheduler's expiry)
-``open``           of those, neither by the horizon
+``cancelled``      of those, cancelled by their client while waiting (``SimConfig.cancel_rate``)
+``open``           of those, none of these by the horizon
 ``fill_rate``      completed / orders
 ``expiry_rate``    expired / orders
+``cancelled_share`` cancelled / orders (Erlang A's abandonment share with one-slot traders)
 ``accept_p50/p95`` seconds from creation to acceptance, over the cohort's accepted orders
 ``complete_p50/p95`` seconds from creation to completion, over the cohort's completed orders
 ``utilisation``    Σ busy slot-seconds / Σ online slot-seconds over traders, after the warm-up
@@ -49,9 +51,11 @@ METRICS: dict[str, type[pl.DataType]] = {
     "orders": pl.Int64,
     "completed": pl.Int64,
     "expired": pl.Int64,
+    "cancelled": pl.Int64,
     "open": pl.Int64,
     "fill_rate": pl.Float64,
     "expiry_rate": pl.Float64,
+    "cancelled_share": pl.Float64,
     "accept_p50": pl.Float64,
     "accept_p95": pl.Float64,
     "complete_p50": pl.Float64,
@@ -84,6 +88,7 @@ def metrics(sim: Simulation) -> dict[str, Any]:
     n = len(orders)
     done = [o for o in orders if o.outcome == "completed"]
     expired = sum(1 for o in orders if o.outcome == "expired")
+    cancelled = sum(1 for o in orders if o.outcome == "cancelled")
     accept = [o.accepted_at - o.created for o in orders if o.accepted_at is not None]
     complete = [o.ended - o.created for o in done if o.ended is not None]
     per_count: dict[str, int] = dict.fromkeys(sim.traders, 0)
@@ -102,9 +107,11 @@ def metrics(sim: Simulation) -> dict[str, Any]:
         "orders": n,
         "completed": len(done),
         "expired": expired,
-        "open": n - len(done) - expired,
+        "cancelled": cancelled,
+        "open": n - len(done) - expired - cancelled,
         "fill_rate": len(done) / n if n else None,
         "expiry_rate": expired / n if n else None,
+        "cancelled_share": cancelled / n if n else None,
         "accept_p50": _pct(accept, 50),
         "accept_p95": _pct(accept, 95),
         "complete_p50": _pct(complete, 50),

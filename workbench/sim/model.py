@@ -35,7 +35,7 @@ from ..domain import payment_order as po
 from ..domain.money import OrderPricing
 from ..domain.rating import RatingCounts, score
 from ..domain.scheduler import Candidate
-from .calls import NORMAL, URGENT, Call
+from .calls import NORMAL, URGENT, Call, Direct
 from .cancellations import Cancellations
 from .config import NEVER, ClientSpec, SimConfig, TraderSpec
 from .disputes import DisputeDesk
@@ -55,6 +55,10 @@ PREDRAWN = 4
 _US = 1_000_000
 #: Orders whose draws are taken from a stream at once (see ``Simulation._behaviour_draws``).
 _BLOCK = 256
+#: ``Generator.random()`` from one raw 64-bit word: its top 53 bits times 2**-53.
+_UNIT = 1.0 / 9_007_199_254_740_992.0
+#: Where an order's patience uniform is among its draws (after the attempts').
+_PATIENCE = PREDRAWN * DRAWS
 #: Seconds after ``as_of`` that the rating service publishes.
 RATING_DELAY = 60.0
 
@@ -142,6 +146,10 @@ class SimClient:
     def available(self) -> int:
         return self.balance - self.held
 
+    def available_in(self, _currency: str) -> int:
+        """What the rules ask of a client (``client_available``): one balance, any currency."""
+        return self.balance - self.held
+
 
 class SimOrder:
     """One order's life: what it asks, its attempts, and when each step happened."""
@@ -181,7 +189,7 @@ class SimOrder:
         currency: str,
         created: float,
         expires: float,
-        u: list[list[float]],
+        u: list[float],
     ) -> None:
         self.order_id, self.client_id, self.direction = order_id, client_id, direction
         self.amount, self.currency = amount, currency
@@ -251,8 +259,11 @@ class Simulation:
     ) -> None:
         self.cfg = config
         self.policy = make_policy(policy)
+        self._batched = self.policy.batch_seconds > 0
         self.streams = streams or Streams(seed, replication)
         self.emitter = emitter or Emitter()
+        #: Whether the emitter does anything: the order path skips the no-op hooks' calls.
+        self._emits = type(self.emitter) is not Emitter
         self.check = check_invariants
         self.env = simpy.Environment()
         self.ctx = Context(self)
@@ -282,6 +293,8 @@ class Simulation:
         self._extra = self.streams["extra"]
         self._horizon = config.horizon
         self._warmup = config.warmup
+        self._money = config.money
+        self._receipts = config.receipts
         self._behaviour_block: list[list[float]] = []
         self._orders_block: list[list[float]] = []
         self._amounts = dict(config.arrivals.amounts) if config.arrivals else {}
@@ -379,6 +392,17 @@ class Simulation:
         delay = when - now if when > now else 0.0
         heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, args)))
 
+    def _after(self, when: float, fn: Callable[[Direct], None], arg: Any, k: int = 0) -> None:
+        """:meth:`_at` for the order path's handlers, which take the event (:class:`Direct`):
+        ``fn(event)`` at ``when``, ``event.arg`` and ``event.k`` its order and attempt."""
+        when = round(when * 1_000_000) / 1_000_000
+        if when >= self._horizon:
+            return
+        env = self.env
+        now = env._now
+        delay = when - now if when > now else 0.0
+        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Direct(fn, arg, k)))
+
     def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
         while True:
             yield self.env.timeout(period)
@@ -389,26 +413,32 @@ class Simulation:
         """Non-homogeneous Poisson arrivals by thinning (Lewis and Shedler) against the profile:
         draw up to the next accepted arrival and schedule it (one event per arrival, the next
         drawn when it is processed: the loop a SimPy process would run, without its resumes)."""
-        a = self.cfg.arrivals
-        assert a is not None
         rng = self.streams["arrivals"]
-        top, hourly = self._arrival_top, self._hourly_rates
+        # rng.exponential(scale) and rng.random(), the same numbers drawn cheaper: numpy's
+        # exponential is the scale times its standard exponential, and random() is the top 53
+        # bits of one raw 64-bit word times 2**-53 (tests/sim/test_speed.py draws both ways)
+        exponential, raw = rng.standard_exponential, rng.bit_generator.random_raw
+        top, hourly, horizon = self._arrival_top, self._hourly_rates, self._horizon
+        scale = 1 / top
         t = self._arrival_t
         while True:
-            t += float(rng.exponential(1 / top))
-            if t >= self.cfg.horizon:
+            t += scale * exponential()
+            if t >= horizon:
                 return
-            if float(rng.random()) * top <= hourly[int(t // 3600) % 24]:
+            if (raw() >> 11) * _UNIT * top <= hourly[int(t // 3600) % 24]:
                 self._arrival_t = t
-                delay = max(0.0, round(t * _US) / _US - self.env._now)
-                self.env.schedule(Call(self._arrival, ()), NORMAL, delay)  # type: ignore[arg-type]
+                env = self.env
+                delay = max(0.0, round(t * _US) / _US - env._now)
+                # env.schedule(..., NORMAL, delay), written out
+                heappush(
+                    env._queue,
+                    (env._now + delay, NORMAL, next(env._eid), Direct(self._arrival, None, 0)),
+                )
                 return
 
-    def _arrival(self) -> None:
-        self._arrive_synthetic()
-        self._next_arrival()
-
-    def _arrive_synthetic(self) -> None:
+    def _arrival(self, ev: Direct) -> None:
+        """A synthetic order arrives (its currency, direction, client and amount drawn from
+        the mixes), and the next arrival is drawn."""
         a = self.cfg.arrivals
         assert a is not None
         x = self._order_draws()
@@ -417,8 +447,9 @@ class Simulation:
         clients = self.cfg.clients
         client = clients[min(int(x[2] * len(clients)), len(clients) - 1)].client_id
         dist = self._amounts[cur]
-        amount = max(1, round(dist.sample(float(x[3]))))
+        amount = max(1, round(dist.sample(x[3])))
         self._create(client, direction, amount, cur, "")
+        self._next_arrival()
 
     def _trace(self) -> Iterator[simpy.Event]:
         for spec in sorted(self.cfg.trace, key=lambda s: (s.at, s.order_id)):
@@ -431,27 +462,37 @@ class Simulation:
         now = self.env._now
         self._order_seq += 1
         oid = oid or f"sim-{self._order_seq:08d}"
-        u, patience_u = self._behaviour_draws()
+        u = self._behaviour_draws()
         a = self.cfg.arrivals
         window = (
-            a.patience.sample(patience_u)
+            a.patience.sample(u[_PATIENCE])
             if a is not None and a.patience is not None
             else self.expire_window
         )
         expires = round((now + window) * _US) / _US  # whole microseconds, as the event carries
         o = SimOrder(oid, client, direction, amount, cur, now, expires, u)
         self.orders[oid] = o
-        self._log("created", o, "")
-        self.emitter.created(now, o)
-        self._at(o.expires + self.sweep, self._expire_order, o)
+        self.log.append((now, "created", oid, ""))
+        if self._emits:
+            self.emitter.created(now, o)
+        self._after(expires + self.sweep, self._expire_order, o)
         if self._order_hooks:
             for hook in self._order_hooks:
                 hook(o)
-        self._to_pending(o)
+        # self._to_pending(o), written out (a new order is pending and never looked at)
+        queue = self.pending.get(cur)
+        if queue is None:  # a currency no trader works (a trace may have one)
+            queue = self.pending[cur] = {}
+        queue[oid] = o
+        if not (self._batched or cur in self._dirty):  # self._want(cur)
+            self._dirty.add(cur)
+            env = self.env
+            heappush(env._queue, (now + 0, NORMAL, next(env._eid), Direct(self._dispatch, cur, 0)))
 
-    def _behaviour_draws(self) -> tuple[list[list[float]], float]:
-        """An order's uniforms from the behaviour stream: :data:`PREDRAWN` rows of :data:`DRAWS`,
-        then its patience. Taken from blocks of many orders' draws (one numpy call per block
+    def _behaviour_draws(self) -> list[float]:
+        """An order's uniforms from the behaviour stream, flat: :data:`PREDRAWN` attempts of
+        :data:`DRAWS` (attempt ``k``'s at ``k * DRAWS``), then its patience (at
+        :data:`_PATIENCE`). Taken from blocks of many orders' draws (one numpy call per block
         instead of two per order): the same numbers, in the same order, as drawing them one
         order at a time, since nothing else draws from that stream."""
         block = self._behaviour_block
@@ -459,9 +500,7 @@ class Simulation:
             rows = self.streams["behaviour"].random((_BLOCK, PREDRAWN * DRAWS + 1)).tolist()
             rows.reverse()
             block = self._behaviour_block = rows
-        row = block.pop()
-        u = [row[k * DRAWS : (k + 1) * DRAWS] for k in range(PREDRAWN)]
-        return u, row[-1]
+        return block.pop()
 
     def _order_draws(self) -> list[float]:
         """The four uniforms a synthetic order is made of (currency, direction, client, amount),
@@ -477,20 +516,23 @@ class Simulation:
     def _to_pending(self, o: SimOrder) -> None:
         o.status = po.PENDING
         o.idle_seq = -1
-        self.pending.setdefault(o.currency, {})[o.order_id] = o
+        queue = self.pending.get(o.currency)
+        if queue is None:  # a currency no trader works (a trace may have one)
+            queue = self.pending[o.currency] = {}
+        queue[o.order_id] = o
         self._want(o.currency)
 
     def _want(self, currency: str) -> None:
         """Ask for a dispatch of ``currency`` at this instant (once, however many reasons)."""
-        if self.policy.batch_seconds > 0 or currency in self._dirty:
+        if self._batched or currency in self._dirty:
             return
         self._dirty.add(currency)
         env = self.env
         heappush(
-            env._queue, (env._now + 0, NORMAL, next(env._eid), Call(self._dispatch, (currency,)))
+            env._queue, (env._now + 0, NORMAL, next(env._eid), Direct(self._dispatch, currency, 0))
         )
 
-    def _dispatch(self, currency: str) -> None:
+    def _dispatch(self, ev: Direct) -> None:
         """Offer the pending orders, oldest first, to the policy while traders are free.
 
         An order a dispatch found no trader for is passed over without asking again, until
@@ -499,6 +541,7 @@ class Simulation:
         inputs that can grow are tracked (tried traders, time to expiry only shrink). That
         keeps a dispatch's cost per waiting order a few comparisons instead of a filter over
         the traders (``check_invariants`` asks the filter anyway and compares)."""
+        currency = ev.arg
         self._dirty.discard(currency)
         queue = self.pending.get(currency)
         free = self.free.get(currency)
@@ -509,45 +552,37 @@ class Simulation:
         # The queue is walked in place (a copy of it would cost in proportion to the orders
         # waiting, at every dispatch); the orders assigned meanwhile leave it afterwards.
         taken = self._taken = []
+        policy, ctx = self.policy, self.ctx
+        newest = -1  # the latest change among the free traders, found when first needed
         try:
-            self._dispatch_walk(queue, free, rate, clients)
+            for o in queue.values():
+                if not free:
+                    break
+                seq = o.idle_seq
+                if seq >= 0 and newest < 0:
+                    newest = max(t.up_seq for t in free.values())
+                if (
+                    seq >= 0
+                    and seq >= newest
+                    and o.idle_rate == rate
+                    and clients[o.client_id].up_seq <= seq
+                    and o.status == po.PENDING
+                ):
+                    if self.check and len(self.candidates(o)):
+                        raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
+                    self.passed_over += 1
+                    continue
+                cands = self.candidates(o)
+                if not len(cands):
+                    o.idle_seq, o.idle_rate = self._seq, rate
+                    continue
+                i = policy.choose(o, cands, ctx)
+                if i is not None:
+                    self.assign(o, cands[i])
         finally:
             self._taken = None
             for o in taken:
                 del queue[o.order_id]
-
-    def _dispatch_walk(
-        self,
-        queue: dict[str, SimOrder],
-        free: dict[str, SimTrader],
-        rate: str,
-        clients: dict[str, SimClient],
-    ) -> None:
-        newest = -1  # the latest change among the free traders, found when first needed
-        for o in queue.values():
-            if not free:
-                break
-            seq = o.idle_seq
-            if seq >= 0 and newest < 0:
-                newest = max(t.up_seq for t in free.values())
-            if (
-                seq >= 0
-                and seq >= newest
-                and o.idle_rate == rate
-                and clients[o.client_id].up_seq <= seq
-                and o.status == po.PENDING
-            ):
-                if self.check and len(self.candidates(o)):
-                    raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
-                self.passed_over += 1
-                continue
-            cands = self.candidates(o)
-            if not len(cands):
-                o.idle_seq, o.idle_rate = self._seq, rate
-                continue
-            i = self.policy.choose(o, cands, self.ctx)
-            if i is not None:
-                self.assign(o, cands[i])
 
     def _up(self, who: SimTrader | SimClient) -> None:
         """``who`` may now be able to take (or pay for) an order it could not: pending orders
@@ -566,15 +601,18 @@ class Simulation:
         pool = self.pools.get(o.currency)
         if pool is None:
             pool = self.pools[o.currency] = Pool([], {})
-        prices = self._prices(o, pool)
+        client = self.clients[o.client_id]
+        # self._prices(o, pool), written out (asked at every look at a waiting order)
+        rate = self._rate(o.currency) if pool.keys else ""
+        prices = Prices(pool.keys, o.amount, o.currency, rate, client.fee_bps, self._settlements)
         free = self.free.get(o.currency)
         if (
             o.status != po.PENDING
-            or _us(self.env._now) >= _us(o.expires)  # past expires_at: the sweep's to cancel
+            # past expires_at: the sweep's to cancel
+            or round(self.env._now * 1_000_000) >= round(o.expires * 1_000_000)
             or not free
         ):
             return Candidates(pool, pool.id_rank[:0], prices)
-        client = self.clients[o.client_id]
         rows: np.ndarray | list[int]
         if len(free) <= self.loop_filter_max:
             rows = pool.eligible_among(
@@ -583,12 +621,12 @@ class Simulation:
                 o.direction,
                 o.tried,
                 prices,
-                client.available,
-                self.cfg.money,
+                client.balance - client.held,
+                self._money,
             )
         else:
             rows = pool.eligible(
-                o.amount, o.direction, o.tried, prices, client.available, self.cfg.money
+                o.amount, o.direction, o.tried, prices, client.available, self._money
             )
         if self.check:
             check_filter(self, o, pool, rows, prices)
@@ -627,7 +665,15 @@ class Simulation:
         now = self.env._now
         t = self.traders[c.trader_id]
         check_assignable(self, o, c)  # the catalog's rules, asked of every assignment
-        self._touch(t)
+        # self._touch(t), written out: the slot-time since the trader's last change
+        last, warmup = t._last, self._warmup
+        since = last if last >= warmup else warmup
+        if now > since:
+            dt = now - since
+            t.busy_time += dt * len(t.active)
+            if t.online:
+                t.capacity_time += dt * t.max_active_orders
+        t._last = now
         o.attempt += 1
         o.tried.add(t.trader_id)
         o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, c.pricing
@@ -642,120 +688,155 @@ class Simulation:
         t.active[o.order_id] = None
         if len(t.active) >= t.max_active_orders:
             self.free[o.currency].pop(t.trader_id, None)
-        if self.cfg.money:
+        if self._money:
             if o.direction == "payin":
                 t.held += c.pricing.payin_hold
             else:
                 self.clients[o.client_id].held += c.pricing.client_payout_cost
-        t.assigned_us.append(_us(now))
-        self._sync(t)
-        self._log("assigned", o, t.trader_id)
-        self.emitter.assigned(now, o, c, o.rate)
+        t.assigned_us.append(round(now * 1_000_000))
+        t.pool._stale[t.row] = t  # t.pool.sync(t), written out
+        self.log.append((now, "assigned", o.order_id, t.trader_id))
+        if self._emits:
+            self.emitter.assigned(now, o, c, o.rate)
         self._respond(o, t)
 
     # ------------------------------------------------------------- the trader's side
     def _draws(self, o: SimOrder) -> list[float]:
+        """The uniforms of the order's current attempt (:data:`DRAWS`; past :data:`PREDRAWN`
+        attempts, fresh ones from the ``extra`` stream at each call)."""
         k = o.attempt - 1
-        return o.u[k] if k < PREDRAWN else self._extra.random(DRAWS).tolist()
+        if k < PREDRAWN:
+            j = k * DRAWS
+            return o.u[j : j + DRAWS]
+        return self._extra.random(DRAWS).tolist()
 
     def _respond(self, o: SimOrder, t: SimTrader) -> None:
         b = t.spec.behaviour
-        u = self._draws(o)
         k = o.attempt
-        if u[0] < b.decline:
-            delay, act = b.decline_delay.sample(float(u[1])), self._decline
-        elif u[0] < b.decline + b.ignore:
+        if k <= PREDRAWN:  # _draws(o), without the copy: the decision and the response delay
+            j = (k - 1) * DRAWS
+            u0, u1 = o.u[j], o.u[j + 1]
+        else:
+            u0, u1 = self._draws(o)[:2]
+        if u0 < b.decline:
+            delay, act = b.decline_delay.sample(u1), self._decline
+        elif u0 < b.decline + b.ignore:
             delay, act = NEVER, self._decline
         else:
-            delay, act = b.accept_delay.sample(float(u[1])), self._accept
-        if _us(self.env._now + delay) <= _us(o.accept_by):
-            self._at(self.env._now + delay, act, o, k)
-        self._at(o.accept_by + self.sweep, self._expire_assignment, o, k)
+            delay, act = b.accept_delay.sample(u1), self._accept
+        now = self.env._now
+        if round((now + delay) * 1_000_000) <= round(o.accept_by * 1_000_000):
+            self._after(now + delay, act, o, k)
+        self._after(o.accept_by + self.sweep, self._expire_assignment, o, k)
 
-    def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
-        return o.attempt == k and o.status in statuses
-
-    def _decline(self, o: SimOrder, k: int) -> None:
-        if self._open(o, k, po.ASSIGNED):
-            self._log("declined", o, o.trader_id or "")
-            self.emitter.declined(self.env._now, o)
+    def _decline(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt == k and o.status == po.ASSIGNED:
+            now = self.env._now
+            self.log.append((now, "declined", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.declined(now, o)
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
-    def _expire_assignment(self, o: SimOrder, k: int) -> None:
-        if self._open(o, k, po.ASSIGNED):
-            self._log("assignment_expired", o, o.trader_id or "")
-            self.emitter.assignment_expired(self.env._now, o)
+    def _expire_assignment(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt == k and o.status == po.ASSIGNED:
+            now = self.env._now
+            self.log.append((now, "assignment_expired", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.assignment_expired(now, o)
             self._end_attempt(o, commit=False)
             self._to_pending(o)
 
-    def _accept(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.ASSIGNED):
+    def _accept(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt != k or o.status != po.ASSIGNED:
             return
         now = self.env._now
         o.status, o.accepted_at = po.IN_PROGRESS, now
         o.complete_by = now + self.complete_window
-        self._log("accepted", o, o.trader_id or "")
-        self.emitter.accepted(now, o)
-        self._at(o.complete_by + self.sweep, self._deadline_review, o, k)
-        t = self.traders[o.trader_id or ""]
-        b = t.spec.behaviour
-        u = self._draws(o)
-        work = b.complete.sample(float(u[2]))
-        if o.direction == "payout" and self.cfg.receipts:
-            self._at(now + work, self._upload, o, k)
+        tid = o.trader_id or ""
+        self.log.append((now, "accepted", o.order_id, tid))
+        if self._emits:
+            self.emitter.accepted(now, o)
+        self._after(o.complete_by + self.sweep, self._deadline_review, o, k)
+        b = self.traders[tid].spec.behaviour
+        u2 = o.u[(k - 1) * DRAWS + 2] if k <= PREDRAWN else self._draws(o)[2]
+        work = b.complete.sample(u2)
+        if o.direction == "payout" and self._receipts:
+            self._after(now + work, self._upload, o, k)
         else:
-            self._at(now + work, self._complete, o, k)
+            self._after(now + work, self._complete, o, k)
 
-    def _deadline_review(self, o: SimOrder, k: int) -> None:
-        if self._open(o, k, po.IN_PROGRESS):
+    def _open(self, o: SimOrder, k: int, *statuses: str) -> bool:
+        return o.attempt == k and o.status in statuses
+
+    def _deadline_review(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt == k and o.status == po.IN_PROGRESS:
             o.status = po.IN_REVIEW
-            self._log("review_started", o, o.trader_id or "")
-            self.emitter.deadline_review(self.env._now, o)
+            now = self.env._now
+            self.log.append((now, "review_started", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.deadline_review(now, o)
 
-    def _upload(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+    def _upload(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
-        self._log("receipt_uploaded", o, o.trader_id or "")
-        self.emitter.receipt_uploaded(self.env._now, o)
-        b = self.traders[o.trader_id or ""].spec.behaviour
-        u = self._draws(o)
-        self._at(self.env._now + b.analyse_delay.sample(float(u[4])), self._analyse, o, k)
+        now = self.env._now
+        tid = o.trader_id or ""
+        self.log.append((now, "receipt_uploaded", o.order_id, tid))
+        if self._emits:
+            self.emitter.receipt_uploaded(now, o)
+        b = self.traders[tid].spec.behaviour
+        u4 = o.u[(k - 1) * DRAWS + 4] if k <= PREDRAWN else self._draws(o)[4]
+        self._after(now + b.analyse_delay.sample(u4), self._analyse, o, k)
 
-    def _analyse(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+    def _analyse(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
-        b = self.traders[o.trader_id or ""].spec.behaviour
+        now = self.env._now
+        tid = o.trader_id or ""
+        b = self.traders[tid].spec.behaviour
         u = self._draws(o)
         low = bool(u[3] < b.low_confidence)
-        self._log("receipt_analyzed", o, o.trader_id or "")
-        self.emitter.receipt_analyzed(self.env._now, o, low)
+        self.log.append((now, "receipt_analyzed", o.order_id, tid))
+        if self._emits:
+            self.emitter.receipt_analyzed(now, o, low)
         if low:
             if o.status == po.IN_PROGRESS:
                 o.status = po.IN_REVIEW
-                self._log("review_started", o, o.trader_id or "")
-            self._at(self.env._now + b.review.sample(float(u[5])), self._approve, o, k, "reviewer")
+                self.log.append((now, "review_started", o.order_id, tid))
+            self._at(now + b.review.sample(u[5]), self._approve, o, k, "reviewer")
         else:
-            self._at(self.env._now + 5.0, self._approve, o, k, "auto")
+            self._at(now + 5.0, self._approve, o, k, "auto")
 
     def _approve(self, o: SimOrder, k: int, by: str) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
-        self._log("receipt_approved", o, o.trader_id or "")
-        self.emitter.receipt_approved(self.env._now, o, by)
-        self._at(self.env._now + 10.0, self._complete, o, k)
+        now = self.env._now
+        self.log.append((now, "receipt_approved", o.order_id, o.trader_id or ""))
+        if self._emits:
+            self.emitter.receipt_approved(now, o, by)
+        self._after(now + 10.0, self._complete, o, k)
 
-    def _complete(self, o: SimOrder, k: int) -> None:
-        if not self._open(o, k, po.IN_PROGRESS, po.IN_REVIEW):
+    def _complete(self, ev: Direct) -> None:
+        o, k = ev.arg, ev.k
+        if o.attempt != k or (o.status != po.IN_PROGRESS and o.status != po.IN_REVIEW):
             return
         now = self.env._now
         t = self.traders[o.trader_id or ""]
-        self._log("completed", o, t.trader_id)
-        self.emitter.completed(now, o)
+        self.log.append((now, "completed", o.order_id, t.trader_id))
+        if self._emits:
+            self.emitter.completed(now, o)
         o.status, o.ended, o.outcome = po.COMPLETED, now, "completed"
-        t.completed_us.append(_us(now))
-        if _us(now) <= _us(o.complete_by):
-            t.on_time_us.append(_us(now))
+        now_us = round(now * 1_000_000)
+        t.completed_us.append(now_us)
+        if now_us <= round(o.complete_by * 1_000_000):
+            t.on_time_us.append(now_us)
         self._end_attempt(o, commit=True)
         if o.pricing is not None:
             self.revenue += o.pricing.platform_net
@@ -764,10 +845,12 @@ class Simulation:
         if self.disputes is not None:
             self.disputes.completed(o)
 
-    def _expire_order(self, o: SimOrder) -> None:
-        if o.status in (po.PENDING, po.ASSIGNED):
-            self._log("cancelled", o, o.trader_id or "")
-            self.emitter.cancelled(self.env._now, o, "expired")
+    def _expire_order(self, ev: Direct) -> None:
+        o = ev.arg
+        if o.status == po.PENDING or o.status == po.ASSIGNED:
+            self.log.append((self.env._now, "cancelled", o.order_id, o.trader_id or ""))
+            if self._emits:
+                self.emitter.cancelled(self.env._now, o, "expired")
             if o.status == po.ASSIGNED:
                 self._end_attempt(o, commit=False)
             else:
@@ -777,10 +860,19 @@ class Simulation:
     def _end_attempt(self, o: SimOrder, *, commit: bool) -> None:
         """Close the open attempt: money captured or released, the trader's slot freed."""
         t = self.traders[o.trader_id or ""]
-        self._touch(t)
+        now = self.env._now
+        # self._touch(t), written out: the slot-time since the trader's last change
+        last, warmup = t._last, self._warmup
+        since = last if last >= warmup else warmup
+        if now > since:
+            dt = now - since
+            t.busy_time += dt * len(t.active)
+            if t.online:
+                t.capacity_time += dt * t.max_active_orders
+        t._last = now
         p = o.pricing
         assert p is not None
-        if self.cfg.money:
+        if self._money:
             c = self.clients[o.client_id]
             if o.direction == "payin":
                 t.held -= p.payin_hold
@@ -793,24 +885,27 @@ class Simulation:
                     c.balance -= p.client_payout_cost
                     t.balance += p.payout_credit
             if o.direction == "payin" or commit:
-                self.hold_durations.append(self.env._now - o.assigned_at)
-            self._up(c)
+                self.hold_durations.append(now - o.assigned_at)
+            self._seq += 1  # self._up(c), written out
+            c.up_seq = self._seq
         del t.active[o.order_id]
         self._freed(t)
-        self._sync(t)
+        t.pool._stale[t.row] = t  # t.pool.sync(t), written out
         if self.check:
             check_trader(self, t)
 
     # ----------------------------------------------------------- traders and money
     def _freed(self, t: SimTrader) -> None:
         """The trader may take more: back among the free ones, and a dispatch is due."""
-        self._up(t)
+        self._seq += 1  # self._up(t), written out
+        t.up_seq = self._seq
         if t.online and not t.blocked and len(t.active) < t.max_active_orders:
             cur = t.spec.fiat_currency
-            if t.trader_id not in self.free[cur]:
+            free = self.free[cur]
+            if t.trader_id not in free:
                 t.free_since = self.env._now
-            self.free[cur][t.trader_id] = t
-            self._sync(t)
+            free[t.trader_id] = t
+            t.pool._stale[t.row] = t  # t.pool.sync(t), written out
             self._want(cur)
 
     def _online(self, t: SimTrader) -> None:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from .pool import argmin_lists
+
 if TYPE_CHECKING:
     from .model import Context, SimOrder
     from .pool import Candidates
@@ -56,6 +58,9 @@ class Production(Policy):
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
         if len(cands) == 1:  # the usual case on a busy platform: no columns to rank
             return 0
+        if cands.small:  # a few: ranked in plain Python (the same pick)
+            score, active, rank = cands.lists("score", "active", "id_rank")
+            return argmin_lists([-x for x in score], active, rank)
         return cands.argmin(-cands.score, cands.active, cands.id_rank)
 
 
@@ -67,6 +72,8 @@ class FirstFree(Policy):
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
         if len(cands) == 1:
             return 0
+        if cands.small:
+            return argmin_lists(*cands.lists("free_since", "id_rank"))
         return cands.argmin(cands.free_since, cands.id_rank)
 
 
@@ -97,6 +104,10 @@ class LeastLoaded(Policy):
     def choose(self, order: SimOrder, cands: Candidates, ctx: Context) -> int | None:
         if len(cands) == 1:
             return 0
+        if cands.small:
+            active, cap, rank = cands.lists("active", "cap", "id_rank")
+            share = [a / c for a, c in zip(active, cap, strict=True)]
+            return argmin_lists(share, active, rank)
         return cands.argmin(cands.active / cands.cap, cands.active, cands.id_rank)
 
 
@@ -122,6 +133,9 @@ class BalanceAware(Policy):
         if len(cands) == 1:
             return 0
         sign = -1 if order.direction == "payin" else 1
+        if cands.small:
+            available, active, rank = cands.lists("available", "active", "id_rank")
+            return argmin_lists([sign * x for x in available], active, rank)
         return cands.argmin(sign * cands.available, cands.active, cands.id_rank)
 
 

@@ -14,7 +14,7 @@ differential test of the two; ``tests/sim/test_speed.py`` runs whole runs throug
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ class Pool:
         self.available = np.zeros(n, dtype=np.int64)
         self.score = np.zeros(n, dtype=np.int64)  # hundredths
         self.free_since = np.zeros(n, dtype=np.float64)
+        #: ``score`` and ``id_rank`` as Python ints, for :meth:`Candidates.lists`.
+        self.score_of: list[int] = [0] * n
+        self.rank_of: list[int] = [int(r) for r in self.id_rank]
         self._stale: dict[int, SimTrader] = {}
         for i, t in enumerate(self.traders):
             t.row, t.pool = i, self
@@ -64,7 +67,7 @@ class Pool:
         the Decimal is the dearest part)."""
         self._stale[t.row] = t
         if score:
-            self.score[t.row] = int(t.score * 100)
+            self.score[t.row] = self.score_of[t.row] = int(t.score * 100)
 
     def columns(self) -> Pool:
         """The pool, its rows up to date (call before reading a state column)."""
@@ -126,6 +129,7 @@ class Pool:
         rows = []
         payin = direction == "payin"
         key_of = self.key_of
+        bounds = prices.hold_bounds() if money and payin else []
         for t in traders:
             if not (t.registered and t.online and not t.blocked):
                 continue
@@ -135,7 +139,8 @@ class Pool:
                 continue
             if money:
                 if payin:
-                    if t.balance - t.held < prices.payin_hold(key_of[t.row]):
+                    k, available = key_of[t.row], t.balance - t.held
+                    if available < bounds[k] and available < prices.payin_hold(k):
                         continue
                 elif client_available < prices.client_payout_cost(key_of[t.row]):
                     continue
@@ -183,6 +188,39 @@ class Candidates:
     def __len__(self) -> int:
         return self._n
 
+    #: Up to this many candidates, :attr:`small` is true: a policy may rank them with
+    #: :meth:`lists` and :func:`argmin_lists` in plain Python, cheaper than cutting numpy
+    #: columns and sorting them for a handful of rows (``tests/sim/test_speed.py`` runs whole
+    #: runs each way and compares them).
+    small_max = 16
+
+    @property
+    def small(self) -> bool:
+        return self._n <= Candidates.small_max
+
+    def lists(self, *names: str) -> tuple[list[Any], ...]:
+        """The columns ``names`` as Python lists (the same values as the numpy columns: the
+        traders' current state, which :meth:`Pool.columns` copies)."""
+        pool = self._pool
+        traders = [pool.traders[r] for r in self.rows]
+        out: list[list[Any]] = []
+        for name in names:
+            if name == "score":
+                out.append([pool.score_of[t.row] for t in traders])
+            elif name == "active":
+                out.append([len(t.active) for t in traders])
+            elif name == "cap":
+                out.append([t.max_active_orders for t in traders])
+            elif name == "available":
+                out.append([t.balance - t.held for t in traders])
+            elif name == "free_since":
+                out.append([t.free_since for t in traders])
+            elif name == "id_rank":
+                out.append([pool.rank_of[t.row] for t in traders])
+            else:
+                raise AttributeError(name)
+        return tuple(out)
+
     def trader_id(self, i: int) -> str:
         return str(self._pool.ids[self.rows[i]])
 
@@ -201,3 +239,11 @@ class Candidates:
         if self._n <= 1:
             return 0 if self._n else None
         return int(np.lexsort(tuple(reversed(keys)))[0])
+
+
+def argmin_lists(*keys: Sequence[Any]) -> int | None:
+    """:meth:`Candidates.argmin` over Python lists: the index of the smallest row by ``keys``
+    compared in order, the first index on a full tie (as numpy's stable ``lexsort``)."""
+    if not keys or not keys[0]:
+        return None
+    return min(zip(*keys, range(len(keys[0])), strict=False))[-1]  # type: ignore[no-any-return]

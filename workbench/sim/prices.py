@@ -87,6 +87,13 @@ class Prices:
             self._hold[k] = hold
         return hold
 
+    def hold_bounds(self) -> list[float]:
+        """Per key, a bound the hold never exceeds: the settlement amount where the reward is
+        not negative (the hold is the settlement less the reward), else infinity. A trader
+        whose available deposit reaches the bound covers the hold, with no reward worked out
+        (the filter's usual case: deposits are many orders deep)."""
+        return [self.settlement(cur) if bps >= 0 else float("inf") for cur, bps in self._keys]
+
     def client_payout_cost(self, k: int) -> int:
         """``self[k].client_payout_cost``, likewise (the same for every reward)."""
         cur = self._keys[k][0]

@@ -51,6 +51,7 @@ import polars as pl
 BETTER: dict[str, int] = {
     "fill_rate": 1,
     "expiry_rate": -1,
+    "cancelled_share": -1,
     "accept_p50": -1,
     "accept_p95": -1,
     "complete_p50": -1,

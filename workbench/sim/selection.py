@@ -34,6 +34,7 @@ from .study import PolicyLike, format_number, major, policy_name, run_cells, tex
 DEFAULT_DELTA: dict[str, float] = {
     "fill_rate": 0.01,
     "expiry_rate": 0.01,
+    "cancelled_share": 0.01,
     "accept_p50": 10.0,
     "accept_p95": 30.0,
     "complete_p50": 30.0,

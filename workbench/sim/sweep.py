@@ -20,11 +20,16 @@ Overrides :func:`configure` knows on any configuration: ``accept_minutes``,
 :class:`~.config.SimConfig` (``days``, ``warmup``, ``sweep_delay``, ``money``, ``receipts``,
 ``rating_every``, ``top_up_every``, ...).
 
+The rest of the platform (:data:`PLATFORM`, :func:`platform_knobs`): ``cancel_per_hour``
+(client cancellations of a waiting order per hour), ``client_withdrawals`` and
+``trader_withdrawals`` (per owner per day), ``dispute_share`` and ``reversed_share``.
+
 Stress parameters (:mod:`.stress`), applied last on any configuration: ``stress`` (a preset's
 name), ``load`` (the offered load ρ, a :class:`~.stress.Stress`'s ``utilisation``: arrivals
 set from the traders' capacity; not ``utilisation``, which is a metric), ``spike``
 (demand factor for an hour from 14:00), ``offline_share`` (traders offline throughout),
-``deposit_share`` (deposits drained to this share).
+``deposit_share`` (deposits drained to this share), ``outages_per_day`` and
+``outage_minutes`` (every trader's random outages; over a preset, they replace its own).
 
 ``scheduler="inline"`` runs the cells one after another in this process (a small sweep from a
 notebook, no cluster to start): the same frame as on Dask. ``progress`` may be a callable
@@ -46,7 +51,7 @@ from typing import Any
 import polars as pl
 
 from ..progress import bar
-from .config import SimConfig, TraderSpec
+from .config import Disputes, SimConfig, TraderSpec, Withdrawals
 from .metrics import METRICS
 from .presets import synthetic_config
 from .study import (
@@ -73,7 +78,21 @@ STRESS = {
     "spike": "spike",
     "offline_share": "offline",
     "deposit_share": "deposits",
+    "outages_per_day": "outages_per_day",
+    "outage_minutes": "outage_minutes",
 }
+
+#: The rest of the platform, on any configuration (:func:`platform_knobs`): client
+#: cancellations per waiting order per hour (0: none), withdrawals per client and per trader a
+#: day (both 0: none), the disputed share of completed orders (0: none) and the reversed share
+#: of disputes. Where the base has the part (a calibrated one), only the knob given changes.
+PLATFORM = (
+    "cancel_per_hour",
+    "client_withdrawals",
+    "trader_withdrawals",
+    "dispute_share",
+    "reversed_share",
+)
 
 #: A progress report: a bar (True), none (False), only on a terminal (None), or a callable
 #: ``(done, total)`` called after each cell.
@@ -124,16 +143,64 @@ def configure(base: SimConfig | None = None, **params: Any) -> SimConfig:
     }
     if windows:
         cfg = dataclasses.replace(cfg, deadlines=dataclasses.replace(cfg.deadlines, **windows))
+    knobs_platform = {k: float(params.pop(k)) for k in PLATFORM if k in params}
+    if knobs_platform:
+        cfg = platform_knobs(cfg, **knobs_platform)
     plain = {f.name for f in dataclasses.fields(SimConfig)} - _STRUCTURED
     unknown = sorted(set(params) - plain)
     if unknown:
-        known = sorted({*SYNTHETIC, *DEADLINES, *STRESS, "stress", *plain})
+        known = sorted({*SYNTHETIC, *DEADLINES, *STRESS, *PLATFORM, "stress", *plain})
         raise ValueError(f"unknown parameter(s) {unknown}; known: {', '.join(known)}")
     cfg = dataclasses.replace(cfg, **params) if params else cfg
     if preset is not None or knobs:
         base_stress = stress_named(preset) if preset is not None else Stress()
         cfg = apply_stress(cfg, dataclasses.replace(base_stress, **knobs))
     return cfg
+
+
+def platform_knobs(
+    cfg: SimConfig,
+    *,
+    cancel_per_hour: float | None = None,
+    client_withdrawals: float | None = None,
+    trader_withdrawals: float | None = None,
+    dispute_share: float | None = None,
+    reversed_share: float | None = None,
+) -> SimConfig:
+    """``cfg`` with the rest of the platform set as a product team states it (:data:`PLATFORM`).
+
+    Rates people read (per hour, per day, shares) become the model's: ``cancel_per_hour`` is
+    SimConfig's ``cancel_rate`` times 3,600; withdrawals and disputes start from the base's
+    (a calibrated configuration's fit) or the defaults of :class:`~.config.Withdrawals` and
+    :class:`~.config.Disputes`, and only the given knobs change; a part whose rates all end at
+    zero is switched off (``None``), so the run draws and schedules nothing for it."""
+    for name, v in (
+        ("cancel_per_hour", cancel_per_hour),
+        ("client_withdrawals", client_withdrawals),
+        ("trader_withdrawals", trader_withdrawals),
+    ):
+        if v is not None and not v >= 0:
+            raise ValueError(f"{name} is a rate and not negative, got {v}")
+    changes: dict[str, Any] = {}
+    if cancel_per_hour is not None:
+        changes["cancel_rate"] = cancel_per_hour / 3600.0
+    if client_withdrawals is not None or trader_withdrawals is not None:
+        w = cfg.withdrawals or Withdrawals()
+        w = dataclasses.replace(
+            w,
+            client_per_day=w.client_per_day if client_withdrawals is None else client_withdrawals,
+            trader_per_day=w.trader_per_day if trader_withdrawals is None else trader_withdrawals,
+        )
+        changes["withdrawals"] = w if w.client_per_day > 0 or w.trader_per_day > 0 else None
+    if dispute_share is not None or reversed_share is not None:
+        d = cfg.disputes or Disputes()
+        d = dataclasses.replace(
+            d,
+            share=d.share if dispute_share is None else dispute_share,
+            reversed=d.reversed if reversed_share is None else reversed_share,
+        )
+        changes["disputes"] = d if d.share > 0 else None
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def _resize(traders: tuple[TraderSpec, ...], n: int) -> tuple[TraderSpec, ...]:
