@@ -73,9 +73,7 @@ BATCH_ROWS = 131_072
 def _is_string(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         return _is_string(t.value_type)
-    return bool(
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-    )
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 def foreign_column(name: str, t: pa.DataType) -> str | None:

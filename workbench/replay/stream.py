@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -194,13 +195,17 @@ async def run(
                     break
                 continue
             idle_since = time.perf_counter()
-            batch = msgs
-            result = await in_db(lambda: store_db.apply(key, batch))
+            result = await in_db(functools.partial(store_db.apply, key, msgs))
             await source.ack(msgs)
             if readers is not None:
-                at, seq = result.committed_at, store_db.totals.last_seq
                 await in_db(
-                    lambda: readers.committed(store_db.con, at, seq, store_db.events_now())
+                    functools.partial(
+                        _after_commit,
+                        readers,
+                        store_db,
+                        result.committed_at,
+                        store_db.totals.last_seq,
+                    )
                 )
             summary.batches += 1
             summary.full_builds += result.how == "full"
@@ -271,6 +276,13 @@ def _over_budget(readers: LiveReaders) -> str:
         f"stream: publishing a read snapshot takes {cost:.1f} s, more than half the reader lag "
         f"of {readers.publisher.reader_lag:g} s: readers may fall further behind"
     )
+
+
+def _after_commit(
+    readers: LiveReaders, store_db: StreamDatabase, at: float, last_seq: int | None
+) -> None:
+    """In the database's thread, after a batch's commit: what readers are told."""
+    readers.committed(store_db.con, at, last_seq, store_db.events_now())
 
 
 async def _restart(
