@@ -71,7 +71,7 @@ def child(args: argparse.Namespace) -> None:
         kw.setdefault("timings", steps)
         return original(*a, **kw)
 
-    stream.incremental.apply = timed("projections", apply_timed)  # type: ignore[attr-defined]
+    incremental.apply = timed("projections", apply_timed)  # type: ignore[assignment]
     key = StreamKey("bench:S", "epoch-1")
     store = StreamDatabase(db, "bench://")
     rows = []

@@ -168,7 +168,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rate", type=float, default=5000.0)
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--batch", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "wb-stream-bench")
     ap.add_argument("--only", choices=["throughput", "lag"])

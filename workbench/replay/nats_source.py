@@ -138,8 +138,10 @@ class NatsSource:
         pull_expires: float = 5.0,
         reconnect_forever: bool = False,
         connect_timeout: float = 5.0,
+        fill_wait: float = 1.0,
     ) -> None:
         self.url = check_url(url)
+        self.fill_wait = fill_wait  # at most this long to fill a batch while far behind
         self.stream = stream
         self.ack_wait = ack_wait
         self.pull_expires = pull_expires
@@ -339,6 +341,20 @@ class NatsSource:
         await self._request(max_messages)
         if len(self._buffer) < max_messages:
             await asyncio.sleep(0.002)
+        # Far behind (the broker holds messages not yet delivered): fill the batch. A
+        # transaction's cost grows much more slowly than its size, so a catch-up in full batches
+        # goes several times faster; a follower keeping up never waits here.
+        fill_until = time.monotonic() + self.fill_wait
+        while (
+            len(self._buffer) < max_messages
+            and (self._pending or 0) > 0
+            and self._broken is None
+            and time.monotonic() < fill_until
+        ):
+            await self._request(max_messages)
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), 0.05)
         if self._broken is not None:
             why, self._broken = self._broken, None
             raise Resync(why)

@@ -81,7 +81,7 @@ T = TypeVar("T")
 class Options:
     """How a stream run batches and when it stops."""
 
-    max_batch: int = 20_000  # messages per transaction at most
+    max_batch: int = 50_000  # messages per transaction at most
     max_wait: float = 1.0  # seconds to wait for the first message of a batch
     linger: float = 0.005  # seconds to wait for more once a batch has begun
     follow: bool = False  # False: stop once caught up
@@ -374,7 +374,7 @@ def catch_up(
     *,
     stream: str = "PLATFORM_EVENTS",
     consumer: str | None = None,
-    max_batch: int = 20_000,
+    max_batch: int = 50_000,
     max_messages: int | None = None,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
@@ -405,7 +405,7 @@ def follow(
     *,
     stream: str = "PLATFORM_EVENTS",
     consumer: str | None = None,
-    max_batch: int = 20_000,
+    max_batch: int = 50_000,
     stop: asyncio.Event | None = None,
     status: Callable[[str], None] | None = None,
     status_every: float = 5.0,
