@@ -552,7 +552,7 @@ class Simulation:
         # The queue is walked in place (a copy of it would cost in proportion to the orders
         # waiting, at every dispatch); the orders assigned meanwhile leave it afterwards.
         taken = self._taken = []
-        policy, ctx = self.policy, self.ctx
+        policy, ctx, check = self.policy, self.ctx, self.check
         newest = -1  # the latest change among the free traders, found when first needed
         try:
             for o in queue.values():
@@ -568,7 +568,7 @@ class Simulation:
                     and clients[o.client_id].up_seq <= seq
                     and o.status == po.PENDING
                 ):
-                    if self.check and len(self.candidates(o)):
+                    if check and len(self.candidates(o)):
                         raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
                     self.passed_over += 1
                     continue
@@ -578,7 +578,13 @@ class Simulation:
                     continue
                 i = policy.choose(o, cands, ctx)
                 if i is not None:
-                    self.assign(o, cands[i])
+                    if check:
+                        self.assign(o, cands[i])
+                    else:
+                        # the filter just picked this trader: no rule can break between the
+                        # two (check_invariants asks rules_broken here and of the filter)
+                        t, pricing = cands.pick(i)
+                        self._assign(o, t, pricing)
         finally:
             self._taken = None
             for o in taken:
@@ -661,10 +667,21 @@ class Simulation:
         return got[2]
 
     def assign(self, o: SimOrder, c: Candidate) -> None:
-        """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
+        """Give ``o`` to the candidate's trader: the attempt opens, money is held. The
+        catalog's rules (``rules_broken``) are asked first: a policy's ``match`` may hold a
+        candidate that something since has made ineligible."""
+        check_assignable(self, o, c)
+        self._assign(o, self.traders[c.trader_id], c.pricing, c)
+
+    def _assign(
+        self, o: SimOrder, t: SimTrader, pricing: OrderPricing, c: Candidate | None = None
+    ) -> None:
+        """:meth:`assign` without the rules: for the trader the filter has just found
+        eligible (a dispatch), or after :meth:`assign` has asked them. ``c`` is built only
+        for an emitter that reads it."""
         now = self.env._now
-        t = self.traders[c.trader_id]
-        check_assignable(self, o, c)  # the catalog's rules, asked of every assignment
+        if self._emits and c is None:
+            c = Candidate(t.trader_id, t.score, len(t.active), pricing)
         # self._touch(t), written out: the slot-time since the trader's last change
         last, warmup = t._last, self._warmup
         since = last if last >= warmup else warmup
@@ -676,7 +693,7 @@ class Simulation:
         t._last = now
         o.attempt += 1
         o.tried.add(t.trader_id)
-        o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, c.pricing
+        o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, pricing
         o.rate = self._rate(o.currency)
         o.assigned_at, o.accept_by = now, now + self.accept_window
         if o.first_assigned is None:
@@ -690,13 +707,13 @@ class Simulation:
             self.free[o.currency].pop(t.trader_id, None)
         if self._money:
             if o.direction == "payin":
-                t.held += c.pricing.payin_hold
+                t.held += pricing.payin_hold
             else:
-                self.clients[o.client_id].held += c.pricing.client_payout_cost
+                self.clients[o.client_id].held += pricing.client_payout_cost
         t.assigned_us.append(round(now * 1_000_000))
         t.pool._stale[t.row] = t  # t.pool.sync(t), written out
         self.log.append((now, "assigned", o.order_id, t.trader_id))
-        if self._emits:
+        if self._emits and c is not None:
             self.emitter.assigned(now, o, c, o.rate)
         self._respond(o, t)
 

@@ -227,6 +227,13 @@ class Candidates:
     def pricing(self, i: int) -> OrderPricing:
         return self._prices[self._pool.key_of[int(self.rows[i])]]
 
+    def pick(self, i: int) -> tuple[SimTrader, OrderPricing]:
+        """Candidate ``i``'s trader and pricing, without building the domain's
+        :class:`Candidate` (what the model's dispatch needs of the policy's pick)."""
+        row = int(self.rows[i])
+        pool = self._pool
+        return pool.traders[row], self._prices[pool.key_of[row]]
+
     def __getitem__(self, i: int) -> Candidate:
         t = self._pool.traders[int(self.rows[i])]
         return Candidate(t.trader_id, t.score, len(t.active), self.pricing(i))
