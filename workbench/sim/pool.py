@@ -45,6 +45,13 @@ class Pool:
             [index[(t.settlement_currency or "", t.reward_bps)] for t in self.traders],
             dtype=np.int64,
         )
+        #: The one settlement currency of every key when no reward is negative (the usual
+        #: pool), else None: then every key's hold bound is that currency's settlement amount
+        #: (:meth:`Prices.hold_bounds`, asked once instead of once per key).
+        curs = {cur for cur, _ in keys}
+        self.bound_cur = (
+            next(iter(curs)) if len(curs) == 1 and all(bps >= 0 for _, bps in keys) else None
+        )
         #: ``key`` as Python ints, for the per-trader filter (a numpy scalar index is slow).
         self.key_of: list[int] = [int(k) for k in self.key]
         self.open = np.zeros(n, dtype=bool)  # registered, online, not blocked
@@ -129,7 +136,15 @@ class Pool:
         rows = []
         payin = direction == "payin"
         key_of = self.key_of
-        bounds = prices.hold_bounds() if money and payin else []
+        bounds: list[float] = []
+        if money and payin:
+            cur = self.bound_cur
+            # prices.hold_bounds(), the same list (every key's bound is that settlement)
+            bounds = (
+                [prices.settlement(cur)] * len(self.keys)
+                if cur is not None
+                else prices.hold_bounds()
+            )
         for t in traders:
             if not (t.registered and t.online and not t.blocked):
                 continue
