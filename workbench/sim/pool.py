@@ -45,13 +45,14 @@ class Pool:
             [index[(t.settlement_currency or "", t.reward_bps)] for t in self.traders],
             dtype=np.int64,
         )
-        #: The one settlement currency of every key when no reward is negative (the usual
-        #: pool), else None: then every key's hold bound is that currency's settlement amount
-        #: (:meth:`Prices.hold_bounds`, asked once instead of once per key).
+        #: The one settlement currency of every key (the usual pool), else None: then a
+        #: payout costs the client the same whoever takes it (the cost is settlement + fee),
+        #: and when no reward is negative (``bound_cur``) every key's hold bound is that
+        #: currency's settlement amount (:meth:`Prices.hold_bounds`). Each asked once per
+        #: order instead of once per trader.
         curs = {cur for cur, _ in keys}
-        self.bound_cur = (
-            next(iter(curs)) if len(curs) == 1 and all(bps >= 0 for _, bps in keys) else None
-        )
+        self.one_cur = next(iter(curs)) if len(curs) == 1 else None
+        self.bound_cur = self.one_cur if all(bps >= 0 for _, bps in keys) else None
         #: ``key`` as Python ints, for the per-trader filter (a numpy scalar index is slow).
         self.key_of: list[int] = [int(k) for k in self.key]
         self.open = np.zeros(n, dtype=bool)  # registered, online, not blocked
@@ -137,6 +138,7 @@ class Pool:
         payin = direction == "payin"
         key_of = self.key_of
         bounds: list[float] = []
+        cost: int | None = None  # the client's payout cost, when it is the same for every key
         if money and payin:
             cur = self.bound_cur
             # prices.hold_bounds(), the same list (every key's bound is that settlement)
@@ -145,6 +147,8 @@ class Pool:
                 if cur is not None
                 else prices.hold_bounds()
             )
+        elif money and self.one_cur is not None:
+            cost = prices.client_payout_cost(0)
         for t in traders:
             if not (t.registered and t.online and not t.blocked):
                 continue
@@ -157,7 +161,9 @@ class Pool:
                     k, available = key_of[t.row], t.balance - t.held
                     if available < bounds[k] and available < prices.payin_hold(k):
                         continue
-                elif client_available < prices.client_payout_cost(key_of[t.row]):
+                elif client_available < (
+                    cost if cost is not None else prices.client_payout_cost(key_of[t.row])
+                ):
                     continue
             rows.append(t.row)
         rows.sort()
