@@ -2,8 +2,9 @@
 
 Orders arrive (a non-homogeneous Poisson process, or a trace of real orders); the scheduler
 offers each pending order to a policy, which picks among the traders the catalog's rules allow
-(:func:`workbench.domain.scheduler.rules_broken`, the one copy of those rules); traders accept,
-decline or ignore, work the order and upload receipts; the scheduler enforces the accept,
+(:func:`workbench.domain.scheduler.rules_broken`, the one copy of those rules, which the
+eligibility filter of :mod:`.pool` follows and ``check_invariants`` compares it with); traders
+accept, decline or ignore, work the order and upload receipts; the scheduler enforces the accept,
 complete and expiry deadlines one sweep after they pass; deposits and client balances are held
 and released as the catalog books them (:mod:`workbench.domain.money`); ratings are published
 with the catalog's formula (:func:`workbench.domain.rating.score`) and feed the production policy.
@@ -583,8 +584,7 @@ class Simulation:
                     else:
                         # the filter just picked this trader: no rule can break between the
                         # two (check_invariants asks rules_broken here and of the filter)
-                        t, pricing = cands.pick(i)
-                        self._assign(o, t, pricing)
+                        self._assign(o, *cands.pick(i))
         finally:
             self._taken = None
             for o in taken:
@@ -671,14 +671,20 @@ class Simulation:
         catalog's rules (``rules_broken``) are asked first: a policy's ``match`` may hold a
         candidate that something since has made ineligible."""
         check_assignable(self, o, c)
-        self._assign(o, self.traders[c.trader_id], c.pricing, c)
+        self._assign(o, self.traders[c.trader_id], c.pricing, self._rate(o.currency), c)
 
     def _assign(
-        self, o: SimOrder, t: SimTrader, pricing: OrderPricing, c: Candidate | None = None
+        self,
+        o: SimOrder,
+        t: SimTrader,
+        pricing: OrderPricing,
+        rate: str,
+        c: Candidate | None = None,
     ) -> None:
         """:meth:`assign` without the rules: for the trader the filter has just found
-        eligible (a dispatch), or after :meth:`assign` has asked them. ``c`` is built only
-        for an emitter that reads it."""
+        eligible (a dispatch), or after :meth:`assign` has asked them. ``rate`` is the
+        currency's rate now (the one the candidates were priced at); ``c`` is built only for
+        an emitter that reads it."""
         now = self.env._now
         if self._emits and c is None:
             c = Candidate(t.trader_id, t.score, len(t.active), pricing)
@@ -694,7 +700,7 @@ class Simulation:
         o.attempt += 1
         o.tried.add(t.trader_id)
         o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, pricing
-        o.rate = self._rate(o.currency)
+        o.rate = rate
         o.assigned_at, o.accept_by = now, now + self.accept_window
         if o.first_assigned is None:
             o.first_assigned = now

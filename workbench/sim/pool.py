@@ -6,9 +6,11 @@ section 4 is a column comparison over the currency's traders, and a policy ranks
 with ``numpy.lexsort``. When only a few traders have a free slot (a busy platform: most
 dispatches), :meth:`Pool.eligible_among` asks the same rules of those few in a Python loop,
 cheaper than numpy's per-call cost on every column. The rules themselves stay in
-:func:`workbench.domain.scheduler.rules_broken`: the model asks it of every assignment it makes,
-and with ``check_invariants`` it also compares this filter with it for every trader (a
-differential test of the two; ``tests/sim/test_speed.py`` runs whole runs through each filter).
+:func:`workbench.domain.scheduler.rules_broken`: the model asks it of every assignment a policy
+makes through ``Context.reserve``, and with ``check_invariants`` of every assignment and of
+every trader against this filter (a differential test of the two; ``tests/sim/test_speed.py``
+runs whole runs through each filter, and each way). A dispatch assigns the trader this filter
+has just found eligible, at the same instant, without asking again.
 """
 
 from __future__ import annotations
@@ -189,9 +191,7 @@ class Candidates:
     free_since: np.ndarray
     id_rank: np.ndarray
 
-    def __init__(
-        self, pool: Pool, rows: np.ndarray | list[int], prices: Sequence[OrderPricing]
-    ) -> None:
+    def __init__(self, pool: Pool, rows: np.ndarray | list[int], prices: Prices) -> None:
         self._pool, self.rows, self._prices = pool, rows, prices
         self._n = len(rows)
 
@@ -248,12 +248,13 @@ class Candidates:
     def pricing(self, i: int) -> OrderPricing:
         return self._prices[self._pool.key_of[int(self.rows[i])]]
 
-    def pick(self, i: int) -> tuple[SimTrader, OrderPricing]:
-        """Candidate ``i``'s trader and pricing, without building the domain's
-        :class:`Candidate` (what the model's dispatch needs of the policy's pick)."""
+    def pick(self, i: int) -> tuple[SimTrader, OrderPricing, str]:
+        """Candidate ``i``'s trader, pricing and the rate it is priced at, without building
+        the domain's :class:`Candidate` (what the model's dispatch needs of the policy's
+        pick)."""
         row = int(self.rows[i])
-        pool = self._pool
-        return pool.traders[row], self._prices[pool.key_of[row]]
+        pool, prices = self._pool, self._prices
+        return pool.traders[row], prices[pool.key_of[row]], prices.rate
 
     def __getitem__(self, i: int) -> Candidate:
         t = self._pool.traders[int(self.rows[i])]

@@ -28,8 +28,8 @@ class Prices:
         "_hold",
         "_keys",
         "_out",
-        "_rate",
         "_settle",
+        "rate",
     )
 
     def __init__(
@@ -41,7 +41,8 @@ class Prices:
         fee_bps: int,
         cache: dict[tuple[int, str, str, str], int],
     ) -> None:
-        self._keys, self._amount, self._currency, self._rate = keys, amount, currency, rate
+        self._keys, self._amount, self._currency = keys, amount, currency
+        self.rate = rate  # the rate the order is priced at (the assignment records it)
         self._fee, self._cache = fee_bps, cache
         # by key index (``_out``, ``_hold``) or settlement currency, each filled when asked
         # (dicts: cheaper to make than a list per key, and most orders ask one or two keys)
@@ -65,7 +66,7 @@ class Prices:
         """The settlement amount in ``cur`` (the same for every reward)."""
         s = self._settle.get(cur)
         if s is None:
-            key = (self._amount, self._currency, self._rate, cur)
+            key = (self._amount, self._currency, self.rate, cur)
             s = self._cache.get(key)
             if s is None:
                 if len(self._cache) > 100_000:
