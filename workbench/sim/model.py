@@ -549,6 +549,8 @@ class Simulation:
         if not queue or not free:
             return
         rate = self._rate(currency) if self.cfg.money else ""
+        # the rate candidates() would look up (the pool has traders: some are free)
+        known = rate if self.cfg.money else None
         clients = self.clients
         # The queue is walked in place (a copy of it would cost in proportion to the orders
         # waiting, at every dispatch); the orders assigned meanwhile leave it afterwards.
@@ -573,7 +575,7 @@ class Simulation:
                         raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
                     self.passed_over += 1
                     continue
-                cands = self.candidates(o)
+                cands = self.candidates(o, known)
                 if not len(cands):
                     o.idle_seq, o.idle_rate = self._seq, rate
                     continue
@@ -602,14 +604,17 @@ class Simulation:
         if orders:
             self.policy.match(orders, self.ctx)
 
-    def candidates(self, o: SimOrder) -> Candidates:
-        """Every trader the rules allow for ``o`` now, priced (the policy picks among them)."""
+    def candidates(self, o: SimOrder, rate: str | None = None) -> Candidates:
+        """Every trader the rules allow for ``o`` now, priced (the policy picks among them).
+        ``rate``: the currency's rate now, if the caller has it (a dispatch, for a pool with
+        traders)."""
         pool = self.pools.get(o.currency)
         if pool is None:
             pool = self.pools[o.currency] = Pool([], {})
         client = self.clients[o.client_id]
         # self._prices(o, pool), written out (asked at every look at a waiting order)
-        rate = self._rate(o.currency) if pool.keys else ""
+        if rate is None:
+            rate = self._rate(o.currency) if pool.keys else ""
         prices = Prices(pool.keys, o.amount, o.currency, rate, client.fee_bps, self._settlements)
         free = self.free.get(o.currency)
         if (
