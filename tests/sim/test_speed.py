@@ -199,3 +199,52 @@ def test_sweep_on_a_scheduler_by_address(scheduler: str, tmp_path: Path) -> None
         cfg = configure(None, expire_minutes=row["expire_minutes"], **factory)
         cell = run_cell(cfg, row["policy"], 4, row["replication"])
         assert {k: row[k] for k in cell} == cell
+
+
+@pytest.mark.parametrize(("seed", "policy"), [(4, "production"), (6, "balance_aware")])
+def test_a_dispatch_assigns_as_the_checked_path_does(
+    seed: int, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dispatch hands the filter's pick straight to the assignment (no domain ``Candidate``,
+    no second ``rules_broken``); with ``check_invariants`` it builds the ``Candidate`` and asks
+    the rules of every assignment. Both give the same run, and the rules were asked."""
+    import workbench.sim.model as model
+    from workbench.domain.scheduler import Candidate
+    from workbench.sim.model import SimOrder
+
+    asked: list[str] = []
+
+    def counting(sim: Simulation, o: SimOrder, c: Candidate) -> None:
+        asked.append(c.trader_id)
+        check(sim, o, c)
+
+    check = model.check_assignable
+    monkeypatch.setattr(model, "check_assignable", counting)
+    checked = Simulation(BUSY, policy, seed=seed, check_invariants=True).run()
+    assigned = [e[3] for e in checked.log if e[1] == "assigned"]
+    assert asked == assigned and len(assigned) > 100
+    asked.clear()
+    fast = Simulation(BUSY, policy, seed=seed).run()
+    assert not asked
+    assert fast.log == checked.log
+    assert_frame_equal(orders_frame(fast), orders_frame(checked))
+    assert_frame_equal(traders_frame(fast), traders_frame(checked))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.floats(0.0, 1.0, exclude_max=True), st.sampled_from([0.0, 1e-13, 1 - 1e-13])),
+    st.floats(1e-3, 1e7),
+    st.floats(0.0, 3.0),
+)
+def test_a_lognormal_quantile_is_normaldists(u: float, median: float, sigma: float) -> None:
+    """``Dist.sample`` for a lognormal calls the normal quantile without ``NormalDist``'s
+    checks: the same number as ``NormalDist().inv_cdf`` of the clamped uniform."""
+    import math
+    from statistics import NormalDist
+
+    from workbench.sim.config import Dist
+
+    p = min(max(u, 1e-12), 1 - 1e-12)
+    expected = median * math.exp(sigma * NormalDist().inv_cdf(p))
+    assert Dist.lognormal(median, sigma).sample(u) == expected

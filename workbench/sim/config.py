@@ -16,7 +16,16 @@ from statistics import NormalDist
 
 from ..domain.scheduler import Deadlines
 
-_NORMAL = NormalDist()
+try:  # what NormalDist().inv_cdf(p) computes after its argument checks (C, since Python 3.10)
+    from statistics import _normal_dist_inv_cdf  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - another Python's statistics module
+
+    def _normal_dist_inv_cdf(p: float, mu: float, sigma: float) -> float:
+        return NormalDist(mu, sigma).inv_cdf(p)
+
+
+#: The clamp that keeps a lognormal's uniform inside (0, 1) for the normal quantile.
+_LO, _HI = 1e-12, 1 - 1e-12
 NEVER = 1e15  # seconds: a deadline that never comes (an M/M/c model has none)
 
 
@@ -47,12 +56,14 @@ class Dist:
     def sample(self, u: float) -> float:
         """The ``u``-quantile (``0 <= u < 1``)."""
         k = self.kind
+        if k == "lognormal":  # the model's most frequent: work times, amounts
+            # NormalDist().inv_cdf of the clamped u, without its checks (the clamp is them)
+            p = u if u > _LO else _LO
+            return self.a * math.exp(self.b * _normal_dist_inv_cdf(p if p < _HI else _HI, 0.0, 1.0))
         if k == "const":
             return self.a
         if k == "exp":
             return -self.a * math.log1p(-u)
-        if k == "lognormal":
-            return self.a * math.exp(self.b * _NORMAL.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))
         if k == "uniform":
             return self.a + (self.b - self.a) * u
         v = self.values

@@ -2,8 +2,9 @@
 
 Orders arrive (a non-homogeneous Poisson process, or a trace of real orders); the scheduler
 offers each pending order to a policy, which picks among the traders the catalog's rules allow
-(:func:`workbench.domain.scheduler.rules_broken`, the one copy of those rules); traders accept,
-decline or ignore, work the order and upload receipts; the scheduler enforces the accept,
+(:func:`workbench.domain.scheduler.rules_broken`, the one copy of those rules, which the
+eligibility filter of :mod:`.pool` follows and ``check_invariants`` compares it with); traders
+accept, decline or ignore, work the order and upload receipts; the scheduler enforces the accept,
 complete and expiry deadlines one sweep after they pass; deposits and client balances are held
 and released as the catalog books them (:mod:`workbench.domain.money`); ratings are published
 with the catalog's formula (:func:`workbench.domain.rating.score`) and feed the production policy.
@@ -548,11 +549,13 @@ class Simulation:
         if not queue or not free:
             return
         rate = self._rate(currency) if self.cfg.money else ""
+        # the rate candidates() would look up (the pool has traders: some are free)
+        known = rate if self.cfg.money else None
         clients = self.clients
         # The queue is walked in place (a copy of it would cost in proportion to the orders
         # waiting, at every dispatch); the orders assigned meanwhile leave it afterwards.
         taken = self._taken = []
-        policy, ctx = self.policy, self.ctx
+        policy, ctx, check = self.policy, self.ctx, self.check
         newest = -1  # the latest change among the free traders, found when first needed
         try:
             for o in queue.values():
@@ -568,17 +571,22 @@ class Simulation:
                     and clients[o.client_id].up_seq <= seq
                     and o.status == po.PENDING
                 ):
-                    if self.check and len(self.candidates(o)):
+                    if check and len(self.candidates(o)):
                         raise AssertionError(f"{o.order_id}: passed over but a trader may take it")
                     self.passed_over += 1
                     continue
-                cands = self.candidates(o)
+                cands = self.candidates(o, known)
                 if not len(cands):
                     o.idle_seq, o.idle_rate = self._seq, rate
                     continue
                 i = policy.choose(o, cands, ctx)
                 if i is not None:
-                    self.assign(o, cands[i])
+                    if check:
+                        self.assign(o, cands[i])
+                    else:
+                        # the filter just picked this trader: no rule can break between the
+                        # two (check_invariants asks rules_broken here and of the filter)
+                        self._assign(o, *cands.pick(i))
         finally:
             self._taken = None
             for o in taken:
@@ -596,14 +604,17 @@ class Simulation:
         if orders:
             self.policy.match(orders, self.ctx)
 
-    def candidates(self, o: SimOrder) -> Candidates:
-        """Every trader the rules allow for ``o`` now, priced (the policy picks among them)."""
+    def candidates(self, o: SimOrder, rate: str | None = None) -> Candidates:
+        """Every trader the rules allow for ``o`` now, priced (the policy picks among them).
+        ``rate``: the currency's rate now, if the caller has it (a dispatch, for a pool with
+        traders)."""
         pool = self.pools.get(o.currency)
         if pool is None:
             pool = self.pools[o.currency] = Pool([], {})
         client = self.clients[o.client_id]
         # self._prices(o, pool), written out (asked at every look at a waiting order)
-        rate = self._rate(o.currency) if pool.keys else ""
+        if rate is None:
+            rate = self._rate(o.currency) if pool.keys else ""
         prices = Prices(pool.keys, o.amount, o.currency, rate, client.fee_bps, self._settlements)
         free = self.free.get(o.currency)
         if (
@@ -661,10 +672,27 @@ class Simulation:
         return got[2]
 
     def assign(self, o: SimOrder, c: Candidate) -> None:
-        """Give ``o`` to the candidate's trader: the attempt opens, money is held."""
+        """Give ``o`` to the candidate's trader: the attempt opens, money is held. The
+        catalog's rules (``rules_broken``) are asked first: a policy's ``match`` may hold a
+        candidate that something since has made ineligible."""
+        check_assignable(self, o, c)
+        self._assign(o, self.traders[c.trader_id], c.pricing, self._rate(o.currency), c)
+
+    def _assign(
+        self,
+        o: SimOrder,
+        t: SimTrader,
+        pricing: OrderPricing,
+        rate: str,
+        c: Candidate | None = None,
+    ) -> None:
+        """:meth:`assign` without the rules: for the trader the filter has just found
+        eligible (a dispatch), or after :meth:`assign` has asked them. ``rate`` is the
+        currency's rate now (the one the candidates were priced at); ``c`` is built only for
+        an emitter that reads it."""
         now = self.env._now
-        t = self.traders[c.trader_id]
-        check_assignable(self, o, c)  # the catalog's rules, asked of every assignment
+        if self._emits and c is None:
+            c = Candidate(t.trader_id, t.score, len(t.active), pricing)
         # self._touch(t), written out: the slot-time since the trader's last change
         last, warmup = t._last, self._warmup
         since = last if last >= warmup else warmup
@@ -676,8 +704,8 @@ class Simulation:
         t._last = now
         o.attempt += 1
         o.tried.add(t.trader_id)
-        o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, c.pricing
-        o.rate = self._rate(o.currency)
+        o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, pricing
+        o.rate = rate
         o.assigned_at, o.accept_by = now, now + self.accept_window
         if o.first_assigned is None:
             o.first_assigned = now
@@ -690,13 +718,13 @@ class Simulation:
             self.free[o.currency].pop(t.trader_id, None)
         if self._money:
             if o.direction == "payin":
-                t.held += c.pricing.payin_hold
+                t.held += pricing.payin_hold
             else:
-                self.clients[o.client_id].held += c.pricing.client_payout_cost
+                self.clients[o.client_id].held += pricing.client_payout_cost
         t.assigned_us.append(round(now * 1_000_000))
         t.pool._stale[t.row] = t  # t.pool.sync(t), written out
         self.log.append((now, "assigned", o.order_id, t.trader_id))
-        if self._emits:
+        if self._emits and c is not None:
             self.emitter.assigned(now, o, c, o.rate)
         self._respond(o, t)
 

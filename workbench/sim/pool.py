@@ -6,9 +6,11 @@ section 4 is a column comparison over the currency's traders, and a policy ranks
 with ``numpy.lexsort``. When only a few traders have a free slot (a busy platform: most
 dispatches), :meth:`Pool.eligible_among` asks the same rules of those few in a Python loop,
 cheaper than numpy's per-call cost on every column. The rules themselves stay in
-:func:`workbench.domain.scheduler.rules_broken`: the model asks it of every assignment it makes,
-and with ``check_invariants`` it also compares this filter with it for every trader (a
-differential test of the two; ``tests/sim/test_speed.py`` runs whole runs through each filter).
+:func:`workbench.domain.scheduler.rules_broken`: the model asks it of every assignment a policy
+makes through ``Context.reserve``, and with ``check_invariants`` of every assignment and of
+every trader against this filter (a differential test of the two; ``tests/sim/test_speed.py``
+runs whole runs through each filter, and each way). A dispatch assigns the trader this filter
+has just found eligible, at the same instant, without asking again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ class Pool:
             [index[(t.settlement_currency or "", t.reward_bps)] for t in self.traders],
             dtype=np.int64,
         )
+        #: The one settlement currency of every key (the usual pool), else None: then a
+        #: payout costs the client the same whoever takes it (the cost is settlement + fee),
+        #: and when no reward is negative (``bound_cur``) every key's hold bound is that
+        #: currency's settlement amount (:meth:`Prices.hold_bounds`). Each asked once per
+        #: order instead of once per trader.
+        curs = {cur for cur, _ in keys}
+        self.one_cur = next(iter(curs)) if len(curs) == 1 else None
+        self.bound_cur = self.one_cur if all(bps >= 0 for _, bps in keys) else None
         #: ``key`` as Python ints, for the per-trader filter (a numpy scalar index is slow).
         self.key_of: list[int] = [int(k) for k in self.key]
         self.open = np.zeros(n, dtype=bool)  # registered, online, not blocked
@@ -129,7 +139,18 @@ class Pool:
         rows = []
         payin = direction == "payin"
         key_of = self.key_of
-        bounds = prices.hold_bounds() if money and payin else []
+        bounds: list[float] = []
+        cost: int | None = None  # the client's payout cost, when it is the same for every key
+        if money and payin:
+            cur = self.bound_cur
+            # prices.hold_bounds(), the same list (every key's bound is that settlement)
+            bounds = (
+                [prices.settlement(cur)] * len(self.keys)
+                if cur is not None
+                else prices.hold_bounds()
+            )
+        elif money and self.one_cur is not None:
+            cost = prices.client_payout_cost(0)
         for t in traders:
             if not (t.registered and t.online and not t.blocked):
                 continue
@@ -142,7 +163,9 @@ class Pool:
                     k, available = key_of[t.row], t.balance - t.held
                     if available < bounds[k] and available < prices.payin_hold(k):
                         continue
-                elif client_available < prices.client_payout_cost(key_of[t.row]):
+                elif client_available < (
+                    cost if cost is not None else prices.client_payout_cost(key_of[t.row])
+                ):
                     continue
             rows.append(t.row)
         rows.sort()
@@ -168,9 +191,7 @@ class Candidates:
     free_since: np.ndarray
     id_rank: np.ndarray
 
-    def __init__(
-        self, pool: Pool, rows: np.ndarray | list[int], prices: Sequence[OrderPricing]
-    ) -> None:
+    def __init__(self, pool: Pool, rows: np.ndarray | list[int], prices: Prices) -> None:
         self._pool, self.rows, self._prices = pool, rows, prices
         self._n = len(rows)
 
@@ -226,6 +247,14 @@ class Candidates:
 
     def pricing(self, i: int) -> OrderPricing:
         return self._prices[self._pool.key_of[int(self.rows[i])]]
+
+    def pick(self, i: int) -> tuple[SimTrader, OrderPricing, str]:
+        """Candidate ``i``'s trader, pricing and the rate it is priced at, without building
+        the domain's :class:`Candidate` (what the model's dispatch needs of the policy's
+        pick)."""
+        row = int(self.rows[i])
+        pool, prices = self._pool, self._prices
+        return pool.traders[row], prices[pool.key_of[row]], prices.rate
 
     def __getitem__(self, i: int) -> Candidate:
         t = self._pool.traders[int(self.rows[i])]

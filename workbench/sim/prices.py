@@ -28,8 +28,8 @@ class Prices:
         "_hold",
         "_keys",
         "_out",
-        "_rate",
         "_settle",
+        "rate",
     )
 
     def __init__(
@@ -41,18 +41,21 @@ class Prices:
         fee_bps: int,
         cache: dict[tuple[int, str, str, str], int],
     ) -> None:
-        self._keys, self._amount, self._currency, self._rate = keys, amount, currency, rate
+        self._keys, self._amount, self._currency = keys, amount, currency
+        self.rate = rate  # the rate the order is priced at (the assignment records it)
         self._fee, self._cache = fee_bps, cache
-        self._out: list[OrderPricing | None] = [None] * len(keys)
+        # by key index (``_out``, ``_hold``) or settlement currency, each filled when asked
+        # (dicts: cheaper to make than a list per key, and most orders ask one or two keys)
+        self._out: dict[int, OrderPricing] = {}
         self._settle: dict[str, int] = {}
-        self._hold: list[int | None] = [None] * len(keys)
+        self._hold: dict[int, int] = {}
         self._cost: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def __getitem__(self, k: int) -> OrderPricing:
-        p = self._out[k]
+        p = self._out.get(k)
         if p is None:
             cur, bps = self._keys[k]
             s = self.settlement(cur)
@@ -63,7 +66,7 @@ class Prices:
         """The settlement amount in ``cur`` (the same for every reward)."""
         s = self._settle.get(cur)
         if s is None:
-            key = (self._amount, self._currency, self._rate, cur)
+            key = (self._amount, self._currency, self.rate, cur)
             s = self._cache.get(key)
             if s is None:
                 if len(self._cache) > 100_000:
@@ -75,9 +78,9 @@ class Prices:
     def payin_hold(self, k: int) -> int:
         """``self[k].payin_hold`` without building the pricing (the filter asks it of every
         free trader; the policy's pick alone needs the whole pricing)."""
-        hold = self._hold[k]
+        hold = self._hold.get(k)
         if hold is None:
-            p = self._out[k]
+            p = self._out.get(k)
             if p is None:
                 cur, bps = self._keys[k]
                 s = self.settlement(cur)
