@@ -341,13 +341,14 @@ class NatsSource:
         await self._request(max_messages)
         if len(self._buffer) < max_messages:
             await asyncio.sleep(0.002)
-        # Far behind (the broker holds messages not yet delivered): fill the batch. A
-        # transaction's cost grows much more slowly than its size, so a catch-up in full batches
-        # goes several times faster; a follower keeping up never waits here.
+        # Far behind (the broker holds enough messages not yet delivered to fill the batch):
+        # fill it. A transaction's cost grows much more slowly than its size, so a catch-up in
+        # full batches goes several times faster; a follower keeping up (a backlog smaller than
+        # a batch) never waits here.
         fill_until = time.monotonic() + self.fill_wait
         while (
             len(self._buffer) < max_messages
-            and (self._pending or 0) > 0
+            and len(self._buffer) + (self._pending or 0) >= max_messages
             and self._broken is None
             and time.monotonic() < fill_until
         ):
