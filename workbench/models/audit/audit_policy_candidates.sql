@@ -1,0 +1,48 @@
+-- produces: audit_policy_candidates
+-- reads: audit_attempts, audit_policy_assignments, audit_policy_keys, audit_policy_segments
+-- POLICY_DEVIATION's candidates (`audit_policy_pick` says what it is for): for every assignment
+-- that broke no scheduler rule, the traders open at it (registered, online, not blocked, under
+-- capacity, in its currency, within their amount limits, not tried on the order before) that
+-- outrank its trader (all of them where its own trader fails its money rule at the formula's
+-- pricing, `self_ok` false), each priced as the domain prices it (`money.settlement` at the
+-- assignment's rate into the candidate's settlement currency, the client's fee, the candidate's
+-- reward). Their money rules are judged in `audit_policy_pick`. A temp table of its own, few rows
+-- (199 at a million events): the money rules' lookups (a deposit or a client balance per
+-- candidate) are then `ASOF` joins of this small table with running series, which DuckDB plans
+-- as sort-merges; read from a CTE of the same query they were planned as nested loops and the
+-- audit did not finish at a million events.
+WITH hit AS (  -- in a tie of score and load, the smaller ids only (a run has a higher score)
+    SELECT DISTINCT p.k, s.trader_id
+    FROM (SELECT * FROM audit_policy_keys WHERE side = 'p') p
+    JOIN (SELECT * FROM audit_policy_keys WHERE side = 's') s ON s.lo <= p.lo AND p.lo <= s.hi
+    WHERE s.active IS NULL OR s.active < p.own_active OR s.trader_id < p.own_id
+),
+seg_at AS (  -- the trader's segment at the assignment: the last to start before it (one at a time)
+    SELECT h.k, s.*
+    FROM (SELECT h.k, h.trader_id, m.pos, m.event_id FROM hit h JOIN audit_policy_assignments m USING (k)) h
+    ASOF JOIN audit_policy_segments s
+      ON s.trader_id = h.trader_id AND {'pos': h.pos, 'id': h.event_id} > {'pos': s.lo_pos, 'id': s.lo_id}
+),
+cand AS (  -- open at the assignment itself, outranking its trader, within limits
+    SELECT m.k, m.order_id, m.pos, m.event_id, m.amount, m.currency, m.rate, m.direction,
+           m.client_id, m.fee_bps, m.settlement_currency AS own_cur, m.client_available,
+           s.trader_id, s.settle_cur, s.reward_bps, s.score, s.active, s.rated_by
+    FROM seg_at s JOIN audit_policy_assignments m USING (k)
+    WHERE (s.hi_pos IS NULL OR m.pos < s.hi_pos OR m.pos = s.hi_pos AND m.event_id <= s.hi_id)
+      AND s.trader_id <> m.trader_id AND s.fiat = m.currency
+      AND (NOT m.self_ok OR s.score > m.score
+           OR s.score = m.score AND (s.active < m.active OR s.active = m.active AND s.trader_id < m.trader_id))
+      AND m.amount BETWEEN s.min_amount AND s.max_amount
+),
+untried AS (  -- not assigned this order before
+    SELECT c.* FROM cand c
+    ANTI JOIN audit_attempts t
+      ON t.order_id = c.order_id AND t.trader_id = c.trader_id
+     AND (t.assigned_pos < c.pos OR t.assigned_pos = c.pos AND t.assigned_event_id < c.event_id)
+),
+priced AS ({{ money.with_half_even(
+    "(SELECT * EXCLUDE (expected), expected AS settle FROM (" ~ money.settlement("amount", "currency", "rate", "settle_cur", "untried") ~ "))",
+    fee=money.bps_share_of("settle", "fee_bps"),
+    reward=money.bps_share_of("settle", "reward_bps"),
+) }})
+SELECT * FROM priced

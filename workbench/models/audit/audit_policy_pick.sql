@@ -1,0 +1,84 @@
+-- produces: audit_policy_pick
+-- reads: audit_policy_assignments, audit_policy_candidates, events, ledger_plans, ledger_postings, payload_trader
+-- The production policy's pick for every assignment that broke no scheduler rule (catalog
+-- section 4, judged in `audit_assignment_rules`): one row per such assignment (`k`: its row in
+-- `audit_attempts`) with the assigned trader's rank key and the pick's, so POLICY_DEVIATION
+-- reports the rows whose pick is another trader, and the analysts' shares count them
+-- (`workbench.audit.policy.policy_deviation_shares`). The pick is the domain's
+-- `production_choice(eligible(world, order, rate))` just before the `assigned` event, at the
+-- assignment's own `rate`: among the traders every rule allows (each priced at its settlement
+-- currency, the client's fee and its own reward in force), the highest latest published score
+-- (55.00 before any), then the fewest active orders, then the smallest `trader_id`.
+-- `tests/audit/test_policy_differential.py` holds it to the domain on whole histories.
+--
+-- Joining every assignment with every trader would cost assignments x traders. Instead:
+--
+-- * `audit_policy_segments`: each trader's life is cut into segments at each event that changes
+--   what the policy reads of it (its state events, its ratings, the start and end of each of
+--   its attempts), in the fold's `(position, event_id)` order; a segment holds the state after
+--   its first event until the next one. Only the segments where the trader could take an order
+--   at all are kept (registered, online, not blocked, under capacity).
+-- * `audit_policy_keys`, `audit_policy_candidates`: the segments open at an assignment, in its
+--   currency, by a range join on one key, the currency's number and the position folded into a
+--   HUGEINT (`lo <= x <= hi`: two inequalities and no equality, so DuckDB runs it as an IEJoin,
+--   not as a hash join on the currency); then the exact order within a position (`event_id`),
+--   and only the traders that outrank the assigned one (a better key), within their amount
+--   limits, not tried on the order before. Those are few: a correct scheduler leaves none that
+--   passes the money rules. Each is priced as the domain prices it (`money.settlement` at the
+--   assignment's rate into the candidate's settlement currency, the client's fee, the
+--   candidate's reward), in a temp table of its own (few rows).
+-- * Here, each candidate's money rule: for a payin its available deposit (the running
+--   sum of `deposit_moves`, for those candidates' traders only) covers settlement less reward;
+--   for a payout the client's available balance in its settlement currency covers settlement
+--   plus fee (the assignment's own figure where the currency is the assigned trader's, else
+--   the sum of `client_moves` before it).
+-- * The pick is the best of those, else the assigned trader. If the assigned trader itself
+--   fails its money rule at the formula's pricing (its recorded pricing passed: the pricing is
+--   FX_MISMATCH's or FEE_MISMATCH's), the domain picks among everyone else, so for those few
+--   assignments every candidate is kept, not only the better ones (`self_ok`).
+WITH payin AS (  -- the payin candidates' deposits before the assignment, in the fold's order
+    SELECT c.k, c.trader_id, t.available
+    FROM (SELECT * FROM audit_policy_candidates WHERE direction = 'payin') c
+    ASOF JOIN (
+        SELECT trader_id, key, sum(d) OVER (PARTITION BY trader_id ORDER BY key) AS available
+        FROM ({{ deposit_moves(
+            "(SELECT aggregate_id AS trader_id, pos, event_id, kind, ref, amount FROM "
+            ~ typed_of("trader", *TRADER_MONEY)
+            ~ " WHERE aggregate_id IN (SELECT trader_id FROM audit_policy_candidates WHERE direction = 'payin'))",
+            "{'pos': pos, 'event_id': event_id}") }})) t
+      ON t.trader_id = c.trader_id AND {'pos': c.pos, 'event_id': c.event_id} > t.key
+),
+payout AS (  -- a payout's client balance in another settlement currency than its trader's
+    SELECT c.k, c.settle_cur, t.available
+    FROM (SELECT DISTINCT k, 'client:' || client_id AS account, settle_cur, pos, event_id FROM audit_policy_candidates
+          WHERE direction = 'payout' AND settle_cur IS DISTINCT FROM own_cur) c
+    ASOF JOIN (
+        SELECT account, currency, {'pos': pos, 'event_id': event_id} AS key,
+               sum(d) OVER (PARTITION BY account, currency ORDER BY pos, event_id) AS available
+        FROM {{ client_moves() }}
+        WHERE account IN (SELECT 'client:' || client_id FROM audit_policy_candidates WHERE direction = 'payout')) t
+      ON t.account = c.account AND t.currency = c.settle_cur AND {'pos': c.pos, 'event_id': c.event_id} > t.key
+),
+eligible AS (
+    SELECT p.* FROM audit_policy_candidates p
+    LEFT JOIN payin i USING (k, trader_id)
+    LEFT JOIN payout o USING (k, settle_cur)
+    WHERE p.settle IS NOT NULL AND p.fee_bps IS NOT NULL AND p.reward_bps IS NOT NULL
+      AND CASE p.direction
+              WHEN 'payin' THEN coalesce(i.available, 0) >= p.settle - p.reward
+              WHEN 'payout' THEN CASE WHEN p.settle_cur = p.own_cur THEN p.client_available
+                                      ELSE coalesce(o.available, 0) END >= p.settle + p.fee
+              ELSE TRUE END
+),
+best AS (
+    SELECT k, arg_min({'trader_id': trader_id, 'score': score, 'active': active, 'rated_by': rated_by},
+                      {'neg': -score, 'active': active, 'trader_id': trader_id}) AS b
+    FROM eligible GROUP BY k
+)
+SELECT m.k, m.order_id, m.attempt, m.event_id, m.pos, m.trader_id, m.score, m.active, m.rated_by,
+       m.self_ok,
+       coalesce(b.b.trader_id, CASE WHEN m.self_ok THEN m.trader_id END) AS pick_id,
+       coalesce(b.b.score, CASE WHEN m.self_ok THEN m.score END) AS pick_score,
+       coalesce(b.b.active, CASE WHEN m.self_ok THEN m.active END) AS pick_active,
+       CASE WHEN b.k IS NOT NULL THEN b.b.rated_by WHEN m.self_ok THEN m.rated_by END AS pick_rated_by
+FROM audit_policy_assignments m LEFT JOIN best b USING (k)
