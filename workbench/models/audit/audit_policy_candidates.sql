@@ -1,5 +1,5 @@
 -- produces: audit_policy_candidates
--- reads: audit_attempts, audit_policy_assignments, audit_policy_keys, audit_policy_segments
+-- reads: audit_attempts, audit_policy_assignments, audit_policy_hits, audit_policy_segments
 -- POLICY_DEVIATION's candidates (`audit_policy_pick` says what it is for): for every assignment
 -- that broke no scheduler rule, the traders open at it (registered, online, not blocked, under
 -- capacity, in its currency, within their amount limits, not tried on the order before) that
@@ -11,17 +11,8 @@
 -- candidate) are then `ASOF` joins of this small table with running series, which DuckDB plans
 -- as sort-merges; read from a CTE of the same query they were planned as nested loops and the
 -- audit did not finish at a million events.
-WITH hit AS (  -- in a tie of score and load, the smaller ids only (a run has a higher score)
-    SELECT DISTINCT p.k, s.trader_id
-    FROM (SELECT * FROM audit_policy_keys WHERE side = 'p') p
-    JOIN (SELECT * FROM audit_policy_keys WHERE side = 's') s ON s.lo <= p.lo AND p.lo <= s.hi
-    WHERE s.active IS NULL OR s.active < p.own_active OR s.trader_id < p.own_id
-),
-seg_at AS (  -- the trader's segment at the assignment: the last to start before it (one at a time)
-    SELECT h.k, s.*
-    FROM (SELECT h.k, h.trader_id, m.pos, m.event_id FROM hit h JOIN audit_policy_assignments m USING (k)) h
-    ASOF JOIN audit_policy_segments s
-      ON s.trader_id = h.trader_id AND {'pos': h.pos, 'id': h.event_id} > {'pos': s.lo_pos, 'id': s.lo_id}
+WITH seg_at AS (  -- each pair's segment: the trader's state at the assignment
+    SELECT h.k, s.* FROM audit_policy_hits h JOIN (SELECT rowid AS sid, * FROM audit_policy_segments) s USING (sid)
 ),
 cand AS (  -- open at the assignment itself, outranking its trader, within limits
     SELECT m.k, m.order_id, m.pos, m.event_id, m.amount, m.currency, m.rate, m.direction,

@@ -1,0 +1,58 @@
+-- produces: audit_policy_sequence
+-- reads: audit_policy_assignments, audit_policy_segments
+-- POLICY_DEVIATION's search, first half (`audit_policy_hits` says what it is for): the
+-- assignments that broke no rule numbered per currency in the fold's `(position, event_id)`
+-- order (`n`), each with its key folded into one number (`w`: the score's rank, the active
+-- orders and the id's rank, smaller is better) and the worst key of the 2, 4, ..., 64
+-- assignments from it on (`m1` .. `m6`); and each open segment's two ends counted in the same
+-- sort (`side` 'lo' / 'hi', `n`: the assignments of its currency up to that event), with the
+-- segment's key. A table of its own: `audit_policy_hits` joins it with itself by `(ci, n)`,
+-- which DuckDB planned as a join on the currency alone when it was a CTE of the same query.
+WITH cur AS (  -- a number per currency
+    SELECT c, row_number() OVER (ORDER BY c) AS ci
+    FROM (SELECT DISTINCT currency AS c FROM audit_policy_assignments WHERE currency IS NOT NULL)
+),
+sr AS (  -- a rank per score, the highest first
+    SELECT s, dense_rank() OVER (ORDER BY s DESC) AS r
+    FROM (SELECT DISTINCT score AS s FROM audit_policy_segments
+          UNION SELECT DISTINCT score FROM audit_policy_assignments)
+),
+tr AS (  -- a rank per trader, the smallest id first
+    SELECT t, dense_rank() OVER (ORDER BY t) AS r
+    FROM (SELECT DISTINCT trader_id AS t FROM audit_policy_segments
+          UNION SELECT DISTINCT trader_id FROM audit_policy_assignments)
+),
+asg AS (
+    SELECT m.k, c.ci, m.pos, m.event_id, m.self_ok,
+           (q.r::HUGEINT << 64) + (m.active::HUGEINT << 32) + t.r AS w
+    FROM audit_policy_assignments m
+    JOIN cur c ON c.c = m.currency JOIN sr q ON q.s = m.score JOIN tr t ON t.t = m.trader_id
+),
+seg AS (
+    SELECT s.rowid AS sid, c.ci, s.lo_pos, s.lo_id, s.hi_pos, s.hi_id,
+           (q.r::HUGEINT << 64) + (s.active::HUGEINT << 32) + t.r AS w
+    FROM audit_policy_segments s
+    JOIN cur c ON c.c = s.fiat JOIN sr q ON q.s = s.score JOIN tr t ON t.t = s.trader_id
+),
+counted AS MATERIALIZED (  -- the assignments before each row, in its currency (itself included)
+    SELECT k, sid, side, ci, w, self_ok,
+           count(k) OVER (PARTITION BY ci ORDER BY pos, event_id, tie ROWS UNBOUNDED PRECEDING) AS n
+    FROM (SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, pos, event_id, 0 AS tie, w, self_ok FROM asg
+          UNION ALL  -- a segment's ends after an assignment that is the same event (its trader's)
+          SELECT NULL, sid, 'lo', ci, lo_pos, lo_id, 1, w, NULL FROM seg
+          UNION ALL
+          SELECT NULL, sid, 'hi', ci, hi_pos, hi_id, 1, NULL, NULL FROM seg WHERE hi_pos IS NOT NULL)
+),
+seq AS MATERIALIZED (  -- the assignments in order, each with the worst key of the 2^l from it on
+    SELECT k, ci, n, w, self_ok, n + (ci << 40) AS g,
+           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS m1,
+           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 3 FOLLOWING) AS m2,
+           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 7 FOLLOWING) AS m3,
+           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 15 FOLLOWING) AS m4,
+           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 31 FOLLOWING) AS m5,
+           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 63 FOLLOWING) AS m6
+    FROM counted WHERE k IS NOT NULL
+)
+SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, n, w, self_ok, m1, m2, m3, m4, m5, m6 FROM seq
+UNION ALL
+SELECT NULL, sid, side, ci, n, w, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM counted WHERE sid IS NOT NULL
