@@ -30,13 +30,14 @@ rng AS (  -- each segment's assignments: lo_n < n <= hi_n
     LEFT JOIN (SELECT sid, n FROM audit_policy_sequence WHERE side = 'hi') h USING (sid)
     JOIN (SELECT ci, max(n) AS n FROM seq GROUP BY ci) t USING (ci)
 ),
-blk AS (  -- the blocks of 64 assignments (n = 64 b .. 64 b + 63), each with the worst key of the 2^l from it
+blk AS (  -- the blocks of 64 assignments (b: n = 64 b .. 64 b + 63), each with the worst key of
+    -- the 1, 2, 4, ... blocks from it on (`ms`)
     SELECT ci, b, [m, {% for l in range(1, 26) %}max(m) OVER (PARTITION BY ci ORDER BY b ROWS BETWEEN CURRENT ROW AND {{ 2 ** l - 1 }} FOLLOWING){{ ", " if not loop.last }}{% endfor %}] AS ms
-    FROM (SELECT ci, n >> 6 AS b, m6 AS m FROM seq WHERE n & 63 = 0)
+    FROM (SELECT ci, n >> 6 AS b, max(w) AS m FROM seq GROUP BY ci, b)
 ),
-q AS MATERIALIZED (  -- each segment's range of assignments f..t (f = lo_n + 1, t = hi_n, at least one), its
-    -- two runs of 2^l (l up to 6) that cover it, and past 64 the whole blocks between its first
-    -- and its last 64: two runs of 2^L blocks, from bl and to br
+q AS MATERIALIZED (  -- each segment's assignments f..t (f = lo_n + 1, t = hi_n; at least one): two
+    -- runs of 2^l that cover them (l up to 6), else the first 64, the last 64 and the whole blocks
+    -- between them (bf .. bt: two runs of 2^lb blocks, from bf and to bt)
     SELECT *, t - (1 << least(l, 6)) + 1 AS z, CASE WHEN l > 6 THEN bf END AS bl,
            CASE WHEN l > 6 THEN bt - (1 << lb) + 1 END AS br
     FROM (SELECT *, CASE WHEN bt >= bf THEN floor(log2(bt - bf + 1))::BIGINT END AS lb
@@ -44,20 +45,30 @@ q AS MATERIALIZED (  -- each segment's range of assignments f..t (f = lo_n + 1, 
                        (lo_n + 64) >> 6 AS bf, ((hi_n + 1) >> 6) - 1 AS bt
                 FROM rng WHERE hi_n > lo_n))
 ),
-worst AS (  -- the worst key assigned while each segment was open
-    SELECT q.sid, q.ci, q.w, q.f, q.t,
-           CASE WHEN q.l <= 6 THEN greatest([a.w, a.m1, a.m2, a.m3, a.m4, a.m5, a.m6][q.l + 1],
-                                            [z.w, z.m1, z.m2, z.m3, z.m4, z.m5, z.m6][q.l + 1])
-                ELSE greatest(a.m6, z.m6, bl.ms[q.lb + 1], br.ms[q.lb + 1]) END AS worst
+suspect AS MATERIALIZED (  -- the segments open while a worse key was assigned
+    SELECT q.sid, q.ci, q.w, q.f, q.t
     FROM q
     JOIN seq a ON a.ci = q.ci AND a.n = q.f
     JOIN seq z ON z.ci = q.ci AND z.n = q.z
     LEFT JOIN blk bl ON bl.ci = q.ci AND bl.b = q.bl
     LEFT JOIN blk br ON br.ci = q.ci AND br.b = q.br
+    WHERE CASE WHEN q.l <= 6 THEN greatest(a.ms[q.l + 1], z.ms[q.l + 1])
+               ELSE greatest(a.ms[7], z.ms[7], bl.ms[q.lb + 1], br.ms[q.lb + 1]) END > q.w
 ),
-suspect AS (SELECT * FROM worst WHERE worst > w)
-SELECT s.sid, a.k
-FROM (SELECT sid, ci, w, unnest(range(f, t + 1)) AS n FROM suspect) s
+big AS (  -- a suspect's runs of 4096 assignments (64 blocks from 64 bb) that hold a worse key
+    SELECT s.*, s.bb << 6 AS b0
+    FROM (SELECT *, unnest(range(f >> 12, (t >> 12) + 1)) AS bb FROM suspect) s
+    JOIN blk b ON b.ci = s.ci AND b.b = s.bb << 6
+    WHERE b.ms[7] > s.w
+),
+small AS (  -- within those, the blocks of 64 that hold one
+    SELECT s.sid, s.ci, s.w, s.f, s.t, s.b
+    FROM (SELECT *, unnest(range(greatest(b0, f >> 6), least(b0 + 63, t >> 6) + 1)) AS b FROM big) s
+    JOIN blk b ON b.ci = s.ci AND b.b = s.b
+    WHERE b.ms[1] > s.w
+)
+SELECT s.sid, a.k  -- within those, the assignments
+FROM (SELECT *, unnest(range(greatest(b << 6, f), least((b << 6) + 63, t) + 1)) AS n FROM small) s
 JOIN seq a ON a.ci = s.ci AND a.n = s.n
 WHERE a.w > s.w
 UNION  -- the assigned trader fails its own money rule: every segment open at it

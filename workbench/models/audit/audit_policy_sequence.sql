@@ -3,8 +3,8 @@
 -- POLICY_DEVIATION's search, first half (`audit_policy_hits` says what it is for): the
 -- assignments that broke no rule numbered per currency in the fold's `(position, event_id)`
 -- order (`n`), each with its key folded into one number (`w`: the score's rank, the active
--- orders and the id's rank, smaller is better) and the worst key of the 2, 4, ..., 64
--- assignments from it on (`m1` .. `m6`); and each open segment's two ends counted in the same
+-- orders and the id's rank, smaller is better) and the worst key of the 1, 2, 4, ..., 64
+-- assignments from it on (`ms`); and each open segment's two ends counted in the same
 -- sort (`side` 'lo' / 'hi', `n`: the assignments of its currency up to that event), with the
 -- segment's key. A table of its own: `audit_policy_hits` joins it with itself by `(ci, n)`,
 -- which DuckDB planned as a join on the currency alone when it was a CTE of the same query.
@@ -43,16 +43,10 @@ counted AS MATERIALIZED (  -- the assignments before each row, in its currency (
           UNION ALL
           SELECT NULL, sid, 'hi', ci, hi_pos, hi_id, 1, NULL, NULL FROM seg WHERE hi_pos IS NOT NULL)
 ),
-seq AS MATERIALIZED (  -- the assignments in order, each with the worst key of the 2^l from it on
-    SELECT k, ci, n, w, self_ok, n + (ci << 40) AS g,
-           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS m1,
-           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 3 FOLLOWING) AS m2,
-           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 7 FOLLOWING) AS m3,
-           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 15 FOLLOWING) AS m4,
-           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 31 FOLLOWING) AS m5,
-           max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND 63 FOLLOWING) AS m6
+seq AS (  -- each assignment with the worst key of the 1, 2, 4, ..., 64 from it on
+    SELECT k, ci, n, w, self_ok, [w, {% for l in range(1, 7) %}max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND {{ 2 ** l - 1 }} FOLLOWING){{ ", " if not loop.last }}{% endfor %}] AS ms
     FROM counted WHERE k IS NOT NULL
 )
-SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, n, w, self_ok, m1, m2, m3, m4, m5, m6 FROM seq
+SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, n, w, self_ok, ms FROM seq
 UNION ALL
-SELECT NULL, sid, side, ci, n, w, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM counted WHERE sid IS NOT NULL
+SELECT NULL, sid, side, ci, n, w, NULL, NULL FROM counted WHERE sid IS NOT NULL
