@@ -49,11 +49,18 @@ FEW = settings(max_examples=4, deadline=None, derandomize=True, database=None)
 
 
 def sql_picks(db: Path) -> tuple[Picks, dict[str, str]]:
-    """The model's pick per assignment that broke no rule, and the assigned traders."""
+    """The model's pick per assignment that broke no rule, and the assigned traders: the pick
+    table has the assignments whose pick is not their own trader (or whose own trader fails its
+    money rule at the formula's pricing); every other one went to the pick."""
     with duckdb.connect(str(db), read_only=True) as con:
         shared.prepare(con, ["audit_policy_pick"])
-        rows = con.sql("SELECT event_id, pick_id, trader_id FROM audit_policy_pick").fetchall()
-    return {e: p for e, p, _ in rows}, {e: t for e, _, t in rows}
+        judged = con.sql("SELECT event_id, trader_id, self_ok FROM audit_policy_assignments")
+        picks = con.sql("SELECT event_id, pick_id FROM audit_policy_pick").fetchall()
+        rows = judged.fetchall()
+    assigned = {e: t for e, t, _ in rows}
+    chosen: Picks = {e: (t if ok else None) for e, t, ok in rows}
+    chosen.update(dict(picks))
+    return chosen, assigned
 
 
 def oracle_picks(db: Path) -> tuple[Picks, dict[str, str]]:

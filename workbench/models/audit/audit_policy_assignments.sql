@@ -1,9 +1,9 @@
 -- produces: audit_policy_assignments
--- reads: audit_assignment_rules, audit_attempts, audit_fees_in_force, payload_trader_rating
+-- reads: audit_assignment_rules, audit_attempts, audit_fees_in_force
 -- POLICY_DEVIATION's first step (`audit_policy_pick` says what it is for): every assignment that
--- broke no scheduler rule (`audit_assignment_rules`), its trader's rank key (the latest score
--- before it, 55.00 before any; its active orders) and whether its trader passes its money rule at
--- the formula's pricing too (`self_ok`). A temp table, so the range join reads a table.
+-- broke no scheduler rule (`audit_assignment_rules`), its trader's active orders and whether its
+-- trader passes its money rule at the formula's pricing too (`self_ok`). Its trader's score is its
+-- segment's (`audit_policy_segments`: the one that ends at this assignment).
 WITH asg AS (  -- the assignments that broke no rule, priced for their own trader
     SELECT a.k, a.order_id, a.attempt, a.trader_id, a.assigned_event_id AS event_id,
            a.assigned_pos AS pos, a.rate, r.client_id, r.direction, r.amount, r.currency,
@@ -23,15 +23,5 @@ own AS (  -- the formula's pricing for the assigned trader: does it pass its mon
         fee=money.bps_share_of("settle", "fee_bps"),
         reward=money.bps_share_of("settle", "reward_bps"),
     ) }})
-),
-ratings AS (
-    SELECT aggregate_id AS trader_id, pos, event_id, score
-    FROM {{ typed_of("trader_rating", "trader_rating.published") }}
-),
-me AS (  -- each assignment with its trader's score (the ratings before it)
-    SELECT o.*, coalesce(r.score, {{ DEFAULT_SCORE }}) AS score, r.event_id AS rated_by
-    FROM own o
-    ASOF LEFT JOIN ratings r
-      ON r.trader_id = o.trader_id AND {'pos': o.pos, 'event_id': o.event_id} > {'pos': r.pos, 'event_id': r.event_id}
 )
-SELECT * FROM me
+SELECT * FROM own

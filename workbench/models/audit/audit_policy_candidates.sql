@@ -14,15 +14,13 @@
 WITH seg_at AS (  -- each pair's segment: the trader's state at the assignment
     SELECT h.k, s.* FROM audit_policy_hits h JOIN (SELECT rowid AS sid, * FROM audit_policy_segments) s USING (sid)
 ),
-cand AS (  -- open at the assignment itself, outranking its trader, within limits
+cand AS (  -- open at the assignment, outranking its trader (`audit_policy_hits`), within limits
     SELECT m.k, m.order_id, m.pos, m.event_id, m.amount, m.currency, m.rate, m.direction,
            m.client_id, m.fee_bps, m.settlement_currency AS own_cur, m.client_available,
            s.trader_id, s.settle_cur, s.reward_bps, s.score, s.active, s.rated_by
     FROM seg_at s JOIN audit_policy_assignments m USING (k)
     WHERE (s.hi_pos IS NULL OR m.pos < s.hi_pos OR m.pos = s.hi_pos AND m.event_id <= s.hi_id)
       AND s.trader_id <> m.trader_id AND s.fiat = m.currency
-      AND (NOT m.self_ok OR s.score > m.score
-           OR s.score = m.score AND (s.active < m.active OR s.active = m.active AND s.trader_id < m.trader_id))
       AND m.amount BETWEEN s.min_amount AND s.max_amount
 ),
 untried AS (  -- not assigned this order before

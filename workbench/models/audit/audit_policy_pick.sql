@@ -1,9 +1,12 @@
 -- produces: audit_policy_pick
--- reads: audit_policy_assignments, audit_policy_candidates, events, ledger_plans, ledger_postings, payload_trader
--- The production policy's pick for every assignment that broke no scheduler rule (catalog
--- section 4, judged in `audit_assignment_rules`): one row per such assignment (`k`: its row in
--- `audit_attempts`) with the assigned trader's rank key and the pick's, so POLICY_DEVIATION
--- reports the rows whose pick is another trader, and the analysts' shares count them
+-- reads: audit_policy_assignments, audit_policy_candidates, audit_policy_segments, events, ledger_plans, ledger_postings, payload_trader
+-- The production policy's pick for the assignments that broke no scheduler rule (catalog
+-- section 4, judged in `audit_assignment_rules`) where it is not their own trader: one row per
+-- such assignment (`k`: its row in `audit_attempts`) with the assigned trader's rank key and the
+-- pick's (`pick_id` NULL: nobody is eligible), so POLICY_DEVIATION reports the rows with a pick,
+-- and the analysts' shares count them. Every other assignment of `audit_policy_assignments` went
+-- to the pick (its own trader passes its money rule and nobody better is eligible); the
+-- assignments whose trader fails it at the formula's pricing (`self_ok` false) are all here
 -- (`workbench.audit.policy.policy_deviation_shares`). The pick is the domain's
 -- `production_choice(eligible(world, order, rate))` just before the `assigned` event, at the
 -- assignment's own `rate`: among the traders every rule allows (each priced at its settlement
@@ -74,11 +77,15 @@ best AS (
     SELECT k, arg_min({'trader_id': trader_id, 'score': score, 'active': active, 'rated_by': rated_by},
                       {'neg': -score, 'active': active, 'trader_id': trader_id}) AS b
     FROM eligible GROUP BY k
+),
+judged AS (  -- the assignments with a better eligible trader, and those whose own trader fails
+    -- its money rule at the formula's pricing; with their trader's key (its segment's, the one
+    -- that ends at the assignment)
+    SELECT m.*, s.score, s.rated_by
+    FROM (SELECT * FROM audit_policy_assignments WHERE NOT self_ok OR k IN (SELECT k FROM best)) m
+    LEFT JOIN audit_policy_segments s ON s.trader_id = m.trader_id AND s.hi_pos = m.pos AND s.hi_id = m.event_id
 )
 SELECT m.k, m.order_id, m.attempt, m.event_id, m.pos, m.trader_id, m.score, m.active, m.rated_by,
-       m.self_ok,
-       coalesce(b.b.trader_id, CASE WHEN m.self_ok THEN m.trader_id END) AS pick_id,
-       coalesce(b.b.score, CASE WHEN m.self_ok THEN m.score END) AS pick_score,
-       coalesce(b.b.active, CASE WHEN m.self_ok THEN m.active END) AS pick_active,
-       CASE WHEN b.k IS NOT NULL THEN b.b.rated_by WHEN m.self_ok THEN m.rated_by END AS pick_rated_by
-FROM audit_policy_assignments m LEFT JOIN best b USING (k)
+       m.self_ok, b.b.trader_id AS pick_id, b.b.score AS pick_score, b.b.active AS pick_active,
+       b.b.rated_by AS pick_rated_by
+FROM judged m LEFT JOIN best b USING (k)

@@ -25,4 +25,4 @@ SELECT 'POLICY_DEVIATION' AS check, 'payment_order:' || order_id AS subject, eve
                    WHEN pick_active < active THEN format('same score, fewer active orders {} < {}', pick_active, active)
                    ELSE format('same score and load, smaller id {} < {}', pick_id, trader_id) END) AS detail
 FROM audit_policy_pick
-WHERE pick_id IS DISTINCT FROM trader_id AND pick_id IS NOT NULL
+WHERE pick_id IS NOT NULL
