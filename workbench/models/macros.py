@@ -265,22 +265,36 @@ def deposit_moves(trader_events: str, key: str) -> str:
               FROM {trader_events} WHERE kind IN ({CREDITS}, 'trader.deposit_debited'))"""
 
 
-def client_moves() -> str:
+def client_moves(accounts: str | None = None) -> str:
     """Every move of the ledger on a client account, as a subquery of ``(account, currency, pos,
     event_id, d)``: a debit leaves at its batch's hold, a credit arrives when the batch commits, a
     rolled-back debit comes back when it rolls back (the fold's :class:`AccountBook`). A client's
     available balance before an event is the sum of its moves before it, in ``(position,
     event_id)`` order: ASSIGNMENT_VIOLATION's client balance and POLICY_DEVIATION's candidates
-    read it, so the rule is written once."""
+    read it, so the rule is written once. ``accounts``, a query of account names, keeps only
+    their moves, and looks up only their ledger events (none at all when it is empty: POLICY_
+    DEVIATION's few candidates usually need no client balance of their own)."""
     held = ("ledger_plan.batch_held", "ledger_plan.committed", "ledger_plan.rolled_back")
+    postings = (
+        "ledger_postings"
+        if accounts is None
+        else f"(SELECT * FROM ledger_postings WHERE from_account IN ({accounts}) "
+        f"OR to_account IN ({accounts}))"
+    )
+    only = (
+        ""
+        if accounts is None
+        else f" WHERE event_id IN (SELECT held_event_id FROM {postings} UNION ALL "
+        f"SELECT end_event_id FROM ledger_plans WHERE plan_id IN (SELECT plan_id FROM {postings}))"
+    )
     return f"""(
     WITH le AS (  -- positions of the ledger's own events (a join on them, not on every event)
-        SELECT event_id, pos FROM {events_of(*held)}
+        SELECT event_id, pos FROM {events_of(*held)}{only}
     ),
     lp AS (  -- only the columns used: this is materialized, once for the three kinds of move
         SELECT p.from_account, p.to_account, p.amount, p.currency, p.batch_status,
                h.pos AS held_pos, h.event_id AS held_id, e.pos AS end_pos, e.event_id AS end_id
-        FROM ledger_postings p
+        FROM {postings} p
         JOIN ledger_plans pl USING (plan_id)
         JOIN le h ON h.event_id = p.held_event_id
         LEFT JOIN le e ON e.event_id = pl.end_event_id

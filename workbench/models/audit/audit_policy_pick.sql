@@ -58,8 +58,7 @@ payout AS (  -- a payout's client balance in another settlement currency than it
     ASOF JOIN (
         SELECT account, currency, {'pos': pos, 'event_id': event_id} AS key,
                sum(d) OVER (PARTITION BY account, currency ORDER BY pos, event_id) AS available
-        FROM {{ client_moves() }}
-        WHERE account IN (SELECT 'client:' || client_id FROM audit_policy_candidates WHERE direction = 'payout')) t
+        FROM {{ client_moves("SELECT 'client:' || client_id FROM audit_policy_candidates WHERE direction = 'payout' AND settle_cur IS DISTINCT FROM own_cur") }}) t
       ON t.account = c.account AND t.currency = c.settle_cur AND {'pos': c.pos, 'event_id': c.event_id} > t.key
 ),
 eligible AS (
