@@ -30,7 +30,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.audit import shared
+from workbench.audit import policy_deviation_shares, shared
 from workbench.audit.run import audit
 from workbench.domain import payment_order as po
 from workbench.domain.catalog import DecodingError, try_decode
@@ -39,6 +39,7 @@ from workbench.domain.scheduler import broken_rules, eligible, production_choice
 from workbench.domain.world import World
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
+from workbench.notebook import decisions
 from workbench.replay.engine import rebuild
 
 SMALL = {"days": 1, "orders_per_day": 200, "traders": 10, "clients": 4}
@@ -163,13 +164,74 @@ def test_edited_histories(edits: list[tuple[str, int]]) -> None:
         compare_rows(edited(edits), Path(d))
 
 
-def test_edits_make_deviations_of_every_reason(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    """A clean day with many assignments given to another trader, replayed and held to the
+    domain once for the tests below: its database and the deviations."""
+    folder = tmp_path_factory.mktemp("policy-many")
+    found = compare_rows(edited([("trader", i * 7919) for i in range(60)]), folder)
+    return folder / "db.duckdb", found
+
+
+def test_edits_make_deviations_of_every_reason(many: tuple[Path, set[str]]) -> None:
     """Many assignments given to another trader: the policy's pick differs for a score, for the
     load and for the id, and each reason is the detail's."""
-    found = compare_rows(edited([("trader", i * 7919) for i in range(60)]), tmp_path)
+    db, found = many
     assert len(found) >= 10
-    details = audit(tmp_path / "db.duckdb", record=False).findings.filter(
-        pl.col("check") == "POLICY_DEVIATION"
-    )["detail"]
+    details = audit(db, record=False).findings.filter(pl.col("check") == "POLICY_DEVIATION")[
+        "detail"
+    ]
     for reason in ("higher score", "fewer active orders", "smaller id"):
         assert details.str.contains(reason).any(), reason
+
+
+# --------------------------------------------------------------------------- analysts' shares
+def test_the_shares_count_the_domains_deviations(many: tuple[Path, set[str]]) -> None:
+    """``policy_deviation_shares`` against the domain's picks on a day with many deviations:
+    per trader as assigned and as the pick passed over, and per day, counted here by hand; the
+    notebook's helpers read the same."""
+    db, found = many
+    picks, assigned = oracle_picks(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        days = dict(
+            con.sql(
+                "SELECT event_id, (occurred_at AT TIME ZONE 'UTC')::DATE FROM events"
+                " WHERE kind = 'payment_order.assigned'"
+            ).fetchall()
+        )
+    shares = policy_deviation_shares(db)
+    assert shares.by_trader["deviated"].sum() == len(found) > 0
+    expected: dict[str, dict[str, int]] = {}
+    for e, trader in assigned.items():
+        mine = expected.setdefault(trader, dict.fromkeys(("a", "d", "p", "o"), 0))
+        mine["a"] += 1
+        mine["d"] += e in found
+        if (pick := picks[e]) is not None:
+            theirs = expected.setdefault(pick, dict.fromkeys(("a", "d", "p", "o"), 0))
+            theirs["p"] += 1
+            theirs["o"] += e in found
+    got = {
+        r["trader_id"]: {
+            "a": r["assigned"],
+            "d": r["deviated"],
+            "p": r["picked"],
+            "o": r["passed_over"],
+        }
+        for r in shares.by_trader.iter_rows(named=True)
+    }
+    assert got == expected
+    for r in shares.by_trader.iter_rows(named=True):
+        assert r["share_assigned"] == (r["deviated"] / r["assigned"] if r["assigned"] else None)
+        assert r["share_passed_over"] == (r["passed_over"] / r["picked"] if r["picked"] else None)
+    per_day: dict[Any, list[int]] = {}
+    for e in assigned:
+        per_day.setdefault(days[e], [0, 0])
+        per_day[days[e]][0] += 1
+        per_day[days[e]][1] += e in found
+    assert {
+        r["day"]: [r["assignments"], r["deviations"]] for r in shares.by_day.iter_rows(named=True)
+    } == per_day
+    fig = decisions.deviations_by_day(decisions.policy_shares(db).by_day)
+    assert [round(y, 9) for y in fig.data[0].y] == [
+        round(100 * d / a, 9) for a, d in (per_day[k] for k in sorted(per_day))
+    ]
