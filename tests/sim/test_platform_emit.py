@@ -14,13 +14,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from production_pick import not_the_pick  # tests/sim/production_pick.py, beside this file
 
 from workbench.audit import audit
 from workbench.domain import payment_order as po
-from workbench.domain.money import OrderPricing
 from workbench.domain.processors import CommandRejected
-from workbench.domain.scheduler import broken_rules, eligible, production_choice
-from workbench.domain.world import World
 from workbench.replay import rebuild
 from workbench.sim.config import SimConfig
 from workbench.sim.model import Simulation
@@ -61,22 +59,6 @@ def _topped_up_after_start(events: list, cfg: SimConfig) -> Counter[str]:
     return out
 
 
-def _not_the_pick(events: list) -> set[str]:
-    """The assignments that broke no rule but went to another trader than the domain's
-    production pick (``production_choice(eligible(...))`` just before each), in the fold's order."""
-    world, out = World(), set()
-    for e in sorted(events, key=lambda e: (e.position, e.event_id)):
-        if isinstance(p := e.payload, po.OrderAssigned):
-            order = world.orders.get(e.aggregate_id) or po.PaymentOrderState(e.aggregate_id)
-            pricing = OrderPricing(p.settlement_amount, p.platform_fee, p.trader_reward)
-            if not broken_rules(world, order, p.trader_id, pricing):
-                choice = production_choice(eligible(world, order, p.rate))
-                if choice is not None and choice.trader_id != p.trader_id:
-                    out.add(e.event_id)
-        world.apply(e)
-    return out
-
-
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_policy_run_replays_and_audits_to_zero(policy: str, tmp_path: Path) -> None:
     export = tmp_path / "export"
@@ -104,7 +86,7 @@ def test_policy_run_replays_and_audits_to_zero(policy: str, tmp_path: Path) -> N
     # policy's pick: those assignments, and only those, are POLICY_DEVIATION's (the domain says
     # which); the production policy's run has none.
     deviated = findings.filter(pl.col("check") == "POLICY_DEVIATION")
-    assert set(deviated["event_id"]) == _not_the_pick(events)
+    assert set(deviated["event_id"]) == not_the_pick(events)
     assert policy != "production" or deviated.is_empty()
     findings = findings.filter(pl.col("check") != "POLICY_DEVIATION")
     with pl.Config(fmt_str_lengths=200, tbl_rows=30, tbl_width_chars=250):
