@@ -1,6 +1,8 @@
 """A simulated run written as catalog events: every shipped policy's run is accepted by the domain
-as it is written, replays without loss, audits to zero findings, and ends with the same order
-statuses in the model and in the replayed projection; the same seed writes the same bytes."""
+as it is written, replays without loss, audits to zero findings (but POLICY_DEVIATION's for the
+policies that are not the platform's: exactly the assignments not given to the production
+policy's pick), and ends with the same order statuses in the model and in the replayed
+projection; the same seed writes the same bytes."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from production_pick import not_the_pick  # tests/sim/production_pick.py, beside this file
 
 from workbench.audit import audit
 from workbench.domain import payment_order as po
@@ -104,6 +107,13 @@ def test_policy_run_replays_and_audits_to_zero(policy: str, tmp_path: Path) -> N
     assert summary.quarantined == 0 and summary.duplicates == 0, summary.quarantine_reasons
 
     findings = audit(db, record=False).findings
+    # Another policy than the platform's breaks no rule but does not assign the production
+    # policy's pick: those assignments, and only those, are POLICY_DEVIATION's (the domain says
+    # which); the production policy's run has none.
+    deviated = findings.filter(pl.col("check") == "POLICY_DEVIATION")
+    assert set(deviated["event_id"]) == not_the_pick(events)
+    assert policy != "production" or deviated.is_empty()
+    findings = findings.filter(pl.col("check") != "POLICY_DEVIATION")
     with pl.Config(fmt_str_lengths=200, tbl_rows=30, tbl_width_chars=250):
         assert findings.is_empty(), str(findings.select("check", "subject", "detail"))
 

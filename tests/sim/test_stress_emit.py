@@ -1,6 +1,7 @@
 """Shipped policies under the stress presets write events that replay without loss and audit to
-zero findings: stress changes the load, never the rules (the deposit rule binding, an outage,
-a spike are all things the platform handles correctly).
+zero findings (but POLICY_DEVIATION's, exactly where a policy other than the platform's did not
+assign the production pick): stress changes the load, never the rules (the deposit rule binding,
+an outage, a spike are all things the platform handles correctly).
 
 One replay and audit costs about 2.5 s, so CI runs each preset under one policy, every policy
 at least once (9 runs); ``WORKBENCH_STRESS_MATRIX=1`` runs every policy under every preset
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from production_pick import not_the_pick  # tests/sim/production_pick.py, beside this file
 
 from workbench.audit import audit
 from workbench.replay import rebuild
@@ -54,5 +56,10 @@ def test_policy_under_stress_replays_and_audits_to_zero(
     summary = rebuild([out], db, progress=False)
     assert summary.quarantined == 0 and summary.applied == len(events), summary
     findings = audit(db, record=False).findings
+    # another policy than the platform's: its assignments not given to the production pick are
+    # POLICY_DEVIATION's, exactly (tests/sim/production_pick.py)
+    deviated = findings.filter(pl.col("check") == "POLICY_DEVIATION")
+    assert set(deviated["event_id"]) == not_the_pick(events)
+    findings = findings.filter(pl.col("check") != "POLICY_DEVIATION")
     with pl.Config(fmt_str_lengths=200, tbl_rows=20):
         assert findings.is_empty(), str(findings.select("check", "detail"))

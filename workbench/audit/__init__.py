@@ -1,13 +1,15 @@
 """The audit: every reconciliation check of the platform over a replayed database, each finding
 proven by its events (:func:`audit`), explained (:func:`explain`), each business process followed
 across its streams (:func:`process`), with ratings recomputed and payouts reconciled, and the
-daily books (:func:`account_ledger`, :func:`revenue`); how long orders sit in review (:func:`review_times`, :func:`review_time_summary`); analysts'
+daily books (:func:`account_ledger`, :func:`revenue`); how long orders sit in review (:func:`review_times`, :func:`review_time_summary`); how often the
+scheduler did not assign the production policy's pick (:func:`policy_deviation_shares`); analysts'
 triage of findings (:func:`triage`) and what changed since the last recorded run
 (:func:`since_last`) are kept in the analyst database beside the projections."""
 
 from .books import AccountLedger, account_ledger, revenue
 from .changes import SinceLast, since_last
 from .explain import Explanation, explain
+from .policy import DeviationShares, policy_deviation_shares
 from .process_view import ProcessView, process
 from .ratings import recompute as recompute_ratings
 from .reconcile import reconcile_payouts
@@ -21,6 +23,7 @@ __all__ = [
     "TRIAGE_STATUSES",
     "AccountLedger",
     "AuditResult",
+    "DeviationShares",
     "Explanation",
     "ProcessView",
     "SinceLast",
@@ -29,6 +32,7 @@ __all__ = [
     "audit",
     "explain",
     "finding_id",
+    "policy_deviation_shares",
     "process",
     "recompute_ratings",
     "reconcile_payouts",

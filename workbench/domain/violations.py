@@ -62,6 +62,7 @@ CHECK_CODES: Final[tuple[str, ...]] = (
     "REVIEW_SKIPPED",
     "REVIEW_OVERDUE",
     "PROCESS_BROKEN",
+    "POLICY_DEVIATION",
 )
 
 

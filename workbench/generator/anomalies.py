@@ -50,6 +50,7 @@ ORDER_VARIANTS: tuple[tuple[str, str | None], ...] = (
     ("hold_leak_payout", "payout"),
     ("review_skipped", "payout"),
     ("review_overdue", "payin"),
+    ("policy_favour", None),
 )
 
 #: Variants planted at a moment of the day, on their own.
@@ -171,6 +172,8 @@ class Planter(ReviewVariants):
             tags.discard(name)
             self.waiting.append((name, None))
             return False
+        if "policy_favour" in tags:
+            return self._favour(oid, o, tags, rate)
         if tags & {"fx", "fee", "postings"}:
             from ..domain.scheduler import eligible, production_choice
 
@@ -216,6 +219,29 @@ class Planter(ReviewVariants):
             tags.discard(self._variant)
             return True
         return False
+
+    def _favour(self, oid: str, o: po.PaymentOrderState, tags: set[str], rate: str) -> bool:
+        """POLICY_DEVIATION: the order goes to the runner-up of the production policy, a trader
+        every rule allows (so no other check fires) but not the pick, as a scheduler favouring
+        someone would. With fewer than two eligible traders now, a later order takes it."""
+        from ..domain.scheduler import eligible, production_key
+
+        g = self.gen
+        tags.discard("policy_favour")
+        ranked = sorted(eligible(g.platform.world, o, rate), key=production_key)
+        if len(ranked) < 2:
+            self.waiting.append(("policy_favour", None))
+            return False
+        self._variant = "policy_favour"
+        pick, other = ranked[0], ranked[1]
+        events = g.assign(oid, other.trader_id, rate, pricing=other.pricing)
+        self.record(
+            "POLICY_DEVIATION",
+            events[0],
+            f"assigned to {other.trader_id} (score {other.score}, active {other.active}), "
+            f"the policy picks {pick.trader_id} (score {pick.score}, active {pick.active})",
+        )
+        return True
 
     def respond_hook(self, oid: str, o: po.PaymentOrderState, plan: Any) -> bool:
         g = self.gen

@@ -15,6 +15,7 @@ from ..domain import clock, payment_order, payout, receipt
 from ..domain.client import PAYLOADS as _CLIENT_PAYLOADS
 from ..domain.events import STREAMS
 from ..domain.money import INT64_MAX, INT64_MIN
+from ..domain.rating import DEFAULT_SCORE as _DEFAULT_SCORE
 from ..domain.scheduler import SWEEP_DELAY
 from ..domain.trader import PAYLOADS as _TRADER_PAYLOADS
 from ..statements.rules import WINDOW_DAYS as STATEMENT_WINDOW_DAYS
@@ -25,6 +26,8 @@ _TRADER_KINDS = tuple(dict.fromkeys(p.KIND for p in _TRADER_PAYLOADS))
 
 #: A position (or ``ord``) after every other: "until the end".
 NEVER = 9223372036854775807
+#: A trader's score before any published rating (the fold's ``World.score``).
+DEFAULT_SCORE = f"{_DEFAULT_SCORE}::DECIMAL(18, 6)"
 
 
 def names(kinds: tuple[str, ...] | list[str]) -> str:
@@ -239,6 +242,75 @@ STATE_FIELDS = (
 )
 
 
+def deposit_moves(trader_events: str, key: str) -> str:
+    """Each trader money event's change to the deposit's available amount, as the catalog (3.2)
+    and the fold define it: to the balance (top-ups and credits in; debits and captures out),
+    less to what is held. One hold per ref: a hold event changes what is held by its placed
+    amount (none for a release or a capture) less what was open on the ref before it (the amount
+    of the ref's previous hold event if that placed it). A query of ``(trader_id, key, d)`` over
+    ``trader_events`` (columns ``trader_id, kind, ref, amount`` and those ``key``, a SQL
+    expression ordering the events, reads). ASSIGNMENT_VIOLATION's trader side and
+    POLICY_DEVIATION's candidates sum it, so the rule is written once."""
+    return f"""
+        SELECT trader_id, key,
+               {D_BALANCE}
+               - (CASE WHEN kind = 'trader.hold_placed' THEN amount ELSE 0 END
+                  - CASE WHEN lag(kind) OVER wr = 'trader.hold_placed' THEN lag(amount) OVER wr ELSE 0 END) AS d
+        FROM (SELECT trader_id, {key} AS key, kind, ref, amount::HUGEINT AS amount
+              FROM {trader_events} WHERE kind IN ({HOLD_KINDS}))
+        WINDOW wr AS (PARTITION BY trader_id, ref ORDER BY key)  -- the ref's previous hold event
+        UNION ALL
+        SELECT trader_id, key, {D_BALANCE}
+        FROM (SELECT trader_id, {key} AS key, kind, amount::HUGEINT AS amount
+              FROM {trader_events} WHERE kind IN ({CREDITS}, 'trader.deposit_debited'))"""
+
+
+def client_moves(accounts: str | None = None) -> str:
+    """Every move of the ledger on a client account, as a subquery of ``(account, currency, pos,
+    event_id, d)``: a debit leaves at its batch's hold, a credit arrives when the batch commits, a
+    rolled-back debit comes back when it rolls back (the fold's :class:`AccountBook`). A client's
+    available balance before an event is the sum of its moves before it, in ``(position,
+    event_id)`` order: ASSIGNMENT_VIOLATION's client balance and POLICY_DEVIATION's candidates
+    read it, so the rule is written once. ``accounts``, a query of account names, keeps only
+    their moves, and looks up only their ledger events (none at all when it is empty: POLICY_
+    DEVIATION's few candidates usually need no client balance of their own)."""
+    held = ("ledger_plan.batch_held", "ledger_plan.committed", "ledger_plan.rolled_back")
+    postings = (
+        "ledger_postings"
+        if accounts is None
+        else f"(SELECT * FROM ledger_postings WHERE from_account IN ({accounts}) "
+        f"OR to_account IN ({accounts}))"
+    )
+    only = (
+        ""
+        if accounts is None
+        else f" WHERE event_id IN (SELECT held_event_id FROM {postings} UNION ALL "
+        f"SELECT end_event_id FROM ledger_plans WHERE plan_id IN (SELECT plan_id FROM {postings}))"
+    )
+    return f"""(
+    WITH le AS (  -- positions of the ledger's own events (a join on them, not on every event)
+        SELECT event_id, pos FROM {events_of(*held)}{only}
+    ),
+    lp AS (  -- only the columns used: this is materialized, once for the three kinds of move
+        SELECT p.from_account, p.to_account, p.amount, p.currency, p.batch_status,
+               h.pos AS held_pos, h.event_id AS held_id, e.pos AS end_pos, e.event_id AS end_id
+        FROM {postings} p
+        JOIN ledger_plans pl USING (plan_id)
+        JOIN le h ON h.event_id = p.held_event_id
+        LEFT JOIN le e ON e.event_id = pl.end_event_id
+        WHERE p.from_account LIKE 'client:%' OR p.to_account LIKE 'client:%'
+    )
+    SELECT from_account AS account, currency, held_pos AS pos, held_id AS event_id, -amount AS d
+    FROM lp WHERE from_account LIKE 'client:%'
+    UNION ALL
+    SELECT to_account, currency, end_pos, end_id, amount FROM lp
+    WHERE to_account LIKE 'client:%' AND batch_status = 'committed' AND end_pos IS NOT NULL
+    UNION ALL
+    SELECT from_account, currency, end_pos, end_id, amount FROM lp
+    WHERE from_account LIKE 'client:%' AND batch_status = 'rolled_back' AND end_pos IS NOT NULL
+)"""
+
+
 def events_of(*kinds: str) -> str:
     """The stored events of the given kinds, as a subquery.
 
@@ -333,10 +405,13 @@ GLOBALS: dict[str, Any] = {
     "INT64_MAX": INT64_MAX,
     "INT64_MIN": INT64_MIN,
     "NEVER": NEVER,
+    "DEFAULT_SCORE": DEFAULT_SCORE,
     "TRADER_MONEY": TRADER_MONEY,
     "TRADER_STATE": TRADER_STATE,
     "STATE_FIELDS": STATE_FIELDS,
     "events_of": events_of,
+    "deposit_moves": deposit_moves,
+    "client_moves": client_moves,
     "typed": typed,
     "typed_of": typed_of,
     "GRACE": GRACE,

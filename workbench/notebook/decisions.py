@@ -9,9 +9,13 @@ same frame gives the same figure JSON that the notebooks' strict checks compare.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import plotly.graph_objects as go
 import polars as pl
 
+from ..audit.policy import DeviationShares, policy_deviation_shares
 from .figures import PALETTE, SEVERITY_COLOURS, _layout, _times
 
 
@@ -79,3 +83,31 @@ def counted(frame: pl.DataFrame, by: str) -> pl.DataFrame:
         .agg(pl.len().cast(pl.Int64).alias("assignments"))
         .sort("assignments", by, descending=[True, False])
     )
+
+
+def policy_shares(db: str | Path | duckdb.DuckDBPyConnection) -> DeviationShares:
+    """The share of assignments not given to the production policy's pick, per trader (as the
+    trader assigned and as the pick passed over) and per day: POLICY_DEVIATION's definition
+    (:func:`workbench.audit.policy_deviation_shares`)."""
+    return policy_deviation_shares(db)
+
+
+def deviations_by_day(by_day: pl.DataFrame) -> go.Figure:
+    """The share of assignments per day that went to another trader than the policy's pick
+    (``policy_shares(...).by_day``): one bar per day, its counts in the hover."""
+    rows = by_day.sort("day")
+    fig = go.Figure(
+        go.Bar(
+            x=[str(d) for d in rows["day"].to_list()],
+            y=[0.0 if s is None else 100 * s for s in rows["share"].to_list()],
+            customdata=list(
+                zip(rows["deviations"].to_list(), rows["assignments"].to_list(), strict=True)
+            ),
+            marker={"color": SEVERITY_COLOURS["medium"]},
+            hovertemplate="%{x}: %{customdata[0]} of %{customdata[1]} (%{y:.2f} %)<extra></extra>",
+        )
+    )
+    fig = _layout(fig, "Assignments not given to the policy's pick, per day", showlegend=False)
+    fig.update_yaxes(title_text="% of assignments", rangemode="tozero")
+    fig.update_xaxes(title_text="day (UTC)")
+    return fig

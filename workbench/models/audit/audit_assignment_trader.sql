@@ -59,19 +59,7 @@ state AS (
 ),
 ta AS (
     SELECT trader_id, key, sum(d) OVER (PARTITION BY trader_id ORDER BY key) AS available
-    FROM (  -- each money event's change to the available amount: to the balance, less to held
-        SELECT trader_id, key,
-               {{ D_BALANCE }}
-               - (CASE WHEN kind = 'trader.hold_placed' THEN amount ELSE 0 END
-                  - CASE WHEN lag(kind) OVER wr = 'trader.hold_placed' THEN lag(amount) OVER wr ELSE 0 END) AS d
-        FROM (SELECT trader_id, {{ key("pos", "event_id") }} AS key, kind, ref, amount::HUGEINT AS amount
-              FROM {{ trader_events }} WHERE kind IN ({{ HOLD_KINDS }}))
-        WINDOW wr AS (PARTITION BY trader_id, ref ORDER BY key)  -- the ref's previous hold event
-        UNION ALL
-        SELECT trader_id, key, {{ D_BALANCE }}
-        FROM (SELECT trader_id, {{ key("pos", "event_id") }} AS key, kind, amount::HUGEINT AS amount
-              FROM {{ trader_events }} WHERE kind IN ({{ CREDITS }}, 'trader.deposit_debited'))
-    )
+    FROM ({{ deposit_moves(trader_events, key("pos", "event_id")) }})
 ),
 ended AS (
     SELECT trader_id, key, row_number() OVER (PARTITION BY trader_id ORDER BY key) AS ended

@@ -1,0 +1,51 @@
+-- produces: audit_policy_sequence
+-- reads: audit_policy_assignments, audit_policy_segments
+-- POLICY_DEVIATION's search, first half (`audit_policy_hits` says what it is for): the
+-- assignments that broke no rule numbered per currency in the fold's `(position, event_id)`
+-- order (`n`), each with its key folded into one number (`w`: the score's rank, the active
+-- orders and the id's rank, smaller is better) and the worst key of the 1, 2, 4, ..., 64
+-- assignments from it on (`ms`); and each open segment's two ends counted in the same
+-- sort (`side` 'lo' / 'hi', `n`: the assignments of its currency up to that event), with the
+-- segment's key. A table of its own: `audit_policy_hits` joins it with itself by `(ci, n)`,
+-- which DuckDB planned as a join on the currency alone when it was a CTE of the same query.
+WITH cur AS (  -- a number per currency
+    SELECT c, row_number() OVER (ORDER BY c) AS ci
+    FROM (SELECT DISTINCT currency AS c FROM audit_policy_assignments WHERE currency IS NOT NULL)
+),
+sr AS (  -- a rank per score, the highest first
+    SELECT s, dense_rank() OVER (ORDER BY s DESC) AS r FROM (SELECT DISTINCT score AS s FROM audit_policy_segments)
+),
+tr AS (  -- a rank per trader, the smallest id first
+    SELECT t, dense_rank() OVER (ORDER BY t) AS r FROM (SELECT DISTINCT trader_id AS t FROM audit_policy_segments)
+),
+asg AS (
+    SELECT m.k, c.ci, m.pos, m.event_id, m.self_ok
+    FROM audit_policy_assignments m JOIN cur c ON c.c = m.currency
+),
+seg AS (
+    SELECT s.rowid AS sid, c.ci, s.lo_pos, s.lo_id, s.hi_pos, s.hi_id,
+           (q.r::HUGEINT << 64) + (s.active::HUGEINT << 32) + t.r AS w
+    FROM audit_policy_segments s
+    JOIN cur c ON c.c = s.fiat JOIN sr q ON q.s = s.score JOIN tr t ON t.t = s.trader_id
+),
+counted AS MATERIALIZED (  -- the assignments before each row, in its currency (itself included);
+    -- an assignment's key is its trader's segment's that ends at it (the row after it: the same
+    -- event, 'hi' before 'lo'; the trader was open, as the assignment broke no rule)
+    SELECT k, sid, side, ci, self_ok,
+           CASE WHEN k IS NULL THEN w
+                WHEN lead(side) OVER o = 'hi' AND lead(event_id) OVER o = event_id THEN lead(w) OVER o END AS w,
+           count(k) OVER (o ROWS UNBOUNDED PRECEDING) AS n
+    FROM (SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, pos, event_id, 0 AS tie, NULL::HUGEINT AS w, self_ok FROM asg
+          UNION ALL  -- a segment's ends after an assignment that is the same event (its trader's)
+          SELECT NULL, sid, 'lo', ci, lo_pos, lo_id, 1, w, NULL FROM seg
+          UNION ALL
+          SELECT NULL, sid, 'hi', ci, hi_pos, hi_id, 1, w, NULL FROM seg WHERE hi_pos IS NOT NULL)
+    WINDOW o AS (PARTITION BY ci ORDER BY pos, event_id, tie, side)
+),
+seq AS (  -- each assignment with the worst key of the 1, 2, 4, ..., 64 from it on
+    SELECT k, ci, n, w, self_ok, [w, {% for l in range(1, 7) %}max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND {{ 2 ** l - 1 }} FOLLOWING){{ ", " if not loop.last }}{% endfor %}] AS ms
+    FROM counted WHERE k IS NOT NULL
+)
+SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, n, w, self_ok, ms FROM seq
+UNION ALL
+SELECT NULL, sid, side, ci, n, w, NULL, NULL FROM counted WHERE sid IS NOT NULL
