@@ -255,6 +255,7 @@ def run_checks(
     *,
     statement_window_days: int = statement_rules.WINDOW_DAYS,
     review_overdue: timedelta = REVIEW_OVERDUE,
+    production_policy: bool = True,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """Every check over ``con`` (:func:`plan`); returns the findings (sorted, with ids) and
     seconds per check and per shared table built. ``statement_window_days`` is the statement
@@ -275,6 +276,8 @@ def run_checks(
     no_progress_bar(con)
     ensure_tables(con)
     live = _live(con, checks)
+    if not production_policy:  # the pick it judges against is not the one the history ran under
+        live.discard("POLICY_DEVIATION")
     wanted = set(
         shared.needs(
             t
@@ -407,6 +410,7 @@ def audit(
     progress: Callable[[str], None] | None = None,
     statement_window_days: int = statement_rules.WINDOW_DAYS,
     review_overdue: timedelta = REVIEW_OVERDUE,
+    production_policy: bool = True,
 ) -> AuditResult:
     """Audit a replayed database; returns the findings as a Polars frame.
 
@@ -417,7 +421,10 @@ def audit(
     checks compare the statements imported into the analyst database with the payouts, with a
     value-date window of ``statement_window_days`` (:mod:`workbench.statements.rules`).
     ``review_overdue`` is how long an order may stay in review before REVIEW_OVERDUE reports it
-    (default :data:`workbench.domain.receipt.REVIEW_OVERDUE`, 24 h)."""
+    (default :data:`workbench.domain.receipt.REVIEW_OVERDUE`, 24 h). ``production_policy``:
+    the history ran under the production assignment policy (the catalog's), which
+    POLICY_DEVIATION judges every assignment against; ``False`` for a simulated history of
+    another policy, which deviates by design: that check is then not run."""
     statement_rules.window_days(statement_window_days)
     review_threshold(review_overdue)
     started = time.perf_counter()
@@ -439,6 +446,7 @@ def audit(
                 progress,
                 statement_window_days=statement_window_days,
                 review_overdue=review_overdue,
+                production_policy=production_policy,
             )
             events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
         finally:

@@ -77,6 +77,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "that ended later, or one still open at the audit's now) is reported (default 24)",
     )
     a.add_argument(
+        "--other-policy",
+        action="store_true",
+        help="the history was not run under the production assignment policy (a simulated "
+        "history of another policy, written by `workbench simulate` as an export): "
+        "POLICY_DEVIATION, which "
+        "judges every assignment against the production policy's pick, is not run",
+    )
+    a.add_argument(
         "--since-last",
         action="store_true",
         help="list only what changed since the previous recorded run: new, reopened, changed "
@@ -188,6 +196,7 @@ def _audit(args: argparse.Namespace) -> int:
         progress=progress,
         statement_window_days=args.statement_window_days,
         review_overdue=timedelta(hours=args.review_overdue),
+        production_policy=not args.other_policy,
     )
     if progress is not None:
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
