@@ -22,9 +22,10 @@ The truth names the payout's key event, the one the finding's evidence starts wi
 last two. A ``STATEMENT_UNEXPECTED`` line belongs to no payout: its ``event_id`` (and subject) is
 ``statement_line:<line_id>``, as the finding names it.
 
-The last two need payouts a short history may not have (a few per week), so while the history is
-made :class:`StatementSites` adds each day one payout paid then cancelled and one paid, confirmed,
-then cancelled with its revert booked: ordinary stories of the platform, which break no rule.
+Each day's breaks need payouts a short history may not have (a few per week, fewer paid ones
+than the first four breaks use), so while the history is made :class:`StatementSites` adds each
+day one payout paid then cancelled, one paid, confirmed, then cancelled with its revert booked,
+and three paid and confirmed: ordinary stories of the platform, which break no rule.
 """
 
 from __future__ import annotations
@@ -48,15 +49,15 @@ PLANTED = STATEMENT_CHECK_CODES
 
 
 class StatementSites:
-    """Adds, each simulated day, the two payout stories the return breaks need (see the module
-    doc), with random numbers of its own."""
+    """Adds, each simulated day, the payout stories the breaks need (see the module doc), with
+    random numbers of its own."""
 
     def __init__(self, gen: HistoryGenerator, seed: int) -> None:
         self.gen = gen
         self.rng = random.Random(seed)
 
     def plan_day(self, start: datetime) -> None:
-        for story in ("cancel_after_paid", "revert_after_confirm"):
+        for story in ("cancel_after_paid", "revert_after_confirm", *("confirmed",) * 3):
             when = start + timedelta(hours=self.rng.uniform(2, 16))
             self.gen.at(when, self._begin, story)
 
@@ -76,6 +77,8 @@ class StatementSites:
         g.after(paid, self._step, pid, "pay", ref)
         if story == "cancel_after_paid":
             g.after(paid + timedelta(minutes=self.rng.uniform(5, 25)), self._step, pid, "cancel")
+        elif story == "confirmed":
+            g.after(paid + timedelta(minutes=self.rng.uniform(5, 25)), self._step, pid, "confirm")
         else:
             confirm = paid + timedelta(minutes=self.rng.uniform(5, 25))
             g.after(confirm, self._step, pid, "confirm")
