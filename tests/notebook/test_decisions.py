@@ -51,3 +51,21 @@ def test_broken_assignments_name_their_trader_and_rules(sample_findings: pl.Data
     by = decisions.counted(broke, "rules")
     assert by["assignments"].sum() == broke.height
     assert by["assignments"].to_list() == sorted(by["assignments"].to_list(), reverse=True)
+
+
+def test_deviation_shares_in_scope_keep_the_days_and_the_traders_own_figures(
+    sample_db: Path,
+) -> None:
+    """A day range keeps exactly those days' rows; a trader keeps every assignment it was given
+    or was the pick of, so its own counts are the whole history's (the sample plants one
+    deviation a day)."""
+    every = decisions.policy_shares(sample_db)
+    assert every.by_day["deviations"].sum() == every.by_trader["deviated"].sum() > 0
+    first, last = date(2026, 11, 3), date(2026, 11, 4)
+    days = decisions.policy_shares(sample_db, scope(None, first, last))
+    assert days.by_day.equals(every.by_day.filter(pl.col("day").is_between(first, last)))
+    deviant = every.by_trader.filter(pl.col("deviated") > 0)["trader_id"][0]
+    mine = decisions.policy_shares(sample_db, scope(None, trader=deviant))
+    row = mine.by_trader.filter(pl.col("trader_id") == deviant)
+    assert row.equals(every.by_trader.filter(pl.col("trader_id") == deviant))
+    assert mine.by_day["assignments"].sum() < every.by_day["assignments"].sum()

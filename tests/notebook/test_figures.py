@@ -78,7 +78,7 @@ def test_money_at_stake_in_major_units_per_currency(sample_findings: pl.DataFram
             assert Decimal(text.replace(",", "")) == Decimal(str(value))
         assert axis.tickvals[0] <= min(trace.x) and axis.tickvals[-1] >= max(trace.x)
     usdt = fig.data[currencies.index("USDT")]
-    assert "7,007.000000" in usdt.text  # 7007000000 minor units, the sample's largest in USDT
+    assert "8,008.000000" in usdt.text  # 8008000000 minor units, the sample's largest in USDT
     axis = fig.layout[f"xaxis{currencies.index('USDT') + 1}"]
     assert axis.ticktext[0] == "0.000001"  # USDT's smallest amount at stake: 7 minor units
     assert "minor units" not in pio.to_json(fig)

@@ -15,8 +15,14 @@ import duckdb
 import plotly.graph_objects as go
 import polars as pl
 
-from ..audit.policy import DeviationShares, policy_deviation_shares
+from ..audit.policy import (
+    DeviationShares,
+    judged_assignments,
+    policy_deviation_shares,
+    shares_of,
+)
 from .figures import PALETTE, SEVERITY_COLOURS, _layout, _times
+from .scope import Scope
 
 
 def review_hours(times: pl.DataFrame, threshold_hours: float) -> go.Figure:
@@ -85,11 +91,16 @@ def counted(frame: pl.DataFrame, by: str) -> pl.DataFrame:
     )
 
 
-def policy_shares(db: str | Path | duckdb.DuckDBPyConnection) -> DeviationShares:
+def policy_shares(
+    db: str | Path | duckdb.DuckDBPyConnection, where: Scope | None = None
+) -> DeviationShares:
     """The share of assignments not given to the production policy's pick, per trader (as the
     trader assigned and as the pick passed over) and per day: POLICY_DEVIATION's definition
-    (:func:`workbench.audit.policy_deviation_shares`)."""
-    return policy_deviation_shares(db)
+    (:func:`workbench.audit.policy_deviation_shares`), over the assignments ``where`` keeps
+    (:meth:`.scope.Scope.assignments`; ``None``: all)."""
+    if where is None:
+        return policy_deviation_shares(db)
+    return shares_of(where.assignments(judged_assignments(db)))
 
 
 def deviations_by_day(by_day: pl.DataFrame) -> go.Figure:

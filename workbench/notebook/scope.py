@@ -144,6 +144,17 @@ class Scope:
         days (an account or trader does not narrow them: a review is the order's)."""
         return frame.filter(self._days(pl.col("started_at").dt.convert_time_zone("UTC").dt.date()))
 
+    def assignments(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Judged assignments (:func:`workbench.audit.policy.judged_assignments`: ``day``,
+        ``trader_id``, ``pick_id``) within the days and, for a trader's account, those it was
+        given or was the pick of (a client's account does not narrow them)."""
+        keep = self._days(pl.col("day"))
+        for account in self.accounts:
+            kind, _, who = account.partition(":")
+            if kind == "trader":
+                keep = keep & ((pl.col("trader_id") == who) | (pl.col("pick_id") == who))
+        return frame.filter(keep)
+
     def findings(self, db: str | Path, timed: pl.DataFrame) -> pl.DataFrame:
         """Findings (a frame from :func:`.breaks.with_time`) in scope: of the checks and
         severities, whose offending event's day is within the days (unknown days are left out
