@@ -161,8 +161,11 @@ def test_traders_and_clients_match_the_tables(cal: Calibration, sql) -> None:
             bps,
         )
         assert t.deposit > 0
-    # The generator tops a deposit up below 40 % of its target, to the target.
-    assert 0.3 < cal.traders[rows[0][0]].top_up_below <= 0.4
+    # The generator tops a deposit up below 40 % of its target, to the target. The level is the
+    # median top-up result, up to 1 USDT under the target (whole USDT are added), so the ratio
+    # may pass 0.4 by that much.
+    least = min(t.deposit for t in cal.traders.values())  # the ratio is pooled: the worst case
+    assert 0.3 < cal.traders[rows[0][0]].top_up_below <= 0.4 * least / (least - 10**6)
     for cid, fee in sql("SELECT client_id, fee_bps FROM clients WHERE registered"):
         assert cal.clients[cid].fee_bps == fee
         assert cal.clients[cid].balance > 0

@@ -40,7 +40,7 @@ def test_readers_see_whole_batches_while_a_held_connection_keeps_its_snapshot(
     removed under it), and the follower keeps up all the same."""
     db = tmp_path / "live.duckdb"
     pub = publisher(nats_server.url, small_export, rate=800)  # makes the stream
-    follower = Follower(nats_server.url, db)
+    follower = Follower(nats_server.url, db, reader_lag=0.5)  # many snapshots in a short run
     follower.wait_for(lambda st: (st.last_seq or 0) > 0)
     time.sleep(1.2)  # the first snapshot with messages in it
     held = workbench.connect(str(db), read_only=True)

@@ -50,7 +50,7 @@ from .bus import Message, Resync, Source, StreamKey, StreamNotFound
 from .engine import DEFAULT_MEMORY_LIMIT, ReplayError
 from .live import LiveReaders
 from .stream_db import StreamDatabase
-from .stream_results import BatchResult, StreamSummary, _lag_text
+from .stream_results import BatchResult, StreamSummary, _lag_text, add_counts
 
 __all__ = [
     "BatchResult",
@@ -209,15 +209,7 @@ async def run(
                 )
             summary.batches += 1
             summary.full_builds += result.how == "full"
-            for name_ in (
-                "messages",
-                "redelivered",
-                "applied",
-                "duplicates",
-                "conflicting",
-                "quarantined",
-            ):
-                setattr(summary, name_, getattr(summary, name_) + getattr(result, name_))
+            add_counts(summary, result)
             if result.last_seq is not None:
                 summary.last_seq = result.last_seq
                 if summary.first_seq is None:

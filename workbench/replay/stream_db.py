@@ -25,7 +25,7 @@ from .engine import DEFAULT_MEMORY_LIMIT, ReplayError, code_version
 from .judging import quarantine_row
 from .row_index import RowIndex
 from .schema import EVENTS, REPLAY_RUNS, STREAM_POSITIONS, Table
-from .stream_results import BatchResult
+from .stream_results import BatchResult, add_counts
 
 T = TypeVar("T")
 
@@ -127,15 +127,7 @@ class StreamDatabase:
             self.index.committed(con, *change)
         result.seconds = time.perf_counter() - start
         t = self.totals
-        for name in (
-            "messages",
-            "redelivered",
-            "applied",
-            "duplicates",
-            "conflicting",
-            "quarantined",
-        ):
-            setattr(t, name, getattr(t, name) + getattr(result, name))
+        add_counts(t, result)
         if result.last_seq is not None:
             t.last_seq = result.last_seq
             if self.first_seq is None:

@@ -6,6 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: What a batch adds to a run's totals (a message counted once, by sequence).
+COUNTS = ("messages", "redelivered", "applied", "duplicates", "conflicting", "quarantined")
+
+
+def add_counts(total: BatchResult | StreamSummary, batch: BatchResult) -> None:
+    """Add ``batch``'s counts to ``total`` (a database's totals, a run's summary)."""
+    for name in COUNTS:
+        setattr(total, name, getattr(total, name) + getattr(batch, name))
+
 
 @dataclass
 class BatchResult:
