@@ -8,6 +8,7 @@ import gc
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -103,7 +104,7 @@ def generate(
     last_day: list[date | None] = [None]
     payouts = statements.PayoutRecorder() if cfg.statements else None
 
-    def sink(items: list[Event | dict[str, Any]]) -> None:
+    def sink(items: Sequence[Event | dict[str, Any]]) -> None:
         """Events from the processors, or raw rows from the planter."""
         for item in items:
             if isinstance(item, Event):

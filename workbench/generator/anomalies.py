@@ -436,7 +436,7 @@ class Planter(ReviewVariants):
         }
         g.emit_rows([row])
         self.truth.append(
-            TruthRow("MALFORMED_EVENT", row["event_id"], f"trader:{tid}", self._variant, note)
+            TruthRow("MALFORMED_EVENT", str(row["event_id"]), f"trader:{tid}", self._variant, note)
         )
 
     def _plant_malformed_json(self) -> None:

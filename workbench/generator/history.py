@@ -13,7 +13,7 @@ import contextlib
 import heapq
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -100,7 +100,7 @@ class HistoryGenerator:
     """Plays a platform history into a :class:`Platform`; rows go to ``sink`` as they are made."""
 
     def __init__(
-        self, config: GeneratorConfig, sink: Callable[[list[dict[str, Any]]], None]
+        self, config: GeneratorConfig, sink: Callable[[Sequence[Event | dict[str, Any]]], None]
     ) -> None:
         self.cfg = config
         self.sink = sink
@@ -115,7 +115,7 @@ class HistoryGenerator:
         self.platform = Platform(ids=ids)
         self.ranker = ProductionRanker(self.platform.world)
         self.plant_rng = random.Random(seeds.getrandbits(64))
-        self.queue: list[tuple[datetime, int, Callable[..., None], tuple[Any, ...]]] = []
+        self.queue: list[tuple[datetime, int, Callable[..., object], tuple[Any, ...]]] = []
         self._counter = 0
         self.now = config.start
         self.end = config.start + timedelta(days=config.days)
@@ -137,12 +137,12 @@ class HistoryGenerator:
         self.approval_watch: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ event loop
-    def at(self, when: datetime, action: Callable[..., None], *args: Any) -> None:
+    def at(self, when: datetime, action: Callable[..., object], *args: Any) -> None:
         if when < self.end:
             self._counter += 1
             heapq.heappush(self.queue, (when, self._counter, action, args))
 
-    def after(self, delay: timedelta, action: Callable[..., None], *args: Any) -> None:
+    def after(self, delay: timedelta, action: Callable[..., object], *args: Any) -> None:
         self.at(self.now + delay, action, *args)
 
     def seconds(self, lo: float, hi: float) -> timedelta:
@@ -245,7 +245,7 @@ class HistoryGenerator:
 
     def _register_trader(self, tid: str, cur: str, i: int) -> None:
         median = FIAT[cur][2]
-        minor = 10 ** exponent(cur)
+        minor = int(10 ** exponent(cur))
         lo = max(1, median // 40) * minor
         hi = median * self.rng.choice([8, 12, 20]) * minor
         self.platform.register_trader(
@@ -442,8 +442,8 @@ class HistoryGenerator:
         minor = 10 ** exponent(cur)
         if self.rng.random() < 0.8:
             step = max(1, median // 80)
-            return max(step, round(major / step) * step) * minor
-        return max(minor, round(major * minor))
+            return int(max(step, round(major / step) * step) * minor)
+        return int(max(minor, round(major * minor)))
 
     def _try_assign(self, oid: str) -> None:
         w = self.platform.world
