@@ -1,11 +1,11 @@
-"""The audit's plan (:func:`workbench.audit.run.plan`), derived from what the models read: every
+"""The audit's plan (:func:`workbench.audit.plan.plan`), derived from what the models read: every
 check once, each shared table built before its first reader and dropped after its last, and the
 readers of a shared table one after the other, so few are held at once."""
 
 from __future__ import annotations
 
 from workbench.audit import ratings, shared
-from workbench.audit.run import Step, plan, schedule
+from workbench.audit.plan import Step, plan, schedule
 from workbench.domain.violations import CHECK_CODES
 from workbench.models import checks
 
