@@ -17,9 +17,10 @@ from typing import Any
 from ..domain.events import Event
 from ..export import ExportWriter
 from . import statements
-from .anomalies import Planter, TruthRow, variant_names
+from .anomalies import Planter, variant_names
 from .history import GeneratorConfig, HistoryGenerator
 from .statement_breaks import StatementSites
+from .truth import TruthRow
 
 __all__ = ["GenerateSummary", "GeneratorConfig", "TruthRow", "generate", "read_truth"]
 

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING
 
 from ..domain.events import Event
 from ..domain.violations import STATEMENT_CHECK_CODES
-from .anomalies import TruthRow
 from .statements import Line, Statements, Trail, provider_ref
+from .truth import TruthRow
 
 if TYPE_CHECKING:
     from .history import HistoryGenerator

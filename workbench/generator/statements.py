@@ -52,7 +52,7 @@ from xml.sax.saxutils import escape
 from ..domain.events import Event
 from ..domain.money import exponent
 from ..statements.rules import WINDOW_DAYS
-from .anomalies import TruthRow
+from .truth import TruthRow
 
 #: Statements go on this many days past the history's last day: the matching window (the
 #: audit's default), so every payout of the history is judged.

@@ -9,9 +9,22 @@ that plants and audits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+
+
+@dataclass(frozen=True)
+class TruthRow:
+    """One planted anomaly: the check it sets off, its offending event and subject, the variant
+    that planted it and what it changed."""
+
+    check: str
+    event_id: str
+    subject: str
+    variant: str
+    detail: str
 
 
 def gate(
