@@ -693,15 +693,7 @@ class Simulation:
         now = self.env._now
         if self._emits and c is None:
             c = Candidate(t.trader_id, t.score, len(t.active), pricing)
-        # self._touch(t), written out: the slot-time since the trader's last change
-        last, warmup = t._last, self._warmup
-        since = last if last >= warmup else warmup
-        if now > since:
-            dt = now - since
-            t.busy_time += dt * len(t.active)
-            if t.online:
-                t.capacity_time += dt * t.max_active_orders
-        t._last = now
+        self._touch(t)  # the slot-time since the trader's last change
         o.attempt += 1
         o.tried.add(t.trader_id)
         o.status, o.trader_id, o.pricing = po.ASSIGNED, t.trader_id, pricing
@@ -889,15 +881,7 @@ class Simulation:
         """Close the open attempt: money captured or released, the trader's slot freed."""
         t = self.traders[o.trader_id or ""]
         now = self.env._now
-        # self._touch(t), written out: the slot-time since the trader's last change
-        last, warmup = t._last, self._warmup
-        since = last if last >= warmup else warmup
-        if now > since:
-            dt = now - since
-            t.busy_time += dt * len(t.active)
-            if t.online:
-                t.capacity_time += dt * t.max_active_orders
-        t._last = now
+        self._touch(t)  # the slot-time since the trader's last change
         p = o.pricing
         assert p is not None
         if self._money:
