@@ -134,10 +134,6 @@ class Planter(ReviewVariants, MomentVariants):
             )
         )
 
-    @staticmethod
-    def _first(events: list[Event], kind: str) -> Event:
-        return next(e for e in events if e.kind == kind)
-
     # ----------------------------------------------------------------- order hooks
     def assign_hook(self, oid: str, o: po.PaymentOrderState, plan: Any, rate: str) -> bool:
         """Plant at assignment; returns True if the assignment was made here."""

@@ -8,43 +8,25 @@ off no other check (see :mod:`.anomalies`)."""
 from __future__ import annotations
 
 import dataclasses
-import random
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..domain import bookings as bk
 from ..domain.events import Event, Payload
 from ..domain.ledger import BatchHeld
-from .truth import TruthRow
+from .truth import PlanterPart, TruthRow
 
 if TYPE_CHECKING:
-    from .history import HistoryGenerator
+    pass
 
 
-class MomentVariants:
+class MomentVariants(PlanterPart):
     """The variants :meth:`_moment` plants by name (``_plant_<name>``)."""
 
-    gen: HistoryGenerator
-    rng: random.Random
-    _variant: str
     truth: list[TruthRow]
     #: planted on the next rating published, or the next payin captured (the hooks count down)
     rating_due: int
     capture_elsewhere_due: int
-
-    def record(
-        self,
-        check: str,
-        event: Event,
-        detail: str,
-        subject: str | None = None,
-        variant: str | None = None,
-    ) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    def _first(events: list[Event], kind: str) -> Event:
-        raise NotImplementedError
 
     # ----------------------------------------------------------------- moments
     def _moment(self, name: str) -> None:

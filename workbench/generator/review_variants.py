@@ -12,38 +12,25 @@ completion is on time or after a review, the holds and plans are booked as usual
 
 from __future__ import annotations
 
-import random
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..domain.events import Event
 from ..domain.receipt import REVIEW_CONFIDENCE, REVIEW_OVERDUE
+from .truth import PlanterPart
 
 if TYPE_CHECKING:
-    from .history import HistoryGenerator
+    pass
 
 _HOURS = f"{REVIEW_OVERDUE / timedelta(hours=1):g}"
 
 
-class ReviewVariants:
+class ReviewVariants(PlanterPart):
     """The hooks the history generator calls for the review variants."""
 
-    gen: HistoryGenerator
-    rng: random.Random
-    _variant: str
     #: order -> why its review was due (``review_skipped``), until it completes
     skipped: dict[str, str]
-
-    def record(
-        self,
-        check: str,
-        event: Event,
-        detail: str,
-        subject: str | None = None,
-        variant: str | None = None,
-    ) -> None:
-        raise NotImplementedError
 
     def complete_review(self, oid: str, tags: set[str]) -> bool:
         """Complete a planted order (its truth the ``completed``); False if it is none."""

@@ -9,10 +9,15 @@ that plants and audits.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from ..domain.events import Event
+    from .history import HistoryGenerator
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,30 @@ class TruthRow:
     subject: str
     variant: str
     detail: str
+
+
+class PlanterPart:
+    """What a family of variants (:mod:`.moment_variants`, :mod:`.review_variants`) needs of the
+    :class:`~.anomalies.Planter` that has it: the generator, the planter's random numbers, the
+    variant being planted and :meth:`record`, which writes its truth."""
+
+    gen: HistoryGenerator
+    rng: random.Random
+    _variant: str
+
+    def record(
+        self,
+        check: str,
+        event: Event,
+        detail: str,
+        subject: str | None = None,
+        variant: str | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _first(events: list[Event], kind: str) -> Event:
+        return next(e for e in events if e.kind == kind)
 
 
 def gate(
