@@ -1,27 +1,34 @@
 -- produces: audit_policy_assignments
--- reads: audit_assignment_rules, audit_attempts, audit_fees_in_force
+-- reads: audit_assignment_rules, audit_attempt_pricing, audit_attempts
 -- POLICY_DEVIATION's first step (`audit_policy_pick` says what it is for): every assignment that
 -- broke no scheduler rule (`audit_assignment_rules`), its trader's active orders and whether its
 -- trader passes its money rule at the formula's pricing too (`self_ok`). Its trader's score is its
--- segment's (`audit_policy_segments`: the one that ends at this assignment).
-WITH asg AS (  -- the assignments that broke no rule, priced for their own trader
-    SELECT a.k, a.order_id, a.attempt, a.trader_id, a.assigned_event_id AS event_id,
-           a.assigned_pos AS pos, a.rate, r.client_id, r.direction, r.amount, r.currency,
-           r.active, r.settlement_currency, r.trader_available, r.client_available,
-           f.fee_bps, f.reward_bps
+-- segment's (`audit_policy_segments`: the one that ends at this assignment). Narrow (a million
+-- rows at ten million events): the few assignments judged further fetch the rest by `k`.
+--
+-- Where the attempt is priced as the formula prices it (`audit_attempt_pricing.priced_right`,
+-- almost every attempt), its money rule at the formula's pricing is the one the scheduler's rules
+-- judged on its recorded pricing, and it broke none: `self_ok` holds. Only the few priced
+-- otherwise (FX_MISMATCH's and FEE_MISMATCH's) are priced again here at the formula's settlement.
+WITH asg AS (  -- the assignments that broke no rule
+    SELECT a.k, a.trader_id, r.currency, a.assigned_event_id AS event_id, a.assigned_pos AS pos,
+           r.active, a.rate, r.direction, r.amount, r.settlement_currency, r.trader_available,
+           r.client_available, p.fee_bps, p.reward_bps, p.priced_right
     FROM (SELECT * FROM audit_assignment_rules WHERE len(broken) = 0) r
     JOIN (SELECT rowid AS k, * FROM audit_attempts) a USING (k)
-    JOIN audit_fees_in_force f USING (assigned_event_id)
+    JOIN audit_attempt_pricing p USING (k)
 ),
-own AS (  -- the formula's pricing for the assigned trader: does it pass its money rule there?
-    SELECT *, settle IS NOT NULL AND fee_bps IS NOT NULL AND reward_bps IS NOT NULL
+repriced AS (  -- the few priced otherwise: does the trader pass its money rule at the formula's?
+    SELECT k, settle IS NOT NULL AND fee_bps IS NOT NULL AND reward_bps IS NOT NULL
               AND CASE direction WHEN 'payin' THEN trader_available >= settle - reward
                                  WHEN 'payout' THEN client_available >= settle + fee
                                  ELSE TRUE END AS self_ok
     FROM ({{ money.with_half_even(
-        "(SELECT * EXCLUDE (expected), expected AS settle FROM (" ~ money.settlement("amount", "currency", "rate", "settlement_currency", "asg") ~ "))",
+        "(SELECT * EXCLUDE (expected), expected AS settle FROM (" ~ money.settlement("amount", "currency", "rate", "settlement_currency", "(SELECT * FROM asg WHERE NOT priced_right)") ~ "))",
         fee=money.bps_share_of("settle", "fee_bps"),
         reward=money.bps_share_of("settle", "reward_bps"),
     ) }})
 )
-SELECT * FROM own
+SELECT k, trader_id, currency, event_id, pos, active,
+       CASE WHEN priced_right THEN TRUE ELSE r.self_ok END AS self_ok
+FROM asg LEFT JOIN repriced r USING (k)

@@ -1,5 +1,5 @@
 -- produces: audit_policy_pick
--- reads: audit_policy_assignments, audit_policy_candidates, audit_policy_segments, events, ledger_plans, ledger_postings, payload_trader
+-- reads: audit_attempts, audit_policy_assignments, audit_policy_candidates, audit_policy_segments, events, ledger_plans, ledger_postings, payload_trader
 -- The production policy's pick for the assignments that broke no scheduler rule (catalog
 -- section 4, judged in `audit_assignment_rules`) where it is not their own trader: one row per
 -- such assignment (`k`: its row in `audit_attempts`) with the assigned trader's rank key and the
@@ -82,8 +82,9 @@ best AS (
 judged AS (  -- the assignments with a better eligible trader, and those whose own trader fails
     -- its money rule at the formula's pricing; with their trader's key (its segment's, the one
     -- that ends at the assignment)
-    SELECT m.*, s.score, s.rated_by
+    SELECT m.*, a.order_id, a.attempt, s.score, s.rated_by
     FROM (SELECT * FROM audit_policy_assignments WHERE NOT self_ok OR k IN (SELECT k FROM best)) m
+    JOIN (SELECT rowid AS k, order_id, attempt FROM audit_attempts) a USING (k)
     LEFT JOIN audit_policy_segments s ON s.trader_id = m.trader_id AND s.hi_pos = m.pos AND s.hi_id = m.event_id
 )
 SELECT m.k, m.order_id, m.attempt, m.event_id, m.pos, m.trader_id, m.score, m.active, m.rated_by,
