@@ -47,14 +47,14 @@ def tables(con: duckdb.DuckDBPyConnection, seed: int, n: int, extra: int) -> Non
         trader = f"tr-{rng.randrange(40):02d}"
         asg.append((i, cur, pos, f"e{pos:08d}", rng.random() > 0.01, trader))
         lo = max(1, pos - rng.choice([1, 3, 9, 200]))  # its own segment ends at it
-        seg.append((trader, cur, rng.choice(scores), rng.randrange(3), lo, pos))
+        seg.append((trader, cur, rng.choice(scores), rng.randrange(3), lo, pos, i))
     for _ in range(extra):
         lo = 2 * rng.randrange(n) + 1  # odd: never an assignment's position
         span = rng.choice([1, 2, 5, 63, 64, 65, 127, 128, 129, 500, 4095, 4097, 9000, 2 * n])
         hi = lo + 2 * span if rng.random() < 0.9 else None
         cur = "KZT" if rng.random() < 0.3 else "RUB"
         seg.append(
-            (f"tr-{rng.randrange(40):02d}", cur, rng.choice(scores), rng.randrange(3), lo, hi)
+            (f"tr-{rng.randrange(40):02d}", cur, rng.choice(scores), rng.randrange(3), lo, hi, None)
         )
     con.register(
         "a",
@@ -67,14 +67,14 @@ def tables(con: duckdb.DuckDBPyConnection, seed: int, n: int, extra: int) -> Non
         "s",
         pa.table(
             list(zip(*seg, strict=True)),
-            names=["trader_id", "fiat", "score", "active", "lo_pos", "hi_pos"],
+            names=["trader_id", "fiat", "score", "active", "lo_pos", "hi_pos", "hi_k"],
         ),
     )
     con.execute("CREATE TEMP TABLE audit_policy_assignments AS SELECT * FROM a")
     con.execute(
         "CREATE TEMP TABLE audit_policy_segments AS SELECT trader_id, fiat,"
         " score::DECIMAL(18, 6) AS score, active::BIGINT AS active, lo_pos::BIGINT AS lo_pos,"
-        " hi_pos::BIGINT AS hi_pos FROM s"
+        " hi_pos::BIGINT AS hi_pos, hi_k::BIGINT AS hi_k FROM s"
     )
     # ids as the replay writes them: an event's id goes with its position
     con.execute(

@@ -4,7 +4,8 @@
 -- into segments at each event that changes what the policy reads of it (its state events, its
 -- ratings, the start and end of each of its attempts), in the fold's `(position, event_id)`
 -- order; a segment holds the state after its first event until the next one (`hi`, NULL: to the
--- end). Only the segments in which the trader could take an order at all are kept: registered,
+-- end; `hi_k`: the attempt, its row in `audit_attempts`, where that is the trader's own next
+-- assignment). Only the segments in which the trader could take an order at all are kept: registered,
 -- online, not blocked, under capacity.
 WITH ratings AS (
     SELECT aggregate_id AS trader_id, pos, event_id, score
@@ -36,21 +37,23 @@ st AS (  -- the state after each of them: its `v`-th
     WINDOW w AS (PARTITION BY trader_id ORDER BY pos, event_id ROWS UNBOUNDED PRECEDING)
 ),
 tl AS (  -- every event that changes what the policy reads of a trader: its state, or its load
-    SELECT trader_id, pos, event_id, 1 AS s, 0 AS d FROM sv
+    SELECT trader_id, pos, event_id, 1 AS s, 0 AS d, NULL::BIGINT AS k FROM sv
     UNION ALL
-    SELECT trader_id, assigned_pos, assigned_event_id, 0, 1 FROM audit_attempts WHERE trader_id IS NOT NULL
+    SELECT trader_id, assigned_pos, assigned_event_id, 0, 1, rowid FROM audit_attempts WHERE trader_id IS NOT NULL
     UNION ALL  -- an attempt ended by the order's next assignment ends at that event
-    SELECT trader_id, end_pos, end_event_id, 0, -1 FROM audit_attempts WHERE trader_id IS NOT NULL AND end_pos IS NOT NULL
+    SELECT trader_id, end_pos, end_event_id, 0, -1, NULL FROM audit_attempts WHERE trader_id IS NOT NULL AND end_pos IS NOT NULL
 ),
-seg AS (  -- a running count of the state events (the state's `v`) and of the load, cheap to sum
+seg AS (  -- a running count of the state events (the state's `v`) and of the load, cheap to sum;
+    -- at one event, an assignment before the end of an attempt it supersedes (the trader's
+    -- segment that ends there ends at its assignment: `hi_k`)
     SELECT trader_id, pos AS lo_pos, event_id AS lo_id,
-           lead(pos) OVER w AS hi_pos, lead(event_id) OVER w AS hi_id,
+           lead(pos) OVER w AS hi_pos, lead(event_id) OVER w AS hi_id, lead(k) OVER w AS hi_k,
            sum(s) OVER w AS v, sum(d) OVER w AS active
     FROM tl
-    WINDOW w AS (PARTITION BY trader_id ORDER BY pos, event_id ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (PARTITION BY trader_id ORDER BY pos, event_id, d DESC ROWS UNBOUNDED PRECEDING)
 ),
 avail AS (  -- the segments in which the trader could take an order at all
-    SELECT g.trader_id, g.lo_pos, g.lo_id, g.hi_pos, g.hi_id, s.reg.fiat AS fiat, s.reg.settle AS settle_cur,
+    SELECT g.trader_id, g.lo_pos, g.lo_id, g.hi_pos, g.hi_id, g.hi_k, s.reg.fiat AS fiat, s.reg.settle AS settle_cur,
            s.reg.reward AS reward_bps, s.lim.min_amount, s.lim.max_amount,
            coalesce(s.score, {{ DEFAULT_SCORE }}) AS score, s.rated_by, g.active
     FROM seg g JOIN st s USING (trader_id, v)

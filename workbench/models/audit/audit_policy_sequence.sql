@@ -6,8 +6,10 @@
 -- orders and the id's rank, smaller is better) and the worst key of the 1, 2, 4, ..., 64
 -- assignments from it on (`ms`); and each open segment's two ends counted in the same
 -- sort (`side` 'lo' / 'hi', `n`: the assignments of its currency up to that event), with the
--- segment's key. A table of its own: `audit_policy_hits` joins it with itself by `(ci, n)`,
--- which DuckDB planned as a join on the currency alone when it was a CTE of the same query.
+-- segment's key (a segment that ends at its trader's own assignment takes that assignment's
+-- `n`, and gives it its key: `own`). A table of its own: `audit_policy_hits` joins it with itself
+-- by `(ci, n)`, which DuckDB planned as a join on the currency alone when it was a CTE of the same
+-- query.
 WITH cur AS (  -- a number per currency
     SELECT c, row_number() OVER (ORDER BY c) AS ci
     FROM (SELECT DISTINCT currency AS c FROM audit_policy_assignments WHERE currency IS NOT NULL)
@@ -23,24 +25,25 @@ asg AS (
     FROM audit_policy_assignments m JOIN cur c ON c.c = m.currency
 ),
 seg AS (
-    SELECT s.rowid AS sid, c.ci, s.lo_pos, s.lo_id, s.hi_pos, s.hi_id,
+    SELECT s.rowid AS sid, c.ci, s.lo_pos, s.lo_id, s.hi_pos, s.hi_id, s.hi_k,
            (q.r::HUGEINT << 64) + (s.active::HUGEINT << 32) + t.r AS w
     FROM audit_policy_segments s
     JOIN cur c ON c.c = s.fiat JOIN sr q ON q.s = s.score JOIN tr t ON t.t = s.trader_id
 ),
-counted AS MATERIALIZED (  -- the assignments before each row, in its currency (itself included);
-    -- an assignment's key is its trader's segment's that ends at it (the row after it: the same
-    -- event, 'hi' before 'lo'; the trader was open, as the assignment broke no rule)
-    SELECT k, sid, side, ci, self_ok,
-           CASE WHEN k IS NULL THEN w
-                WHEN lead(side) OVER o = 'hi' AND lead(event_id) OVER o = event_id THEN lead(w) OVER o END AS w,
-           count(k) OVER (o ROWS UNBOUNDED PRECEDING) AS n
-    FROM (SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, pos, event_id, 0 AS tie, NULL::HUGEINT AS w, self_ok FROM asg
-          UNION ALL  -- a segment's ends after an assignment that is the same event (its trader's)
+own AS (  -- the segments that end at their trader's own assignment, one that broke no rule: an
+    -- assignment's key is that segment's (the trader was open, as the assignment broke no rule),
+    -- and the segment's end is counted with the assignment, not sorted again (most segments end so)
+    SELECT s.sid, s.hi_k AS k, s.w FROM seg s SEMI JOIN asg a ON a.k = s.hi_k
+),
+counted AS MATERIALIZED (  -- the assignments before each row, in its currency (itself included)
+    SELECT k, sid, side, ci, w, self_ok, count(k) OVER (PARTITION BY ci ORDER BY pos, event_id, tie, side ROWS UNBOUNDED PRECEDING) AS n
+    FROM (SELECT a.k, NULL::BIGINT AS sid, NULL AS side, a.ci, a.pos, a.event_id, 0 AS tie, o.w, a.self_ok
+          FROM asg a LEFT JOIN own o USING (k)
+          UNION ALL  -- a segment's ends after an assignment that is the same event
           SELECT NULL, sid, 'lo', ci, lo_pos, lo_id, 1, w, NULL FROM seg
           UNION ALL
-          SELECT NULL, sid, 'hi', ci, hi_pos, hi_id, 1, w, NULL FROM seg WHERE hi_pos IS NOT NULL)
-    WINDOW o AS (PARTITION BY ci ORDER BY pos, event_id, tie, side)
+          SELECT NULL, sid, 'hi', ci, hi_pos, hi_id, 1, w, NULL FROM seg
+          WHERE hi_pos IS NOT NULL AND sid NOT IN (SELECT sid FROM own))
 ),
 seq AS (  -- each assignment with the worst key of the 1, 2, 4, ..., 64 from it on
     SELECT k, ci, n, w, self_ok, [w, {% for l in range(1, 7) %}max(w) OVER (PARTITION BY ci ORDER BY n ROWS BETWEEN CURRENT ROW AND {{ 2 ** l - 1 }} FOLLOWING){{ ", " if not loop.last }}{% endfor %}] AS ms
@@ -49,3 +52,5 @@ seq AS (  -- each assignment with the worst key of the 1, 2, 4, ..., 64 from it 
 SELECT k, NULL::BIGINT AS sid, NULL AS side, ci, n, w, self_ok, ms FROM seq
 UNION ALL
 SELECT NULL, sid, side, ci, n, w, NULL, NULL FROM counted WHERE sid IS NOT NULL
+UNION ALL  -- the ends counted with their assignment
+SELECT NULL, o.sid, 'hi', q.ci, q.n, o.w, NULL, NULL FROM own o JOIN seq q USING (k)
