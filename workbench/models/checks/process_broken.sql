@@ -27,35 +27,42 @@ starts AS (  -- does the log hold the process's beginning? (only the few process
            arg_min(causation_id IS NULL, {'pos': position, 'event_id': event_id}) AS from_start
     FROM events WHERE correlation_id IN (SELECT corr FROM dangling) GROUP BY ALL
 ),
-keys AS MATERIALIZED (  -- every opening and compensation: its step (the plan, or the trader
-    -- and ref of a hold) and its correlation, the row kept to fetch the rest for the few needed
-    -- (the range on `kind` is pushed into the scan as a real filter, as `events_of` does)
-    SELECT 'e' AS src, rowid AS r, stream, aggregate_id, '' AS ref, correlation_id AS corr
+pairs AS (  -- each step, by a hash of it, with each correlation it was seen under; nothing
+    -- materialized, no string kept per step. A superset of the truth is enough, as the mixed
+    -- steps' events are fetched again exactly below: a hash collision only merges two steps'
+    -- correlations, and a hold is joined to its event by `position` alone (no 36-character
+    -- `event_id` read for every hold: the cost of the join), so a position two events share can
+    -- only add the other's correlation. Correlations are grouped by their exact value.
+    SELECT DISTINCT hash(stream, aggregate_id, '') AS h, correlation_id AS corr
     FROM events
     WHERE kind BETWEEN {{ kind_range("ledger_plan") }}
       AND kind IN ({{ process_kinds("ledger_plan", "steps") }})
     UNION ALL
-    SELECT 't', t.rowid, 'trader', t.aggregate_id, t.ref, e.correlation_id
-    FROM payload_trader t JOIN events e
-      ON e.position = t.position AND e.event_id = t.event_id
+    SELECT DISTINCT hash('trader', t.aggregate_id, t.ref), e.correlation_id
+    FROM payload_trader t JOIN events e ON e.position = t.position
     WHERE t.ref IS NOT NULL AND t.kind BETWEEN {{ kind_range("trader") }}
       AND t.kind IN ({{ process_kinds("trader", "steps") }})
       AND e.kind BETWEEN {{ kind_range("trader") }}
 ),
-mixed AS (  -- the steps seen under more than one correlation (almost none): only they can break
-    -- (grouped by a hash of the step, cheaper than its three strings: a collision only merges two
-    -- steps, which can only add correlations to the group, so no mixed step is missed; the
-    -- correlations are compared exactly, and the window below is exact)
-    SELECT hash(stream, aggregate_id, ref) AS h FROM keys GROUP BY h
-    HAVING min(corr) <> max(corr) OR (count(corr) <> count(*) AND count(corr) > 0)
+mixed AS (  -- the steps seen under more than one correlation, NULL counted as one (almost none):
+    -- only they can break
+    SELECT h FROM pairs GROUP BY h HAVING count(*) > 1
 ),
-steps AS (  -- the mixed steps' events, whole
-    SELECT k.stream, k.aggregate_id, k.ref, k.corr,
-           coalesce(e.event_id, t.event_id) AS event_id,
-           coalesce(e.position, t.position) AS pos, coalesce(e.kind, t.kind) AS kind
-    FROM keys k SEMI JOIN mixed m ON m.h = hash(k.stream, k.aggregate_id, k.ref)
-    LEFT JOIN events e ON k.src = 'e' AND e.rowid = k.r
-    LEFT JOIN payload_trader t ON k.src = 't' AND t.rowid = k.r
+steps AS (  -- the mixed steps' events, whole and exact (the plans' found by row first, reading
+    -- only the step's columns)
+    SELECT stream, aggregate_id, '' AS ref, correlation_id AS corr, event_id, position AS pos, kind
+    FROM events
+    WHERE rowid IN (
+        SELECT rowid FROM events
+        WHERE kind BETWEEN {{ kind_range("ledger_plan") }}
+          AND kind IN ({{ process_kinds("ledger_plan", "steps") }})
+          AND hash(stream, aggregate_id, '') IN (SELECT h FROM mixed))
+    UNION ALL
+    SELECT 'trader', t.aggregate_id, t.ref, e.correlation_id, t.event_id, t.position, t.kind
+    FROM payload_trader t JOIN events e ON e.position = t.position AND e.event_id = t.event_id
+    WHERE t.ref IS NOT NULL AND t.kind BETWEEN {{ kind_range("trader") }}
+      AND t.kind IN ({{ process_kinds("trader", "steps") }})
+      AND hash('trader', t.aggregate_id, t.ref) IN (SELECT h FROM mixed)
 ),
 paired AS (  -- each compensation with the latest opening of its step before it
     SELECT *, kind IN ({{ process_kinds("ledger_plan", "openings") }},
