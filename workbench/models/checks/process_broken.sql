@@ -53,7 +53,7 @@ mixed AS (  -- the steps seen under more than one correlation, NULL counted as o
     -- only they can break
     SELECT h FROM pairs GROUP BY h HAVING count(*) > 1
 ),
-cand AS MATERIALIZED (  -- their rows
+cand AS MATERIALIZED (  -- their rows (few; kept, as both the fetch and the join below read them)
     SELECT * FROM rows WHERE h IN (SELECT h FROM mixed)
 ),
 steps AS (  -- their events, whole and exact (the events at their positions found reading
