@@ -1,6 +1,6 @@
 -- check: PROCESS_BROKEN
 -- severity: medium
--- reads: events, payload_trader, quarantine
+-- reads: events, payload_ledger_plan, payload_trader, quarantine
 -- A business process (`correlation_id`) that cannot be followed as one story
 -- (`workbench/domain/process.py` defines both rules; a differential test ties this SQL to it):
 -- a dangling cause, an event whose `causation_id` names no event of the log nor a quarantined
@@ -27,35 +27,45 @@ starts AS (  -- does the log hold the process's beginning? (only the few process
            arg_min(causation_id IS NULL, {'pos': position, 'event_id': event_id}) AS from_start
     FROM events WHERE correlation_id IN (SELECT corr FROM dangling) GROUP BY ALL
 ),
-keys AS MATERIALIZED (  -- every opening and compensation: its step (the plan, or the trader
-    -- and ref of a hold) and its correlation, the row kept to fetch the rest for the few needed
-    -- (the range on `kind` is pushed into the scan as a real filter, as `events_of` does)
-    SELECT 'e' AS src, rowid AS r, stream, aggregate_id, '' AS ref, correlation_id AS corr
-    FROM events
+rows AS NOT MATERIALIZED (  -- every opening and compensation, narrow: its row in its payload
+    -- table, its position, a hash of its step (the plan; the trader and the hold's ref)
+    SELECT 'l' AS src, rowid AS r, position AS pos, hash(aggregate_id) AS h
+    FROM payload_ledger_plan
     WHERE kind BETWEEN {{ kind_range("ledger_plan") }}
       AND kind IN ({{ process_kinds("ledger_plan", "steps") }})
     UNION ALL
-    SELECT 't', t.rowid, 'trader', t.aggregate_id, t.ref, e.correlation_id
-    FROM payload_trader t JOIN events e
-      ON e.position = t.position AND e.event_id = t.event_id
-    WHERE t.ref IS NOT NULL AND t.kind BETWEEN {{ kind_range("trader") }}
-      AND t.kind IN ({{ process_kinds("trader", "steps") }})
-      AND e.kind BETWEEN {{ kind_range("trader") }}
+    SELECT 't', rowid, position, hash(aggregate_id, ref)
+    FROM payload_trader
+    WHERE ref IS NOT NULL AND kind BETWEEN {{ kind_range("trader") }}
+      AND kind IN ({{ process_kinds("trader", "steps") }})
 ),
-mixed AS (  -- the steps seen under more than one correlation (almost none): only they can break
-    -- (grouped by a hash of the step, cheaper than its three strings: a collision only merges two
-    -- steps, which can only add correlations to the group, so no mixed step is missed; the
-    -- correlations are compared exactly, and the window below is exact)
-    SELECT hash(stream, aggregate_id, ref) AS h FROM keys GROUP BY h
-    HAVING min(corr) <> max(corr) OR (count(corr) <> count(*) AND count(corr) > 0)
+pairs AS (  -- each step with each correlation it was seen under, straight from the scans (no
+    -- string kept per step; correlations grouped by their exact value). A superset of the truth
+    -- is enough, as the mixed steps' events are fetched again exactly below: a hash collision
+    -- only merges two steps' correlations, and a row is joined to its event by `position` alone
+    -- (reading no 36-character `event_id`: the cost of the join), so a position two events share
+    -- can only add the other's correlation
+    SELECT DISTINCT s.h, e.correlation_id AS corr
+    FROM rows s JOIN events e ON e.position = s.pos
+    WHERE e.kind BETWEEN {{ kind_range("ledger_plan") }} OR e.kind BETWEEN {{ kind_range("trader") }}
 ),
-steps AS (  -- the mixed steps' events, whole
-    SELECT k.stream, k.aggregate_id, k.ref, k.corr,
-           coalesce(e.event_id, t.event_id) AS event_id,
-           coalesce(e.position, t.position) AS pos, coalesce(e.kind, t.kind) AS kind
-    FROM keys k SEMI JOIN mixed m ON m.h = hash(k.stream, k.aggregate_id, k.ref)
-    LEFT JOIN events e ON k.src = 'e' AND e.rowid = k.r
-    LEFT JOIN payload_trader t ON k.src = 't' AND t.rowid = k.r
+mixed AS (  -- the steps seen under more than one correlation, NULL counted as one (almost none):
+    -- only they can break
+    SELECT h FROM pairs GROUP BY h HAVING count(*) > 1
+),
+cand AS MATERIALIZED (  -- their rows (few; kept, as both the fetch and the join below read them)
+    SELECT * FROM rows WHERE h IN (SELECT h FROM mixed)
+),
+steps AS (  -- their events, whole and exact (the events at their positions found reading
+    -- `position` alone, then fetched by row)
+    SELECT e.stream, e.aggregate_id, coalesce(t.ref, '') AS ref, e.correlation_id AS corr,
+           e.event_id, e.position AS pos, e.kind
+    FROM cand c
+    LEFT JOIN payload_trader t ON c.src = 't' AND t.rowid = c.r
+    LEFT JOIN payload_ledger_plan l ON c.src = 'l' AND l.rowid = c.r
+    JOIN (SELECT * FROM events
+          WHERE rowid IN (SELECT rowid FROM events WHERE position IN (SELECT pos FROM cand))) e
+      ON e.position = c.pos AND e.event_id = coalesce(t.event_id, l.event_id)
 ),
 paired AS (  -- each compensation with the latest opening of its step before it
     SELECT *, kind IN ({{ process_kinds("ledger_plan", "openings") }},
