@@ -113,3 +113,15 @@ def test_the_readers_of_a_table_are_grouped_whatever_their_names() -> None:
     assert set(built) == set(dropped) == set(tables)
     assert built["z"] == order.index("F")
     assert all(built[t] <= dropped[t] for t in tables)
+
+
+def test_a_table_read_only_by_builds_goes_right_after_the_last_of_them() -> None:
+    tables = {name: m.reads for name, m in shared.tables().items()}
+    for step in plan():
+        assert len(step.drop_after_build) == len(step.build)
+        early = [t for done in step.drop_after_build for t in done]
+        assert sorted(early) == sorted(step.drop_before), step.check  # each once, none else
+        for j, done in enumerate(step.drop_after_build):
+            for t in done:
+                assert t in tables[step.build[j]], (step.check, t)  # that build read it
+                assert not any(t in tables[b] for b in step.build[j + 1 :]), (step.check, t)

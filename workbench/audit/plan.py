@@ -22,6 +22,10 @@ class Step:
     build: tuple[str, ...] = ()
     #: Shared tables read only by those builds: dropped before the check runs.
     drop_before: tuple[str, ...] = ()
+    #: The same, each dropped as soon as the last build reading it is done (one tuple per build,
+    #: in ``build``'s order): at ten million events the builds of one step hold hundreds of MB,
+    #: and what is no longer read should not push the next build's sorts to disk.
+    drop_after_build: tuple[tuple[str, ...], ...] = ()
     #: Shared tables nothing after the check reads: dropped after it.
     drop_after: tuple[str, ...] = ()
 
@@ -113,12 +117,19 @@ def schedule(reads: dict[str, frozenset[str]], tables: dict[str, frozenset[str]]
                     last[u] = (i, 0)
         for t in direct[c]:
             last[t] = (i, 1)
-    return [
-        Step(
-            c,
-            builds[i],
-            tuple(t for t in tables if last.get(t) == (i, 0)),
-            tuple(t for t in tables if last.get(t) == (i, 1)),
+    steps = []
+    for i, c in enumerate(order):
+        before = tuple(t for t in tables if last.get(t) == (i, 0))
+        last_build = {t: max(j for j, b in enumerate(builds[i]) if t in tables[b]) for t in before}
+        steps.append(
+            Step(
+                c,
+                build=builds[i],
+                drop_before=before,
+                drop_after=tuple(t for t in tables if last.get(t) == (i, 1)),
+                drop_after_build=tuple(
+                    tuple(t for t in before if last_build[t] == j) for j in range(len(builds[i]))
+                ),
+            )
         )
-        for i, c in enumerate(order)
-    ]
+    return steps

@@ -177,10 +177,12 @@ def run_checks(
     for step in plan():
         if progress is not None:
             progress(step.check)
-        for table in step.build:
+        for table, done in zip(step.build, step.drop_after_build, strict=True):
             start = time.perf_counter()
             if table not in have and table in wanted:
                 shared.build(con, table, **context)
+            for read in done:  # no build after this one reads them
+                con.execute(f"DROP TABLE IF EXISTS {read}").fetchall()
             timings[table] = time.perf_counter() - start
         for table in step.drop_before:
             con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
