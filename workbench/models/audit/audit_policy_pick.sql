@@ -1,5 +1,5 @@
 -- produces: audit_policy_pick
--- reads: audit_attempts, audit_policy_assignments, audit_policy_candidates, audit_policy_segments, events, ledger_plans, ledger_postings, payload_trader
+-- reads: audit_attempts, audit_policy_assignments, audit_policy_candidates, audit_policy_segments, audit_trader_deposit, events, ledger_plans, ledger_postings
 -- The production policy's pick for the assignments that broke no scheduler rule (catalog
 -- section 4, judged in `audit_assignment_rules`) where it is not their own trader: one row per
 -- such assignment (`k`: its row in `audit_attempts`) with the assigned trader's rank key and the
@@ -32,8 +32,9 @@
 --   money rules. Each is priced as the domain prices it (`money.settlement` at the
 --   assignment's rate into the candidate's settlement currency, the client's fee, the
 --   candidate's reward), in a temp table of its own (few rows).
--- * Here, each candidate's money rule: for a payin its available deposit (the running
---   sum of `deposit_moves`, for those candidates' traders only) covers settlement less reward;
+-- * Here, each candidate's money rule: for a payin its available deposit (`audit_trader_deposit`,
+--   the series the scheduler's rules read, after its last money event before the assignment)
+--   covers settlement less reward;
 --   for a payout the client's available balance in its settlement currency covers settlement
 --   plus fee (the assignment's own figure where the currency is the assigned trader's, else
 --   the sum of `client_moves` before it).
@@ -42,16 +43,11 @@
 --   FX_MISMATCH's or FEE_MISMATCH's), the domain picks among everyone else, so for those few
 --   assignments every candidate is kept, not only the better ones (`self_ok`).
 WITH payin AS (  -- the payin candidates' deposits before the assignment, in the fold's order
-    SELECT c.k, c.trader_id, t.available
+    SELECT c.k, c.trader_id, arg_max(t.available, {'pos': t.pos, 'event_id': t.event_id}) AS available
     FROM (SELECT * FROM audit_policy_candidates WHERE direction = 'payin') c
-    ASOF JOIN (
-        SELECT trader_id, key, sum(d) OVER (PARTITION BY trader_id ORDER BY key) AS available
-        FROM ({{ deposit_moves(
-            "(SELECT aggregate_id AS trader_id, pos, event_id, kind, ref, amount FROM "
-            ~ typed_of("trader", *TRADER_MONEY)
-            ~ " WHERE aggregate_id IN (SELECT trader_id FROM audit_policy_candidates WHERE direction = 'payin'))",
-            "{'pos': pos, 'event_id': event_id}") }})) t
-      ON t.trader_id = c.trader_id AND {'pos': c.pos, 'event_id': c.event_id} > t.key
+    JOIN audit_trader_deposit t
+      ON t.trader_id = c.trader_id AND (t.pos < c.pos OR t.pos = c.pos AND t.event_id < c.event_id)
+    GROUP BY c.k, c.trader_id
 ),
 payout AS (  -- a payout's client balance in another settlement currency than its trader's
     SELECT c.k, c.settle_cur, t.available
