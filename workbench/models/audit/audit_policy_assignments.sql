@@ -10,7 +10,8 @@
 -- almost every attempt), its money rule at the formula's pricing is the one the scheduler's rules
 -- judged on its recorded pricing, and it broke none: `self_ok` holds. Only the few priced
 -- otherwise (FX_MISMATCH's and FEE_MISMATCH's) are priced again here at the formula's settlement.
-WITH asg AS (  -- the assignments that broke no rule
+WITH asg AS NOT MATERIALIZED (  -- the assignments that broke no rule (read twice: computed again,
+    -- the second time for the few priced otherwise only, cheaper than storing a million rows)
     SELECT a.k, a.trader_id, r.currency, a.assigned_event_id AS event_id, a.assigned_pos AS pos,
            r.active, a.rate, r.direction, r.amount, r.settlement_currency, r.trader_available,
            r.client_available, p.fee_bps, p.reward_bps, p.priced_right
