@@ -39,7 +39,8 @@ tried AS (
       ON c.order_id = b.order_id AND c.trader_id = b.trader_id
      AND (c.assigned_pos < b.assigned_pos OR c.assigned_pos = b.assigned_pos AND c.assigned_event_id < b.assigned_event_id)
 ),
-trader_rules AS (  -- every rule but the client's balance
+trader_rules AS NOT MATERIALIZED (  -- every rule but the client's balance (read twice, each
+    -- time for a part: computed again, cheaper than storing a million wide rows)
     SELECT *, CASE WHEN NOT registered THEN ['registered'] ELSE list_filter([
         CASE WHEN blocked THEN 'not_blocked' END,
         CASE WHEN NOT online THEN 'online' END,
