@@ -105,7 +105,9 @@ def fit_dist(
         dist = (
             Dist.const(float(x[0])) if np.ptp(x) == 0 else Dist("empirical", values=_quantiles(x))
         )
-        ks = sps.kstest(x, lambda v: _cdf(dist, np.asarray(v)))
+        # scipy-stubs type a callable cdf as float -> float, but kstest calls it once with the
+        # whole sorted sample (an array) and wants the array of its values back
+        ks = sps.kstest(x, lambda v: _cdf(dist, np.asarray(v)))  # type: ignore[arg-type, return-value]
     row = _row(
         trader,
         quantity,

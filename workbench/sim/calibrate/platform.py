@@ -104,7 +104,7 @@ def withdrawals(
         "client_per_day": per["client"],
         "trader_per_day": per["trader"],
         "fee": int(np.median(p["fee"].to_numpy())),
-        "minimum": int(p["amount"].min()),  # type: ignore[arg-type]
+        "minimum": int(p["amount"].min()),
         "fail": failed / p.height,
     }
     for k in ("client", "trader"):
