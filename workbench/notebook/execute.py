@@ -48,7 +48,8 @@ class ParameterError(ValueError):
 
 
 def read(path: str | Path) -> nbformat.NotebookNode:
-    return nbformat.read(str(path), as_version=4)
+    nb: nbformat.NotebookNode = nbformat.read(str(path), as_version=4)
+    return nb
 
 
 def _tags(cell: Mapping[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TypedDict
 
 import polars as pl
 
@@ -14,8 +15,17 @@ from ..statements.importer import ImportSummary, import_statements
 from ..statements.matching import StatementMatches
 from .database import open_database
 
+
+class Demo(TypedDict):
+    """The generator settings :data:`DEMO` gives (typed, so ``generate(..., **DEMO)`` checks)."""
+
+    seed: int
+    days: int
+    orders_per_day: int
+
+
 #: The demo history: small, so the notebook stays quick (2 days, about 100 orders a day).
-DEMO = {"seed": 1, "days": 2, "orders_per_day": 100}
+DEMO: Demo = {"seed": 1, "days": 2, "orders_per_day": 100}
 
 #: The statement files a folder may hold, by suffix.
 SUFFIXES = (".csv", ".xml", ".sta", ".mt940")

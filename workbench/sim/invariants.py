@@ -68,11 +68,12 @@ def check_filter(
 
 def check_trader(sim: Simulation, t: SimTrader) -> None:
     """Held = the open payin holds + the withdrawals in flight; no more orders than the cap."""
-    holds = sum(
-        sim.orders[oid].pricing.payin_hold  # type: ignore[union-attr]
-        for oid in t.active
-        if sim.orders[oid].direction == "payin"
-    )
+    holds = 0
+    for oid in t.active:
+        o = sim.orders[oid]
+        if o.direction == "payin":
+            assert o.pricing is not None, f"{oid}: active but never priced"
+            holds += o.pricing.payin_hold
     if sim.cfg.money and holds + t.payout_held != t.held:
         raise AssertionError(
             f"{t.trader_id}: held {t.held} but open holds sum to {holds} "

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import gc
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from decimal import Decimal
 from heapq import heappush
@@ -313,8 +313,8 @@ class Simulation:
         self.cancellations = (
             Cancellations(self, config.cancel_rate) if config.cancel_rate > 0 else None
         )
-        d, w = config.disputes, config.withdrawals
-        self.disputes = DisputeDesk(self, d) if d is not None and d.share > 0 else None
+        dp, w = config.disputes, config.withdrawals
+        self.disputes = DisputeDesk(self, dp) if dp is not None and dp.share > 0 else None
         self.withdrawals = (
             PayoutDesk(self, w)
             if w is not None and config.money and (w.client_per_day > 0 or w.trader_per_day > 0)
@@ -344,6 +344,9 @@ class Simulation:
                 gc.enable()
 
     def _run(self) -> Simulation:
+        # The model puts its own events (calls.py's Call and Direct: what Environment.step
+        # reads of an event, nothing more) on SimPy's queue, which SimPy types as holding
+        # Events only: hence the ``type: ignore[misc]`` on each ``heappush`` onto ``_queue``.
         cfg = self.cfg
         for t in self.traders.values():
             if cfg.money:
@@ -362,6 +365,7 @@ class Simulation:
         if cfg.trace:
             self.env.process(self._trace())
         else:
+            assert cfg.arrivals is not None  # SimConfig takes either arrivals or a trace
             # as env.process would start it: an urgent event now, then one event per arrival
             self._arrival_t, self._arrival_top = 0.0, cfg.arrivals.max_rate()
             # Arrivals.rate_at(t) for each hour of the day, worked out as it does it
@@ -391,7 +395,7 @@ class Simulation:
         # env.schedule(Call(fn, args), NORMAL, delay), its body written out (this is the model's
         # most frequent call): same time, priority and sequence number as the timeout it replaced
         delay = when - now if when > now else 0.0
-        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, args)))
+        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Call(fn, args)))  # type: ignore[misc]  # see _run
 
     def _after(self, when: float, fn: Callable[[Direct], None], arg: Any, k: int = 0) -> None:
         """:meth:`_at` for the order path's handlers, which take the event (:class:`Direct`):
@@ -402,9 +406,9 @@ class Simulation:
         env = self.env
         now = env._now
         delay = when - now if when > now else 0.0
-        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Direct(fn, arg, k)))
+        heappush(env._queue, (now + delay, NORMAL, next(env._eid), Direct(fn, arg, k)))  # type: ignore[misc]  # see _run
 
-    def _every(self, period: float, fn: Callable[[], None]) -> Iterator[simpy.Event]:
+    def _every(self, period: float, fn: Callable[[], None]) -> Generator[simpy.Event, Any, None]:
         while True:
             yield self.env.timeout(period)
             fn()
@@ -431,7 +435,7 @@ class Simulation:
                 env = self.env
                 delay = max(0.0, round(t * _US) / _US - env._now)
                 # env.schedule(..., NORMAL, delay), written out
-                heappush(
+                heappush(  # type: ignore[misc]  # see _run
                     env._queue,
                     (env._now + delay, NORMAL, next(env._eid), Direct(self._arrival, None, 0)),
                 )
@@ -452,7 +456,7 @@ class Simulation:
         self._create(client, direction, amount, cur, "")
         self._next_arrival()
 
-    def _trace(self) -> Iterator[simpy.Event]:
+    def _trace(self) -> Generator[simpy.Event, Any, None]:
         for spec in sorted(self.cfg.trace, key=lambda s: (s.at, s.order_id)):
             if spec.at >= self.cfg.horizon:
                 return
@@ -488,7 +492,7 @@ class Simulation:
         if not (self._batched or cur in self._dirty):  # self._want(cur)
             self._dirty.add(cur)
             env = self.env
-            heappush(env._queue, (now + 0, NORMAL, next(env._eid), Direct(self._dispatch, cur, 0)))
+            heappush(env._queue, (now + 0, NORMAL, next(env._eid), Direct(self._dispatch, cur, 0)))  # type: ignore[misc]  # see _run
 
     def _behaviour_draws(self) -> list[float]:
         """An order's uniforms from the behaviour stream, flat: :data:`PREDRAWN` attempts of
@@ -529,7 +533,7 @@ class Simulation:
             return
         self._dirty.add(currency)
         env = self.env
-        heappush(
+        heappush(  # type: ignore[misc]  # see _run
             env._queue, (env._now + 0, NORMAL, next(env._eid), Direct(self._dispatch, currency, 0))
         )
 
@@ -728,7 +732,8 @@ class Simulation:
         if k < PREDRAWN:
             j = k * DRAWS
             return o.u[j : j + DRAWS]
-        return self._extra.random(DRAWS).tolist()
+        fresh: list[float] = self._extra.random(DRAWS).tolist()
+        return fresh
 
     def _respond(self, o: SimOrder, t: SimTrader) -> None:
         b = t.spec.behaviour

@@ -95,7 +95,7 @@ class Pool:
         amount: int,
         direction: str,
         tried: set[str],
-        prices: Sequence[OrderPricing],
+        prices: Prices,
         client_available: int,
         money: bool,
     ) -> np.ndarray:

@@ -189,7 +189,7 @@ def pairwise(
     return pl.DataFrame(rows, schema=PAIRWISE_SCHEMA, orient="row")
 
 
-BEST_SCHEMA: dict[str, type[pl.DataType]] = {
+BEST_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "metric": pl.String,
     "best": pl.String,
     "mean": pl.Float64,
@@ -290,6 +290,8 @@ def crn_sizes(first: np.ndarray, delta: float, t: float) -> int:
     deviation of the paired differences of systems i and l."""
     if delta <= 0:
         raise ValueError(f"the indifference zone delta must be positive, got {delta}")
+    n0: int
+    k: int
     n0, k = first.shape
     worst = 0.0
     for i, j in combinations(range(k), 2):

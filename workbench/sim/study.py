@@ -186,7 +186,10 @@ def summarize(
                     half_width=ci.half_width,
                 )
             out.append(row)
-    schema = {**{c: replications.schema[c] for c in by}, **SUMMARY_SCHEMA}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        **{c: replications.schema[c] for c in by},
+        **SUMMARY_SCHEMA,
+    }
     return pl.DataFrame(out, schema=schema, orient="row")
 
 
@@ -378,7 +381,8 @@ def major(metric: str, value: float | None, currency: str | None) -> float | Non
     exact minor-unit sums) in major units of ``currency``; any other metric as it is."""
     if metric != "revenue" or value is None or currency not in EXPONENTS:
         return value
-    return value / 10 ** EXPONENTS[currency]
+    scaled: float = value / 10 ** EXPONENTS[currency]
+    return scaled
 
 
 def describe(

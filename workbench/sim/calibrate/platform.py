@@ -1,7 +1,8 @@
 """Calibrate the rest of the platform from a replayed database: client cancellations,
 withdrawals and disputes (:class:`~.config.SimConfig`'s ``cancel_rate``, ``withdrawals`` and
-``disputes``). Kept apart from :mod:`.calibrate` (the traders and the demand), which calls
-:func:`platform_fit` and adds its report rows to ``Calibration.report``.
+``disputes``). Kept apart from the traders (:mod:`.traders`) and the demand (:mod:`.demand`);
+:func:`~.calibration.calibrate` calls :func:`platform_fit` and adds its report rows to
+``Calibration.report``.
 
 * **Cancellation rate** θ: the maximum-likelihood rate of an exponential patience with
   censoring, θ = (orders the client cancelled before any assignment) / (the time orders waited
@@ -11,7 +12,7 @@ withdrawals and disputes (:class:`~.config.SimConfig`'s ``cancel_rate``, ``withd
 * **Withdrawals**: per day per owner, the payouts clients (traders) asked for over the
   owners registered and the days of data; the fee (median), the smallest amount (the minimum),
   the share that failed, and the delays created → paid and paid → confirmed (fitted like the
-  traders' delays, :func:`.calibrate.fit_dist`). The share of the available amount each
+  traders' delays, :func:`.fit.fit_dist`). The share of the available amount each
   withdrawal takes is not in the data (the projection keeps no balance history per payout),
   so it keeps :class:`~.config.Withdrawals`' default.
 * **Disputes**: the share of completed orders disputed, the share of resolutions reversed,
@@ -28,9 +29,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from .config import Disputes, Withdrawals
-
-Row = dict[str, Any]
+from ..config import Disputes, Withdrawals
+from .fit import Row, _row, fit_dist
 
 _WAITS = """
 SELECT o.order_id, o.cancel_reason,
@@ -60,8 +60,6 @@ FROM payment_orders WHERE completed_at IS NOT NULL
 
 def cancel_rate(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> float:
     """θ per second (0 when no client cancelled a waiting order)."""
-    from .calibrate import _row
-
     w = con.sql(_WAITS).fetchall()
     exposure, events, held = 0.0, 0, 0
     for _oid, reason, created, first, cancelled, expires in w:
@@ -94,8 +92,6 @@ def withdrawals(
     con: duckdb.DuckDBPyConnection, clients: int, traders: int, days: float, rows: list[Row]
 ) -> Withdrawals | None:
     """The payout desk as observed (None when no payout was asked for)."""
-    from .calibrate import _row, fit_dist
-
     p = con.sql(_PAYOUTS).pl()
     if p.is_empty() or days <= 0:
         return None
@@ -108,7 +104,7 @@ def withdrawals(
         "client_per_day": per["client"],
         "trader_per_day": per["trader"],
         "fee": int(np.median(p["fee"].to_numpy())),
-        "minimum": int(p["amount"].min()),  # type: ignore[arg-type]
+        "minimum": int(p["amount"].min()),
         "fail": failed / p.height,
     }
     for k in ("client", "trader"):
@@ -127,8 +123,6 @@ def withdrawals(
 
 def disputes(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> Disputes | None:
     """Disputes as observed (None when no completed order was disputed)."""
-    from .calibrate import _row, fit_dist
-
     d = con.sql(_DISPUTES).pl()
     opened = d.filter(d["disputed"].is_not_null())
     if opened.is_empty():
