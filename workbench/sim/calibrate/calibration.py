@@ -359,7 +359,8 @@ def calibrate(db: str | Path, *, min_n: int = MIN_N) -> Calibration:
         )
         ratings = _read(
             con,
-            "SELECT DISTINCT window_days, epoch_us(as_of) / 1e6 AS as_of FROM trader_ratings",
+            "SELECT DISTINCT window_days, epoch_us(as_of) / 1e6 AS as_of FROM trader_ratings "
+            "ORDER BY as_of, window_days",
         )
         last_event = con.execute("SELECT epoch_us(max(occurred_at)) FROM events").fetchall()[0][0]
         rest: list[dict[str, Any]] = []

@@ -42,6 +42,7 @@ FROM payment_orders o
 LEFT JOIN (SELECT order_id, min(assigned_at) AS first_assigned FROM order_attempts
            GROUP BY order_id) a USING (order_id)
 WHERE o.created_at IS NOT NULL
+ORDER BY o.order_id
 """
 
 _PAYOUTS = """
@@ -49,12 +50,14 @@ SELECT split_part(owner, ':', 1) AS kind, amount, fee, status,
        epoch_us(created_at) / 1e6 AS created, epoch_us(paid_at) / 1e6 AS paid,
        epoch_us(confirmed_at) / 1e6 AS confirmed
 FROM payouts WHERE owner IS NOT NULL AND created_at IS NOT NULL
+ORDER BY payout_id
 """
 
 _DISPUTES = """
 SELECT epoch_us(completed_at) / 1e6 AS completed, epoch_us(disputed_at) / 1e6 AS disputed,
        epoch_us(resolved_at) / 1e6 AS resolved, dispute_outcome
 FROM payment_orders WHERE completed_at IS NOT NULL
+ORDER BY order_id
 """
 
 

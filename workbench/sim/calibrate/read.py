@@ -48,6 +48,7 @@ SELECT a.order_id, a.attempt, a.trader_id, a.rate, o.currency, o.direction, a.ou
            AND (a.ended_at IS NULL OR r.uploaded_at <= a.ended_at)) AS uploaded
 FROM order_attempts a JOIN payment_orders o USING (order_id)
 WHERE a.assigned_at IS NOT NULL AND a.trader_id IS NOT NULL
+ORDER BY a.order_id, a.attempt
 """
 
 _RECEIPTS = """
@@ -60,6 +61,7 @@ SELECT r.trader_id,
        epoch_us(o.review_started_at) / 1e6 AS review_started
 FROM receipts r LEFT JOIN payment_orders o USING (order_id)
 WHERE r.trader_id IS NOT NULL
+ORDER BY r.receipt_id
 """
 
 _PRESENCE = """
