@@ -116,11 +116,7 @@ def withdrawals(
     rows.append(_row("pooled", "payout_fail", p.height, "share", param_a=kw["fail"]))
     paid = (p["paid"] - p["created"]).drop_nulls().to_numpy()
     confirm = (p["confirmed"] - p["paid"]).drop_nulls().to_numpy()
-    for name, x in (("pay_delay", paid), ("confirm_delay", confirm)):
-        x = x[x > 0]
-        if x.size >= 2:
-            kw[name], row = fit_dist(x, "pooled", f"payout_{name}")
-            rows.append(row)
+    _fit_delays(kw, rows, "payout", {"pay_delay": paid, "confirm_delay": confirm})
     return Withdrawals(**kw)
 
 
@@ -142,12 +138,20 @@ def disputes(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> Disputes | None
     )
     delay = (opened["disputed"] - opened["completed"]).to_numpy()
     resolve = (resolved["resolved"] - resolved["disputed"]).to_numpy()
-    for name, x in (("delay", delay), ("resolve", resolve)):
+    _fit_delays(kw, rows, "dispute", {"delay": delay, "resolve": resolve})
+    return Disputes(**kw)
+
+
+def _fit_delays(
+    kw: dict[str, Any], rows: list[Row], prefix: str, delays: dict[str, np.ndarray]
+) -> None:
+    """Each of ``delays`` (seconds) fitted into ``kw`` under its name, its report row added as
+    ``{prefix}_{name}``; left to the default where fewer than two positive delays were seen."""
+    for name, x in delays.items():
         x = x[x > 0]
         if x.size >= 2:
-            kw[name], row = fit_dist(x, "pooled", f"dispute_{name}")
+            kw[name], row = fit_dist(x, "pooled", f"{prefix}_{name}")
             rows.append(row)
-    return Disputes(**kw)
 
 
 def platform_fit(
