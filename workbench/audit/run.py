@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +23,7 @@ import polars as pl
 from .. import models
 from ..domain.clock import ERA_END, ERA_START
 from ..domain.receipt import REVIEW_OVERDUE
+from ..domain.violations import CHECK_CODES
 from ..progress import no_progress_bar
 from ..replay import readers, store
 from ..replay.engine import DEFAULT_MEMORY_LIMIT
@@ -144,11 +145,15 @@ def run_checks(
     statement_window_days: int = statement_rules.WINDOW_DAYS,
     review_overdue: timedelta = REVIEW_OVERDUE,
     production_policy: bool = True,
+    checks: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """Every check over ``con`` (:func:`plan`); returns the findings (sorted, with ids) and
     seconds per check and per shared table built. ``statement_window_days`` is the statement
     matching's value-date window (:mod:`workbench.statements.rules`); a connection that has no
-    statement tables gets them empty (the statement checks then find nothing)."""
+    statement tables gets them empty (the statement checks then find nothing).
+    ``checks``: only these codes are run (and only the shared tables they read are built); all
+    when None."""
+    chosen = selected(checks, production_policy)
     ref = _ref_time(con, as_of)
     context = {
         "ref_time": ref,
@@ -157,20 +162,18 @@ def run_checks(
         "statement_as_of": ref if as_of is not None else "NULL::TIMESTAMPTZ",
         "review_overdue": models.macros.interval(review_threshold(review_overdue)),
     }
-    checks = models.checks()
+    by_code = models.checks()
     severity = models.severity()
     frames: list[pl.DataFrame] = []
     timings: dict[str, float] = {}
     no_progress_bar(con)
     ensure_tables(con)
-    live = _live(con, checks)
-    if not production_policy:  # the pick it judges against is not the one the history ran under
-        live.discard("POLICY_DEVIATION")
+    live = _live(con, by_code) & chosen
     wanted = set(
         shared.needs(
             t
             for code in live
-            for t in (ratings.reads() if code == ratings.CHECK else checks[code].reads)
+            for t in (ratings.reads() if code == ratings.CHECK else by_code[code].reads)
         )
     )
     have = shared.temporary(con)
@@ -193,7 +196,7 @@ def run_checks(
             frame = pl.DataFrame(ratings.findings(con), schema={c: _SCHEMA[c] for c in COLUMNS})
         else:
             names = ", ".join(f'"{c}"' for c in COLUMNS)
-            sql = checks[step.check].sql(**context)
+            sql = by_code[step.check].sql(**context)
             arrow = pl.from_arrow(con.sql(f"SELECT * FROM ({sql}) AS t({names})").to_arrow_table())
             assert isinstance(arrow, pl.DataFrame)
             frame = arrow.cast({"amount_delta": pl.Int64}, strict=False)
@@ -224,6 +227,19 @@ def run_checks(
     out = with_process(con, out)
     timings["process"] = time.perf_counter() - start
     return out.select(FINDING_COLUMNS).sort("check", "subject", "event_id"), timings
+
+
+def selected(checks: Collection[str] | None = None, production_policy: bool = True) -> set[str]:
+    """The check codes an audit runs: ``checks`` (all when None), refused with the unknown codes
+    named; without POLICY_DEVIATION when the history did not run under the production policy
+    (the pick it judges against is not the one the history ran under)."""
+    codes = set(CHECK_CODES) if checks is None else set(checks)
+    unknown = sorted(codes - set(CHECK_CODES))
+    if unknown:
+        raise ValueError(f"unknown check code(s) {unknown}; known: {sorted(CHECK_CODES)}")
+    if not production_policy:
+        codes.discard("POLICY_DEVIATION")
+    return codes
 
 
 def review_threshold(value: object) -> timedelta:
@@ -301,6 +317,7 @@ def audit(
     statement_window_days: int = statement_rules.WINDOW_DAYS,
     review_overdue: timedelta = REVIEW_OVERDUE,
     production_policy: bool = True,
+    checks: Collection[str] | None = None,
 ) -> AuditResult:
     """Audit a replayed database; returns the findings as a Polars frame.
 
@@ -314,9 +331,12 @@ def audit(
     (default :data:`workbench.domain.receipt.REVIEW_OVERDUE`, 24 h). ``production_policy``:
     the history ran under the production assignment policy (the catalog's), which
     POLICY_DEVIATION judges every assignment against; ``False`` for a simulated history of
-    another policy, which deviates by design: that check is then not run."""
+    another policy, which deviates by design: that check is then not run. ``checks``: run only
+    these codes (all when None); a recorded run then resolves only findings of the checks it
+    ran (a finding of a check not run is not gone, it was not looked for)."""
     statement_rules.window_days(statement_window_days)
     review_threshold(review_overdue)
+    ran = selected(checks, production_policy)
     started = time.perf_counter()
     path = Path(db)
     if not path.exists():
@@ -337,6 +357,7 @@ def audit(
                 statement_window_days=statement_window_days,
                 review_overdue=review_overdue,
                 production_policy=production_policy,
+                checks=ran,
             )
             events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
         finally:
@@ -345,7 +366,7 @@ def audit(
         run_id = None
         if record:
             findings, run_id = record_run(
-                path, con, findings, as_of, events, time.perf_counter() - started
+                path, con, findings, as_of, events, time.perf_counter() - started, ran
             )
         else:
             findings = findings.with_columns(
@@ -366,16 +387,18 @@ def record_run(
     as_of: datetime | None,
     events: int,
     seconds: float,
+    ran: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Store a run in the analyst database beside ``db`` (see
     :func:`workbench.replay.snapshots.analyst_db`), carrying over the runs an older version
-    stored in the projections themselves, once."""
+    stored in the projections themselves, once. ``ran``: the checks this run ran (all when
+    None); only their earlier findings can be resolved by it."""
     analyst = readers.analyst_writer(db)
     try:
         for ddl in DDL:
             analyst.execute(ddl).fetchall()
         _carry_over(projections, analyst)
-        return _record(analyst, findings, as_of, events, seconds)
+        return _record(analyst, findings, as_of, events, seconds, ran)
     finally:
         analyst.close()
 
@@ -410,7 +433,9 @@ def _record(
     as_of: datetime | None,
     events: int,
     seconds: float,
+    ran: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, int]:
+    looked_for = set(CHECK_CODES) if ran is None else set(ran)
     for ddl in DDL:
         con.execute(ddl).fetchall()
     con.execute("BEGIN TRANSACTION").fetchall()
@@ -421,11 +446,13 @@ def _record(
             ]
         )
         seen = con.sql(
-            "SELECT finding_id, first_seen, status FROM ("
+            'SELECT finding_id, first_seen, status, "check" FROM ('
             "SELECT finding_id, min(audit_run_id) OVER (PARTITION BY finding_id) AS first_seen, status, "
-            "row_number() OVER (PARTITION BY finding_id ORDER BY audit_run_id DESC) AS k FROM audit_findings) WHERE k = 1"
+            '"check", row_number() OVER (PARTITION BY finding_id ORDER BY audit_run_id DESC) AS k '
+            "FROM audit_findings) WHERE k = 1"
         ).fetchall()
-        last = {fid: (first, status) for fid, first, status in seen}
+        last = {fid: (first, status) for fid, first, status, _ in seen}
+        checked = {fid for fid, _, _, check in seen if check in looked_for}
         statuses, firsts, ages = [], [], []
         for fid in findings["finding_id"]:
             prev = last.get(fid)
@@ -442,8 +469,10 @@ def _record(
             pl.Series("age_runs", ages, pl.Int64),
         )
         current = set(findings["finding_id"])
-        resolved = [
-            fid for fid, (_, status) in last.items() if status != "resolved" and fid not in current
+        resolved = [  # a finding of a check this run did not run was not looked for
+            fid
+            for fid, (_, status) in last.items()
+            if status != "resolved" and fid not in current and fid in checked
         ]
         con.register("_f", findings.with_columns(pl.lit(run_id).alias("audit_run_id")).to_arrow())
         con.execute(
