@@ -336,3 +336,20 @@ def test_an_id_is_never_drawn_twice() -> None:
     drawn = gen._id("rc")
     assert drawn != first and drawn == f"rc-{ahead.getrandbits(32):08x}"
     assert drawn in gen.used_ids
+
+
+def test_a_moment_before_any_trader_registered_plants_nothing() -> None:
+    """On a large platform traders register for hours (one every five seconds), so a planting
+    moment can come before the first of them: the stuck order (it needs a currency some trader
+    trades) is then left out, not a crash of the whole generation (seen at 6,000 traders)."""
+    from workbench.generator import GeneratorConfig
+    from workbench.generator.anomalies import Planter
+    from workbench.generator.history import HistoryGenerator
+
+    rows: list[object] = []
+    gen = HistoryGenerator(GeneratorConfig(seed=5), rows.extend)
+    planter = Planter(gen, seed=1)
+    gen.planter = planter
+    assert not gen.platform.world.traders
+    planter._plant_never_expire()
+    assert rows == [] and planter.truth == []

@@ -214,9 +214,10 @@ class MomentVariants(PlanterPart):
     def _plant_never_expire(self) -> None:
         g = self.gen
         w = g.platform.world
-        cur = self.rng.choice(
-            sorted({g.trader_currency[t] for t in g.trader_ids if t in w.traders})
-        )
+        currencies = sorted({g.trader_currency[t] for t in g.trader_ids if t in w.traders})
+        if not currencies:  # early on a large platform: nobody registered yet, nothing to exceed
+            return
+        cur = self.rng.choice(currencies)
         top = max(
             w.traders[t].max_amount
             for t in g.trader_ids
