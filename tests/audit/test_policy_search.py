@@ -26,18 +26,22 @@ from workbench.audit import shared
 BRUTE = """
 SELECT m.k, s.sid
 FROM audit_policy_assignments m
-JOIN (SELECT trader_id, hi_pos, score, active FROM audit_policy_segments) own
-  ON own.trader_id = m.trader_id AND own.hi_pos = m.pos
+JOIN (SELECT hi_k, score, active FROM audit_policy_segments) own ON own.hi_k = m.k
 JOIN (SELECT rowid AS sid, * FROM audit_policy_segments) s
-  ON s.fiat = m.currency AND s.lo_pos < m.pos AND (s.hi_pos IS NULL OR m.pos <= s.hi_pos)
+  ON s.fiat = m.currency AND (s.lo_pos, s.lo_id) < (m.pos, m.event_id)
+ AND (s.hi_pos IS NULL OR (m.pos, m.event_id) <= (s.hi_pos, s.hi_id))
  AND (NOT m.self_ok OR s.score > own.score
       OR s.score = own.score AND (s.active < own.active
                                   OR s.active = own.active AND s.trader_id < m.trader_id))
 """
 
 
-def tables(con: duckdb.DuckDBPyConnection, seed: int, n: int, extra: int) -> None:
-    """``n`` assignments over two currencies and ``extra`` other segments, from ``seed``."""
+def tables(
+    con: duckdb.DuckDBPyConnection, seed: int, n: int, extra: int, tied: bool = False
+) -> None:
+    """``n`` assignments over two currencies and ``extra`` other segments, from ``seed``.
+    ``tied``: some segments start or end at an assignment's position, at an event before or
+    after it there (their order is then the ids')."""
     rng = random.Random(seed)
     scores = [55, 60, 61.5, 70, 90]
     asg, seg = [], []
@@ -47,14 +51,40 @@ def tables(con: duckdb.DuckDBPyConnection, seed: int, n: int, extra: int) -> Non
         trader = f"tr-{rng.randrange(40):02d}"
         asg.append((i, cur, pos, f"e{pos:08d}", rng.random() > 0.01, trader))
         lo = max(1, pos - rng.choice([1, 3, 9, 200]))  # its own segment ends at it
-        seg.append((trader, cur, rng.choice(scores), rng.randrange(3), lo, pos, i))
+        seg.append(
+            (
+                trader,
+                cur,
+                rng.choice(scores),
+                rng.randrange(3),
+                lo,
+                pos,
+                i,
+                f"e{lo:08d}",
+                f"e{pos:08d}",
+            )
+        )
     for _ in range(extra):
         lo = 2 * rng.randrange(n) + 1  # odd: never an assignment's position
         span = rng.choice([1, 2, 5, 63, 64, 65, 127, 128, 129, 500, 4095, 4097, 9000, 2 * n])
         hi = lo + 2 * span if rng.random() < 0.9 else None
         cur = "KZT" if rng.random() < 0.3 else "RUB"
+        ids = [f"e{lo:08d}", None if hi is None else f"e{hi:08d}"]
+        if tied and rng.random() < 0.5:  # at an assignment's position, before or after it
+            lo += 1
+            hi = None if hi is None else hi + 1
+            ids = [f"{rng.choice('dz')}{p:08d}" if p is not None else None for p in (lo, hi)]
         seg.append(
-            (f"tr-{rng.randrange(40):02d}", cur, rng.choice(scores), rng.randrange(3), lo, hi, None)
+            (
+                f"tr-{rng.randrange(40):02d}",
+                cur,
+                rng.choice(scores),
+                rng.randrange(3),
+                lo,
+                hi,
+                None,
+                *ids,
+            )
         )
     con.register(
         "a",
@@ -67,28 +97,31 @@ def tables(con: duckdb.DuckDBPyConnection, seed: int, n: int, extra: int) -> Non
         "s",
         pa.table(
             list(zip(*seg, strict=True)),
-            names=["trader_id", "fiat", "score", "active", "lo_pos", "hi_pos", "hi_k"],
+            names=[
+                "trader_id",
+                "fiat",
+                "score",
+                "active",
+                "lo_pos",
+                "hi_pos",
+                "hi_k",
+                "lo_id",
+                "hi_id",
+            ],
         ),
     )
     con.execute("CREATE TEMP TABLE audit_policy_assignments AS SELECT * FROM a")
     con.execute(
         "CREATE TEMP TABLE audit_policy_segments AS SELECT trader_id, fiat,"
         " score::DECIMAL(18, 6) AS score, active::BIGINT AS active, lo_pos::BIGINT AS lo_pos,"
-        " hi_pos::BIGINT AS hi_pos, hi_k::BIGINT AS hi_k FROM s"
-    )
-    # ids as the replay writes them: an event's id goes with its position
-    con.execute(
-        "ALTER TABLE audit_policy_segments ADD COLUMN lo_id VARCHAR;"
-        " ALTER TABLE audit_policy_segments ADD COLUMN hi_id VARCHAR;"
-        " UPDATE audit_policy_segments SET lo_id = format('e{:08d}', lo_pos),"
-        " hi_id = CASE WHEN hi_pos IS NOT NULL THEN format('e{:08d}', hi_pos) END"
+        " hi_pos::BIGINT AS hi_pos, hi_k::BIGINT AS hi_k, lo_id, hi_id FROM s"
     )
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_hits_are_the_brute_forces_pairs(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "tied"), [(1, False), (2, False), (3, True)])
+def test_the_hits_are_the_brute_forces_pairs(seed: int, tied: bool) -> None:
     with duckdb.connect() as con:
-        tables(con, seed, n=9000, extra=400)
+        tables(con, seed, n=9000, extra=400, tied=tied)
         for name in ("audit_policy_sequence", "audit_policy_hits"):
             shared.build(con, name)
         hits = set(con.sql("SELECT k, sid FROM audit_policy_hits").fetchall())
