@@ -288,8 +288,8 @@ def client_moves(accounts: str | None = None) -> str:
         f"SELECT end_event_id FROM ledger_plans WHERE plan_id IN (SELECT plan_id FROM {postings}))"
     )
     return f"""(
-    WITH le AS (  -- positions of the ledger's own events (a join on them, not on every event)
-        SELECT event_id, pos FROM {events_of(*held)}{only}
+    WITH le AS (  -- positions of the ledger's own events (their typed table, not every event)
+        SELECT event_id, pos FROM {typed_of("ledger_plan", *held)}{only}
     ),
     lp AS (  -- only the columns used: this is materialized, once for the three kinds of move
         SELECT p.from_account, p.to_account, p.amount, p.currency, p.batch_status,
