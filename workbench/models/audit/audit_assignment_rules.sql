@@ -1,5 +1,5 @@
 -- produces: audit_assignment_rules
--- reads: audit_assignment_trader, audit_attempts, events, ledger_plans, ledger_postings, payment_orders
+-- reads: audit_assignment_trader, audit_attempts, events, ledger_plans, ledger_postings, payload_ledger_plan, payment_orders
 -- The scheduler's rules (catalog section 4) judged for every assignment, once: one narrow row per
 -- attempt (`k`: its row in `audit_attempts`) with the rules it broke (`broken`, named as
 -- `workbench.domain.scheduler.broken_rules` names them, in its order) and the figures they read.

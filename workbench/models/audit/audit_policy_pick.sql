@@ -1,5 +1,5 @@
 -- produces: audit_policy_pick
--- reads: audit_attempts, audit_policy_assignments, audit_policy_candidates, audit_policy_segments, audit_trader_deposit, events, ledger_plans, ledger_postings
+-- reads: audit_attempts, audit_policy_assignments, audit_policy_candidates, audit_policy_segments, audit_trader_deposit, ledger_plans, ledger_postings, payload_ledger_plan
 -- The production policy's pick for the assignments that broke no scheduler rule (catalog
 -- section 4, judged in `audit_assignment_rules`) where it is not their own trader: one row per
 -- such assignment (`k`: its row in `audit_attempts`) with the assigned trader's rank key and the
