@@ -155,6 +155,11 @@ def test_payment_order_state_machine(names: list[str]) -> None:
     illegal_ids: list[str] = []
     attempts: list[str | None] = []  # outcome per attempt, None while open, "?" ended otherwise
     receipts: list[str] = []
+    # catalog 4, the order's stays in review: a review_started starts one unless the order's
+    # previous status event (any kind but receipt_attached) was a review_started too; the next
+    # status event that is not one ends it
+    reviews: list[list[str | None]] = []  # [start, end] event ids
+    previous: str | None = None
     for i, name in enumerate(names, start=1):
         kind = name.split(":")[0]
         attempt = sum(1 for n in names[:i] if n == "assigned")
@@ -172,6 +177,13 @@ def test_payment_order_state_machine(names: list[str]) -> None:
             attempts[-1] = ENDS_ATTEMPT[kind]
         if kind == "receipt_attached":
             receipts.append(payload.receipt_id)  # type: ignore[attr-defined]
+        elif kind == "review_started":
+            if previous != "review_started":
+                reviews.append([event.event_id, None])
+        elif reviews and reviews[-1][1] is None:
+            reviews[-1][1] = event.event_id
+        if kind != "receipt_attached":
+            previous = kind
 
         state = payment_order.apply(state, event)
         status = po_after(status, name)
@@ -191,6 +203,7 @@ def test_payment_order_state_machine(names: list[str]) -> None:
         else:
             assert g == want
     assert list(state.receipt_ids) == receipts
+    assert [[r.start_event_id, r.end_event_id] for r in state.reviews] == reviews
 
 
 # ----------------------------------------------------------------- catalog 3.5, by hand

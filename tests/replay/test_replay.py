@@ -219,6 +219,7 @@ def test_run_record_names_its_sources(export: tuple[Path, Path], tmp_path: Path)
         "traders",
         "payment_orders",
         "order_attempts",
+        "order_reviews",
         "receipts",
         "payouts",
         "ledger_plans",
@@ -381,3 +382,24 @@ def test_both_engines_give_the_same_database(export: tuple[Path, Path], tmp_path
     assert a.execute(q).fetchall() == b.execute(q).fetchall()
     e = "SELECT event_id, position, seq, kind, payload FROM events ORDER BY event_id"
     assert a.execute(e).fetchall() == b.execute(e).fetchall()
+
+
+def test_a_database_without_the_reviews_gets_them_from_the_next_replay(
+    export: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A database an older workbench wrote has no `order_reviews`: the audit refuses it (exit 2,
+    naming the replay to run) instead of judging reviews it cannot see, and the next replay,
+    though it brings nothing new, builds them: the same rows as a full replay's."""
+    folder, _ = export
+    db = tmp_path / "old.duckdb"
+    rebuild([folder], db, progress=False)
+    con = connect(db)
+    want = con.execute("SELECT * FROM order_reviews ORDER BY ALL").fetchall()
+    con.execute("DROP TABLE order_reviews")
+    con.close()
+    assert want
+    assert main(["audit", "--db", str(db), "--no-record"]) == 2
+    rebuild([folder], db, progress=False, reread=True)  # the same code: re-read on purpose
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT * FROM order_reviews ORDER BY ALL").fetchall() == want
+    con.close()

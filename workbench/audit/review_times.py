@@ -1,8 +1,8 @@
 """How long orders sit in review: one row per review, and a summary per reason (issue 13).
 
-A review is what REVIEW_OVERDUE judges (the shared ``audit_reviews`` table,
-``workbench/models/audit/audit_reviews.sql``): from the ``review_started`` that put the order in
-``in_review`` to the order's next status event. So the notebook's distribution and the check's
+A review is what REVIEW_OVERDUE judges (the ``order_reviews`` projection, which the replay keeps:
+``workbench/models/projections/order_reviews.sql``, and the fold's ``payment_order.Review``): from
+the ``review_started`` that put the order in ``in_review`` to the order's next status event. So the notebook's distribution and the check's
 findings are one definition: a review here longer than the threshold is a REVIEW_OVERDUE finding.
 """
 
@@ -15,7 +15,6 @@ import duckdb
 import polars as pl
 
 from ..replay import store
-from . import shared
 from .run import _ref_time
 
 _TIMES = """
@@ -25,7 +24,7 @@ SELECT order_id, reason, started_at,
        epoch(CASE WHEN ended_at <= ref THEN ended_at ELSE ref END - started_at) / 3600 AS hours,
        ended_at IS NULL OR ended_at > ref AS still_open,
        start_event_id, CASE WHEN ended_at <= ref THEN end_event_id END AS end_event_id
-FROM audit_reviews, (SELECT {ref} AS ref)
+FROM order_reviews, (SELECT {ref} AS ref)
 WHERE started_at <= ref
 ORDER BY started_at, order_id
 """
@@ -42,7 +41,6 @@ def review_times(
     review that started after it is left out, one that ended after it is still open then."""
     con = db if isinstance(db, duckdb.DuckDBPyConnection) else store.connect(db, read_only=True)
     try:
-        shared.prepare(con, ["audit_reviews"])
         sql = _TIMES.format(ref=_ref_time(con, as_of))
         frame = pl.from_arrow(con.sql(sql).to_arrow_table())
     finally:

@@ -300,10 +300,10 @@ def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
     from ..replay.schema import PAYLOAD_TABLES
 
-    if any(t.name not in tables for t in PAYLOAD_TABLES.values()):
+    if any(t.name not in tables for t in PAYLOAD_TABLES.values()) or "order_reviews" not in tables:
         raise ValueError(
-            f"{path} was built by an older workbench, without the typed payload tables the "
-            f"checks read: replay into it once more (`workbench replay SOURCE --db {path}`, or "
+            f"{path} was built by an older workbench, without tables the checks read (the "
+            f"typed payloads, the orders' reviews): replay into it once more (`workbench replay SOURCE --db {path}`, or "
             "a catch-up from the stream) to add them; nothing else changes"
         )
 

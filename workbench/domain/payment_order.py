@@ -215,6 +215,23 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Review:
+    """One stay of the order in review (catalog 4): the `review_started` that put it there, and
+    the order's next event that sets a status (`end_*`; None while it is still in review). A
+    `receipt_attached` keeps it in review; a second `review_started` while in review starts
+    nothing. REVIEW_SKIPPED and REVIEW_OVERDUE judge these, through ``order_reviews``."""
+
+    reason: str
+    start_event_id: str
+    start_pos: int
+    started_at: datetime
+    end_event_id: str | None = None
+    end_kind: str | None = None
+    end_pos: int | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PaymentOrderState(AggregateState):
     status: str | None = None
     client_id: str | None = None
@@ -227,6 +244,7 @@ class PaymentOrderState(AggregateState):
     created_at: datetime | None = None
     attempts: tuple[Attempt, ...] = ()
     receipt_ids: tuple[str, ...] = ()
+    reviews: tuple[Review, ...] = ()
     review_reason: str | None = None
     review_started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -285,10 +303,36 @@ def _end_attempt(s: PaymentOrderState, event: Event) -> PaymentOrderState:
     return evolve(s, attempts=(*s.attempts[:-1], ended))
 
 
+def _reviewed(s: PaymentOrderState, event: Event) -> PaymentOrderState:
+    """The order's reviews after ``event``: a `review_started` opens one unless one is open (the
+    order's last status event was a `review_started` too); any other event that sets a status,
+    legal or not, ends the open one. A `receipt_attached` sets none."""
+    if event.kind == ReceiptAttached.KIND:
+        return s
+    last = s.reviews[-1] if s.reviews else None
+    is_open = last is not None and last.end_event_id is None
+    if isinstance(event.payload, ReviewStarted):
+        if is_open:
+            return s
+        review = Review(event.payload.reason, event.event_id, event.position, event.occurred_at)
+        return evolve(s, reviews=(*s.reviews, review))
+    if last is None or not is_open:
+        return s
+    ended = evolve(
+        last,
+        end_event_id=event.event_id,
+        end_kind=event.kind,
+        end_pos=event.position,
+        ended_at=event.occurred_at,
+    )
+    return evolve(s, reviews=(*s.reviews[:-1], ended))
+
+
 def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
     """Fold one order event: the catalog's state machine, with illegal events flagged."""
     s = state or PaymentOrderState(event.aggregate_id)
     s = check_transition(s, event, s.status, ALLOWED)
+    s = _reviewed(s, event)
     p = event.payload
     status = _STATUS_AFTER.get(event.kind, s.status)
     at = event.occurred_at

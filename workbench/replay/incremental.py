@@ -41,6 +41,7 @@ KEYED: dict[str, tuple[str, str]] = {
     "clients": ("client_id", "client"),
     "payment_orders": ("order_id", "payment_order"),
     "order_attempts": ("order_id", "payment_order"),
+    "order_reviews": ("order_id", "payment_order"),
     "traders": ("trader_id", "trader"),
     "trader_holds": ("trader_id", "trader"),
     "receipts": ("receipt_id", "receipt"),
@@ -104,12 +105,21 @@ def apply(
     times = timings if timings is not None else {}
     n = int(_exec(con, f"SELECT count(*) FROM {batch}")[0][0])
     if n == 0 and not conflicts:
-        return "none"
+        if not _reviews_missing(con, batch):
+            return "none"
+        start = time.perf_counter()
+        bulk.build(con)
+        times["full_build"] = time.perf_counter() - start
+        return "full"
     if n and before is not None:
         first = _exec(
             con, f"SELECT position, event_id FROM {batch} ORDER BY position, event_id LIMIT 1"
         )[0]
-        if (int(first[0]), str(first[1])) <= before or _state_missing(con, batch):
+        if (
+            (int(first[0]), str(first[1])) <= before
+            or _state_missing(con, batch)
+            or _reviews_missing(con, batch)
+        ):
             start = time.perf_counter()
             bulk.build(con)
             times["full_build"] = time.perf_counter() - start
@@ -123,6 +133,20 @@ def apply(
             "EXCEPT SELECT * FROM violations",
         )
     return "incremental"
+
+
+def _reviews_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
+    """``order_reviews`` is empty but reviews were stored before the batch (a database written
+    before the table existed): a full build makes it, even when nothing new comes in."""
+    if _exec(con, "SELECT 1 FROM order_reviews LIMIT 1"):
+        return False
+    return bool(
+        _exec(
+            con,
+            f"""SELECT 1 FROM payload_payment_order p ANTI JOIN {batch} b ON b.event_id = p.event_id
+            WHERE p.kind = 'payment_order.review_started' LIMIT 1""",
+        )
+    )
 
 
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:

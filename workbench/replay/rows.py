@@ -29,6 +29,7 @@ from .schema import (
     LEDGER_PLANS,
     LEDGER_POSTINGS,
     ORDER_ATTEMPTS,
+    ORDER_REVIEWS,
     PAYMENT_ORDERS,
     PAYOUTS,
     PROJECTIONS,
@@ -162,6 +163,22 @@ def order_attempts(world: World) -> Iterable[Row]:
             )
 
 
+def order_reviews(world: World) -> Iterable[Row]:
+    for s in world.orders.values():
+        for r in s.reviews:
+            yield (
+                s.aggregate_id,
+                r.reason,
+                r.start_event_id,
+                r.start_pos,
+                r.started_at,
+                r.end_event_id,
+                r.end_kind,
+                r.end_pos,
+                r.ended_at,
+            )
+
+
 def receipts(world: World) -> Iterable[Row]:
     for s in world.receipts.values():
         yield (
@@ -285,6 +302,7 @@ BUILDERS: dict[str, Callable[[World], Iterable[Row]]] = {
     TRADERS.name: traders,
     PAYMENT_ORDERS.name: payment_orders,
     ORDER_ATTEMPTS.name: order_attempts,
+    ORDER_REVIEWS.name: order_reviews,
     RECEIPTS.name: receipts,
     PAYOUTS.name: payouts,
     LEDGER_PLANS.name: ledger_plans,

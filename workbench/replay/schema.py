@@ -248,6 +248,30 @@ ORDER_ATTEMPTS = Table(
     ("order_id", "attempt", "assigned_event_id"),
 )
 
+ORDER_REVIEWS = Table(
+    "order_reviews",
+    "One row per stay of an order in review (catalog 4): the `review_started` that put it in "
+    "`in_review` and the order's next event that set a status (a `receipt_attached` keeps it in "
+    "review; a second `review_started` while in review starts nothing). REVIEW_SKIPPED and "
+    "REVIEW_OVERDUE judge these, and the analysts' time-in-review reads them.",
+    (
+        C("order_id", "VARCHAR", "order"),
+        C("reason", "VARCHAR", "why the review started (`review_started.reason`)"),
+        C("start_event_id", "VARCHAR", "the `payment_order.review_started` event"),
+        C("start_pos", "BIGINT", "its position"),
+        C("started_at", TS, "its time"),
+        C(
+            "end_event_id",
+            "VARCHAR",
+            "the event that took the order out of review (null: still in it)",
+        ),
+        C("end_kind", "VARCHAR", "its kind (`payment_order.completed`, `.cancelled`, …)"),
+        C("end_pos", "BIGINT", "its position"),
+        C("ended_at", TS, "its time"),
+    ),
+    ("order_id", "start_event_id"),
+)
+
 RECEIPTS = Table(
     "receipts",
     "Receipts (catalog 3.4) and their analysis.",
@@ -459,6 +483,7 @@ PROJECTIONS: Final[tuple[Table, ...]] = (
     TRADERS,
     PAYMENT_ORDERS,
     ORDER_ATTEMPTS,
+    ORDER_REVIEWS,
     RECEIPTS,
     PAYOUTS,
     LEDGER_PLANS,

@@ -1,11 +1,11 @@
 -- check: REVIEW_SKIPPED
 -- severity: high
--- reads: audit_reviews, payload_payment_order, payload_receipt, payment_orders, receipts
+-- reads: order_reviews, payload_payment_order, payload_receipt, payment_orders, receipts
 -- An order completed although a receipt of it was doubtful and the order was never in review
 -- between that receipt's analysis and the completion (catalog 4: a receipt with `confidence`
 -- below `REVIEW_CONFIDENCE`, or whose amount or currency, or extracted amount, differs from the
 -- order's, sends the order to `in_review`; the domain's `review_reason`). The order counts as
--- reviewed if a review of it (`audit_reviews`) started after the analysis, or was open at it. An
+-- reviewed if a review of it (`order_reviews`) started after the analysis, or was open at it. An
 -- analysis is judged at the order's first completion after it. Offending event: the `completed`;
 -- then each doubtful `receipt.analyzed` and its `receipt.uploaded`. `amount_delta` is the order's
 -- amount: the money paid out on a proof nobody checked.
@@ -48,7 +48,7 @@ skipped AS (
     FROM c JOIN doubt d ON d.order_id = c.order_id AND d.pos < c.pos
                        AND d.pos > coalesce(c.prev_pos, -1)
     WHERE NOT EXISTS (
-        SELECT 1 FROM audit_reviews v
+        SELECT 1 FROM order_reviews v
         WHERE v.order_id = c.order_id AND v.start_pos < c.pos
           AND coalesce(v.end_pos, {{ NEVER }}) > d.pos
     )
