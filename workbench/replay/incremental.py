@@ -27,7 +27,7 @@ and compare every projection with a full build (their content hashes).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 
@@ -105,7 +105,7 @@ def apply(
     times = timings if timings is not None else {}
     n = int(_exec(con, f"SELECT count(*) FROM {batch}")[0][0])
     if n == 0 and not conflicts:
-        if not _reviews_missing(con, batch):
+        if not _state_missing(con, batch):
             return "none"
         start = time.perf_counter()
         bulk.build(con)
@@ -115,11 +115,7 @@ def apply(
         first = _exec(
             con, f"SELECT position, event_id FROM {batch} ORDER BY position, event_id LIMIT 1"
         )[0]
-        if (
-            (int(first[0]), str(first[1])) <= before
-            or _state_missing(con, batch)
-            or _reviews_missing(con, batch)
-        ):
+        if (int(first[0]), str(first[1])) <= before or _state_missing(con, batch):
             start = time.perf_counter()
             bulk.build(con)
             times["full_build"] = time.perf_counter() - start
@@ -135,34 +131,26 @@ def apply(
     return "incremental"
 
 
-def _reviews_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
-    """``order_reviews`` is empty but reviews were stored before the batch (a database written
-    before the table existed): a full build makes it, even when nothing new comes in."""
-    if _exec(con, "SELECT 1 FROM order_reviews LIMIT 1"):
-        return False
-    return bool(
-        _exec(
-            con,
-            f"""SELECT 1 FROM payload_payment_order p ANTI JOIN {batch} b ON b.event_id = p.event_id
-            WHERE p.kind = 'payment_order.review_started' LIMIT 1""",
-        )
-    )
+#: Tables a later workbench added, each with the stored rows it derives from: a database written
+#: before the table existed has those rows and an empty table, which a full build fills.
+_ADDED_LATER: Final[dict[str, str]] = {
+    "trader_holds": "SELECT event_id FROM events WHERE stream = 'trader' AND kind IN "
+    "('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')",
+    "order_reviews": "SELECT event_id FROM payload_payment_order "
+    "WHERE kind = 'payment_order.review_started'",
+}
 
 
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
-    """``trader_holds`` is empty but holds were stored before (a database written before the
-    table existed): a full build makes it."""
-    if _exec(con, "SELECT 1 FROM trader_holds LIMIT 1"):
-        return False
-    return bool(
-        _exec(
-            con,
-            f"""SELECT 1 FROM events e ANTI JOIN {batch} b ON b.event_id = e.event_id
-            WHERE e.stream = 'trader'
-                AND e.kind IN ('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')
-            LIMIT 1""",
-        )
-    )
+    """A table of :data:`_ADDED_LATER` is empty though what it derives from was stored before
+    the batch: a full build makes it (even when the batch brings nothing new)."""
+    for table, sources in _ADDED_LATER.items():
+        if _exec(con, f"SELECT 1 FROM {table} LIMIT 1"):
+            continue
+        stored = f"SELECT 1 FROM ({sources}) s ANTI JOIN {batch} b USING (event_id) LIMIT 1"
+        if _exec(con, stored):
+            return True
+    return False
 
 
 def _scoped(
