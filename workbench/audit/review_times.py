@@ -1,9 +1,10 @@
 """How long orders sit in review: one row per review, and a summary per reason (issue 13).
 
 A review is what REVIEW_OVERDUE judges (the ``order_reviews`` projection, which the replay keeps:
-``workbench/models/projections/order_reviews.sql``, and the fold's ``payment_order.Review``): from
-the ``review_started`` that put the order in ``in_review`` to the order's next status event. So the notebook's distribution and the check's
-findings are one definition: a review here longer than the threshold is a REVIEW_OVERDUE finding.
+``workbench/models/projections/order_reviews.sql``, and the fold's ``payment_order.Review``):
+from the ``review_started`` that put the order in ``in_review`` to the order's next status
+event. So the notebook's distribution and the check's findings are one definition: a review
+here longer than the threshold is a REVIEW_OVERDUE finding.
 """
 
 from __future__ import annotations

@@ -298,13 +298,14 @@ def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             f"{path}: no replay has completed into this database, so there is nothing to audit "
             f"(run `workbench replay SOURCE --db {path}`)"
         )
-    from ..replay.schema import PAYLOAD_TABLES
+    from ..replay.schema import PAYLOAD_TABLES, PROJECTIONS
 
-    if any(t.name not in tables for t in PAYLOAD_TABLES.values()) or "order_reviews" not in tables:
+    missing = [t.name for t in (*PAYLOAD_TABLES.values(), *PROJECTIONS) if t.name not in tables]
+    if missing:
         raise ValueError(
-            f"{path} was built by an older workbench, without tables the checks read (the "
-            f"typed payloads, the orders' reviews): replay into it once more (`workbench replay SOURCE --db {path}`, or "
-            "a catch-up from the stream) to add them; nothing else changes"
+            f"{path} was built by an older workbench, without tables the checks read "
+            f"({', '.join(missing)}): replay into it once more (`workbench replay SOURCE --db "
+            f"{path}`, or a catch-up from the stream) to add them; nothing else changes"
         )
 
 
