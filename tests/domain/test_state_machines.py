@@ -159,6 +159,8 @@ def test_payment_order_state_machine(names: list[str]) -> None:
     # previous status event (any kind but receipt_attached) was a review_started too; the next
     # status event that is not one ends it
     reviews: list[list[str | None]] = []  # [start, end] event ids
+    # each attempt's events: [assigned, latest accepted, end, first review_started] while open
+    spans: list[list[str | None]] = []
     previous: str | None = None
     for i, name in enumerate(names, start=1):
         kind = name.split(":")[0]
@@ -175,6 +177,16 @@ def test_payment_order_state_machine(names: list[str]) -> None:
             attempts.append(None)
         elif kind in ENDS_ATTEMPT and attempts and attempts[-1] is None:
             attempts[-1] = ENDS_ATTEMPT[kind]
+        is_open = bool(spans) and spans[-1][2] is None
+        if kind == "assigned" or kind in ENDS_ATTEMPT:
+            if is_open:
+                spans[-1][2] = event.event_id
+            if kind == "assigned":
+                spans.append([event.event_id, None, None, None])
+        elif kind == "accepted" and is_open:
+            spans[-1][1] = event.event_id
+        elif kind == "review_started" and is_open and spans[-1][3] is None:
+            spans[-1][3] = event.event_id
         if kind == "receipt_attached":
             receipts.append(payload.receipt_id)  # type: ignore[attr-defined]
         elif kind == "review_started":
@@ -204,6 +216,11 @@ def test_payment_order_state_machine(names: list[str]) -> None:
             assert g == want
     assert list(state.receipt_ids) == receipts
     assert [[r.start_event_id, r.end_event_id] for r in state.reviews] == reviews
+    got_spans = [
+        [a.assigned_event_id, a.accepted_event_id, a.end_event_id, a.review_event_id]
+        for a in state.attempts
+    ]
+    assert got_spans == spans
 
 
 # ----------------------------------------------------------------- catalog 3.5, by hand

@@ -403,3 +403,27 @@ def test_a_database_without_the_reviews_gets_them_from_the_next_replay(
     con = connect(db, read_only=True)
     assert con.execute("SELECT * FROM order_reviews ORDER BY ALL").fetchall() == want
     con.close()
+
+
+def test_a_database_without_the_attempts_positions_gets_them_from_the_next_replay(
+    export: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An older workbench's `order_attempts` has no positions, end or review events (the audit
+    reads its attempts there): the audit refuses the database (exit 2), and the next replay adds
+    the columns and fills them, though it brings nothing new: the same rows as a full
+    replay's."""
+    folder, _ = export
+    db = tmp_path / "old.duckdb"
+    rebuild([folder], db, progress=False)
+    con = connect(db)
+    want = con.execute("SELECT * FROM order_attempts ORDER BY ALL").fetchall()
+    added = ("assigned_pos", "accepted_event_id", "end_event_id", "end_pos", "review_event_id")
+    for column in (*added, "review_pos"):
+        con.execute(f"ALTER TABLE order_attempts DROP COLUMN {column}")
+    con.close()
+    assert want
+    assert main(["audit", "--db", str(db), "--no-record"]) == 2
+    rebuild([folder], db, progress=False, reread=True)  # the same code: re-read on purpose
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT * FROM order_attempts ORDER BY ALL").fetchall() == want
+    con.close()

@@ -323,6 +323,10 @@ def test_order_attempts(
     log = orders_run.log
     a1, a2 = find(log, "payment_order.assigned", "po-1")
     b1 = one(log, "payment_order.assigned", "po-2")
+    declined = one(log, "payment_order.assignment_declined", "po-1")
+    accepted = one(log, "payment_order.accepted", "po-1")
+    review = one(log, "payment_order.review_started", "po-1")  # while attempt 2 was open
+    completed = one(log, "payment_order.completed", "po-1")
     expected = [
         row(
             "order_attempts",
@@ -341,6 +345,12 @@ def test_order_attempts(
             ended_at=at(7),
             outcome="declined",
             assigned_event_id=a1.event_id,
+            assigned_pos=a1.position,
+            accepted_event_id=None,
+            end_event_id=declined.event_id,
+            end_pos=declined.position,
+            review_event_id=None,
+            review_pos=None,
         ),
         row(
             "order_attempts",
@@ -359,6 +369,12 @@ def test_order_attempts(
             ended_at=at(17),
             outcome="completed",
             assigned_event_id=a2.event_id,
+            assigned_pos=a2.position,
+            accepted_event_id=accepted.event_id,
+            end_event_id=completed.event_id,
+            end_pos=completed.position,
+            review_event_id=review.event_id,
+            review_pos=review.position,
         ),
         row(
             "order_attempts",
@@ -377,6 +393,12 @@ def test_order_attempts(
             ended_at=None,
             outcome=None,  # still open
             assigned_event_id=b1.event_id,
+            assigned_pos=b1.position,
+            accepted_event_id=None,
+            end_event_id=None,
+            end_pos=None,
+            review_event_id=None,
+            review_pos=None,
         ),
     ]
     assert orders_rows["order_attempts"] == expected

@@ -300,10 +300,18 @@ def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
     from ..replay.schema import PAYLOAD_TABLES, PROJECTIONS
 
-    missing = [t.name for t in (*PAYLOAD_TABLES.values(), *PROJECTIONS) if t.name not in tables]
+    columns = {
+        (str(t), str(c))
+        for t, c in con.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()
+    }
+    missing = [
+        t.name
+        for t in (*PAYLOAD_TABLES.values(), *PROJECTIONS)
+        if t.name not in tables or any((t.name, c.name) not in columns for c in t.columns)
+    ]
     if missing:
         raise ValueError(
-            f"{path} was built by an older workbench, without tables the checks read "
+            f"{path} was built by an older workbench, without tables or columns the checks read "
             f"({', '.join(missing)}): replay into it once more (`workbench replay SOURCE --db "
             f"{path}`, or a catch-up from the stream) to add them; nothing else changes"
         )

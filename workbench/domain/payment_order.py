@@ -204,10 +204,16 @@ class Attempt:
     assigned_at: datetime
     accept_by: datetime
     assigned_event_id: str
+    assigned_pos: int
     accepted_at: datetime | None = None
     complete_by: datetime | None = None
+    accepted_event_id: str | None = None  # the latest acceptance while open, as `accepted_at`
     ended_at: datetime | None = None
     outcome: str | None = None  # declined, expired, cancelled, completed, superseded; None if open
+    end_event_id: str | None = None
+    end_pos: int | None = None
+    review_event_id: str | None = None  # the first `review_started` while it was open
+    review_pos: int | None = None
 
     @property
     def open(self) -> bool:
@@ -299,7 +305,13 @@ def _end_attempt(s: PaymentOrderState, event: Event) -> PaymentOrderState:
     cur = s.open_attempt
     if cur is None:
         return s
-    ended = evolve(cur, ended_at=event.occurred_at, outcome=ATTEMPT_OUTCOMES[event.kind])
+    ended = evolve(
+        cur,
+        ended_at=event.occurred_at,
+        outcome=ATTEMPT_OUTCOMES[event.kind],
+        end_event_id=event.event_id,
+        end_pos=event.position,
+    )
     return evolve(s, attempts=(*s.attempts[:-1], ended))
 
 
@@ -368,12 +380,15 @@ def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
             assigned_at=at,
             accept_by=p.accept_by,
             assigned_event_id=event.event_id,
+            assigned_pos=event.position,
         )
         return s.advanced(event, status=status, attempts=(*s.attempts, attempt))
     if isinstance(p, OrderAccepted):
         cur = s.open_attempt
         if cur is not None:
-            cur = evolve(cur, accepted_at=at, complete_by=p.complete_by)
+            cur = evolve(
+                cur, accepted_at=at, complete_by=p.complete_by, accepted_event_id=event.event_id
+            )
             s = evolve(s, attempts=(*s.attempts[:-1], cur))
         return s.advanced(event, status=status)
     if isinstance(p, AssignmentDeclined | AssignmentExpired):
@@ -381,6 +396,10 @@ def apply(state: PaymentOrderState | None, event: Event) -> PaymentOrderState:
     if isinstance(p, ReceiptAttached):
         return s.advanced(event, receipt_ids=(*s.receipt_ids, p.receipt_id))
     if isinstance(p, ReviewStarted):
+        cur = s.open_attempt
+        if cur is not None and cur.review_event_id is None:
+            cur = evolve(cur, review_event_id=event.event_id, review_pos=event.position)
+            s = evolve(s, attempts=(*s.attempts[:-1], cur))
         return s.advanced(event, status=status, review_reason=p.reason, review_started_at=at)
     if isinstance(p, OrderCompleted):
         return _end_attempt(s, event).advanced(

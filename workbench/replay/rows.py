@@ -160,6 +160,12 @@ def order_attempts(world: World) -> Iterable[Row]:
                 a.ended_at,
                 a.outcome,
                 a.assigned_event_id,
+                a.assigned_pos,
+                a.accepted_event_id,
+                a.end_event_id,
+                a.end_pos,
+                a.review_event_id,
+                a.review_pos,
             )
 
 

@@ -244,6 +244,25 @@ ORDER_ATTEMPTS = Table(
             "declined, expired, cancelled, completed, superseded; null while open",
         ),
         C("assigned_event_id", "VARCHAR", "the `payment_order.assigned` event"),
+        C("assigned_pos", "BIGINT", "its position"),
+        C(
+            "accepted_event_id",
+            "VARCHAR",
+            "the `accepted` event of `accepted_at` (the latest while open; null if none)",
+        ),
+        C(
+            "end_event_id",
+            "VARCHAR",
+            "the event that ended it: the first `assignment_declined`, `assignment_expired`, "
+            "`cancelled` or `completed` after it, or the next `assigned` (null while open)",
+        ),
+        C("end_pos", "BIGINT", "its position"),
+        C(
+            "review_event_id",
+            "VARCHAR",
+            "the first `review_started` while it was open (null if none)",
+        ),
+        C("review_pos", "BIGINT", "its position"),
     ),
     ("order_id", "attempt", "assigned_event_id"),
 )

@@ -136,8 +136,19 @@ def memory_size(text: str) -> str:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Every table, and the columns a later workbench added to a table an older one made
+    (appended, NULL: the replay then rebuilds what derives them, ``incremental._state_missing``)."""
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+        "AND database_name = current_database()"
+    ).fetchall():
+        have.setdefault(str(table), set()).add(str(column))
     for t in TABLES:
         con.execute(t.ddl()).fetchall()
+        for c in t.columns if t.name in have else ():
+            if c.name not in have[t.name]:
+                con.execute(f'ALTER TABLE {t.name} ADD COLUMN "{c.name}" {c.type}').fetchall()
 
 
 def rows_to_arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
