@@ -1,83 +1,76 @@
 -- produces: order_attempts
--- reads: payload_payment_order
+-- reads: ev, order_assigned, payload_payment_order
 -- One row per assignment attempt (the fold's `payment_order.Attempt`). An attempt is opened by
 -- each `assigned` and ended by the first `assignment_declined`, `assignment_expired`,
 -- `cancelled` or `completed` after it, or superseded by the next `assigned`. An event is inside
 -- the open attempt when the last of those boundary events before it is an `assigned`: that is
 -- all the fold's `open_attempt` means. Inside it, the latest `accepted` gives `accepted_at` and
 -- `complete_by` (each acceptance overwrites them in the fold), and the first `review_started` is
--- the attempt's review.
---
--- The audit reads its attempts here too (`audit_attempts`), so the rule is written once. One
--- sorted pass over the orders' typed events (`payload_payment_order`, which an incremental apply
--- narrows to the scope's orders, all their events), in the fold's `(position, event_id)` order:
--- each event is given the last boundary before it, and the events after an `assigned` are
--- grouped by it.
-{%- set ACCEPTED = "'payment_order.accepted'" %}
-{%- set REVIEW = "'payment_order.review_started'" %}
-WITH o AS (
-    SELECT event_id, pos, aggregate_id, kind, occurred_at, complete_by, attempt, trader_id, rate,
-           settlement_currency, settlement_amount, platform_fee, trader_reward, accept_by
-    FROM {{ typed_of(
-        "payment_order",
-        "payment_order.assigned",
-        "payment_order.accepted",
-        "payment_order.assignment_declined",
-        "payment_order.assignment_expired",
-        "payment_order.cancelled",
-        "payment_order.completed",
-        "payment_order.review_started",
-    ) }}
+-- the attempt's review. The audit reads its attempts here too (`audit_attempts`), so the rule is
+-- written once.
+{%- set enders = "'payment_order.assignment_declined', 'payment_order.assignment_expired', 'payment_order.cancelled', 'payment_order.completed'" %}
+{%- set inside = "('payment_order.accepted', 'payment_order.review_started')" %}
+WITH w AS (
+    -- the last boundary before each event, as ord * 4 + 1 (an assigned: its attempt is open)
+    -- or ord * 4 + 2 (an ender): events inside an open attempt belong to that assigned's ord
+    SELECT ord, kind, occurred_at, event_id, position,
+        max(CASE WHEN kind = 'payment_order.assigned' THEN ord * 4 + 1
+                 WHEN kind NOT IN {{ inside }} THEN ord * 4 + 2 END)
+            OVER (PARTITION BY aggregate_id ORDER BY ord
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS boundary
+    FROM ev
+    WHERE stream = 'payment_order'
+        AND kind IN ('payment_order.assigned', 'payment_order.accepted',
+                     'payment_order.review_started', {{ enders }})
 ),
-w AS (  -- each event with the last boundary before it
-    SELECT event_id, pos, kind, occurred_at, complete_by,
-           last_value(CASE WHEN kind NOT IN ({{ ACCEPTED }}, {{ REVIEW }})
-                           THEN {'event_id': event_id, 'open': kind = 'payment_order.assigned'} END
-                      IGNORE NULLS)
-               OVER (PARTITION BY aggregate_id ORDER BY pos, event_id
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS b
-    FROM o
-),
-g AS (  -- the events inside each attempt, by its `assigned`
-    SELECT b.event_id AS assigned_event_id,
-           arg_max({'event_id': event_id, 'at': occurred_at, 'complete_by': complete_by},
-                   {'pos': pos, 'event_id': event_id}) FILTER (WHERE kind = {{ ACCEPTED }}) AS acc,
-           arg_min({'event_id': event_id, 'pos': pos, 'kind': kind, 'at': occurred_at},
-                   {'pos': pos, 'event_id': event_id})
-               FILTER (WHERE kind NOT IN ({{ ACCEPTED }}, {{ REVIEW }})) AS fin,
-           arg_min({'event_id': event_id, 'pos': pos}, {'pos': pos, 'event_id': event_id})
-               FILTER (WHERE kind = {{ REVIEW }}) AS rv
+open AS (
+    SELECT
+        boundary // 4 AS assigned_ord,
+        max(ord) FILTER (WHERE kind = 'payment_order.accepted') AS accepted_ord,
+        arg_max(occurred_at, ord) FILTER (WHERE kind = 'payment_order.accepted') AS accepted_at,
+        arg_max(event_id, ord) FILTER (WHERE kind = 'payment_order.accepted') AS accepted_event_id,
+        arg_min(occurred_at, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS ended_at,
+        arg_min(CASE kind
+            WHEN 'payment_order.assignment_declined' THEN 'declined'
+            WHEN 'payment_order.assignment_expired' THEN 'expired'
+            WHEN 'payment_order.cancelled' THEN 'cancelled'
+            WHEN 'payment_order.completed' THEN 'completed'
+            WHEN 'payment_order.assigned' THEN 'superseded'
+        END, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS outcome,
+        arg_min(event_id, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS end_event_id,
+        arg_min(position, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS end_pos,
+        arg_min(event_id, ord) FILTER (WHERE kind = 'payment_order.review_started') AS review_event_id,
+        arg_min(position, ord) FILTER (WHERE kind = 'payment_order.review_started') AS review_pos
     FROM w
-    WHERE b.open
-    GROUP BY b.event_id
+    WHERE boundary % 4 = 1
+    GROUP BY boundary // 4
 )
 SELECT
-    a.aggregate_id AS order_id,
-    a.attempt::INTEGER AS attempt,
-    a.trader_id,
-    a.rate,
-    a.settlement_currency,
-    a.settlement_amount::BIGINT AS settlement_amount,
-    a.platform_fee::BIGINT AS platform_fee,
-    a.trader_reward::BIGINT AS trader_reward,
-    a.occurred_at AS assigned_at,
-    a.accept_by::TIMESTAMPTZ AS accept_by,
-    g.acc.at AS accepted_at,
-    g.acc.complete_by::TIMESTAMPTZ AS complete_by,
-    g.fin.at AS ended_at,
-    CASE g.fin.kind
-        WHEN 'payment_order.assignment_declined' THEN 'declined'
-        WHEN 'payment_order.assignment_expired' THEN 'expired'
-        WHEN 'payment_order.cancelled' THEN 'cancelled'
-        WHEN 'payment_order.completed' THEN 'completed'
-        WHEN 'payment_order.assigned' THEN 'superseded'
-    END AS outcome,
-    a.event_id AS assigned_event_id,
-    a.pos AS assigned_pos,
-    g.acc.event_id AS accepted_event_id,
-    g.fin.event_id AS end_event_id,
-    g.fin.pos AS end_pos,
-    g.rv.event_id AS review_event_id,
-    g.rv.pos AS review_pos
-FROM (SELECT * FROM o WHERE kind = 'payment_order.assigned') a
-LEFT JOIN g ON g.assigned_event_id = a.event_id
+    asg.aggregate_id AS order_id,
+    asg.attempt::INTEGER AS attempt,
+    asg.trader_id,
+    asg.rate,
+    asg.settlement_currency,
+    asg.settlement_amount::BIGINT AS settlement_amount,
+    asg.platform_fee::BIGINT AS platform_fee,
+    asg.trader_reward::BIGINT AS trader_reward,
+    asg.occurred_at AS assigned_at,
+    asg.accept_by::TIMESTAMPTZ AS accept_by,
+    o.accepted_at,
+    acc.complete_by::TIMESTAMPTZ AS complete_by,
+    o.ended_at,
+    o.outcome,
+    asg.event_id AS assigned_event_id,
+    asg.position AS assigned_pos,
+    o.accepted_event_id,
+    o.end_event_id,
+    o.end_pos,
+    o.review_event_id,
+    o.review_pos
+FROM order_assigned asg
+LEFT JOIN open o ON o.assigned_ord = asg.ord
+LEFT JOIN (
+    SELECT ord, complete_by
+    FROM {{ typed("payment_order") }}
+    WHERE kind = 'payment_order.accepted'
+) acc ON acc.ord = o.accepted_ord
