@@ -118,12 +118,15 @@ def tables(
     )
 
 
-@pytest.mark.parametrize(("seed", "tied"), [(1, False), (2, False), (3, True)])
-def test_the_hits_are_the_brute_forces_pairs(seed: int, tied: bool) -> None:
+@pytest.mark.parametrize(
+    ("seed", "tied", "key_bits"), [(1, False, 62), (2, False, 62), (3, True, 62), (4, True, 0)]
+)
+def test_the_hits_are_the_brute_forces_pairs(seed: int, tied: bool, key_bits: int) -> None:
+    """``key_bits`` 0: the keys are ranked, as where they do not fit one BIGINT."""
     with duckdb.connect() as con:
         tables(con, seed, n=9000, extra=400, tied=tied)
         for name in ("audit_policy_sequence", "audit_policy_hits"):
-            shared.build(con, name)
+            shared.build(con, name, key_bits=key_bits)
         hits = set(con.sql("SELECT k, sid FROM audit_policy_hits").fetchall())
         brute = set(con.sql(BRUTE).fetchall())
     assert len(brute) > 1000  # the search has work to do, on every path

@@ -10,7 +10,7 @@
 --
 -- Joining every assignment with every open segment would cost assignments x open traders (12
 -- million pairs at 1M events: idle traders stay open for hours). Instead, with one number per
--- key (`w`: the score's rank, the active orders and the id's rank folded into a HUGEINT,
+-- key (`w`: the score's rank, the active orders and the id's rank folded into a BIGINT,
 -- smaller is better) and the assignments numbered per currency in the fold's `(position,
 -- event_id)` order (`n`), both from `audit_policy_sequence`:
 --

@@ -20,15 +20,35 @@ sr AS (  -- a rank per score, the highest first
 tr AS (  -- a rank per trader, the smallest id first
     SELECT t, dense_rank() OVER (ORDER BY t) AS r FROM (SELECT DISTINCT trader_id AS t FROM audit_policy_segments)
 ),
+bits AS (  -- the bits each part of the key takes (`log2` can only overstate them) and whether
+    -- the three fit one BIGINT: always on real data (thousands of scores and traders, a few
+    -- active orders), where the window maxima and comparisons are cheaper than on a HUGEINT
+    -- (`key_bits`: a test's, to take the other path)
+    SELECT a, t, s + a + t <= {{ key_bits | default(62) }} AND lo >= 0 AS fits
+    FROM (SELECT (SELECT floor(log2(max(r) + 1))::INTEGER + 1 FROM sr) AS s,
+                 floor(log2(greatest(max(active), 0) + 1))::INTEGER + 1 AS a, min(active) AS lo,
+                 (SELECT floor(log2(max(r) + 1))::INTEGER + 1 FROM tr) AS t
+          FROM audit_policy_segments)
+),
+kr AS (  -- else a rank per key, the best first (exact whatever the data; costlier)
+    SELECT score, active, trader_id, dense_rank() OVER (ORDER BY score DESC, active, trader_id) AS w
+    FROM (SELECT DISTINCT score, active, trader_id FROM audit_policy_segments
+          WHERE NOT (SELECT fits FROM bits))
+),
 asg AS (
     SELECT m.k, c.ci, m.pos, m.event_id, m.self_ok
     FROM audit_policy_assignments m JOIN cur c ON c.c = m.currency
 ),
 seg AS (
     SELECT s.rowid AS sid, c.ci, s.lo_pos, s.lo_id, s.hi_pos, s.hi_id, s.hi_k,
-           (q.r::HUGEINT << 64) + (s.active::HUGEINT << 32) + t.r AS w
+           (q.r::BIGINT << (b.a + b.t)) + (s.active::BIGINT << b.t) + t.r AS w
     FROM audit_policy_segments s
     JOIN cur c ON c.c = s.fiat JOIN sr q ON q.s = s.score JOIN tr t ON t.t = s.trader_id
+    JOIN bits b ON b.fits
+    UNION ALL
+    SELECT s.rowid, c.ci, s.lo_pos, s.lo_id, s.hi_pos, s.hi_id, s.hi_k, k.w
+    FROM audit_policy_segments s
+    JOIN cur c ON c.c = s.fiat JOIN kr k USING (score, active, trader_id)
 ),
 own AS (  -- the segments that end at their trader's own assignment, one that broke no rule: an
     -- assignment's key is that segment's (the trader was open, as the assignment broke no rule),
