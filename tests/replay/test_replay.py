@@ -22,6 +22,7 @@ from workbench.cli import main
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate, read_truth
 from workbench.replay import connect, rebuild
+from workbench.replay.schema import PAYLOAD_TABLES
 from workbench.sources import SourceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -402,6 +403,33 @@ def test_a_database_without_the_reviews_gets_them_from_the_next_replay(
     rebuild([folder], db, progress=False, reread=True)  # the same code: re-read on purpose
     con = connect(db, read_only=True)
     assert con.execute("SELECT * FROM order_reviews ORDER BY ALL").fetchall() == want
+    con.close()
+
+
+def test_a_database_whose_typed_payloads_lack_the_process_gets_it_from_the_next_replay(
+    export: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An older workbench's typed payload tables have no `correlation_id` (PROCESS_BROKEN reads
+    the steps' processes there): the audit refuses the database (exit 2), and the next replay,
+    though it brings nothing new, adds the column, filled from each row's event: the same rows
+    as a full replay's."""
+    folder, _ = export
+    db = tmp_path / "old.duckdb"
+    rebuild([folder], db, progress=False)
+    con = connect(db)
+    tables = [t.name for t in PAYLOAD_TABLES.values()]
+    want = {t: con.execute(f"SELECT * FROM {t} ORDER BY event_id").fetchall() for t in tables}
+    for t in tables:
+        con.execute(f"ALTER TABLE {t} DROP COLUMN correlation_id")
+    con.close()
+    assert any(r[7] is not None for r in want["payload_trader"])  # the column holds processes
+    assert main(["audit", "--db", str(db), "--no-record"]) == 2
+    rebuild([folder], db, progress=False, reread=True)  # the same code: re-read on purpose
+    con = connect(db, read_only=True)
+    for table in PAYLOAD_TABLES.values():  # in the schema's column order, as first written
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        got = con.execute(f"SELECT {cols} FROM {table.name} ORDER BY event_id").fetchall()
+        assert got == want[table.name], table.name
     con.close()
 
 

@@ -37,6 +37,7 @@ PAYLOAD_ENVELOPE: Final[tuple[str, ...]] = (
     "kind",
     "schema_version",
     "occurred_at",
+    "correlation_id",  # the process: PROCESS_BROKEN groups a stream's steps by it
 )
 
 

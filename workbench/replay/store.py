@@ -16,7 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import DatabaseBusy, busy_from
-from .schema import BY_NAME, PROJECTIONS, TABLES, Table
+from .payload_types import PAYLOAD_ENVELOPE
+from .schema import BY_NAME, PAYLOAD_TABLES, PROJECTIONS, TABLES, Table
 
 # DuckDB column types → Arrow types, for handing rows over as Arrow tables (fast, exact).
 _ARROW: dict[str, pa.DataType] = {
@@ -137,18 +138,26 @@ def memory_size(text: str) -> str:
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Every table, and the columns a later workbench added to a table an older one made
-    (appended, NULL: the replay then rebuilds what derives them, ``incremental._state_missing``)."""
+    (appended, so every insert names its columns): an envelope column of a typed payload table
+    is filled from its event at once; a projection's is NULL until the replay rebuilds it
+    (``incremental._state_missing``)."""
     have: dict[str, set[str]] = {}
     for table, column in con.execute(
         "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
         "AND database_name = current_database()"
     ).fetchall():
         have.setdefault(str(table), set()).add(str(column))
+    payloads = {t.name for t in PAYLOAD_TABLES.values()}
     for t in TABLES:
         con.execute(t.ddl()).fetchall()
         for c in t.columns if t.name in have else ():
             if c.name not in have[t.name]:
                 con.execute(f'ALTER TABLE {t.name} ADD COLUMN "{c.name}" {c.type}').fetchall()
+                if t.name in payloads and c.name in PAYLOAD_ENVELOPE:  # from its event, once
+                    con.execute(
+                        f'UPDATE {t.name} p SET "{c.name}" = e."{c.name}" FROM events e '
+                        "WHERE e.event_id = p.event_id"
+                    ).fetchall()
 
 
 def rows_to_arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
@@ -178,9 +187,8 @@ def append_rows(
         return
     con.register("_incoming", data)
     try:
-        con.execute(
-            f"INSERT INTO {table.name} SELECT {', '.join(table.column_names)} FROM _incoming"
-        ).fetchall()
+        cols = ", ".join(f'"{c}"' for c in table.column_names)  # by name: see create_schema
+        con.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming").fetchall()
     finally:
         con.unregister("_incoming")
 

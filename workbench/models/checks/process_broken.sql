@@ -27,45 +27,28 @@ starts AS (  -- does the log hold the process's beginning? (only the few process
            arg_min(causation_id IS NULL, {'pos': position, 'event_id': event_id}) AS from_start
     FROM events WHERE correlation_id IN (SELECT corr FROM dangling) GROUP BY ALL
 ),
-rows AS NOT MATERIALIZED (  -- every opening and compensation, narrow: its row in its payload
-    -- table, its position, a hash of its step (the plan; the trader and the hold's ref)
-    SELECT 'l' AS src, rowid AS r, position AS pos, hash(aggregate_id) AS h
+rows AS NOT MATERIALIZED (  -- every opening and compensation, from its typed table (which
+    -- carries the event's process): a hash of its step (the plan; the trader and the hold's ref)
+    SELECT 'ledger_plan' AS stream, aggregate_id, '' AS ref, correlation_id AS corr, event_id,
+           position AS pos, kind, hash(aggregate_id) AS h
     FROM payload_ledger_plan
     WHERE kind BETWEEN {{ kind_range("ledger_plan") }}
       AND kind IN ({{ process_kinds("ledger_plan", "steps") }})
     UNION ALL
-    SELECT 't', rowid, position, hash(aggregate_id, ref)
+    SELECT 'trader', aggregate_id, ref, correlation_id, event_id, position, kind,
+           hash(aggregate_id, ref)
     FROM payload_trader
     WHERE ref IS NOT NULL AND kind BETWEEN {{ kind_range("trader") }}
       AND kind IN ({{ process_kinds("trader", "steps") }})
 ),
-pairs AS (  -- each step with each correlation it was seen under, straight from the scans (no
-    -- string kept per step; correlations grouped by their exact value). A superset of the truth
-    -- is enough, as the mixed steps' events are fetched again exactly below: a hash collision
-    -- only merges two steps' correlations, and a row is joined to its event by `position` alone
-    -- (reading no 36-character `event_id`: the cost of the join), so a position two events share
-    -- can only add the other's correlation
-    SELECT DISTINCT s.h, e.correlation_id AS corr
-    FROM rows s JOIN events e ON e.position = s.pos
-    WHERE e.kind BETWEEN {{ kind_range("ledger_plan") }} OR e.kind BETWEEN {{ kind_range("trader") }}
-),
 mixed AS (  -- the steps seen under more than one correlation, NULL counted as one (almost none):
-    -- only they can break
-    SELECT h FROM pairs GROUP BY h HAVING count(*) > 1
+    -- only they can break. A superset is enough, as their events are taken whole below: a hash
+    -- collision only merges two steps' correlations
+    SELECT h FROM (SELECT DISTINCT h, corr FROM rows) GROUP BY h HAVING count(*) > 1
 ),
-cand AS MATERIALIZED (  -- their rows (few; kept, as both the fetch and the join below read them)
-    SELECT * FROM rows WHERE h IN (SELECT h FROM mixed)
-),
-steps AS (  -- their events, whole and exact (the events at their positions found reading
-    -- `position` alone, then fetched by row)
-    SELECT e.stream, e.aggregate_id, coalesce(t.ref, '') AS ref, e.correlation_id AS corr,
-           e.event_id, e.position AS pos, e.kind
-    FROM cand c
-    LEFT JOIN payload_trader t ON c.src = 't' AND t.rowid = c.r
-    LEFT JOIN payload_ledger_plan l ON c.src = 'l' AND l.rowid = c.r
-    JOIN (SELECT * FROM events
-          WHERE rowid IN (SELECT rowid FROM events WHERE position IN (SELECT pos FROM cand))) e
-      ON e.position = c.pos AND e.event_id = coalesce(t.event_id, l.event_id)
+steps AS (  -- their events
+    SELECT stream, aggregate_id, ref, corr, event_id, pos, kind
+    FROM rows WHERE h IN (SELECT h FROM mixed)
 ),
 paired AS (  -- each compensation with the latest opening of its step before it
     SELECT *, kind IN ({{ process_kinds("ledger_plan", "openings") }},
