@@ -1,10 +1,14 @@
-"""``prior_scheduler`` (what the scheduler reads of every trader, from the stored projections:
-the state a batch judged at ingest would start from) against the audit's own folds of each
-trader's whole history (``audit_trader_states``, ``audit_trader_timeline``,
-``audit_trader_deposit``) after its last event, on generated histories full of anomalies and on
-the platform's export. Compared is what the scheduler's rules and the policy read: registration,
-limits (of a registered trader), presence and block (none read as false), the latest score and
-its event, the open attempts and the available deposit."""
+"""The state a batch judged at ingest would start from, against the audit's own folds at the end
+of whole histories.
+
+``prior_scheduler`` (what the scheduler reads of every trader, from the stored projections)
+against ``audit_trader_states``, ``audit_trader_timeline`` and ``audit_trader_deposit`` after
+each trader's last event, on generated histories edited so that traders end blocked and ratings
+arrive out of `seq` order, and on the platform's export. Compared is what the scheduler's rules
+and the policy read: registration, limits (of a registered trader), presence and block (none
+read as false), the latest score and its event, the open attempts and the available deposit.
+And each client account's stored available amount against the audit's client moves summed.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import pytest
 
 from workbench import models
 from workbench.audit import shared
+from workbench.models import macros
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
 from workbench.replay.engine import rebuild
@@ -116,3 +121,31 @@ def test_generated_histories_with_anomalies(seed: int, tmp_path: Path) -> None:
 def test_the_platform_export(tmp_path: Path) -> None:
     rebuild([FIXTURE], tmp_path / "db.duckdb", progress=False)
     assert compare(tmp_path / "db.duckdb") > 0
+
+
+@pytest.mark.parametrize("seed", [2, 7])
+def test_the_stored_balances_are_the_client_moves_summed(seed: int, tmp_path: Path) -> None:
+    """The other state a batch's payouts would start from: each client account's available
+    amount in ``account_balances`` (``prior_balances`` before a batch) is the sum of its moves
+    as the audit's client balance reads them (``client_moves``) at the end of the history."""
+    generate(
+        tmp_path / "export",
+        seed=seed,
+        days=1,
+        orders_per_day=250,
+        traders=8,
+        clients=5,
+        truth=tmp_path / "truth.csv",
+        progress=False,
+    )
+    rebuild([tmp_path / "export"], tmp_path / "db.duckdb", progress=False)
+    with duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True) as con:
+        moved = con.sql(
+            f"SELECT account, currency, sum(d)::BIGINT FROM {macros.client_moves()} GROUP BY ALL"
+        ).fetchall()
+        stored = con.sql(
+            "SELECT account, currency, available FROM account_balances "
+            "WHERE account LIKE 'client:%' AND (own <> 0 OR held <> 0)"
+        ).fetchall()
+    assert len(moved) >= 5
+    assert sorted(r for r in moved if r[2] != 0) == sorted(r for r in stored if r[2] != 0)
