@@ -23,9 +23,9 @@ import pytest
 
 from workbench import models
 from workbench.audit import shared
-from workbench.models import macros
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate
+from workbench.models import macros
 from workbench.replay.engine import rebuild
 
 FIXTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "platform-export-3d"
