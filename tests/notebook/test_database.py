@@ -1,8 +1,10 @@
-"""open_database replays only when the database is missing; connect is UTC whatever the machine."""
+"""open_database replays only when the database is missing or an older workbench wrote it;
+connect is UTC whatever the machine."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import polars as pl
 import pytest
 
 from workbench.notebook import connect, database_summary, open_database
+from workbench.replay import store
 
 
 def test_replays_a_missing_database_then_leaves_it_alone(
@@ -25,6 +28,33 @@ def test_replays_a_missing_database_then_leaves_it_alone(
     assert open_database(sample_db, sample_export) == sample_db
     assert open_database(sample_db) == sample_db  # no export needed once it exists
     assert sample_db.stat().st_mtime_ns == before
+
+
+def test_a_database_an_older_workbench_wrote_is_brought_up_to_date(
+    sample_db: Path, sample_export: Path, tmp_path: Path
+) -> None:
+    """An analyst's database from before a table or column was added: opened with its export,
+    it is replayed into once more (nothing new), so the notebook's audit can read it."""
+    old = tmp_path / "old.duckdb"
+    shutil.copy(sample_db, old)
+    with duckdb.connect(str(old)) as con:
+        want = con.sql("SELECT * FROM order_attempts ORDER BY ALL").fetchall()
+        added = ("assigned_pos", "accepted_event_id", "end_event_id", "end_pos", "review_event_id")
+        for column in (*added, "review_pos"):  # what a later workbench added, all at once
+            con.execute(f"ALTER TABLE order_attempts DROP COLUMN {column}")
+        con.execute("ALTER TABLE payload_trader DROP COLUMN correlation_id")
+    assert open_database(old) == old  # no export: left as it is
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert store.out_of_date(con) == ["payload_trader", "order_attempts"]
+    half = tmp_path / "half.duckdb"  # the columns added, the rows not rebuilt yet
+    shutil.copy(old, half)
+    with duckdb.connect(str(half)) as con:
+        store.create_schema(con)
+        assert store.out_of_date(con) == ["order_attempts"]
+    assert open_database(old, sample_export) == old
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert store.out_of_date(con) == []
+        assert con.sql("SELECT * FROM order_attempts ORDER BY ALL").fetchall() == want
 
 
 def test_a_missing_database_without_an_export_is_an_error(tmp_path: Path) -> None:

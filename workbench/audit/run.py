@@ -298,17 +298,7 @@ def _require_a_replay(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             f"{path}: no replay has completed into this database, so there is nothing to audit "
             f"(run `workbench replay SOURCE --db {path}`)"
         )
-    from ..replay.schema import PAYLOAD_TABLES, PROJECTIONS
-
-    columns = {
-        (str(t), str(c))
-        for t, c in con.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()
-    }
-    missing = [
-        t.name
-        for t in (*PAYLOAD_TABLES.values(), *PROJECTIONS)
-        if t.name not in tables or any((t.name, c.name) not in columns for c in t.columns)
-    ]
+    missing = store.out_of_date(con)
     if missing:
         raise ValueError(
             f"{path} was built by an older workbench, without tables or columns the checks read "

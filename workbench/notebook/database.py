@@ -1,4 +1,5 @@
-"""The database a notebook works on: opened as it is, or replayed from an export when missing."""
+"""The database a notebook works on: opened as it is, or replayed from an export when missing
+or written by an older workbench."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from ..replay import store
 
 
 def open_database(db: str | Path, export: str | Path | None = None) -> Path:
-    """The replayed database ``db``; when it does not exist yet, ``export`` (files or a
-    directory of the platform's Parquet export) is replayed into it first.
+    """The replayed database ``db``; when it does not exist yet, or an older workbench wrote it
+    (without tables or columns this one's checks read), ``export`` (files or a directory of the
+    platform's Parquet export) is replayed into it first.
 
     Quiet either way, so a notebook shows the same output whether it found the database or
     made it; :func:`database_summary` says what is in it. Raises :class:`FileNotFoundError`
@@ -21,6 +23,12 @@ def open_database(db: str | Path, export: str | Path | None = None) -> Path:
     when the replay's nothing-lost check fails."""
     path = Path(db)
     if path.exists():
+        if export is not None and Path(export).exists() and _out_of_date(path):
+            from ..replay.engine import rebuild
+
+            # the same export again: nothing new, but the tables and columns added (reread: the
+            # files are judged again even where this code took them in before)
+            rebuild([Path(export)], path, progress=False, reread=True)
         return path
     if export is None:
         raise FileNotFoundError(f"{path}: no such database, and no export given to replay into it")
@@ -42,6 +50,14 @@ def open_database(db: str | Path, export: str | Path | None = None) -> Path:
         for leftover in (partial, partial.with_name(partial.name + ".wal")):
             leftover.unlink(missing_ok=True)
     return path
+
+
+def _out_of_date(path: Path) -> bool:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return bool(store.out_of_date(con))
+    finally:
+        con.close()
 
 
 def connect(db: str | Path) -> duckdb.DuckDBPyConnection:

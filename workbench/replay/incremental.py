@@ -32,7 +32,7 @@ from typing import Any, Final
 import duckdb
 
 from .. import models
-from . import bulk
+from . import bulk, store
 from .row_index import Bounds
 from .schema import BY_NAME, PAYLOAD_TABLES
 
@@ -140,20 +140,15 @@ _ADDED_LATER: Final[dict[str, str]] = {
     "WHERE kind = 'payment_order.review_started'",
 }
 
-#: Columns a later workbench added to a table, each as a condition that holds on a row an older
-#: one wrote (the column NULL where the rule never leaves it so): a full build fills them.
-_COLUMNS_ADDED_LATER: Final[dict[str, str]] = {
-    "order_attempts": "assigned_pos IS NULL",
-}
 
 
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
     """A table of :data:`_ADDED_LATER` is empty though what it derives from was stored before
-    the batch, or a row of :data:`_COLUMNS_ADDED_LATER` lacks a column an older workbench did
-    not write: a full build makes them (even when the batch brings nothing new)."""
-    for table, old_row in _COLUMNS_ADDED_LATER.items():
-        if _exec(con, f"SELECT 1 FROM {table} WHERE {old_row} LIMIT 1"):
-            return True
+    the batch, or a projection's rows lack the columns a later workbench added
+    (:func:`.store.not_rebuilt`): a full build makes them (even when the batch brings nothing
+    new)."""
+    if store.not_rebuilt(con):
+        return True
     for table, sources in _ADDED_LATER.items():
         if _exec(con, f"SELECT 1 FROM {table} LIMIT 1"):
             continue
