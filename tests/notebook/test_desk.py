@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from workbench.audit import account_ledger, revenue, triage, triage_history
 from workbench.notebook import books, runs, statements
+from workbench.replay import store
 from workbench.statements.matching import match_statements
 
 
@@ -54,7 +56,14 @@ def test_revenue_and_ledger_tables(sample_db: Path) -> None:
 
 def test_statements_demo_matches_and_drills(tmp_path: Path) -> None:
     db = statements.demo(tmp_path / "demo")
+    made = db.stat().st_mtime_ns
     assert statements.demo(tmp_path / "demo") == db  # made once
+    assert db.stat().st_mtime_ns == made
+    with duckdb.connect(str(db)) as con:  # as an older workbench made it
+        con.execute("ALTER TABLE payload_trader DROP COLUMN correlation_id")
+    assert statements.demo(tmp_path / "demo") == db  # made again
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert store.out_of_date(con) == []
     matched = match_statements(db)
     by_day = statements.lines_by_day(matched)
     assert int(by_day["matched"].sum()) == matched.matches.height

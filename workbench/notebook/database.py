@@ -23,7 +23,7 @@ def open_database(db: str | Path, export: str | Path | None = None) -> Path:
     when the replay's nothing-lost check fails."""
     path = Path(db)
     if path.exists():
-        if export is not None and Path(export).exists() and _out_of_date(path):
+        if export is not None and Path(export).exists() and out_of_date(path):
             from ..replay.engine import rebuild
 
             # the same export again: nothing new, but the tables and columns added (reread: the
@@ -52,8 +52,9 @@ def open_database(db: str | Path, export: str | Path | None = None) -> Path:
     return path
 
 
-def _out_of_date(path: Path) -> bool:
-    con = duckdb.connect(str(path), read_only=True)
+def out_of_date(path: Path) -> bool:
+    """An older workbench wrote ``path``: it lacks tables or columns this one's checks read."""
+    con = store.connect(path, read_only=True)  # as every reader: never in a writer's way
     try:
         return bool(store.out_of_date(con))
     finally:

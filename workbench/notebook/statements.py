@@ -13,7 +13,7 @@ import polars as pl
 from ..domain.violations import STATEMENT_CHECK_CODES
 from ..statements.importer import ImportSummary, import_statements
 from ..statements.matching import StatementMatches
-from .database import open_database
+from .database import open_database, out_of_date
 
 
 class Demo(TypedDict):
@@ -48,14 +48,15 @@ def import_folder(folder: str | Path, db: str | Path) -> ImportSummary:
 def demo(folder: str | Path) -> Path:
     """A small generated history with the provider's statements (:data:`DEMO`, breaks of every
     statement check planted), replayed into ``folder/statements_demo.duckdb`` with its CSV
-    statements imported; made once, then reused (the same arguments give the same files)."""
+    statements imported; made once, then reused (the same arguments give the same files), and
+    made again where an older workbench made it (without tables or columns its checks read)."""
     import tempfile
 
     from ..generator import generate
 
     out = Path(folder)
     db = out / "statements_demo.duckdb"
-    if db.exists():
+    if db.exists() and not out_of_date(db):
         return db
     out.mkdir(parents=True, exist_ok=True)
     # Built apart, then renamed into place: two notebooks run at once (a report beside nbval)

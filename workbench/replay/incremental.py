@@ -141,7 +141,6 @@ _ADDED_LATER: Final[dict[str, str]] = {
 }
 
 
-
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
     """A table of :data:`_ADDED_LATER` is empty though what it derives from was stored before
     the batch, or a projection's rows lack the columns a later workbench added
