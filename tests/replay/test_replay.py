@@ -21,7 +21,7 @@ import pytest
 from workbench.cli import main
 from workbench.export import ENVELOPE_SCHEMA
 from workbench.generator import generate, read_truth
-from workbench.replay import connect, rebuild
+from workbench.replay import connect, rebuild, store
 from workbench.replay.schema import PAYLOAD_TABLES
 from workbench.sources import SourceError
 
@@ -400,6 +400,12 @@ def test_a_database_without_the_reviews_gets_them_from_the_next_replay(
     con.close()
     assert want
     assert main(["audit", "--db", str(db), "--no-record"]) == 2
+    half = tmp_path / "half.duckdb"  # the table made, not yet built (a replay stopped there)
+    shutil.copy(db, half)
+    con = connect(half)
+    assert store.out_of_date(con) == ["order_reviews"]
+    con.close()
+    assert main(["audit", "--db", str(half), "--no-record"]) == 2
     rebuild([folder], db, progress=False, reread=True)  # the same code: re-read on purpose
     con = connect(db, read_only=True)
     assert con.execute("SELECT * FROM order_reviews ORDER BY ALL").fetchall() == want

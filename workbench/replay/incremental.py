@@ -27,7 +27,7 @@ and compare every projection with a full build (their content hashes).
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any
 
 import duckdb
 
@@ -131,30 +131,11 @@ def apply(
     return "incremental"
 
 
-#: Tables a later workbench added, each with the stored rows it derives from: a database written
-#: before the table existed has those rows and an empty table, which a full build fills.
-_ADDED_LATER: Final[dict[str, str]] = {
-    "trader_holds": "SELECT event_id FROM events WHERE stream = 'trader' AND kind IN "
-    "('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')",
-    "order_reviews": "SELECT event_id FROM payload_payment_order "
-    "WHERE kind = 'payment_order.review_started'",
-}
-
-
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
-    """A table of :data:`_ADDED_LATER` is empty though what it derives from was stored before
-    the batch, or a projection's rows lack the columns a later workbench added
-    (:func:`.store.not_rebuilt`): a full build makes them (even when the batch brings nothing
-    new)."""
-    if store.not_rebuilt(con):
-        return True
-    for table, sources in _ADDED_LATER.items():
-        if _exec(con, f"SELECT 1 FROM {table} LIMIT 1"):
-            continue
-        stored = f"SELECT 1 FROM ({sources}) s ANTI JOIN {batch} b USING (event_id) LIMIT 1"
-        if _exec(con, stored):
-            return True
-    return False
+    """A table or column a later workbench added is empty though what it derives from was
+    stored before the batch (:func:`.store.not_rebuilt`): a full build makes it (even when the
+    batch brings nothing new)."""
+    return bool(store.not_rebuilt(con, batch))
 
 
 def _scoped(

@@ -160,21 +160,42 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
                     ).fetchall()
 
 
+#: Tables a later workbench added, each with the stored rows it derives from: a database written
+#: before the table existed has those rows and an empty table, which a full build fills.
+ADDED_LATER: dict[str, str] = {
+    "trader_holds": "SELECT event_id FROM events WHERE stream = 'trader' AND kind IN "
+    "('trader.hold_placed', 'trader.hold_released', 'trader.hold_captured')",
+    "order_reviews": "SELECT event_id FROM payload_payment_order "
+    "WHERE kind = 'payment_order.review_started'",
+}
+
 #: Columns a later workbench added to a projection, each as a condition that holds on a row an
-#: older one wrote (the columns added then, NULL where the rule never leaves them so): until a
-#: full build fills them, the replay makes one and the audit refuses the database.
+#: older one wrote (the columns added then, NULL where the rule never leaves them so).
 COLUMNS_ADDED_LATER: dict[str, str] = {
     "order_attempts": "assigned_pos IS NULL",
 }
 
 
-def not_rebuilt(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The projections of :data:`COLUMNS_ADDED_LATER` with a row an older workbench wrote."""
-    return [
+def not_rebuilt(con: duckdb.DuckDBPyConnection, batch: str | None = None) -> list[str]:
+    """The tables a later workbench added (:data:`ADDED_LATER`, :data:`COLUMNS_ADDED_LATER`)
+    that hold what an older one wrote: empty though what they derive from is stored (before the
+    replay's ``batch``, a relation of events, where one is being applied), or with a row that
+    lacks the added columns. Until a full build fills them, the replay makes one and the audit
+    refuses the database."""
+    out = [
         table
         for table, old_row in COLUMNS_ADDED_LATER.items()
         if con.execute(f"SELECT 1 FROM {table} WHERE {old_row} LIMIT 1").fetchall()
     ]
+    for table, sources in ADDED_LATER.items():
+        if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall():
+            continue
+        before = (
+            f"({sources})" if batch is None else f"({sources}) s ANTI JOIN {batch} USING (event_id)"
+        )
+        if con.execute(f"SELECT 1 FROM {before} LIMIT 1").fetchall():
+            out.append(table)
+    return out
 
 
 def out_of_date(con: duckdb.DuckDBPyConnection) -> list[str]:
