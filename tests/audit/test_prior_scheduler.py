@@ -77,6 +77,18 @@ def compare(db: Path) -> int:
     return len(audit_rows)
 
 
+def planted(folder: Path, seed: int, **size: int) -> None:
+    """A generated history with its anomalies planted, in ``folder/export``."""
+    generate(
+        folder / "export",
+        seed=seed,
+        orders_per_day=250,
+        truth=folder / "truth.csv",
+        progress=False,
+        **size,
+    )
+
+
 def edited(export: Path, out: Path) -> None:
     """``export`` with every trader's last `unblocked` dropped (it ends blocked if it was ever
     blocked) and the `seq` of each trader's last two ratings swapped (the latest by position is
@@ -100,16 +112,7 @@ def edited(export: Path, out: Path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 4, 9])
 def test_generated_histories_with_anomalies(seed: int, tmp_path: Path) -> None:
-    generate(
-        tmp_path / "export",
-        seed=seed,
-        days=2,
-        orders_per_day=250,
-        traders=12,
-        clients=4,
-        truth=tmp_path / "truth.csv",
-        progress=False,
-    )
+    planted(tmp_path, seed, days=2, traders=12, clients=4)
     edited(tmp_path / "export", tmp_path / "edited")
     rebuild([tmp_path / "edited"], tmp_path / "db.duckdb", progress=False)
     assert compare(tmp_path / "db.duckdb") >= 12
@@ -128,16 +131,7 @@ def test_the_stored_balances_are_the_client_moves_summed(seed: int, tmp_path: Pa
     """The other state a batch's payouts would start from: each client account's available
     amount in ``account_balances`` (``prior_balances`` before a batch) is the sum of its moves
     as the audit's client balance reads them (``client_moves``) at the end of the history."""
-    generate(
-        tmp_path / "export",
-        seed=seed,
-        days=1,
-        orders_per_day=250,
-        traders=8,
-        clients=5,
-        truth=tmp_path / "truth.csv",
-        progress=False,
-    )
+    planted(tmp_path, seed, days=1, traders=8, clients=5)
     rebuild([tmp_path / "export"], tmp_path / "db.duckdb", progress=False)
     with duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True) as con:
         moved = con.sql(
