@@ -2,7 +2,8 @@
 -- severity: low
 -- reads: audit_attempts, audit_order_payloads, events, payload_payment_order
 -- A deadline the platform let pass: an acceptance after `accept_by` (offending event: the late
--- acceptance); an attempt in progress past `complete_by` (plus the scheduler's sweep, `GRACE`)
+-- acceptance; an attempt's acceptance is its latest, as the fold and `order_attempts` keep it,
+-- where an illegal second one came); an attempt in progress past `complete_by` (plus the scheduler's sweep, `GRACE`)
 -- with no review (the event that ended the attempt, or its acceptance); an order still pending or
 -- assigned past `expires_at` plus the sweep (the event that finally took it out of
 -- pending/assigned, or its creation if nothing did). Deadlines still open are judged at
