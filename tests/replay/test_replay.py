@@ -433,8 +433,9 @@ def test_a_database_whose_typed_payloads_lack_the_process_gets_it_from_the_next_
     rebuild([folder], db, progress=False, reread=True)  # the same code: re-read on purpose
     con = connect(db, read_only=True)
     for table in PAYLOAD_TABLES.values():  # in the schema's column order, as first written
-        cols = ", ".join(f'"{c}"' for c in table.column_names)
-        got = con.execute(f"SELECT {cols} FROM {table.name} ORDER BY event_id").fetchall()
+        got = con.execute(
+            f"SELECT {table.column_list} FROM {table.name} ORDER BY event_id"
+        ).fetchall()
         assert got == want[table.name], table.name
     con.close()
 

@@ -105,6 +105,20 @@ def status_name(code: str) -> str:
     return f"CASE {code} {whens} ELSE 'None' END"
 
 
+def attempt_outcome(kind: str) -> str:
+    """The outcome the event of kind ``kind`` gives the attempt it ends (the domain's
+    ``payment_order.ATTEMPT_OUTCOMES``; NULL for any other kind)."""
+    whens = " ".join(f"WHEN '{k}' THEN '{o}'" for k, o in payment_order.ATTEMPT_OUTCOMES.items())
+    return f"CASE {kind} {whens} END"
+
+
+def outcome_kind(outcome: str) -> str:
+    """The kind of the event that gave an attempt ``outcome`` (:func:`attempt_outcome` read
+    back: the checks name the ending event's kind)."""
+    whens = " ".join(f"WHEN '{o}' THEN '{k}'" for k, o in payment_order.ATTEMPT_OUTCOMES.items())
+    return f"CASE {outcome} {whens} END"
+
+
 def stream_code() -> str:
     """The ``stream`` column as a small integer."""
     whens = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STREAMS))
@@ -398,6 +412,8 @@ GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 
 GLOBALS: dict[str, Any] = {
     "names": names,
+    "attempt_outcome": attempt_outcome,
+    "outcome_kind": outcome_kind,
     "kinds_table": kinds_table,
     "status_code": status_code,
     "status_name": status_name,

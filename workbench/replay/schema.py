@@ -35,6 +35,12 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def column_list(self) -> str:
+        """The columns by name, quoted, for an insert that names them (a column a later
+        workbench added is last in an older database's table, not where the schema lists it)."""
+        return ", ".join(f'"{c}"' for c in self.column_names)
+
     def ddl(self) -> str:
         cols = ",\n    ".join(f'"{c.name}" {c.type}' for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {cols}\n)"

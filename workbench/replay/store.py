@@ -242,7 +242,7 @@ def append_rows(
         return
     con.register("_incoming", data)
     try:
-        cols = ", ".join(f'"{c}"' for c in table.column_names)  # by name: see create_schema
+        cols = table.column_list
         con.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming").fetchall()
     finally:
         con.unregister("_incoming")

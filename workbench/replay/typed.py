@@ -15,17 +15,11 @@ from collections.abc import Iterable
 import duckdb
 
 from .payload_types import decode_sql
-from .schema import PAYLOAD_TABLES, Table
+from .schema import PAYLOAD_TABLES
 
 
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> None:
     con.execute(sql, params or []).fetchall()
-
-
-def _columns(table: Table) -> str:
-    """The table's columns by name (a column a later workbench added is last in an older
-    database's table, not where the schema lists it)."""
-    return ", ".join(f'"{c}"' for c in table.column_names)
 
 
 def add(con: duckdb.DuckDBPyConnection, rows: str) -> None:
@@ -35,7 +29,7 @@ def add(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     present = {r[0] for r in con.execute(f"SELECT DISTINCT stream FROM {rows}").fetchall()}
     for stream, table in PAYLOAD_TABLES.items():
         if stream in present:
-            _exec(con, f"INSERT INTO {table.name} ({_columns(table)}) {decode_sql(stream, rows)}")
+            _exec(con, f"INSERT INTO {table.name} ({table.column_list}) {decode_sql(stream, rows)}")
 
 
 def remove(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> None:
@@ -59,7 +53,7 @@ def add_missing(con: duckdb.DuckDBPyConnection) -> None:
             f"(SELECT * FROM events e WHERE e.stream = '{stream}' "
             f"AND e.event_id NOT IN (SELECT event_id FROM {table.name}))"
         )
-        _exec(con, f"INSERT INTO {table.name} ({_columns(table)}) {decode_sql(stream, rows)}")
+        _exec(con, f"INSERT INTO {table.name} ({table.column_list}) {decode_sql(stream, rows)}")
 
 
 def sync(con: duckdb.DuckDBPyConnection) -> None:

@@ -7,12 +7,6 @@
 SELECT order_id, attempt, trader_id, assigned_event_id, assigned_pos, rate, settlement_currency,
        assigned_at, accept_by, settlement_amount, trader_reward, platform_fee, end_pos,
        end_event_id,
-       CASE outcome
-           WHEN 'declined' THEN 'payment_order.assignment_declined'
-           WHEN 'expired' THEN 'payment_order.assignment_expired'
-           WHEN 'cancelled' THEN 'payment_order.cancelled'
-           WHEN 'completed' THEN 'payment_order.completed'
-           WHEN 'superseded' THEN 'payment_order.assigned'
-       END AS end_kind,
+       {{ outcome_kind("outcome") }} AS end_kind,
        ended_at, accepted_event_id, accepted_at, complete_by, review_event_id, review_pos
 FROM order_attempts

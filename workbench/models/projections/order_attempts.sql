@@ -30,13 +30,8 @@ open AS (
         arg_max(occurred_at, ord) FILTER (WHERE kind = 'payment_order.accepted') AS accepted_at,
         arg_max(event_id, ord) FILTER (WHERE kind = 'payment_order.accepted') AS accepted_event_id,
         arg_min(occurred_at, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS ended_at,
-        arg_min(CASE kind
-            WHEN 'payment_order.assignment_declined' THEN 'declined'
-            WHEN 'payment_order.assignment_expired' THEN 'expired'
-            WHEN 'payment_order.cancelled' THEN 'cancelled'
-            WHEN 'payment_order.completed' THEN 'completed'
-            WHEN 'payment_order.assigned' THEN 'superseded'
-        END, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS outcome,
+        arg_min({{ attempt_outcome("kind") }}, ord)
+            FILTER (WHERE kind NOT IN {{ inside }}) AS outcome,
         arg_min(event_id, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS end_event_id,
         arg_min(position, ord) FILTER (WHERE kind NOT IN {{ inside }}) AS end_pos,
         arg_min(event_id, ord) FILTER (WHERE kind = 'payment_order.review_started') AS review_event_id,
