@@ -25,11 +25,11 @@ from . import shared
 # table says otherwise; NULL: nobody was eligible) and the UTC day it was assigned.
 _JUDGED = """
 SELECT m.event_id, m.trader_id,
-       CASE WHEN p.k IS NOT NULL THEN p.pick_id WHEN m.self_ok THEN m.trader_id END AS pick_id,
+       CASE WHEN p.event_id IS NOT NULL THEN p.pick_id WHEN m.self_ok THEN m.trader_id END AS pick_id,
        (a.assigned_at AT TIME ZONE 'UTC')::DATE AS day
 FROM audit_policy_assignments m
 JOIN (SELECT rowid AS k, assigned_at FROM audit_attempts) a USING (k)
-LEFT JOIN audit_policy_pick p USING (k)
+LEFT JOIN audit_policy_pick p ON p.event_id = m.event_id
 """
 
 
@@ -43,6 +43,23 @@ class DeviationShares:
 
     by_trader: pl.DataFrame
     by_day: pl.DataFrame
+
+
+def judged_through(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+    """The last event POLICY_DEVIATION's stored judgments reach (``policy_judged``, written by
+    the full build), which the audit passes as ``policy_from`` so it judges only the assignments
+    after it; None where there are none (a database older than them, or whose judgments a batch
+    dropped): every assignment is judged."""
+    have = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = 'policy_judged' AND NOT temporary "
+        "AND database_name = current_database()"
+    ).fetchall()
+    if not have:
+        return None
+    rows = con.execute("SELECT position, event_id FROM policy_judged").fetchall()
+    if len(rows) != 1:
+        return None
+    return int(rows[0][0]), str(rows[0][1])
 
 
 def judged_assignments(db: str | Path | duckdb.DuckDBPyConnection) -> pl.DataFrame:

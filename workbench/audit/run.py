@@ -31,6 +31,7 @@ from ..statements import rules as statement_rules
 from ..statements.readable import ensure_tables
 from . import ratings, shared, triage_log
 from .plan import plan
+from .policy import judged_through
 
 #: The columns every check returns (:data:`workbench.models.FINDING_COLUMNS`).
 COLUMNS = models.FINDING_COLUMNS
@@ -161,6 +162,8 @@ def run_checks(
         # --as-of: the statement lines booked by then, the statement days ended by then
         "statement_as_of": ref if as_of is not None else "NULL::TIMESTAMPTZ",
         "review_overdue": models.macros.interval(review_threshold(review_overdue)),
+        # POLICY_DEVIATION: the stored judgments, and only the assignments after them judged
+        "policy_from": judged_through(con),
     }
     by_code = models.checks()
     severity = models.severity()

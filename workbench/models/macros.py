@@ -407,6 +407,17 @@ def kind_range(stream: str) -> str:
     return f"'{kinds[0]}' AND '{kinds[-1]}'"
 
 
+def judged_after(pos: str, event_id: str, since: tuple[int, str] | None) -> str:
+    """A condition on ``(pos, event_id)``: after ``since`` in the fold's order, the last event
+    POLICY_DEVIATION's stored judgments reach (``policy_judged``; the audit judges only what
+    comes after it), or TRUE where ``since`` is None (judge everything: the full build, and any
+    caller that does not read the stored judgments). The event id is a literal, quoted."""
+    if since is None:
+        return "TRUE"
+    p, e = int(since[0]), str(since[1]).replace("'", "''")
+    return f"({pos} > {p} OR {pos} = {p} AND {event_id} > '{e}')"
+
+
 #: The scheduler acts on a deadline within its sweep.
 GRACE = f"INTERVAL {int(SWEEP_DELAY.total_seconds() * 1_000_000)} MICROSECONDS"
 
@@ -448,17 +459,20 @@ GLOBALS: dict[str, Any] = {
     "money": sql_money,
     "process_kinds": process_kinds,
     "kind_range": kind_range,
+    "judged_after": judged_after,
 }
 
 #: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and
 #: state rules (the tests use one with many collisions), the audit's "now", the statement
 #: matching's value-date window in days (:mod:`workbench.statements.rules`), the time an
 #: audit ``--as-of`` reads the statements as they stood (NULL: all of them) and how long a
-#: review may stay open before it is overdue (``REVIEW_OVERDUE``, an interval).
+#: review may stay open before it is overdue (``REVIEW_OVERDUE``, an interval), and the last
+#: event POLICY_DEVIATION's stored judgments reach (``(position, event_id)``; None: judge all).
 DEFAULTS: dict[str, Any] = {
     "hash_expr": "hash(stream, aggregate_id)",
     "ref_time": "now()",
     "statement_window_days": STATEMENT_WINDOW_DAYS,
     "statement_as_of": "NULL::TIMESTAMPTZ",
     "review_overdue": interval(receipt.REVIEW_OVERDUE),
+    "policy_from": None,
 }

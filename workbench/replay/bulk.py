@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from .. import models
-from .schema import BY_NAME
+from .schema import BY_NAME, JUDGED_BY_FULL_BUILD
 
 #: Events numbered once per build in ``(position, event_id)`` order (a temp table, not a view:
 #: every model reads ``ord``, and a view would sort all events again for each one). Only the
@@ -56,17 +56,30 @@ def drop_priors(con: duckdb.DuckDBPyConnection) -> None:
 
 #: The layers a replay builds (the audit's and the incremental path's models are run by them).
 BUILD_LAYERS = ("staging", "projections", "violations")
+#: The audit's judgments a full build stores (``policy_judgments``, ``policy_judged``), with the
+#: audit's shared tables they read: run by a full build only (an appended batch leaves them, see
+#: :mod:`.incremental`).
+FULL_BUILD_ONLY = frozenset(t.name for t in JUDGED_BY_FULL_BUILD)
 
 
 def plan(only: tuple[str, ...] | None = None) -> list[models.Model]:
-    """The models a build runs, in order: all of them, or what ``only``'s projections need."""
-    if only is None:
-        return models.order(m for m in models.load().values() if m.layer in BUILD_LAYERS)
+    """The models a build runs, in order: all of them, or what ``only``'s projections need,
+    with the audit's shared tables they read (``workbench/models/audit/``: the stored
+    judgments')."""
+    names = only
+    if names is None:
+        names = tuple(m.name for m in models.load().values() if m.layer in BUILD_LAYERS)
     needed: dict[str, models.Model] = {}
-    for name in only:
-        for m in models.upstream(name, BUILD_LAYERS):
+    for name in names:
+        for m in models.upstream(name, (*BUILD_LAYERS, "audit")):
             needed.setdefault(m.name, m)
     return models.order(needed.values())
+
+
+def projection_plan() -> list[models.Model]:
+    """:func:`plan` but the stored judgments and the audit's tables they read: what an appended
+    batch runs, and what :func:`differences` compares the fold's tables with."""
+    return [m for m in plan() if m.layer != "audit" and m.name not in FULL_BUILD_ONLY]
 
 
 #: Projections in build order (``trader_holds`` is state, not a projection: see its model).
@@ -145,7 +158,7 @@ def differences(
     _exec(con, PRELUDE)
     empty_priors(con)
     out: dict[str, dict[str, Any]] = {}
-    steps = plan()
+    steps = projection_plan()
     for model in steps:  # staging, rule families and state (`trader_holds`), not projections
         if model.layer != "projections" or not BY_NAME[model.name].projection:
             run_model(con, model, **context)

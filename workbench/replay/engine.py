@@ -44,6 +44,7 @@ from . import bulk, incremental, ingest_sql, judging, parquet_rows, store, typed
 from . import rows as projection_rows
 from .schema import (
     EVENTS,
+    JUDGED_BY_FULL_BUILD,
     PAYLOAD_TABLES,
     PROJECTIONS,
     QUARANTINE,
@@ -177,7 +178,14 @@ def rebuild(
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
             # the live stream's position goes too: the events it stands for are gone
-            for t in (EVENTS, *PAYLOAD_TABLES.values(), QUARANTINE, *PROJECTIONS, STREAM_POSITIONS):
+            for t in (
+                EVENTS,
+                *PAYLOAD_TABLES.values(),
+                QUARANTINE,
+                *PROJECTIONS,
+                *JUDGED_BY_FULL_BUILD,
+                STREAM_POSITIONS,
+            ):
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
         known = frozenset() if full or reread else _files_taken_in(con)
@@ -477,4 +485,6 @@ def _write_projections(con: Any, world: World) -> dict[str, int]:
     built["violations"] = violations
     for t in PROJECTIONS:
         store.replace_rows(con, t, built[t.name])
+    for t in JUDGED_BY_FULL_BUILD:  # the fold does not judge: the audit judges every assignment
+        con.execute(f"DELETE FROM {t.name}").fetchall()
     return _count(r[0] for r in violations)

@@ -121,6 +121,7 @@ def apply(
             times["full_build"] = time.perf_counter() - start
             return "full"
     if n:
+        _keep_judgments(con, batch)
         _scoped(con, batch, times, bounds or Bounds())
     if conflicts:
         _exec(
@@ -129,6 +130,21 @@ def apply(
             "EXCEPT SELECT * FROM violations",
         )
     return "incremental"
+
+
+def _keep_judgments(con: duckdb.DuckDBPyConnection, batch: str) -> None:
+    """POLICY_DEVIATION's stored judgments (``policy_judgments``, made by the full build) stay
+    as they stand: an assignment is judged on the events before it, and the batch comes after
+    every stored event. All but the order's own figures (its client, direction, amount and
+    currency), which its ``payment_order.created`` sets whenever it comes: a batch that creates
+    an order already assigned drops them (``policy_judged``), and the audit judges every
+    assignment until the next full build. Read before the batch's projections are written."""
+    created = f"SELECT aggregate_id FROM {batch} WHERE kind = 'payment_order.created'"
+    if not _exec(con, f"SELECT 1 FROM ({created}) LIMIT 1"):
+        return
+    if _exec(con, f"SELECT 1 FROM order_attempts WHERE order_id IN ({created}) LIMIT 1"):
+        _exec(con, "DELETE FROM policy_judged")
+        _exec(con, "DELETE FROM policy_judgments")
 
 
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
@@ -222,7 +238,7 @@ def _payloads(con: duckdb.DuckDBPyConnection, step: Any, bounds: Bounds) -> None
 
 def _models(con: duckdb.DuckDBPyConnection, step: Any, present: set[str]) -> None:
     """The same models as a full build, over the scope's events and from the stored state."""
-    steps = bulk.plan()
+    steps = bulk.projection_plan()
     for model in steps:
         if model.layer != "projections":
             step(model.name, f"CREATE OR REPLACE TEMP TABLE {model.name} AS {model.sql()}")

@@ -503,6 +503,46 @@ STREAM_POSITIONS = Table(
     projection=False,
 )
 
+POLICY_JUDGMENTS = Table(
+    "policy_judgments",
+    "POLICY_DEVIATION's judgments, made by the full build (not a projection: the audit's, stored "
+    "so that it judges only the assignments after them). One row per assignment that broke no "
+    "scheduler rule whose production-policy pick is another trader, or whose own trader fails "
+    "its money rule at the formula's pricing; every other such assignment went to the pick. "
+    "Exact up to `policy_judged`; an appended batch leaves them.",
+    (
+        C("event_id", "VARCHAR", "the `payment_order.assigned` event"),
+        C("order_id", "VARCHAR", "order"),
+        C("attempt", "INTEGER", "attempt number (1, 2, …)"),
+        C("pos", "BIGINT", "the event's position"),
+        C("trader_id", "VARCHAR", "trader assigned"),
+        C("score", "DECIMAL(18,6)", "its latest published score then (55.00 before any)"),
+        C("active", "BIGINT", "its active orders then"),
+        C("rated_by", "VARCHAR", "the rating that gave its score (NULL: none yet)"),
+        C("self_ok", "BOOLEAN", "it passes its money rule at the formula's pricing"),
+        C("pick_id", "VARCHAR", "the policy's pick (NULL: nobody eligible)"),
+        C("pick_score", "DECIMAL(18,6)", "the pick's score then"),
+        C("pick_active", "BIGINT", "the pick's active orders then"),
+        C("pick_rated_by", "VARCHAR", "the rating that gave the pick's score"),
+    ),
+    ("event_id",),
+    projection=False,
+)
+
+POLICY_JUDGED = Table(
+    "policy_judged",
+    "How far `policy_judgments` reach: the last event of the log when the full build judged "
+    "them. The audit judges only the assignments after it. One row; none where the log was "
+    "empty or a batch that creates an order already assigned dropped it (the audit then judges "
+    "every assignment).",
+    (
+        C("position", "BIGINT", "the event's position"),
+        C("event_id", "VARCHAR", "the event"),
+    ),
+    ("position", "event_id"),
+    projection=False,
+)
+
 PROJECTIONS: Final[tuple[Table, ...]] = (
     CLIENTS,
     TRADERS,
@@ -548,7 +588,11 @@ TABLES: Final[tuple[Table, ...]] = (
     REPLAY_RUNS,
     STREAM_POSITIONS,
     TRADER_HOLDS,
+    POLICY_JUDGMENTS,
+    POLICY_JUDGED,
 )
+#: The audit's judgments the full build stores (:data:`POLICY_JUDGMENTS`, :data:`POLICY_JUDGED`).
+JUDGED_BY_FULL_BUILD: Final[tuple[Table, ...]] = (POLICY_JUDGMENTS, POLICY_JUDGED)
 BY_NAME: Final[dict[str, Table]] = {t.name: t for t in TABLES}
 
 

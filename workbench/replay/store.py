@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ..errors import DatabaseBusy, busy_from
 from .payload_types import PAYLOAD_ENVELOPE
-from .schema import BY_NAME, PAYLOAD_TABLES, PROJECTIONS, TABLES, Table
+from .schema import BY_NAME, JUDGED_BY_FULL_BUILD, PAYLOAD_TABLES, PROJECTIONS, TABLES, Table
 
 # DuckDB column types → Arrow types, for handing rows over as Arrow tables (fast, exact).
 _ARROW: dict[str, pa.DataType] = {
@@ -199,8 +199,8 @@ def not_rebuilt(con: duckdb.DuckDBPyConnection, batch: str | None = None) -> lis
 
 
 def out_of_date(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The typed payload tables and projections this workbench writes that ``con``'s database
-    lacks, has without a column it writes, or has with rows an older workbench wrote
+    """The typed payload tables, projections and stored judgments this workbench writes that
+    ``con``'s database lacks, has without a column it writes, or has with rows an older workbench wrote
     (:func:`not_rebuilt`): a replay into it brings them up to date (:func:`create_schema`)."""
     columns = {
         (str(t), str(c))
@@ -209,7 +209,7 @@ def out_of_date(con: duckdb.DuckDBPyConnection) -> list[str]:
     tables = {t for t, _ in columns}
     missing = [
         t.name
-        for t in (*PAYLOAD_TABLES.values(), *PROJECTIONS)
+        for t in (*PAYLOAD_TABLES.values(), *PROJECTIONS, *JUDGED_BY_FULL_BUILD)
         if t.name not in tables or any((t.name, c.name) not in columns for c in t.columns)
     ]
     return missing or not_rebuilt(con)

@@ -1,12 +1,12 @@
 -- produces: audit_policy_candidates
 -- reads: audit_assignment_rules, audit_attempt_pricing, audit_attempts, audit_policy_assignments, audit_policy_hits, audit_policy_segments
--- POLICY_DEVIATION's candidates (`audit_policy_pick` says what it is for): for every assignment
+-- POLICY_DEVIATION's candidates (`audit_policy_judged` says what it is for): for every assignment
 -- that broke no scheduler rule, the traders open at it (registered, online, not blocked, under
 -- capacity, in its currency, within their amount limits, not tried on the order before) that
 -- outrank its trader (all of them where its own trader fails its money rule at the formula's
 -- pricing, `self_ok` false), each priced as the domain prices it (`money.settlement` at the
 -- assignment's rate into the candidate's settlement currency, the client's fee, the candidate's
--- reward). Their money rules are judged in `audit_policy_pick`. A temp table of its own, few rows
+-- reward). Their money rules are judged in `audit_policy_judged`. A temp table of its own, few rows
 -- (199 at a million events): the money rules' lookups (a deposit or a client balance per
 -- candidate) are then `ASOF` joins of this small table with running series, which DuckDB plans
 -- as sort-merges; read from a CTE of the same query they were planned as nested loops and the

@@ -1,6 +1,6 @@
 -- produces: audit_policy_hits
 -- reads: audit_policy_sequence
--- POLICY_DEVIATION's search (`audit_policy_pick` says what it is for): each pair of an
+-- POLICY_DEVIATION's search (`audit_policy_judged` says what it is for): each pair of an
 -- assignment that broke no rule and a trader's segment (`audit_policy_segments`: registered,
 -- online, not blocked, under capacity) that is open at it, in its currency, and outranks its
 -- trader (a better key: higher score, then fewer active orders, then smaller id); for the few

@@ -3,7 +3,7 @@
 -- Each trader's available deposit after each of its money events, as the catalog (3.2) and the
 -- fold define it (`deposit_moves`): the balance (top-ups and credits in; debits and captures out)
 -- less the open holds by `ref`. The scheduler's rules read it at each assignment
--- (`audit_assignment_trader`) and POLICY_DEVIATION at its candidates' (`audit_policy_pick`), so
+-- (`audit_assignment_trader`) and POLICY_DEVIATION at its candidates' (`audit_policy_judged`), so
 -- the series is summed once.
 --
 -- "After" is in the fold's order, `(position, event_id)`. Positions are unique in a valid log

@@ -1,0 +1,6 @@
+-- produces: policy_judged
+-- reads: ev
+-- The last event of the log the full build judged POLICY_DEVIATION through (`policy_judgments`):
+-- the audit judges only the assignments after it. One row; none where the log is empty, and none
+-- once a batch dropped the judgments (the audit then judges every assignment).
+SELECT position, event_id FROM ev ORDER BY ord DESC LIMIT 1
