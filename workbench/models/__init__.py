@@ -11,7 +11,8 @@ A model is a file named after what it produces, in a folder named after its laye
     the rule families whose union is the ``violations`` projection;
 ``audit/``
     what several audit checks share (temp tables, built before their first reader and dropped
-    after their last);
+    after their last; those a stored table reads, POLICY_DEVIATION's judgments, are run by the
+    full build too);
 ``checks/``
     one audit check per file, returning :data:`FINDING_COLUMNS`;
 ``incremental/``

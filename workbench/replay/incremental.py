@@ -16,6 +16,9 @@ one, so they run the *same* models over what the batch can change:
   which a full build leaves empty, with only the ``fresh`` events. So no rule has a second,
   incremental copy: the traders model, the hold rules, the sequence rules and the running
   balances are each one file, run from nothing or from where the database stands;
+* POLICY_DEVIATION's judgments, which the full build stores for the audit
+  (``policy_judgments``), are left as they stand: the audit judges the assignments after them
+  (a batch that creates an order already assigned drops them, see :func:`_keep_judgments`);
 * a batch that reaches back before a stored event (a hole in the log filled late, an old export
   replayed after the stream) changes the order of what is stored: it is applied by a full build,
   exact but slower.
