@@ -407,14 +407,18 @@ def kind_range(stream: str) -> str:
     return f"'{kinds[0]}' AND '{kinds[-1]}'"
 
 
-def judged_after(pos: str, event_id: str, since: tuple[int, str] | None) -> str:
+def judged_after(pos: str, event_id: str | None, since: tuple[int, str] | None) -> str:
     """A condition on ``(pos, event_id)``: after ``since`` in the fold's order, the last event
     POLICY_DEVIATION's stored judgments reach (``policy_judged``; the audit judges only what
     comes after it), or TRUE where ``since`` is None (judge everything: the full build, and any
-    caller that does not read the stored judgments). The event id is a literal, quoted."""
+    caller that does not read the stored judgments). The event id is a literal, quoted.
+    Without ``event_id``, the position alone: not before ``since`` (a coarser bound that lets a
+    table with no event id skip its rows before it)."""
     if since is None:
         return "TRUE"
     p, e = int(since[0]), str(since[1]).replace("'", "''")
+    if event_id is None:
+        return f"{pos} >= {p}"
     return f"({pos} > {p} OR {pos} = {p} AND {event_id} > '{e}')"
 
 

@@ -17,7 +17,8 @@ WITH asg AS NOT MATERIALIZED (  -- the assignments that broke no rule (read twic
     SELECT a.k, a.trader_id, r.currency, a.assigned_event_id AS event_id, a.assigned_pos AS pos,
            r.active, a.rate, r.direction, r.amount, r.settlement_currency, r.trader_available,
            r.client_available, p.fee_bps, p.reward_bps, p.priced_right
-    FROM (SELECT * FROM audit_assignment_rules WHERE len(broken) = 0) r
+    FROM (SELECT * FROM audit_assignment_rules
+          WHERE len(broken) = 0 AND {{ judged_after("pos", None, policy_from) }}) r
     JOIN (SELECT rowid AS k, * FROM audit_attempts
           WHERE {{ judged_after("assigned_pos", "assigned_event_id", policy_from) }}) a USING (k)
     JOIN audit_attempt_pricing p USING (k)
