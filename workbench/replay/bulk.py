@@ -64,8 +64,8 @@ FULL_BUILD_ONLY = frozenset(t.name for t in JUDGED_BY_FULL_BUILD)
 
 def plan(only: tuple[str, ...] | None = None) -> list[models.Model]:
     """The models a build runs, in order: all of them, or what ``only``'s projections need,
-    with the audit's shared tables they read (``workbench/models/audit/``: the stored
-    judgments')."""
+    with the audit's shared tables (``workbench/models/audit/``) a stored table reads: those
+    POLICY_DEVIATION's stored judgments are made from."""
     names = only
     if names is None:
         names = tuple(m.name for m in models.load().values() if m.layer in BUILD_LAYERS)
