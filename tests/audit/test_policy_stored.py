@@ -141,3 +141,19 @@ def test_an_order_created_after_its_judged_assignment(tmp_path: Path) -> None:
     db = check(moved, [created["position"]], tmp_path / "moved")
     with duckdb.connect(str(db), read_only=True) as con:
         assert judged_through(con) is None  # dropped: every assignment judged by the audit
+
+
+def test_judgments_made_by_other_models_are_not_read(tmp_path: Path) -> None:
+    """Judgments stored by a workbench whose models judge otherwise (another fingerprint in
+    ``policy_judged.judged_by``; here, stored rows lost as well) are not read: the audit judges
+    every assignment and finds what a full replay by this workbench finds."""
+    rows = pdiff.edited(EDITS)
+    db = replay_in_parts(rows, [], tmp_path)
+    expected = findings(db)
+    assert expected.filter(pl.col("check") == "POLICY_DEVIATION").height > 0
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE policy_judged SET judged_by = 'an older workbench'")
+        con.execute("DELETE FROM policy_judgments")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert judged_through(con) is None
+    assert findings(db).equals(expected)

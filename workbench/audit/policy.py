@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..replay import store
+from ..replay import bulk, store
 from . import shared
 
 # One row per judged assignment: its trader, the policy's pick (its own trader unless the pick
@@ -49,16 +49,17 @@ def judged_through(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     """The last event POLICY_DEVIATION's stored judgments reach (``policy_judged``, written by
     the full build), which the audit passes as ``policy_from`` so it judges only the assignments
     after it; None where there are none (a database older than them, or whose judgments a batch
-    dropped): every assignment is judged."""
+    dropped) or another workbench's models made them (``judged_by``): every assignment is
+    judged."""
     have = con.execute(
         "SELECT 1 FROM duckdb_tables() WHERE table_name = 'policy_judged' AND NOT temporary "
         "AND database_name = current_database()"
     ).fetchall()
     if not have:
         return None
-    rows = con.execute("SELECT position, event_id FROM policy_judged").fetchall()
-    if len(rows) != 1:
-        return None
+    rows = con.execute("SELECT position, event_id, judged_by FROM policy_judged").fetchall()
+    if len(rows) != 1 or rows[0][2] != bulk.judged_by():
+        return None  # none, or judged by models that judge otherwise than this workbench's
     return int(rows[0][0]), str(rows[0][1])
 
 

@@ -264,6 +264,20 @@ def upstream(name: str, layers: tuple[str, ...] = LAYERS) -> list[Model]:
     return order(seen.values())
 
 
+def fingerprint(name: str, layers: tuple[str, ...] = LAYERS) -> str:
+    """A hash of the SQL ``name`` and every model of ``layers`` it reads are rendered to (their
+    default context): what a stored result made by them was made with. POLICY_DEVIATION's stored
+    judgments carry it (``policy_judged.judged_by``), so an audit by a workbench whose models
+    judge otherwise does not read them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in upstream(name, layers):
+        h.update(m.name.encode())
+        h.update(m.sql().encode())
+    return h.hexdigest()[:16]
+
+
 def markdown() -> str:
     """``docs/models.md``: every model, what it reads and what it is, in build order."""
     lines = [

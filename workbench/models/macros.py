@@ -471,7 +471,8 @@ GLOBALS: dict[str, Any] = {
 #: matching's value-date window in days (:mod:`workbench.statements.rules`), the time an
 #: audit ``--as-of`` reads the statements as they stood (NULL: all of them) and how long a
 #: review may stay open before it is overdue (``REVIEW_OVERDUE``, an interval), and the last
-#: event POLICY_DEVIATION's stored judgments reach (``(position, event_id)``; None: judge all).
+#: event POLICY_DEVIATION's stored judgments reach (``(position, event_id)``; None: judge all)
+#: and the fingerprint of the models that judged them (the full build's).
 DEFAULTS: dict[str, Any] = {
     "hash_expr": "hash(stream, aggregate_id)",
     "ref_time": "now()",
@@ -479,4 +480,5 @@ DEFAULTS: dict[str, Any] = {
     "statement_as_of": "NULL::TIMESTAMPTZ",
     "review_overdue": interval(receipt.REVIEW_OVERDUE),
     "policy_from": None,
+    "judged_by": "",
 }

@@ -76,6 +76,12 @@ def plan(only: tuple[str, ...] | None = None) -> list[models.Model]:
     return models.order(needed.values())
 
 
+def judged_by() -> str:
+    """The fingerprint of the models that make POLICY_DEVIATION's stored judgments, which the
+    build stores with them (``policy_judged.judged_by``) and the audit compares with its own."""
+    return models.fingerprint("policy_judgments", (*BUILD_LAYERS, "audit"))
+
+
 def projection_plan() -> list[models.Model]:
     """:func:`plan` but the stored judgments and the audit's tables they read: what an appended
     batch runs, and what :func:`differences` compares the fold's tables with."""
@@ -115,6 +121,7 @@ def build(
     per projection. ``context`` goes to the templates (a test's ``hash_expr``)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    context = {"judged_by": judged_by(), **context}
     _exec(con, PRELUDE)
     empty_priors(con)
     timings["ev"] = time.perf_counter() - start

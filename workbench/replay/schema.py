@@ -538,6 +538,12 @@ POLICY_JUDGED = Table(
     (
         C("position", "BIGINT", "the event's position"),
         C("event_id", "VARCHAR", "the event"),
+        C(
+            "judged_by",
+            "VARCHAR",
+            "fingerprint of the models that judged them (`workbench.models.fingerprint`): an "
+            "audit whose models' differs judges every assignment",
+        ),
     ),
     ("position", "event_id"),
     projection=False,
