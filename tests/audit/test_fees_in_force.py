@@ -348,12 +348,9 @@ def test_a_hand_made_history(tmp_path: Path) -> None:
     assert {(o, a): (f, r) for (o, a, _), (_, _, f, r) in got.items()} == EXPECTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the order's client: the model takes the one the order ends with (payment_orders), "
-    "the fold the one the order has at the assignment (none yet, or an earlier creation's)",
-)
 def test_an_order_created_after_its_assignment_or_twice(tmp_path: Path) -> None:
+    """The order's client is the one it has at the assignment (none yet, or an earlier
+    creation's), not the one it ends with (``audit_attempt_orders``)."""
     rows = [
         client(1, "c1", 100, register=True),
         client(2, "c2", 200, register=True),

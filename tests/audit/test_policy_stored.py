@@ -12,7 +12,7 @@ a full build and the rest appended, must give:
   build;
 
 including where a batch creates an order that an earlier, already judged, assignment was made
-for (its figures were not there when it was judged: the batch drops the stored judgments).
+for (the assignment is judged on the order as it stood then, so the creation changes nothing).
 Histories: a clean day with many assignments given to another trader (deviations common), cut
 at random positions into parts; the oracle for the picks themselves is the domain, in
 ``test_policy_differential.py``.
@@ -30,6 +30,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import test_policy_differential as pdiff  # tests/audit/, beside this file
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,12 +39,19 @@ from workbench.audit import shared
 from workbench.audit.policy import judged_through
 from workbench.audit.run import audit
 from workbench.export import ENVELOPE_SCHEMA
+from workbench.replay import bulk
 from workbench.replay.engine import rebuild
 
 Row = dict[str, Any]
-FEW = settings(max_examples=5, deadline=None, derandomize=True, database=None)
+FEW = settings(max_examples=3, deadline=None, derandomize=True, database=None)
 #: Many assignments given to another trader: deviations on most cuts' both sides.
 EDITS = [("trader", i * 7919) for i in range(60)]
+
+
+@pytest.fixture(autouse=True)
+def judge_every_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These histories are small: a full build stores its judgments whatever the size here."""
+    monkeypatch.setattr(bulk, "JUDGED_FROM_EVENTS", 0)
 
 
 def write(rows: list[Row], folder: Path) -> Path:
@@ -120,12 +128,14 @@ def test_histories_cut_anywhere(edits: list[tuple[str, int]], fractions: list[fl
 
 
 def test_an_order_created_after_its_judged_assignment(tmp_path: Path) -> None:
-    """An order whose ``created`` comes after an assignment that deviates, in a batch after the
-    full build: the assignment was judged before the order had its figures, so the batch drops
-    the stored judgments and the audit judges it again, as a full replay of the whole does."""
+    """An order whose ``created`` comes after an assignment that deviated, in a batch after the
+    full build: the assignment is judged on the order as it stood then (not created yet: it
+    breaks the scheduler's rules, so it is not the policy's to judge), by the stored judgments
+    and by a full replay of the whole alike, and they stay in use."""
     rows = pdiff.edited(EDITS)
-    found = check(rows, [], tmp_path / "plain")
-    with duckdb.connect(str(found), read_only=True) as con:
+    plain = tmp_path / "plain.duckdb"
+    rebuild([write(rows, tmp_path / "plain")], plain, progress=False)
+    with duckdb.connect(str(plain), read_only=True) as con:
         deviating = con.sql(
             "SELECT DISTINCT order_id FROM policy_judgments WHERE pick_id IS NOT NULL "
             "ORDER BY order_id LIMIT 1"
@@ -140,7 +150,7 @@ def test_an_order_created_after_its_judged_assignment(tmp_path: Path) -> None:
     assert json.loads(created["payload"])  # still the order's figures, only later
     db = check(moved, [created["position"]], tmp_path / "moved")
     with duckdb.connect(str(db), read_only=True) as con:
-        assert judged_through(con) is None  # dropped: every assignment judged by the audit
+        assert judged_through(con) is not None
 
 
 def test_judgments_made_by_other_models_are_not_read(tmp_path: Path) -> None:
@@ -157,3 +167,18 @@ def test_judgments_made_by_other_models_are_not_read(tmp_path: Path) -> None:
     with duckdb.connect(str(db), read_only=True) as con:
         assert judged_through(con) is None
     assert findings(db).equals(expected)
+
+
+def test_a_small_log_stores_no_judgments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ``JUDGED_FROM_EVENTS`` a full build stores none (the audit judges every assignment,
+    cheaply at that size), and drops any an earlier build stored."""
+    rows = pdiff.edited(EDITS)
+    db = replay_in_parts(rows, [], tmp_path)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert judged_through(con) is not None
+    monkeypatch.setattr(bulk, "JUDGED_FROM_EVENTS", len(rows) + 1)
+    rebuild([tmp_path / "part0"], db, full=True, progress=False)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert judged_through(con) is None
+        assert con.sql("SELECT count(*) FROM policy_judgments").fetchall()[0][0] == 0
+    assert picks(db, stored=True) == picks(db, stored=False)

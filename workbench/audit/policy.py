@@ -48,8 +48,8 @@ class DeviationShares:
 def judged_through(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     """The last event POLICY_DEVIATION's stored judgments reach (``policy_judged``, written by
     the full build), which the audit passes as ``policy_from`` so it judges only the assignments
-    after it; None where there are none (a database older than them, or whose judgments a batch
-    dropped) or another workbench's models made them (``judged_by``): every assignment is
+    after it; None where there are none (a database older than them, or whose projections the
+    fold wrote) or another workbench's models made them (``judged_by``): every assignment is
     judged."""
     have = con.execute(
         "SELECT 1 FROM duckdb_tables() WHERE table_name = 'policy_judged' AND NOT temporary "

@@ -407,6 +407,19 @@ def kind_range(stream: str) -> str:
     return f"'{kinds[0]}' AND '{kinds[-1]}'"
 
 
+def order_figures(created: str) -> str:
+    """The figures a ``payment_order.created`` gives its order (client, direction, amount,
+    currency), from its typed payload ``created`` (a struct or a row of ``payload_payment_order``):
+    v1 has the amount and currency at the top, v2 under ``money`` (the fold's upcast); amount 0
+    where there is none (the fold's empty order)."""
+    c = created
+    return (
+        f"{c}.client_id AS client_id, {c}.direction AS direction, "
+        f"coalesce({c}.amount, {c}.money.amount, 0)::BIGINT AS amount, "
+        f"coalesce({c}.currency, {c}.money.currency) AS currency"
+    )
+
+
 def judged_after(pos: str, event_id: str | None, since: tuple[int, str] | None) -> str:
     """A condition on ``(pos, event_id)``: after ``since`` in the fold's order, the last event
     POLICY_DEVIATION's stored judgments reach (``policy_judged``; the audit judges only what
@@ -464,6 +477,7 @@ GLOBALS: dict[str, Any] = {
     "process_kinds": process_kinds,
     "kind_range": kind_range,
     "judged_after": judged_after,
+    "order_figures": order_figures,
 }
 
 #: Values a model may be rendered with: the per-aggregate hash that partitions the sequence and

@@ -17,8 +17,8 @@ one, so they run the *same* models over what the batch can change:
   incremental copy: the traders model, the hold rules, the sequence rules and the running
   balances are each one file, run from nothing or from where the database stands;
 * POLICY_DEVIATION's judgments, which the full build stores for the audit
-  (``policy_judgments``), are left as they stand: the audit judges the assignments after them
-  (a batch that creates an order already assigned drops them, see :func:`_keep_judgments`);
+  (``policy_judgments``), are left as they stand: an assignment is judged on the events before
+  it only, and the audit judges the assignments after them;
 * a batch that reaches back before a stored event (a hole in the log filled late, an old export
   replayed after the stream) changes the order of what is stored: it is applied by a full build,
   exact but slower.
@@ -124,7 +124,6 @@ def apply(
             times["full_build"] = time.perf_counter() - start
             return "full"
     if n:
-        _keep_judgments(con, batch)
         _scoped(con, batch, times, bounds or Bounds())
     if conflicts:
         _exec(
@@ -133,21 +132,6 @@ def apply(
             "EXCEPT SELECT * FROM violations",
         )
     return "incremental"
-
-
-def _keep_judgments(con: duckdb.DuckDBPyConnection, batch: str) -> None:
-    """POLICY_DEVIATION's stored judgments (``policy_judgments``, made by the full build) stay
-    as they stand: an assignment is judged on the events before it, and the batch comes after
-    every stored event. All but the order's own figures (its client, direction, amount and
-    currency), which its ``payment_order.created`` sets whenever it comes: a batch that creates
-    an order already assigned drops them (``policy_judged``), and the audit judges every
-    assignment until the next full build. Read before the batch's projections are written."""
-    created = f"SELECT aggregate_id FROM {batch} WHERE kind = 'payment_order.created'"
-    if not _exec(con, f"SELECT 1 FROM ({created}) LIMIT 1"):
-        return
-    if _exec(con, f"SELECT 1 FROM order_attempts WHERE order_id IN ({created}) LIMIT 1"):
-        _exec(con, "DELETE FROM policy_judged")
-        _exec(con, "DELETE FROM policy_judgments")
 
 
 def _state_missing(con: duckdb.DuckDBPyConnection, batch: str) -> bool:

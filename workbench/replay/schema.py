@@ -533,8 +533,7 @@ POLICY_JUDGED = Table(
     "policy_judged",
     "How far `policy_judgments` reach: the last event of the log when the full build judged "
     "them. The audit judges only the assignments after it. One row; none where the log was "
-    "empty or a batch that creates an order already assigned dropped it (the audit then judges "
-    "every assignment).",
+    "empty, or where the fold wrote the projections (the audit then judges every assignment).",
     (
         C("position", "BIGINT", "the event's position"),
         C("event_id", "VARCHAR", "the event"),

@@ -1,5 +1,5 @@
 -- produces: audit_assignment_rules
--- reads: audit_assignment_trader, audit_attempts, events, ledger_plans, ledger_postings, payload_ledger_plan, payment_orders
+-- reads: audit_assignment_trader, audit_attempt_orders, audit_attempts, events, ledger_plans, ledger_postings, payload_ledger_plan
 -- The scheduler's rules (catalog section 4) judged for every assignment, once: one narrow row per
 -- attempt (`k`: its row in `audit_attempts`) with the rules it broke (`broken`, named as
 -- `workbench.domain.scheduler.broken_rules` names them, in its order) and the figures they read.
@@ -8,9 +8,10 @@
 --
 -- Rules: registered, not blocked, online, currency, amount limits, capacity, not assigned
 -- before, trader deposit (payin), client balance (payout). An unregistered trader breaks
--- `registered` only; an order never created is the fold's empty order (amount 0, as
--- `payment_orders` has it; no currency, no direction), so it breaks `currency`, and
--- `amount_limits` unless the trader's limits take 0. "Before" is in the fold's order,
+-- `registered` only; the order is as it stood just before the assignment
+-- (`audit_attempt_orders`): one not created yet is the fold's empty order (amount 0, no
+-- currency, no direction), so it breaks `currency`, and `amount_limits` unless the trader's
+-- limits take 0. "Before" is in the fold's order,
 -- `(position, event_id)`.
 --
 -- The trader's side of each assignment (registration, presence, blocks, limits, active orders,
@@ -31,7 +32,7 @@ WITH x AS (
            s.lim.min_amount, s.lim.max_amount, s.lim.cap, coalesce(s.active, 0) AS active,
            coalesce(s.available, 0) AS trader_available
     FROM (SELECT rowid AS k, * FROM audit_attempts) a
-    JOIN payment_orders o USING (order_id)
+    JOIN audit_attempt_orders o USING (k)
     LEFT JOIN audit_assignment_trader s USING (k)
 ),
 tried AS (
@@ -67,7 +68,7 @@ tie AS MATERIALIZED (  -- each with its client account and each ledger event bef
     FROM shared a
     JOIN {{ events_of("ledger_plan.batch_held", "ledger_plan.committed", "ledger_plan.rolled_back") }} l
       ON l.pos = a.assigned_pos AND l.event_id < a.assigned_event_id
-    JOIN payment_orders o USING (order_id)
+    JOIN audit_attempt_orders o USING (k)
 ),
 same AS (  -- what those ledger events move on the assignment's client account (as in `moves`)
     SELECT t.k, sum(m.d) AS d

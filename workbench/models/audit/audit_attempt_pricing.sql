@@ -1,5 +1,5 @@
 -- produces: audit_attempt_pricing
--- reads: audit_attempts, audit_fees_in_force, payment_orders
+-- reads: audit_attempt_orders, audit_attempts, audit_fees_in_force
 -- Each attempt priced as the catalog (section 2) prices it, once: one narrow row per attempt
 -- (`k`: its row in `audit_attempts`) with the formula's settlement amount (`expected`:
 -- `round_half_even(amount / 10^exp_fiat / rate * 10^exp_settle)`, `money.settlement`, NULL where
@@ -15,7 +15,7 @@ WITH a AS (
     SELECT a.rowid AS k, a.rate, a.settlement_currency, a.settlement_amount, a.platform_fee,
            a.trader_reward, o.amount, o.currency, f.fee_bps, f.reward_bps
     FROM audit_attempts a
-    JOIN payment_orders o USING (order_id)
+    JOIN audit_attempt_orders o ON o.k = a.rowid
     LEFT JOIN audit_fees_in_force f USING (assigned_event_id)
 ),
 x AS ({{ money.with_half_even(

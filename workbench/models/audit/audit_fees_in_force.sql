@@ -1,13 +1,13 @@
 -- produces: audit_fees_in_force
--- reads: audit_attempts, payload_client, payload_trader, payment_orders
+-- reads: audit_attempt_orders, audit_attempts, payload_client, payload_trader
 -- One row per assignment attempt: the client's `fee_bps` and the trader's `reward_bps` in force
 -- just before it, at which the catalog (section 2) says the attempt's platform fee and trader
 -- reward are priced. FEE_MISMATCH reads it. The rule, as the fold applies it
 -- (`World.bps_in_force`, asked just before the assignment is folded, which is how the processors
 -- price): in `(position, event_id)` order, the fee of the client's latest `client.registered` or
 -- `client.fee_changed` before the assignment and the reward of the trader's latest
--- `trader.registered` before it; NULL where there is none. The client is the order's
--- (`payment_orders`). `tests/audit/test_fees_in_force.py` holds the model and the fold to each
+-- `trader.registered` before it; NULL where there is none. The client is the order's as it
+-- stood just before the assignment (`audit_attempt_orders`). `tests/audit/test_fees_in_force.py` holds the model and the fold to each
 -- other.
 --
 -- There are a few fee and registration events per client and trader, so each is given the
@@ -25,7 +25,7 @@ WITH a AS (
     SELECT a.order_id, a.attempt, a.assigned_event_id, a.assigned_pos AS pos, o.client_id,
            a.trader_id
     FROM audit_attempts a
-    JOIN payment_orders o USING (order_id)
+    JOIN audit_attempt_orders o ON o.k = a.rowid
 ),
 fees AS (
     SELECT aggregate_id AS client_id, pos, event_id, fee_bps::BIGINT AS fee_bps,

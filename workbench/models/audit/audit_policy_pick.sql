@@ -5,9 +5,9 @@
 -- one row per such assignment, as `audit_policy_judged` judges it. The full build judges every
 -- assignment and stores these rows (`policy_judgments`) with the last event they reach
 -- (`policy_judged`); an appended batch or the live stream leaves them as they stand, since an
--- assignment is judged on the events before it, which a batch after it cannot change (a batch
--- that reaches back is applied by a full build, and one that creates an order already assigned
--- drops them: `workbench.replay.incremental`). So the audit reads the stored rows and judges only
+-- assignment is judged on the events before it only (the order as it stood then,
+-- `audit_attempt_orders`), which a batch after it cannot change (a batch that reaches back is
+-- applied by a full build: `workbench.replay.incremental`). So the audit reads the stored rows and judges only
 -- the assignments after them (`policy_from`, the stored `policy_judged`: the audit's context).
 -- Where it is not given (the full build, a notebook's own call), every assignment is judged here
 -- and the stored rows are not read. `tests/audit/test_policy_stored.py` holds the two to each

@@ -49,10 +49,7 @@ r AS (
 )
 SELECT
     g.aggregate_id AS order_id,
-    cr.j.client_id,
-    cr.j.direction,
-    coalesce(cr.j.amount, cr.j.money.amount, 0)::BIGINT AS amount,
-    coalesce(cr.j.currency, cr.j.money.currency) AS currency,
+    {{ order_figures("cr.j") }},
     cr.j.client_ref,
     CASE WHEN cr.schema_version = 1 THEN 'card' ELSE cr.j.channel END AS channel,
     CASE
