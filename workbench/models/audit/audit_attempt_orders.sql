@@ -11,20 +11,21 @@
 -- assigned. So an assignment is judged on the events before it only, which is also what lets
 -- the full build store POLICY_DEVIATION's judgments (`audit_policy_pick`).
 --
--- Almost every order's last creation comes before its assignments: those take the projection's
--- figures (its last creation's); only the others look among the order's creations.
-WITH last AS (  -- each order's last creation, whose figures `payment_orders` has
-    SELECT aggregate_id AS order_id, max({'pos': position, 'event_id': event_id}) AS at
-    FROM payload_payment_order WHERE kind = 'payment_order.created' GROUP BY aggregate_id
+-- Almost every order is created once, at a position before its assignments: those take the
+-- projection's figures (its one creation's); only the others look among the order's creations.
+WITH once AS (  -- the orders created once, and where (integers only: cheap to group)
+    SELECT aggregate_id AS order_id, max(position) AS pos
+    FROM payload_payment_order WHERE kind = 'payment_order.created'
+    GROUP BY aggregate_id HAVING count(*) = 1
 ),
 a AS (
     SELECT a.rowid AS k, a.order_id, a.assigned_pos AS pos, a.assigned_event_id AS event_id,
-           l.at < {'pos': a.assigned_pos, 'event_id': a.assigned_event_id} AS settled
-    FROM audit_attempts a LEFT JOIN last l USING (order_id)
+           coalesce(c.pos < a.assigned_pos, FALSE) AS settled
+    FROM audit_attempts a LEFT JOIN once c USING (order_id)
 ),
 before AS (  -- the others: the order's latest creation before the assignment, if any
     SELECT a.k, arg_max(c, {'pos': c.position, 'event_id': c.event_id}) AS c
-    FROM (SELECT * FROM a WHERE settled IS NOT TRUE) a
+    FROM (SELECT * FROM a WHERE NOT settled) a
     LEFT JOIN (SELECT * FROM payload_payment_order WHERE kind = 'payment_order.created') c
       ON c.aggregate_id = a.order_id
      AND (c.position < a.pos OR c.position = a.pos AND c.event_id < a.event_id)
