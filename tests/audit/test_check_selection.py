@@ -66,7 +66,12 @@ def test_only_the_tables_the_chosen_checks_read_are_built(
     with duckdb.connect(str(replayed[0]), read_only=True) as con:
         found, _ = run_checks(con, checks={"FX_MISMATCH"})
     assert set(found["check"]) == {"FX_MISMATCH"}
-    assert set(built) == {"audit_attempts", "audit_fees_in_force", "audit_attempt_pricing"}
+    assert set(built) == {
+        "audit_attempts",
+        "audit_attempt_orders",
+        "audit_fees_in_force",
+        "audit_attempt_pricing",
+    }
 
 
 def test_unknown_codes_are_refused_by_name(db: Path) -> None:
