@@ -43,7 +43,7 @@ from workbench.replay import bulk
 from workbench.replay.engine import rebuild
 
 Row = dict[str, Any]
-FEW = settings(max_examples=3, deadline=None, derandomize=True, database=None)
+FEW = settings(max_examples=2, deadline=None, derandomize=True, database=None)
 #: Many assignments given to another trader: deviations on most cuts' both sides.
 EDITS = [("trader", i * 7919) for i in range(60)]
 
