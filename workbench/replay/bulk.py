@@ -11,6 +11,7 @@ and the differential tests run it on generated histories, anomalies included.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -81,9 +82,11 @@ def plan(only: tuple[str, ...] | None = None) -> list[models.Model]:
     return models.order(needed.values())
 
 
+@functools.cache
 def judged_by() -> str:
     """The fingerprint of the models that make POLICY_DEVIATION's stored judgments, which the
-    build stores with them (``policy_judged.judged_by``) and the audit compares with its own."""
+    build stores with them (``policy_judged.judged_by``) and the audit compares with its own
+    (once per process: the models do not change while it runs)."""
     return models.fingerprint("policy_judgments", (*BUILD_LAYERS, "audit"))
 
 
