@@ -90,10 +90,15 @@ def judged_by() -> str:
     return models.fingerprint("policy_judgments", (*BUILD_LAYERS, "audit"))
 
 
+def _judges(model: models.Model) -> bool:
+    """The model makes the stored judgments: one of them, or an audit table they read."""
+    return model.layer == "audit" or model.name in FULL_BUILD_ONLY
+
+
 def projection_plan() -> list[models.Model]:
     """:func:`plan` but the stored judgments and the audit's tables they read: what an appended
     batch runs, and what :func:`differences` compares the fold's tables with."""
-    return [m for m in plan() if m.layer != "audit" and m.name not in FULL_BUILD_ONLY]
+    return [m for m in plan() if not _judges(m)]
 
 
 #: Projections in build order (``trader_holds`` is state, not a projection: see its model).
@@ -135,7 +140,7 @@ def build(
     timings["ev"] = time.perf_counter() - start
     steps = plan(only)
     if int(con.execute("SELECT count(*) FROM ev").fetchall()[0][0]) < JUDGED_FROM_EVENTS:
-        steps = [m for m in steps if m.layer != "audit" and m.name not in FULL_BUILD_ONLY]
+        steps = [m for m in steps if not _judges(m)]
         for name in FULL_BUILD_ONLY:  # none stored: the audit judges every assignment
             _exec(con, f"DELETE FROM {name}")
     last_read = _last_readers(steps)

@@ -178,14 +178,7 @@ def rebuild(
         con.execute("BEGIN TRANSACTION").fetchall()
         if full:
             # the live stream's position goes too: the events it stands for are gone
-            for t in (
-                EVENTS,
-                *PAYLOAD_TABLES.values(),
-                QUARANTINE,
-                *PROJECTIONS,
-                *JUDGED_BY_FULL_BUILD,
-                STREAM_POSITIONS,
-            ):
+            for t in (EVENTS, *PAYLOAD_TABLES.values(), QUARANTINE, *PROJECTIONS, STREAM_POSITIONS):
                 con.execute(f"DELETE FROM {t.name}").fetchall()
         run_id = int(store.one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM replay_runs")[0])
         known = frozenset() if full or reread else _files_taken_in(con)
